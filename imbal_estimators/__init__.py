@@ -1,0 +1,24 @@
+"""Imbalanced image classification as a scikit-learn problem.
+
+The loss (cross-entropy, focal), the class-weight strategy (``alpha``) and the
+resampling (imbalanced-learn samplers) are estimator parameters, so
+``GridSearchCV``, ``cross_val_score`` and Optuna can tune them.
+"""
+
+from .alpha import compute_alpha
+from .classifier import ImageImbalanceClassifier
+from .data import ImageFileError, load_image_folder
+from .datasets import make_demo_image_folder
+from .losses import FocalLoss, focal_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FocalLoss",
+    "ImageFileError",
+    "ImageImbalanceClassifier",
+    "compute_alpha",
+    "focal_loss",
+    "load_image_folder",
+    "make_demo_image_folder",
+]

@@ -1,0 +1,196 @@
+"""Class weights (``alpha``) from class counts: one small function per strategy.
+
+Every strategy maps the class counts ``n_c`` (ordered like ``classes_``) to one
+weight per class. With ``n`` samples and ``C`` classes, ``p_c = n_c / n``:
+
+============  =====================================================  ==================
+strategy      weight                                                 normalization
+============  =====================================================  ==================
+inverse       ``1 / p_c``                                            none
+balanced      ``n / (C * n_c)`` (scikit-learn's ``"balanced"``)       sample mean is 1
+geometric     ``1 / p_c`` divided by its geometric mean               geometric mean 1
+effective     ``(1 - beta) / (1 - beta ** n_c)`` (Cui et al. 2019)    sums to ``C``
+sqrt          ``1 / sqrt(p_c)``                                       class mean is 1
+============  =====================================================  ==================
+"""
+
+from collections.abc import Mapping
+from numbers import Real
+
+import numpy as np
+
+
+def _inverse(counts, beta):
+    return counts.sum() / counts
+
+
+def _balanced(counts, beta):
+    return counts.sum() / (len(counts) * counts)
+
+
+def _geometric(counts, beta):
+    inverse = counts.sum() / counts
+    return inverse / np.exp(np.mean(np.log(inverse)))
+
+
+def _effective(counts, beta):
+    weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
+    return weights * len(counts) / weights.sum()
+
+
+def _sqrt(counts, beta):
+    weights = 1.0 / np.sqrt(counts / counts.sum())
+    return weights / weights.mean()
+
+
+ALPHA_STRATEGIES = {
+    "inverse": _inverse,
+    "balanced": _balanced,
+    "geometric": _geometric,
+    "effective": _effective,
+    "sqrt": _sqrt,
+}
+
+
+def compute_alpha(y, strategy, *, beta=0.999):
+    """Compute one class weight per class of ``np.unique(y)``.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Class labels, of any hashable type.
+    strategy : {"inverse", "balanced", "geometric", "effective", "sqrt"}, float, \
+            sequence or dict
+        A named strategy (see the module docstring for the formulas), a float in
+        (0, 1) for binary problems (weight of the positive class ``classes[1]``,
+        ``1 - alpha`` for ``classes[0]``), a sequence with one weight per class
+        in the order of ``np.unique(y)``, or a dict ``{label: weight}``.
+    beta : float, default=0.999
+        The ``beta`` of the ``"effective"`` strategy, in [0, 1).
+
+    Returns
+    -------
+    alpha : ndarray of shape (n_classes,), dtype float64
+        The weights, ordered like ``np.unique(y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0] * 84 + [1] * 16)
+    >>> compute_alpha(y, "balanced").round(3)
+    array([0.595, 3.125])
+    >>> compute_alpha(y, "geometric").round(3)
+    array([0.436, 2.291])
+    """
+    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    return resolve_alpha(strategy, classes, counts, beta=beta)
+
+
+def resolve_alpha(alpha, classes, counts, *, beta=0.999):
+    """Turn any accepted ``alpha`` into a weight array ordered like ``classes``.
+
+    Parameters
+    ----------
+    alpha : None, str, float, sequence or dict
+        See :func:`compute_alpha`; ``None`` returns ``None``.
+    classes : ndarray of shape (n_classes,)
+        The class labels, in the order the weights must follow.
+    counts : array-like of shape (n_classes,)
+        Number of samples of each class; only the named strategies use it.
+    beta : float, default=0.999
+        The ``beta`` of the ``"effective"`` strategy.
+
+    Returns
+    -------
+    alpha : ndarray of shape (n_classes,) or None
+    """
+    if alpha is None:
+        return None
+    check_alpha(alpha, classes, beta=beta)
+    if isinstance(alpha, str):
+        counts = np.asarray(counts, dtype=np.float64)
+        if np.any(counts <= 0):
+            missing = [repr(c) for c, n in zip(classes, counts, strict=True) if n <= 0]
+            raise ValueError(
+                f"alpha={alpha!r} needs at least one sample of every class; "
+                f"class(es) {', '.join(missing)} have none."
+            )
+        return ALPHA_STRATEGIES[alpha](counts, beta).astype(np.float64)
+    if isinstance(alpha, Mapping):
+        return np.array([float(alpha[c]) for c in _dict_keys_for(alpha, classes)])
+    if isinstance(alpha, Real):
+        return np.array([1.0 - float(alpha), float(alpha)])
+    return np.asarray(alpha, dtype=np.float64)
+
+
+def check_alpha(alpha, classes, *, beta=0.999):
+    """Check that ``alpha`` fits ``classes`` without computing anything.
+
+    Raises
+    ------
+    ValueError
+        With a message that names ``alpha`` (or ``beta``) and says what fits.
+    """
+    n_classes = len(classes)
+    if isinstance(alpha, str):
+        if alpha not in ALPHA_STRATEGIES:
+            raise ValueError(
+                f"Could not interpret alpha={alpha!r}; use one of "
+                f"{sorted(ALPHA_STRATEGIES)}, a float, a sequence or a dict."
+            )
+        if alpha == "effective" and not (isinstance(beta, Real) and 0 <= beta < 1):
+            raise ValueError(f"beta must be in [0, 1) for alpha='effective'; got {beta!r}.")
+        return
+    if isinstance(alpha, Mapping):
+        weights = [alpha[c] for c in _dict_keys_for(alpha, classes)]
+    elif isinstance(alpha, Real) and not isinstance(alpha, bool):
+        if n_classes != 2:
+            raise ValueError(
+                f"A float alpha ({alpha!r}) is the weight of the positive class of a "
+                f"binary problem; y has {n_classes} classes. Pass one weight per class "
+                "as a sequence or a dict instead."
+            )
+        if not 0 < alpha < 1:
+            raise ValueError(f"A float alpha must be in (0, 1); got {alpha!r}.")
+        return
+    else:
+        try:
+            weights = np.asarray(alpha, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Could not interpret alpha={alpha!r} as one weight per class."
+            ) from exc
+        if weights.ndim != 1 or len(weights) != n_classes:
+            raise ValueError(
+                f"alpha has {weights.size} weight(s) but there are {n_classes} classes "
+                f"({_short_list(classes)}); give one weight per class, in the order "
+                "of classes_."
+            )
+    weights = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"alpha weights must be finite and >= 0; got {weights.tolist()}.")
+
+
+def _dict_keys_for(alpha, classes):
+    """Keys of an alpha dict, ordered like ``classes``; every class needs one."""
+    classes = np.asarray(classes)
+    known = set(classes.tolist())
+    unknown = [k for k in alpha if k not in known]
+    if unknown:
+        raise ValueError(
+            f"alpha has weight(s) for unknown label(s) {_short_list(unknown)}; "
+            f"the classes are {_short_list(classes)}."
+        )
+    missing = [c for c in classes.tolist() if c not in alpha]
+    if missing:
+        raise ValueError(
+            f"alpha has no weight for class(es) {_short_list(missing)}; "
+            "a dict alpha needs one weight per class."
+        )
+    return classes.tolist()
+
+
+def _short_list(values, limit=10):
+    values = list(values)
+    text = ", ".join(repr(v) for v in values[:limit])
+    return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")

@@ -1,0 +1,209 @@
+"""Build a torchvision classification backbone with a fresh head.
+
+``build_backbone(name, weights, n_classes)`` is the one entry point: weights and
+their preprocessing (mean and std) travel together, as with torchvision's
+``Weights.transforms()``.
+"""
+
+import difflib
+import os
+import urllib.error
+
+import torch
+import torchvision
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageModel(nn.Module):
+    """Normalize uint8 (or [0, 1] float) images on the device, then run the backbone.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Maps ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits.
+    mean, std : sequence of 3 floats
+        The normalization the backbone's weights were trained with.
+    """
+
+    def __init__(self, backbone, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        return self.backbone((x - self.mean) / self.std)
+
+
+def classification_models():
+    """Names of torchvision's image classification models."""
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def build_backbone(name, weights, n_classes, **kwargs):
+    """Build ``name`` with ``weights`` and a new ``n_classes`` head.
+
+    Parameters
+    ----------
+    name : str
+        A torchvision classification model, e.g. ``"resnet34"``.
+    weights : None, str or os.PathLike
+        ``None`` for random initialization; ``"DEFAULT"`` or a weights name
+        such as ``"IMAGENET1K_V1"`` (or ``"ResNet34_Weights.IMAGENET1K_V1"``)
+        for torchvision's pretrained weights; or the path of a state-dict file
+        (``torch.save`` or ``.safetensors``) for this architecture, with either
+        the original head or an ``n_classes`` head.
+    n_classes : int
+        Number of outputs of the new head.
+    **kwargs
+        Passed to the torchvision model builder (``module__*`` parameters).
+
+    Returns
+    -------
+    model : nn.Module
+    mean, std : tuple of 3 floats
+        The normalization that goes with the weights.
+    """
+    check_backbone_name(name)
+    if weights is None:
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        return replace_head(model, n_classes), IMAGENET_MEAN, IMAGENET_STD
+    if is_weights_file(weights):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        return load_weights_file(model, weights, n_classes, name), IMAGENET_MEAN, IMAGENET_STD
+    weights_enum = resolve_weights(name, weights)
+    try:
+        model = torchvision.models.get_model(name, weights=weights_enum, **kwargs)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise RuntimeError(
+            f"Could not load the pretrained weights {weights_enum} for backbone {name!r} "
+            f"({type(exc).__name__}: {exc}). Without internet access, pass weights=None "
+            f"for random initialization, or weights='path/to/{name}.pth': a state dict "
+            f"saved with torch.save(torchvision.models.{name}(weights='DEFAULT')"
+            ".state_dict(), path) on a machine that can download it (or copy the file "
+            "into $TORCH_HOME/hub/checkpoints/)."
+        ) from exc
+    mean = tuple(weights_enum.transforms().mean)
+    std = tuple(weights_enum.transforms().std)
+    return replace_head(model, n_classes), mean, std
+
+
+def check_backbone_name(name):
+    available = classification_models()
+    if name not in available:
+        close = difflib.get_close_matches(str(name), available, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown backbone {name!r}: not a torchvision classification model.{hint} "
+            "See torchvision.models.list_models(module=torchvision.models)."
+        )
+
+
+def is_weights_file(weights):
+    if isinstance(weights, os.PathLike):
+        return True
+    return isinstance(weights, str) and (
+        os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
+    )
+
+
+def resolve_weights(name, weights):
+    """The torchvision weights enum member that ``weights`` names for ``name``."""
+    enum = torchvision.models.get_model_weights(name)
+    short = weights.split(".")[-1]
+    if weights.count(".") == 1 and weights.split(".")[0] != enum.__name__:
+        raise ValueError(
+            f"weights={weights!r} are not weights of backbone {name!r} ({enum.__name__})."
+        )
+    if short == "DEFAULT":
+        return enum.DEFAULT
+    try:
+        return enum[short]
+    except KeyError:
+        names = ["DEFAULT", *enum.__members__]
+        raise ValueError(
+            f"Unknown weights {weights!r} for backbone {name!r}; use one of {names}, None, "
+            "or the path of a state-dict file."
+        ) from None
+
+
+def load_weights_file(model, path, n_classes, name):
+    """Load a state-dict file into ``model`` and give it an ``n_classes`` head."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {path!r} does not exist.")
+    state = read_state_dict(path)
+    state = {key.removeprefix("backbone."): value for key, value in state.items()}
+    head_shape = _head_weight_shape(state, model)
+    if head_shape is not None and head_shape[0] == n_classes:
+        model = replace_head(model, n_classes)
+        _load_strict(model, state, path, name)
+        return model
+    _load_strict(model, state, path, name)
+    return replace_head(model, n_classes)
+
+
+def read_state_dict(path):
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path, device="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"weights file {path!r} is not a state dict that torch.load(weights_only=True) "
+            f"can read ({type(exc).__name__}: {exc})."
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"weights file {path!r} holds a {type(state).__name__}, not a state dict; save "
+            "it with torch.save(model.state_dict(), path)."
+        )
+    return state
+
+
+def _load_strict(model, state, path, name):
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"weights file {path!r} does not fit backbone {name!r}: {exc}") from exc
+
+
+def _head_weight_shape(state, model):
+    head_name, _ = find_head(model)
+    weight = state.get(f"{head_name}.weight")
+    return None if weight is None else tuple(weight.shape)
+
+
+def find_head(model):
+    """Name and module of the last Linear (or 1x1 Conv2d) layer: the classifier head."""
+    head = None
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.Linear) or (
+            isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+        ):
+            head = (module_name, module)
+    if head is None:
+        raise ValueError(f"Cannot find a classifier head in {type(model).__name__}.")
+    return head
+
+
+def replace_head(model, n_classes):
+    """Replace the classifier head of ``model`` with a new ``n_classes`` layer."""
+    head_name, head = find_head(model)
+    if isinstance(head, nn.Linear):
+        new_head = nn.Linear(head.in_features, n_classes)
+    else:
+        new_head = nn.Conv2d(head.in_channels, n_classes, kernel_size=1)
+    parent_name, _, attribute = head_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attribute, new_head)
+    return model

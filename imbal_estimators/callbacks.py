@@ -1,0 +1,120 @@
+"""skorch callbacks for what changes during training.
+
+* :class:`EpochResampler` draws the training rows anew before every epoch.
+* :class:`ValidationScore` records an imbalance-aware metric on the internal
+  validation split, from the predictions skorch already computed.
+* :class:`KeepBestModel` keeps the weights of the best epoch and restores them
+  when training ends (like skorch's ``Checkpoint`` + ``LoadInitState``, in memory).
+"""
+
+import math
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from .metrics import score_probabilities
+from .sampling import epoch_seed, resample_indices
+
+
+class EpochResampler(Callback):
+    """Before each epoch, let the estimator's sampler draw the training rows.
+
+    Records the class counts of the draw as ``train_class_counts`` in the
+    history (ordered like ``classes_``).
+    """
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if net.sampler is None or dataset_train is None:
+            return
+        rows = net.train_indices_
+        labels = net.classes_[dataset_train.targets[rows]]
+        seed = epoch_seed(net.sampling_seed_, len(net.history))
+        dataset_train.indices, net.sampler_ = resample_indices(net.sampler, rows, labels, seed)
+        targets = dataset_train.targets[dataset_train.indices]
+        counts = np.bincount(targets, minlength=len(net.classes_))
+        net.history.record("train_class_counts", counts.tolist())
+
+
+class ValidationScore(Callback):
+    """Score the validation predictions of each epoch with metric ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`imbal_estimators.metrics.MONITOR_METRICS`; recorded in
+        the history as ``valid_<name>``.
+    """
+
+    def __init__(self, name="balanced_accuracy"):
+        self.name = name
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.y_true_, self.proba_ = [], []
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or y_pred is None:
+            return
+        self.y_true_.append(batch[1].detach().cpu())
+        self.proba_.append(torch.softmax(y_pred.detach().float(), dim=1).cpu())
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.y_true_:
+            return
+        y_true = torch.cat(self.y_true_).numpy()
+        proba = torch.cat(self.proba_).numpy()
+        net.history.record(f"valid_{self.name}", score_probabilities(self.name, y_true, proba))
+        self.y_true_, self.proba_ = [], []
+
+
+class KeepBestModel(Callback):
+    """Keep the module weights of the best epoch; restore them at the end of training.
+
+    Parameters
+    ----------
+    monitor : str
+        History key to watch, e.g. ``"valid_balanced_accuracy"``.
+    lower_is_better : bool, default=False
+
+    Notes
+    -----
+    Records ``<monitor>_best`` per epoch (shown by skorch's ``PrintLog``) and
+    sets ``net.best_epoch_``. Without a validation split there is nothing to
+    monitor and the last epoch is kept.
+    """
+
+    def __init__(self, monitor="valid_balanced_accuracy", lower_is_better=False):
+        self.monitor = monitor
+        self.lower_is_better = lower_is_better
+
+    def on_train_begin(self, net, **kwargs):
+        self.best_score_ = math.inf if self.lower_is_better else -math.inf
+        self.best_epoch_ = None
+        self.best_state_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        score = net.history[-1].get(self.monitor)
+        if score is None:
+            return
+        improved = (
+            (score < self.best_score_) if self.lower_is_better else (score > self.best_score_)
+        )
+        if self.best_state_ is None and not math.isnan(score):
+            improved = True
+        net.history.record(f"{self.monitor}_best", bool(improved))
+        if improved:
+            self.best_score_ = score
+            self.best_epoch_ = len(net.history)
+            self.best_state_ = {
+                key: value.detach().to("cpu", copy=True)
+                for key, value in net.module_.state_dict().items()
+            }
+
+    def on_train_end(self, net, **kwargs):
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)
+            net.best_epoch_ = self.best_epoch_
+        else:
+            net.best_epoch_ = len(net.history) or None
+        # the copy is not needed any more; do not pickle it with the estimator
+        self.best_state_ = None

@@ -1,0 +1,582 @@
+"""``ImageImbalanceClassifier``: a skorch classifier over image paths.
+
+This module wires the pieces together (labels -> split -> pre-flight scan ->
+sampler -> alpha -> skorch) and runs no training loop of its own: skorch's
+``fit_loop`` trains, and the callbacks in :mod:`imbal_estimators.callbacks`
+resample, monitor and keep the best epoch.
+"""
+
+import copy
+import os
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    Options,
+    RealNotInt,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+
+from .alpha import ALPHA_STRATEGIES, check_alpha, resolve_alpha
+from .backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageModel,
+    build_backbone,
+    check_backbone_name,
+    is_weights_file,
+)
+from .callbacks import EpochResampler, KeepBestModel, ValidationScore
+from .data import (
+    ImageLoader,
+    ImagePathDataset,
+    check_files_exist,
+    check_paths,
+    make_augmentation,
+    scan_images,
+)
+from .losses import LOSSES, get_loss
+from .metrics import MONITOR_OPTIONS
+from .sampling import check_sampler, epoch_seed, resample_indices
+from .split import split_rows
+
+_SEED_RANGE = 2**31 - 1
+
+
+def softmax_probabilities(logits):
+    """Softmax over classes in float64, so rows sum to 1 to double precision."""
+    return torch.softmax(logits.double(), dim=1)
+
+
+def resolve_device(device):
+    """The torch device string for the ``device`` parameter; ``"auto"`` prefers CUDA."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available "
+                "(torch.cuda.is_available() is False). Use device='auto' (CUDA when "
+                "present, else CPU) or device='cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} "
+                "CUDA device(s) exist."
+            )
+    return str(device)
+
+
+def check_labels(y, n_samples):
+    """Validate classification labels; return them as a 1-D array."""
+    if y is None:
+        raise ValueError("y is None; pass one class label per image.")
+    labels = np.asarray(y.iloc[:, 0] if hasattr(y, "iloc") and y.ndim == 2 else y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D (one label per image); got shape {labels.shape}. "
+            "Multi-label targets are not supported."
+        )
+    if len(labels) != n_samples:
+        raise ValueError(
+            f"X has {n_samples} image path(s) but y has {len(labels)} label(s); "
+            "they must have the same length."
+        )
+    missing = [i for i, v in enumerate(labels.tolist()) if v is None or v != v]
+    if missing:
+        raise ValueError(
+            f"y contains missing labels (None or NaN) at index {missing[:10]}; "
+            "every image needs a label."
+        )
+    kind = type_of_target(labels, input_name="y")
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"Unknown label type: y is {kind!r}; ImageImbalanceClassifier needs class "
+            "labels (binary or multiclass), not continuous or multi-output targets."
+        )
+    return labels
+
+
+class ImageImbalanceClassifier(NeuralNetClassifier):
+    """Fine-tune a torchvision backbone on image paths, with imbalance handling as parameters.
+
+    A :class:`skorch.NeuralNetClassifier` whose loss, class-weight strategy and
+    resampling are constructor parameters, so ``GridSearchCV`` or Optuna can tune
+    them with stratified cross-validation and standard scorers.
+
+    Parameters
+    ----------
+    loss : {"ce", "focal"}, nn.Module subclass or instance, default="ce"
+        ``"ce"`` is cross-entropy (weighted when ``alpha`` is set); ``"focal"``
+        is :class:`~imbal_estimators.FocalLoss`. A subclass is built with
+        ``gamma`` and the class weights where its signature takes them
+        (``alpha`` or ``weight``) plus ``criterion__*`` parameters.
+    gamma : float, default=2.0
+        Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
+    alpha : None, str, float, sequence or dict, default=None
+        Class weights, computed in ``fit`` from the labels the loss sees (the
+        training part after the internal split, after the first resampling
+        draw when ``sampler`` is set): ``"inverse"``, ``"balanced"``,
+        ``"geometric"``, ``"effective"``, ``"sqrt"`` (see
+        :func:`~imbal_estimators.compute_alpha`); a float in (0, 1) for binary
+        problems, the weight of ``classes_[1]`` (``classes_[0]`` gets
+        ``1 - alpha``); a sequence ordered like ``classes_``; or a dict
+        ``{label: weight}``.
+    beta : float, default=0.999
+        ``beta`` of ``alpha="effective"``, in [0, 1).
+    sampler : imbalanced-learn sampler or None, default=None
+        Resamples the rows of the training part, drawn anew every epoch with a
+        seed from ``random_state`` and the epoch. Never touches the validation
+        split nor prediction. Samplers that synthesize features (SMOTE family)
+        are refused.
+    backbone : str, default="resnet34"
+        A torchvision classification model; its head is replaced for
+        ``len(classes_)`` classes.
+    weights : "DEFAULT", str, path or None, default="DEFAULT"
+        ``"DEFAULT"`` (ImageNet) or another torchvision weights name, the path
+        of a state-dict file, or ``None`` for random initialization.
+    image_size : int, default=224
+        Images are resized to ``image_size x image_size``.
+    augment : bool or callable, default=True
+        Train-time augmentation (random resized crop and horizontal flip), or
+        a callable applied to each ``(3, H, W)`` uint8 tensor.
+    monitor : str, default="balanced_accuracy"
+        Validation metric that picks the epoch kept at the end of ``fit``:
+        ``"balanced_accuracy"``, ``"f1"``, ``"f1_macro"``,
+        ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``.
+    cache : {"memory"} or None, default="memory"
+        Keep decoded, resized images in memory, shared by all fits in the
+        process (keyed by path, modification time, size and ``image_size``).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds torch, the validation split and the sampler.
+    module : nn.Module class or instance, default=None
+        Replaces the torchvision backbone with your own network mapping
+        ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+    lr : float, default=1e-4
+    max_epochs : int, default=10
+    batch_size : int, default=32
+    train_split : float, callable or None, default=0.2
+        Fraction of each class held out to monitor ``monitor``, a skorch-style
+        callable (e.g. ``skorch.dataset.ValidSplit``), or ``None`` (no
+        validation; the last epoch is kept).
+    callbacks : list of skorch callbacks, default=None
+    verbose : int, default=1
+        Progress bar and per-epoch table when > 0.
+    **kwargs
+        Any other skorch parameter: ``module__*``, ``optimizer__*``,
+        ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
+        ``warm_start``, ...
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``, sorted.
+    n_classes_ : int
+    class_counts_ : ndarray of shape (n_classes,)
+        Images per class in the training part (before resampling).
+    class_weight_ : ndarray of shape (n_classes,) or None
+        The resolved ``alpha``, ordered like ``classes_``.
+    sampler_ : fitted sampler or None
+        The sampler of the last epoch's draw.
+    train_indices_, valid_indices_ : ndarray of int
+        Rows of ``X`` in the training part and in the validation split.
+    best_epoch_ : int
+        The epoch whose weights were kept.
+    history : skorch History
+        Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
+        ``train_class_counts`` (with a sampler), ``dur``.
+
+    See Also
+    --------
+    imbal_estimators.compute_alpha : The class-weight strategies.
+    imbal_estimators.FocalLoss : The focal loss module.
+    imbal_estimators.load_image_folder : Paths and labels of an ImageFolder.
+
+    Examples
+    --------
+    >>> from imbal_estimators import ImageImbalanceClassifier, load_image_folder
+    >>> from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    >>> paths, labels = load_image_folder("data/train")  # doctest: +SKIP
+    >>> clf = ImageImbalanceClassifier(loss="focal", alpha="balanced")
+    >>> search = GridSearchCV(clf, {"gamma": [0, 1, 2], "alpha": [None, "balanced"]},
+    ...                       cv=StratifiedKFold(5), scoring="balanced_accuracy")
+    >>> search.fit(paths, labels)  # doctest: +SKIP
+    """
+
+    _parameter_constraints = {
+        "loss": [StrOptions(set(LOSSES)), callable, HasMethods(["forward"])],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "alpha": [
+            None,
+            StrOptions(set(ALPHA_STRATEGIES)),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            "array-like",
+            dict,
+        ],
+        "beta": [Interval(Real, 0, 1, closed="left")],
+        "sampler": [None, HasMethods(["fit_resample"])],
+        "backbone": [str],
+        "weights": [None, str, os.PathLike],
+        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean", callable],
+        "monitor": [StrOptions(set(MONITOR_OPTIONS))],
+        "cache": [None, StrOptions({"memory"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "train_split": [None, Interval(RealNotInt, 0, 1, closed="neither"), callable],
+        "lr": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        loss="ce",
+        gamma=2.0,
+        alpha=None,
+        beta=0.999,
+        sampler=None,
+        backbone="resnet34",
+        weights="DEFAULT",
+        image_size=224,
+        augment=True,
+        monitor="balanced_accuracy",
+        cache="memory",
+        device="auto",
+        random_state=None,
+        module=None,
+        criterion=None,
+        optimizer=torch.optim.AdamW,
+        lr=1e-4,
+        max_epochs=10,
+        batch_size=32,
+        train_split=0.2,
+        callbacks=None,
+        verbose=1,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            **kwargs,
+        )
+        self.loss = loss
+        self.gamma = gamma
+        self.alpha = alpha
+        self.beta = beta
+        self.sampler = sampler
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.augment = augment
+        self.monitor = monitor
+        self.cache = cache
+        self.random_state = random_state
+
+    # -- fitted state -------------------------------------------------------------------
+
+    @property
+    def classes_(self):
+        try:
+            return self.__dict__["classes_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute 'classes_' before fit."
+            ) from None
+
+    @classes_.setter
+    def classes_(self, value):
+        self.__dict__["classes_"] = value
+
+    def __sklearn_is_fitted__(self):
+        return "classes_" in self.__dict__ and bool(self.initialized_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.string = True
+        tags.non_deterministic = True
+        tags.classifier_tags.poor_score = True
+        return tags
+
+    # -- fit ----------------------------------------------------------------------------
+
+    def fit(self, X, y, **fit_params):
+        """Fit the network on image paths ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : list, tuple, array, pandas Series or one-column DataFrame of paths
+        y : array-like of shape (n_samples,)
+            Class labels of any hashable type.
+        **fit_params
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : ImageImbalanceClassifier
+        """
+        return self._fit(X, y, reinitialize=not self.warm_start, fit_params=fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train ``max_epochs`` more epochs without re-initializing the network.
+
+        On an unfitted estimator this is :meth:`fit`. Labels must be among the
+        ``classes_`` of the first fit.
+        """
+        return self._fit(X, y, reinitialize=False, fit_params=fit_params)
+
+    def _fit(self, X, y, reinitialize, fit_params):
+        keep_classes = not reinitialize and self.__sklearn_is_fitted__()
+        paths, y_encoded = self._prepare_fit(X, y, keep_classes)
+        with self._runtime(seed=self.torch_seed_):
+            if reinitialize or not self.initialized_:
+                self.initialize()
+            super().partial_fit(paths, y_encoded, **fit_params)
+        return self
+
+    def _prepare_fit(self, X, y, keep_classes=False):
+        """Every check and data-dependent value, before any network is built."""
+        self._check_params()
+        paths = check_paths(X)
+        labels = check_labels(y, len(paths))
+        classes, y_encoded = self._encode_labels(labels, keep_classes)
+        if self.alpha is not None:
+            check_alpha(self.alpha, classes, beta=self.beta)
+        check_sampler(self.sampler)
+        resolve_device(self.device)
+        if self.module is None:
+            check_backbone_name(self.backbone)
+        if self.weights is not None and is_weights_file(self.weights):
+            if not os.path.isfile(self.weights):
+                raise FileNotFoundError(
+                    f"The 'weights' file {os.fspath(self.weights)!r} does not exist."
+                )
+
+        torch_seed, split_seed, sampling_seed = check_random_state(self.random_state).randint(
+            _SEED_RANGE, size=3
+        )
+        train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
+        scan_images(paths, ImageLoader(self.image_size, self.cache))
+
+        self.classes_ = classes
+        self.n_classes_ = len(classes)
+        self.class_counts_ = np.bincount(y_encoded[train_rows], minlength=len(classes))
+        self.train_indices_ = train_rows
+        self.valid_indices_ = valid_rows
+        self.torch_seed_ = int(torch_seed)
+        self.sampling_seed_ = int(sampling_seed)
+        self.sampler_ = None
+        counts_seen_by_loss = self.class_counts_
+        if self.sampler is not None:
+            rows, self.sampler_ = resample_indices(
+                self.sampler, train_rows, labels[train_rows], epoch_seed(self.sampling_seed_, 1)
+            )
+            counts_seen_by_loss = np.bincount(y_encoded[rows], minlength=len(classes))
+        self.class_weight_ = resolve_alpha(self.alpha, classes, counts_seen_by_loss, beta=self.beta)
+        return paths, y_encoded
+
+    def _check_params(self):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
+        if self.criterion is not None:
+            raise ValueError(
+                f"{type(self).__name__} builds its criterion from 'loss'; got "
+                f"criterion={self.criterion!r}. Pass it as loss=... instead."
+            )
+        if self.classes is not None:
+            raise ValueError(
+                f"{type(self).__name__} takes its classes from y; the 'classes' "
+                "parameter must be None."
+            )
+        self._validate_params()  # skorch's check of the prefixed keyword arguments
+
+    def _encode_labels(self, labels, keep_classes):
+        if keep_classes:
+            unseen = np.setdiff1d(np.unique(labels), self.classes_)
+            if len(unseen):
+                raise ValueError(
+                    f"y has label(s) {unseen.tolist()[:10]} not among classes_ "
+                    f"{self.classes_.tolist()} of the network being trained further."
+                )
+            return self.classes_, np.searchsorted(self.classes_, labels)
+        classes, y_encoded = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has a single class ({classes[0]!r}); a classifier needs at least two."
+            )
+        return classes, y_encoded
+
+    # -- skorch hooks --------------------------------------------------------------------
+
+    @property
+    def _default_callbacks(self):
+        monitor = "valid_loss" if self.monitor == "valid_loss" else f"valid_{self.monitor}"
+        callbacks = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("resampler", EpochResampler()),
+        ]
+        if self.monitor != "valid_loss":
+            callbacks.append(("valid_score", ValidationScore(self.monitor)))
+        callbacks.append(
+            ("keep_best", KeepBestModel(monitor, lower_is_better=self.monitor == "valid_loss"))
+        )
+        if self.verbose:
+            callbacks.append(("progress_bar", ProgressBar()))
+        callbacks.append(("print_log", PrintLog(keys_ignored=["train_class_counts"])))
+        return callbacks
+
+    def initialize_module(self):
+        kwargs = self.get_params_for("module")
+        if self.module is None:
+            backbone, mean, std = build_backbone(
+                self.backbone, self.weights, self._n_classes_for_init(), **kwargs
+            )
+        else:
+            backbone = self.initialized_instance(self.module, kwargs)
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        self.module_ = ImageModel(backbone, mean, std)
+        return self
+
+    def initialize_criterion(self):
+        self._n_classes_for_init()
+        weights = self.class_weight_
+        alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
+        self.criterion_ = get_loss(
+            loss, gamma=self.gamma, alpha=alpha, **self.get_params_for("criterion")
+        )
+        return self
+
+    def _n_classes_for_init(self):
+        if "classes_" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__} builds its network for the classes of y; "
+                "call fit(X, y) instead of initialize()."
+            )
+        return self.n_classes_
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        loader = ImageLoader(self.image_size, self.cache)
+        augmentation = make_augmentation(self.image_size, self.augment)
+        train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
+        if len(self.valid_indices_) == 0:
+            return train, None
+        return train, ImagePathDataset(X, y, loader, self.valid_indices_)
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.setdefault("shuffle", True)
+        batch_size = kwargs.setdefault("batch_size", self.batch_size)
+        if batch_size == -1:
+            kwargs["batch_size"] = batch_size = len(dataset)
+        # A last batch of one image breaks BatchNorm on small feature maps.
+        if len(dataset) > batch_size and len(dataset) % batch_size == 1:
+            kwargs.setdefault("drop_last", True)
+        return self.iterator_train(dataset, **kwargs)
+
+    def _get_predict_nonlinearity(self):
+        if self.predict_nonlinearity == "auto":
+            return softmax_probabilities
+        return super()._get_predict_nonlinearity()
+
+    @contextmanager
+    def _runtime(self, seed=None):
+        """Run with ``self.device`` resolved (``"auto"`` -> a real device) and torch seeded.
+
+        The user's ``device`` value is restored afterwards, so ``get_params``
+        and ``clone`` keep ``"auto"``; the global torch RNG state is restored too.
+        """
+        requested = self.device
+        resolved = resolve_device(requested)
+        rng_devices = []
+        if torch.device(resolved).type == "cuda":
+            rng_devices = [torch.device(resolved).index or torch.cuda.current_device()]
+        self.device = resolved
+        try:
+            if seed is None:
+                yield
+            else:
+                with torch.random.fork_rng(devices=rng_devices):
+                    torch.manual_seed(seed)
+                    yield
+        finally:
+            self.device = requested
+
+    # -- predict -------------------------------------------------------------------------
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the logits, whatever the loss).
+
+        Parameters
+        ----------
+        X : list, tuple, array, pandas Series or one-column DataFrame of paths
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), float64
+            Columns ordered like ``classes_``; rows sum to 1.
+        """
+        check_is_fitted(self)
+        paths = check_paths(X)
+        check_files_exist(paths)
+        with self._runtime():
+            return super().predict_proba(paths)
+
+    def predict(self, X):
+        """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __setstate__(self, state):
+        # "auto" is not a torch device: resolve it for skorch's map_location, then
+        # keep "auto" so a CUDA-fitted model loads on a CPU-only machine unchanged.
+        requested = state.get("device")
+        if requested == "auto":
+            state["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        super().__setstate__(state)
+        if requested == "auto":
+            self.device = "auto"

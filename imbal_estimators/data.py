@@ -1,0 +1,334 @@
+"""From file paths to uint8 image tensors: checks, decoding, the dataset, ImageFolder.
+
+The data flow is one line: paths are checked (:func:`check_paths`), every file
+is decoded once before training (:func:`scan_images`, which also fills the
+cache), the dataset serves ``(3, image_size, image_size)`` uint8 tensors with
+optional augmentation, and the model normalizes them on its device.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Real
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .cache import get_cache, image_key
+
+MAX_LISTED_BAD_FILES = 50
+
+
+class ImageFileError(ValueError, OSError):
+    """One or more image files cannot be used; the message lists each with its index."""
+
+
+def check_paths(X, name="X"):
+    """Validate image paths and return them as a 1-D object array of ``str``.
+
+    Parameters
+    ----------
+    X : list, tuple, 1-D array, (n, 1) array, pandas Series or one-column DataFrame
+        File paths as ``str`` or ``os.PathLike``.
+    name : str, default="X"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    paths : ndarray of shape (n_samples,), dtype object
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; pass a list of image file paths.")
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{name} is a single path ({X!r}); pass a list of image file paths, "
+            "e.g. from load_image_folder(root)."
+        )
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{name} must have one column of image paths; got a DataFrame with "
+                f"{X.shape[1]} columns."
+            )
+        X = X.iloc[:, 0]
+    values = np.asarray(list(X) if not hasattr(X, "__array__") else X, dtype=object)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D sequence or one column of image paths; got shape {values.shape}."
+        )
+    if len(values) == 0:
+        raise ValueError(f"{name} is empty; pass at least one image path.")
+    paths = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if isinstance(value, (str, os.PathLike)):
+            paths[i] = os.fspath(value)
+            if paths[i] == "":
+                raise ValueError(f"{name}[{i}] is an empty string, not an image path.")
+        else:
+            shown = "NaN" if isinstance(value, Real) and value != value else repr(value)
+            raise TypeError(
+                f"{name}[{i}] is {shown} of type {type(value).__name__}; {name} must "
+                "hold image file paths (str or os.PathLike)."
+            )
+    return paths
+
+
+def to_rgb(image):
+    """Convert a decoded PIL image of any mode to 8-bit RGB.
+
+    16-bit and 32-bit integer images are scaled to 8 bits rather than clipped
+    (``convert("RGB")`` would turn a 16-bit PNG white); float images in [0, 1]
+    are scaled by 255 and others min-max scaled; palette images with
+    transparency go through RGBA.
+    """
+    mode = image.mode
+    if mode.startswith("I;16"):
+        array = np.asarray(image).astype(np.float64) / 257.0
+        return Image.fromarray(np.rint(array).astype(np.uint8), "L").convert("RGB")
+    if mode in ("I", "F"):
+        array = np.asarray(image).astype(np.float64)
+        low, high = (array.min(), array.max()) if array.size else (0.0, 0.0)
+        if mode == "F" and low >= 0 and high <= 1:
+            array = array * 255.0
+        elif mode == "I" and low >= 0 and high <= 65535:
+            array = array / 257.0 if high > 255 else array
+        elif high > low:
+            array = (array - low) * (255.0 / (high - low))
+        else:
+            array = np.zeros_like(array)
+        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def read_image(path, image_size):
+    """Decode ``path`` fully and return a ``(3, image_size, image_size)`` uint8 tensor.
+
+    EXIF orientation is applied, every PIL mode is converted to RGB with
+    :func:`to_rgb`, and the image is resized (not cropped) to a square.
+    JPEG files are decoded at the smallest DCT scale that still covers
+    ``image_size``, which is several times faster for large photos.
+    """
+    with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft(None, (image_size, image_size))
+        image.load()
+        image = to_rgb(ImageOps.exif_transpose(image))
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def describe_image_error(path, exc):
+    """A short human reason for why ``path`` could not be decoded."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        return "is a directory, not an image file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"too many pixels (PIL's decompression-bomb limit): {exc}"
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+    except OSError:
+        pass
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file PIL can read (unrecognized format)"
+    if "truncated" in str(exc).lower() or isinstance(exc, (OSError, SyntaxError)):
+        return f"truncated or corrupt image ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ImageLoader:
+    """Callable ``path -> uint8 tensor`` through the decoded-image cache.
+
+    Holds the cache by name, not by object, so DataLoader workers do not copy it.
+    """
+
+    def __init__(self, image_size, cache="memory"):
+        self.image_size = int(image_size)
+        self.cache = cache
+
+    def __call__(self, path):
+        store = get_cache(self.cache)
+        if store is None:
+            return read_image(path, self.image_size)
+        key = image_key(path, self.image_size)
+        tensor = store.get(key)
+        if tensor is None:
+            tensor = read_image(path, self.image_size)
+            store.put(key, tensor)
+        return tensor
+
+
+def scan_images(paths, loader, name="X", n_threads=None):
+    """Decode every image once (filling the cache) and report all bad files together.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    loader : ImageLoader
+    name : str, default="X"
+        The argument name used in the error message.
+    n_threads : int, optional
+        Decoding threads; PIL releases the GIL while decoding.
+
+    Raises
+    ------
+    ImageFileError
+        Listing each bad file as ``X[index] 'path': reason``.
+    """
+
+    def check(index):
+        try:
+            loader(paths[index])
+        except Exception as exc:  # noqa: BLE001 - every failure is reported below
+            return index, describe_image_error(paths[index], exc)
+        return None
+
+    n_threads = n_threads or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        problems = [p for p in pool.map(check, range(len(paths))) if p is not None]
+    if problems:
+        raise ImageFileError(format_bad_files(problems, paths, name))
+
+
+def check_files_exist(paths, name="X"):
+    """Cheap checks (no decoding) that each path is a non-empty readable file."""
+    problems = []
+    for index, path in enumerate(paths):
+        try:
+            is_file = os.path.isfile(path)
+            empty = is_file and os.path.getsize(path) == 0
+        except OSError as exc:
+            problems.append((index, describe_image_error(path, exc)))
+            continue
+        if os.path.isdir(path):
+            problems.append((index, "is a directory, not an image file"))
+        elif not is_file:
+            problems.append((index, "file not found"))
+        elif empty:
+            problems.append((index, "empty file (0 bytes)"))
+    if problems:
+        raise ImageFileError(format_bad_files(problems, paths, name, action="predicting"))
+
+
+def format_bad_files(problems, paths, name="X", action="training"):
+    lines = [
+        f"{len(problems)} of {len(paths)} image file(s) in {name} cannot be used; fix or "
+        f"remove them before {action}:"
+    ]
+    for index, reason in problems[:MAX_LISTED_BAD_FILES]:
+        lines.append(f"  {name}[{index}] {paths[index]!r}: {reason}")
+    if len(problems) > MAX_LISTED_BAD_FILES:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED_BAD_FILES} more")
+    return "\n".join(lines)
+
+
+def make_augmentation(image_size, augment=True):
+    """The train-time augmentation applied to uint8 tensors, or None.
+
+    ``True`` gives a random resized crop (70-100% of the area) and a
+    horizontal flip; a callable is used as it is; ``False`` disables it.
+    """
+    if callable(augment):
+        return augment
+    if not augment:
+        return None
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+    )
+
+
+class ImagePathDataset(Dataset):
+    """Images of ``paths[indices]`` with their integer targets.
+
+    Parameters
+    ----------
+    paths : ndarray of str
+    targets : ndarray of int or None
+        Encoded class index per path; ``None`` at prediction time.
+    loader : ImageLoader
+    indices : ndarray of int, optional
+        Which rows of ``paths`` the dataset serves (all by default). The
+        per-epoch resampler replaces it between epochs.
+    transform : callable, optional
+        Applied to each uint8 tensor (train-time augmentation).
+    """
+
+    def __init__(self, paths, targets, loader, indices=None, transform=None):
+        self.paths = paths
+        self.targets = targets
+        self.loader = loader
+        self.indices = np.arange(len(paths)) if indices is None else np.asarray(indices)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        index = int(self.indices[i])
+        path = self.paths[index]
+        try:
+            image = self.loader(path)
+        except Exception as exc:
+            raise ImageFileError(
+                f"Cannot read image [{index}] {path!r}: {describe_image_error(path, exc)}"
+            ) from exc
+        if self.transform is not None:
+            image = self.transform(image)
+        target = -1 if self.targets is None else int(self.targets[index])
+        return image, torch.tensor(target, dtype=torch.long)
+
+
+def load_image_folder(root):
+    """List the images of a torchvision ``ImageFolder`` directory.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A directory with one sub-directory per class.
+
+    Returns
+    -------
+    paths : ndarray of shape (n_images,), dtype object
+        Image file paths, in ``ImageFolder``'s order (classes sorted, then files
+        sorted within each class; upper-case extensions included).
+    labels : ndarray of shape (n_images,)
+        The class (sub-directory) name of each image; ``int`` when every class
+        name is a decimal integer (folders ``0`` and ``1`` give labels 0 and 1,
+        so scorers such as ``"f1"`` find their default ``pos_label=1``).
+
+    Examples
+    --------
+    >>> paths, labels = load_image_folder("data/train")  # doctest: +SKIP
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"load_image_folder: root {root!r} is not a directory.")
+    classes, class_to_idx = find_classes(root)
+    samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS)
+    paths = np.array([path for path, _ in samples], dtype=object)
+    names = [int(c) for c in classes] if all(_is_integer(c) for c in classes) else classes
+    labels = np.array([names[index] for _, index in samples])
+    return paths, labels
+
+
+def _is_integer(name):
+    return name.isdecimal() or (name[:1] == "-" and name[1:].isdecimal())
