@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny image folders written by the tests themselves (no downloads)."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Small and fast everywhere: 16 px images, a tiny torchvision backbone, no weights.
+FAST = dict(
+    backbone="shufflenet_v2_x0_5",
+    weights=None,
+    image_size=16,
+    max_epochs=1,
+    batch_size=16,
+    lr=1e-3,
+    device="cpu",
+    verbose=0,
+    random_state=0,
+)
+
+
+def write_images(folder, n, color, size=20, seed=0, suffix=".png"):
+    """Write ``n`` noisy images around ``color`` into ``folder``; return their paths."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(n):
+        pixels = np.clip(
+            np.asarray(color, dtype=np.float64) + rng.normal(0, 25, size=(size, size, 3)), 0, 255
+        ).astype(np.uint8)
+        path = os.path.join(folder, f"img_{i:04d}{suffix}")
+        Image.fromarray(pixels, "RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def make_folder(root, counts, size=20):
+    """An ImageFolder with ``{class_name: n_images}``; colors make classes separable."""
+    colors = [(220, 40, 40), (40, 220, 40), (40, 40, 220), (220, 220, 40)]
+    for i, (name, n) in enumerate(counts.items()):
+        write_images(os.path.join(root, str(name)), n, colors[i % len(colors)], size, seed=i)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def binary_folder(tmp_path_factory):
+    """48 images of class "cat" and 16 of class "dog" (3:1)."""
+    return make_folder(tmp_path_factory.mktemp("binary"), {"cat": 48, "dog": 16})
+
+
+@pytest.fixture(scope="session")
+def binary_data(binary_folder):
+    from imbal_estimators import load_image_folder
+
+    return load_image_folder(binary_folder)
+
+
+@pytest.fixture(scope="session")
+def int_binary_data(tmp_path_factory):
+    """Folders ``0`` (40 images) and ``1`` (14 images): integer labels 0 and 1."""
+    from imbal_estimators import load_image_folder
+
+    return load_image_folder(make_folder(tmp_path_factory.mktemp("int01"), {0: 40, 1: 14}))
+
+
+@pytest.fixture(scope="session")
+def three_class_data(tmp_path_factory):
+    from imbal_estimators import load_image_folder
+
+    root = make_folder(tmp_path_factory.mktemp("three"), {"a": 30, "b": 12, "c": 6})
+    return load_image_folder(root)
