@@ -110,10 +110,10 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999):
     if isinstance(alpha, str):
         counts = np.asarray(counts, dtype=np.float64)
         if np.any(counts <= 0):
-            missing = [repr(c) for c, n in zip(classes, counts, strict=True) if n <= 0]
+            missing = [c for c, n in zip(classes, counts, strict=True) if n <= 0]
             raise ValueError(
                 f"alpha={alpha!r} needs at least one sample of every class; "
-                f"class(es) {', '.join(missing)} have none."
+                f"class(es) {_short_list(missing)} have none."
             )
         return ALPHA_STRATEGIES[alpha](counts, beta).astype(np.float64)
     if isinstance(alpha, Mapping):
@@ -191,6 +191,7 @@ def _dict_keys_for(alpha, classes):
 
 
 def _short_list(values, limit=10):
-    values = list(values)
+    # Plain Python values, so that labels read 'a' and 3 (not np.str_('a'), np.int64(3)).
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
     text = ", ".join(repr(v) for v in values[:limit])
     return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")

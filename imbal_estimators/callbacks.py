@@ -96,11 +96,11 @@ class KeepBestModel(Callback):
         score = net.history[-1].get(self.monitor)
         if score is None:
             return
-        improved = (
-            (score < self.best_score_) if self.lower_is_better else (score > self.best_score_)
-        )
-        if self.best_state_ is None and not math.isnan(score):
-            improved = True
+        # Ties go to the later epoch (same metric, more training); NaN never improves.
+        if self.lower_is_better:
+            improved = score <= self.best_score_
+        else:
+            improved = score >= self.best_score_
         net.history.record(f"{self.monitor}_best", bool(improved))
         if improved:
             self.best_score_ = score

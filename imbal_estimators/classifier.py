@@ -9,6 +9,7 @@ resample, monitor and keep the best epoch.
 import copy
 import os
 from contextlib import contextmanager
+from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
@@ -171,7 +172,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Seeds torch, the validation split and the sampler.
     module : nn.Module class or instance, default=None
         Replaces the torchvision backbone with your own network mapping
-        ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits.
+        ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
+        whose signature has ``num_classes`` receives ``len(classes_)`` there.
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-4
     max_epochs : int, default=10
@@ -304,6 +306,15 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.cache = cache
         self.random_state = random_state
 
+    def __setattr__(self, name, value):
+        # skorch refuses torch modules set outside initialize_*; these parameters
+        # may legitimately hold one (a loss instance, a transform) and are not
+        # components of the net.
+        if name in ("loss", "augment"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # -- fitted state -------------------------------------------------------------------
 
     @property
@@ -424,7 +435,24 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 f"{type(self).__name__} takes its classes from y; the 'classes' "
                 "parameter must be None."
             )
-        self._validate_params()  # skorch's check of the prefixed keyword arguments
+        self._check_prefixed_params()
+
+    def _check_prefixed_params(self):
+        """skorch's check of ``module__*``-style arguments, before anything is built.
+
+        skorch runs it at the end of ``initialize``, once the module, criterion
+        and optimizer have registered their prefixes; register them up front so
+        a typo fails before the image scan.
+        """
+        saved = self.__dict__.get("prefixes_")
+        self.__dict__["prefixes_"] = [*self.prefixes_, "module", "criterion", "optimizer"]
+        try:
+            self._validate_params()
+        finally:
+            if saved is None:
+                del self.__dict__["prefixes_"]
+            else:
+                self.__dict__["prefixes_"] = saved
 
     def _encode_labels(self, labels, keep_classes):
         if keep_classes:
@@ -470,6 +498,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.backbone, self.weights, self._n_classes_for_init(), **kwargs
             )
         else:
+            if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
+                kwargs.setdefault("num_classes", self._n_classes_for_init())
             backbone = self.initialized_instance(self.module, kwargs)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
         self.module_ = ImageModel(backbone, mean, std)
@@ -569,7 +599,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def predict(self, X):
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def __setstate__(self, state):
         # "auto" is not a torch device: resolve it for skorch's map_location, then

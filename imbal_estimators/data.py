@@ -82,8 +82,9 @@ def to_rgb(image):
 
     16-bit and 32-bit integer images are scaled to 8 bits rather than clipped
     (``convert("RGB")`` would turn a 16-bit PNG white); float images in [0, 1]
-    are scaled by 255 and others min-max scaled; palette images with
-    transparency go through RGBA.
+    are scaled by 255 and others min-max scaled over their finite pixels (NaN
+    becomes 0; a constant image keeps its value, clipped to [0, 255]); palette
+    images with transparency go through RGBA.
     """
     mode = image.mode
     if mode.startswith("I;16"):
@@ -91,16 +92,17 @@ def to_rgb(image):
         return Image.fromarray(np.rint(array).astype(np.uint8), "L").convert("RGB")
     if mode in ("I", "F"):
         array = np.asarray(image).astype(np.float64)
-        low, high = (array.min(), array.max()) if array.size else (0.0, 0.0)
+        # The range of the finite pixels: one NaN must not black out the image.
+        finite = array[np.isfinite(array)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
         if mode == "F" and low >= 0 and high <= 1:
             array = array * 255.0
         elif mode == "I" and low >= 0 and high <= 65535:
             array = array / 257.0 if high > 255 else array
         elif high > low:
             array = (array - low) * (255.0 / (high - low))
-        else:
-            array = np.zeros_like(array)
-        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        # else: a constant image has no range to stretch; its value is clipped below.
+        array = np.clip(np.nan_to_num(np.rint(array), nan=0.0), 0, 255).astype(np.uint8)
         return Image.fromarray(array, "L").convert("RGB")
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")

@@ -36,6 +36,8 @@ def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
         ``reduction="none"``.
     """
     _check_inputs(logits, target, gamma, alpha, reduction)
+    # Any integer dtype passes the checks; cross_entropy and gather need int64.
+    target = target.long()
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     if gamma == 0:

@@ -5,6 +5,22 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from torch import nn
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Tests never reach the network: a weights download fails as it does offline."""
+    import urllib.error
+
+    import torch.hub
+    import torchvision.models._api
+
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError(f"tests do not download ({url})")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+
 
 # Small and fast everywhere: 16 px images, a tiny torchvision backbone, no weights.
 FAST = dict(
@@ -18,6 +34,22 @@ FAST = dict(
     verbose=0,
     random_state=0,
 )
+
+
+class TinyCNN(nn.Module):
+    """A few thousand weights: learns the color-coded test classes in one epoch."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+# The tiny network for tests about wiring and scikit-learn behaviour.
+TINY = dict(FAST, module=TinyCNN, lr=0.05, max_epochs=2)
 
 
 def write_images(folder, n, color, size=20, seed=0, suffix=".png"):

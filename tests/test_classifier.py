@@ -1,0 +1,473 @@
+"""ImageImbalanceClassifier: fitting, labels, alpha, sampler, validation split, errors."""
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST, TINY, make_folder, write_images
+from imblearn.over_sampling import SMOTE, RandomOverSampler
+from imblearn.under_sampling import NearMiss, RandomUnderSampler
+from sklearn.exceptions import NotFittedError
+from skorch.dataset import ValidSplit
+
+from imbal_estimators import (
+    FocalLoss,
+    ImageFileError,
+    ImageImbalanceClassifier,
+    compute_alpha,
+    load_image_folder,
+)
+
+
+def make(**params):
+    return ImageImbalanceClassifier(**{**TINY, **params})
+
+
+def test_string_labels_round_trip(binary_data):
+    X, y = binary_data
+    clf = make().fit(X, y)
+    assert clf.classes_.tolist() == ["cat", "dog"]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    pred = clf.predict(X)
+    assert set(pred) <= {"cat", "dog"}
+    np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(axis=1)])
+    assert clf.score(X, y) > 0.9  # colour-coded classes are easy
+
+
+def test_integer_labels_not_starting_at_zero(binary_data):
+    X, y = binary_data
+    y_int = np.where(y == "cat", 7, 3)
+    clf = make().fit(X, y_int)
+    assert clf.classes_.tolist() == [3, 7]
+    assert set(clf.predict(X)) <= {3, 7}
+
+
+def test_three_class_greyscale(tmp_path):
+    for name, level, n in [("dark", 30, 20), ("mid", 128, 10), ("light", 230, 8)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        rng = np.random.default_rng(level)
+        for i in range(n):
+            pixels = np.clip(level + rng.normal(0, 10, (18, 18)), 0, 255).astype(np.uint8)
+            from PIL import Image
+
+            Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+    X, y = load_image_folder(tmp_path)
+    clf = make(max_epochs=3).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    assert clf.classes_.tolist() == ["dark", "light", "mid"]
+    assert clf.score(X, y) > 0.6
+
+
+@pytest.mark.parametrize(
+    "make_X",
+    [
+        list,
+        tuple,
+        np.asarray,
+        lambda X: np.asarray(X, dtype=object).reshape(-1, 1),
+        pd.Series,
+        lambda X: pd.DataFrame({"path": X}),
+        lambda X: [os.fspath(p) for p in X],
+    ],
+    ids=["list", "tuple", "array", "column", "series", "dataframe", "fspath"],
+)
+def test_accepted_X_containers(binary_data, make_X):
+    X, y = binary_data
+    clf = make(max_epochs=1).fit(make_X(list(X)), y)
+    assert clf.predict(make_X(list(X[:4]))).shape == (4,)
+
+
+def test_predict_proba_is_softmax_for_focal_loss(binary_data):
+    X, y = binary_data
+    clf = make(loss="focal", gamma=2.0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    assert isinstance(clf.criterion_, FocalLoss)
+    assert clf.criterion_.gamma == 2.0
+
+
+def test_focal_gamma_zero_trains_like_cross_entropy(binary_data):
+    X, y = binary_data
+    focal = make(loss="focal", gamma=0.0).fit(X, y)
+    ce = make(loss="ce").fit(X, y)
+    np.testing.assert_allclose(focal.predict_proba(X), ce.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+def test_loss_as_module_class_and_instance(binary_data):
+    X, y = binary_data
+    clf = make(loss=torch.nn.CrossEntropyLoss, alpha="balanced")
+    clf.fit(X, y)
+    assert isinstance(clf.criterion_, torch.nn.CrossEntropyLoss)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), clf.class_weight_, rtol=1e-6)
+    instance = FocalLoss(gamma=1.0)
+    clf = make(loss=instance).fit(X, y)
+    assert clf.criterion_.gamma == 1.0
+    assert clf.criterion_ is not instance  # the user's object is not moved or mutated
+
+
+def test_criterion_kwargs_reach_the_loss(binary_data):
+    X, y = binary_data
+    clf = make(loss="ce", criterion__label_smoothing=0.1).fit(X, y)
+    assert clf.criterion_.label_smoothing == pytest.approx(0.1)
+
+
+def test_alpha_comes_from_training_part_only(binary_data):
+    X, y = binary_data
+    clf = make(alpha="balanced").fit(X, y)
+    train_labels = y[clf.train_indices_]
+    np.testing.assert_allclose(clf.class_weight_, compute_alpha(train_labels, "balanced"))
+    assert len(np.intersect1d(clf.train_indices_, clf.valid_indices_)) == 0
+    assert len(clf.train_indices_) + len(clf.valid_indices_) == len(X)
+    np.testing.assert_array_equal(clf.class_counts_, np.unique(train_labels, return_counts=True)[1])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), clf.class_weight_, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "alpha, expected",
+    [
+        (0.75, [0.25, 0.75]),
+        ([2.0, 1.0], [2.0, 1.0]),
+        ({"dog": 3.0, "cat": 1.0}, [1.0, 3.0]),
+        (None, None),
+    ],
+)
+def test_fixed_alphas(binary_data, alpha, expected):
+    X, y = binary_data
+    clf = make(alpha=alpha, max_epochs=1).fit(X, y)
+    if expected is None:
+        assert clf.class_weight_ is None
+    else:
+        np.testing.assert_allclose(clf.class_weight_, expected)
+
+
+def test_effective_alpha_uses_beta(binary_data):
+    X, y = binary_data
+    clf = make(alpha="effective", beta=0.9, max_epochs=1).fit(X, y)
+    counts = clf.class_counts_
+    raw = (1 - 0.9) / (1 - 0.9**counts)
+    np.testing.assert_allclose(clf.class_weight_, raw * 2 / raw.sum())
+
+
+class RecordingSampler:
+    """A minimal sampler (not an imblearn class): records what it is given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fit_resample(self, X, y):
+        self.calls.append((np.asarray(X).copy(), np.asarray(y).copy()))
+        return X, y
+
+
+def test_sampler_gets_training_rows_and_labels(binary_data):
+    X, y = binary_data
+    sampler = RecordingSampler()
+    clf = make(sampler=sampler, max_epochs=2).fit(X, y)
+    # the estimator works on a copy of the sampler; the last fitted copy is sampler_
+    fitted = clf.sampler_
+    X_seen, y_seen = fitted.calls[-1]
+    assert X_seen.shape == (len(clf.train_indices_), 1)
+    np.testing.assert_array_equal(X_seen[:, 0], clf.train_indices_)
+    np.testing.assert_array_equal(y_seen, y[clf.train_indices_])  # original labels
+    assert not set(X_seen[:, 0]) & set(clf.valid_indices_)
+
+
+def test_oversampler_balances_each_epoch_and_alpha_sees_it(binary_data):
+    X, y = binary_data
+    clf = make(
+        sampler=RandomOverSampler(), alpha="balanced", max_epochs=2
+    ).fit(X, y)
+    counts = clf.history[:, "train_class_counts"]
+    assert len(counts) == 2
+    majority = clf.class_counts_.max()
+    assert all(c == [majority, majority] for c in counts)
+    # the loss sees balanced batches, so the count-based alpha is uniform
+    np.testing.assert_allclose(clf.class_weight_, [1.0, 1.0])
+
+
+def test_undersampler_redraws_every_epoch(binary_data):
+    X, y = binary_data
+    clf = make(sampler=RandomUnderSampler(), max_epochs=3)
+    draws = []
+    original = ImageImbalanceClassifier.notify
+
+    def spy(self, method_name, **kwargs):
+        original(self, method_name, **kwargs)
+        if method_name == "on_epoch_begin":
+            draws.append(np.sort(kwargs["dataset_train"].indices.copy()))
+
+    clf.notify = spy.__get__(clf)
+    clf.fit(X, y)
+    minority = clf.class_counts_.min()
+    assert all(len(d) == 2 * minority for d in draws)
+    assert not all(np.array_equal(draws[0], d) for d in draws[1:])
+    assert all(np.isin(d, clf.train_indices_).all() for d in draws)
+
+
+def test_sampler_draws_are_seeded(binary_data):
+    X, y = binary_data
+
+    def draws(random_state):
+        clf = make(random_state=random_state, sampler=RandomUnderSampler(), max_epochs=1)
+        clf.fit(X, y)
+        return clf.sampler_.sample_indices_
+
+    np.testing.assert_array_equal(draws(1), draws(1))
+    assert not np.array_equal(draws(1), draws(2))
+
+
+@pytest.mark.parametrize("sampler", [SMOTE(), NearMiss(), RandomOverSampler(shrinkage=1.0)])
+def test_feature_samplers_are_refused_before_training(binary_data, sampler):
+    X, y = binary_data
+    clf = make(sampler=sampler)
+    with pytest.raises(ValueError, match="sampler=") as info:
+        clf.fit(X, y)
+    assert "RandomOverSampler" in str(info.value) or "RandomUnderSampler" in str(info.value)
+    assert not clf.initialized_
+
+
+def test_synthesizing_custom_sampler_is_refused(binary_data):
+    class Jitter:
+        def fit_resample(self, X, y):
+            return X + 0.5, y
+
+    X, y = binary_data
+    with pytest.raises(ValueError, match="not rows of its input"):
+        make(sampler=Jitter()).fit(X, y)
+
+
+def test_same_random_state_gives_same_predictions(binary_data):
+    X, y = binary_data
+    first = make().fit(X, y).predict_proba(X)
+    second = make().fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_fit_does_not_change_global_torch_rng(binary_data):
+    X, y = binary_data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    make(max_epochs=1).fit(X, y)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_best_epoch_is_restored(binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=3, monitor="valid_loss").fit(X, y)
+    losses = clf.history[:, "valid_loss"]
+    best = int(np.argmin(losses)) + 1
+    # later epochs win ties, so compare against the last minimum
+    best = len(losses) - int(np.argmin(losses[::-1]))
+    assert clf.best_epoch_ == best
+    assert clf.history[best - 1, "valid_loss_best"] is True
+
+
+def test_best_epoch_weights_are_the_ones_kept(binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=3)
+    snapshots = []
+    clf.fit(X, y)
+    # refit with a spy callback that stores each epoch's weights
+    from skorch.callbacks import Callback
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            snapshots.append({k: v.clone() for k, v in net.module_.state_dict().items()})
+
+    clf.set_params(callbacks=[("snapshot", Snapshot())])
+    clf.fit(X, y)
+    kept = clf.module_.state_dict()
+    best = snapshots[clf.best_epoch_ - 1]
+    assert all(torch.equal(kept[k], best[k]) for k in kept)
+    assert "valid_balanced_accuracy" in clf.history[-1]
+
+
+def test_monitor_is_recorded(binary_data):
+    X, y = binary_data
+    clf = make(monitor="f1", max_epochs=1).fit(X, y)
+    assert 0.0 <= clf.history[-1, "valid_f1"] <= 1.0
+
+
+def test_no_validation_split_keeps_last_epoch(binary_data):
+    X, y = binary_data
+    clf = make(train_split=None, max_epochs=2).fit(X, y)
+    assert len(clf.valid_indices_) == 0
+    assert len(clf.train_indices_) == len(X)
+    assert clf.best_epoch_ == 2
+
+
+def test_skorch_train_split_callable(binary_data):
+    X, y = binary_data
+    clf = make(train_split=ValidSplit(4, stratified=True))
+    clf.fit(X, y)
+    assert len(clf.valid_indices_) == len(X) // 4
+
+
+def test_validation_split_is_stratified_and_never_fails_on_small_classes(tmp_path):
+    root = make_folder(tmp_path, {"big": 20, "small": 2, "single": 1})
+    X, y = load_image_folder(root)
+    clf = make(max_epochs=1).fit(X, y)
+    valid_labels = y[clf.valid_indices_]
+    assert set(valid_labels) == {"big", "small"}
+    assert set(y[clf.train_indices_]) == {"big", "small", "single"}
+
+
+def test_warm_start_and_partial_fit_continue_training(binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=1).fit(X, y)
+    clf.partial_fit(X, y)
+    assert len(clf.history) == 2
+    clf.set_params(warm_start=True)
+    clf.fit(X, y)
+    assert len(clf.history) == 3
+    with pytest.raises(ValueError, match="not among classes_"):
+        clf.partial_fit(X, np.where(y == "cat", "cat", "bird"))
+
+
+def test_device_auto_stays_auto(binary_data):
+    X, y = binary_data
+    clf = make(device="auto", max_epochs=1).fit(X, y)
+    assert clf.device == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(clf.module_.parameters()).device.type == expected
+
+
+def test_torchvision_backbone_with_head_for_classes(three_class_data):
+    X, y = three_class_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": "resnet18", "image_size": 16})
+    clf.fit(X, y)
+    assert clf.module_.backbone.fc.out_features == 3
+    assert clf.predict_proba(X[:2]).shape == (2, 3)
+
+
+def test_verbose_prints_table_and_progress(binary_data, capsys):
+    X, y = binary_data
+    make(verbose=1, max_epochs=1).fit(X, y)
+    out, err = capsys.readouterr()
+    assert "valid_balanced_accuracy" in out and "train_loss" in out
+    assert "it/s" in err or "%" in err  # the tqdm progress bar
+
+
+# -- errors, raised before any training -------------------------------------------------
+
+
+def _fast_fail(clf, X, y, error, match):
+    start = time.perf_counter()
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert time.perf_counter() - start < 5
+    assert not clf.initialized_
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"loss": "hinge"}, ValueError, "'loss' parameter of ImageImbalanceClassifier"),
+        ({"gamma": -1.0}, ValueError, "'gamma' parameter"),
+        ({"gamma": float("nan")}, ValueError, "'gamma' parameter"),
+        ({"alpha": "inverted"}, ValueError, "'alpha' parameter.*Got 'inverted'"),
+        ({"alpha": [1.0, 2.0, 3.0]}, ValueError, "alpha has 3 weight"),
+        ({"alpha": {"cat": 1.0, "cow": 2.0}}, ValueError, "unknown label.*'cow'"),
+        ({"beta": 1.0}, ValueError, "'beta' parameter"),
+        ({"sampler": "oversample"}, ValueError, "'sampler' parameter"),
+        ({"sampler": object()}, ValueError, "'sampler' parameter"),
+        ({"backbone": "resnet35", "module": None}, ValueError, "Unknown backbone 'resnet35'.*resnet34"),
+        ({"weights": "no/such/file.pth"}, FileNotFoundError, "no/such/file.pth"),
+        ({"image_size": 0}, ValueError, "'image_size' parameter"),
+        ({"monitor": "accuracy"}, ValueError, "'monitor' parameter"),
+        ({"train_split": 1.5}, ValueError, "'train_split' parameter"),
+        ({"device": "tpu"}, ValueError, "'device' parameter"),
+        ({"criterion": torch.nn.NLLLoss}, ValueError, "loss=..."),
+        ({"iterator_train_shuffle": True}, ValueError, "iterator_train__shuffle"),
+    ],
+)
+def test_bad_parameters_fail_fast(binary_data, params, error, match):
+    X, y = binary_data
+    _fast_fail(make(**params), X, y, error, match)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only machine")
+def test_cuda_without_gpu_is_a_clear_error(binary_data):
+    X, y = binary_data
+    clf = make(device="cuda")
+    _fast_fail(clf, X, y, ValueError, "CUDA is not available")
+
+
+@pytest.mark.parametrize(
+    "X, y, error, match",
+    [
+        ([], [], ValueError, "X is empty"),
+        (None, [0, 1], ValueError, "X is None"),
+        ("one.png", [0], TypeError, "single path"),
+        (["a.png", None], [0, 1], TypeError, r"X\[1\] is None"),
+        (["a.png", float("nan")], [0, 1], TypeError, r"X\[1\] is NaN"),
+        (["a.png", 3], [0, 1], TypeError, r"X\[1\] is 3"),
+    ],
+)
+def test_bad_X(X, y, error, match):
+    _fast_fail(make(), X, y, error, match)
+
+
+def test_bad_y(binary_data):
+    X, y = binary_data
+    clf = make()
+    _fast_fail(clf, X, y[:-1], ValueError, "X has 64 image path.*y has 63")
+    _fast_fail(clf, X, np.full(len(X), "cat"), ValueError, "single class")
+    _fast_fail(clf, X, np.linspace(0, 1, len(X)), ValueError, "continuous")
+    y_nan = np.where(y == "cat", 0.0, 1.0)
+    y_nan[3] = np.nan
+    _fast_fail(clf, X, y_nan, ValueError, r"missing labels.*\[3\]")
+    _fast_fail(clf, X, np.stack([y, y], axis=1), ValueError, "1-D")
+    _fast_fail(clf, X, None, ValueError, "y is None")
+
+
+def test_bad_files_are_listed_together_before_training(tmp_path, binary_data):
+    X, y = binary_data
+    X = list(X)
+    missing = str(tmp_path / "missing.png")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    truncated = write_images(tmp_path / "t", 1, (10, 10, 10), size=64, suffix=".jpg")[0]
+    with open(truncated, "r+b") as f:
+        f.truncate(os.path.getsize(truncated) // 2)
+    X[1], X[5], X[9], X[20] = missing, str(empty), str(text), truncated
+    clf = make()
+    with pytest.raises(ImageFileError) as info:
+        clf.fit(X, y)
+    message = str(info.value)
+    assert "4 of 64" in message
+    for index, path in [(1, missing), (5, empty), (9, text), (20, truncated)]:
+        assert f"X[{index}] {str(path)!r}" in message
+    assert "file not found" in message and "empty" in message
+    assert "not an image" in message and "truncated" in message
+    assert not clf.initialized_
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        ImageImbalanceClassifier().predict(["a.png"])
+    with pytest.raises(NotFittedError):
+        ImageImbalanceClassifier().predict_proba(["a.png"])
+
+
+def test_predict_names_missing_files(binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=1).fit(X, y)
+    with pytest.raises(ImageFileError, match=r"X\[1\] 'gone.png': file not found"):
+        clf.predict([X[0], "gone.png"])
+
+
+def test_initialize_without_fit_explains(binary_data):
+    with pytest.raises(AttributeError, match="call fit"):
+        make().initialize()
