@@ -315,6 +315,28 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         else:
             super().__setattr__(name, value)
 
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        # skorch's bookkeeping of which kwargs to check, not a parameter: __init__
+        # rebuilds it from the keyword arguments it receives.
+        params.pop("_params_to_validate", None)
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``sampler__*`` reaches the sampler, as in a Pipeline.
+
+        skorch treats every ``a__b`` key as its own prefixed argument, which
+        would store ``sampler__sampling_strategy`` on the net instead of the
+        sampler, so nested sampler parameters are routed here.
+        """
+        nested = {k: v for k, v in params.items() if k.startswith("sampler__")}
+        super().set_params(**{k: v for k, v in params.items() if k not in nested})
+        for key, value in nested.items():
+            if self.sampler is None or not hasattr(self.sampler, "set_params"):
+                raise ValueError(f"Cannot set {key}: sampler is {self.sampler!r}.")
+            self.sampler.set_params(**{key.removeprefix("sampler__"): value})
+        return self
+
     # -- fitted state -------------------------------------------------------------------
 
     @property

@@ -1,0 +1,143 @@
+"""Backbones: torchvision models, pretrained and local weights, the head, normalization."""
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from conftest import FAST
+
+from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators.backbones import (
+    IMAGENET_MEAN,
+    ImageModel,
+    build_backbone,
+    find_head,
+    resolve_weights,
+)
+
+SMALL = "shufflenet_v2_x0_5"
+
+
+@pytest.mark.parametrize(
+    "name, head_path",
+    [("resnet34", "fc"), ("mobilenet_v3_small", "classifier.3"), ("squeezenet1_1", "classifier.1")],
+)
+def test_head_is_replaced_for_the_number_of_classes(name, head_path):
+    model, mean, std = build_backbone(name, None, 3)
+    head_name, head = find_head(model)
+    assert head_name == head_path
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+    assert mean == IMAGENET_MEAN
+
+
+def test_pretrained_weights_load_through_torchvision(monkeypatch):
+    """The real download path, with the download replaced by a local state dict."""
+    import torchvision.models._api
+
+    reference = torchvision.models.get_model(SMALL, weights=None)
+
+    def fake_download(url, *args, **kwargs):
+        return reference.state_dict()
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fake_download)
+    model, mean, std = build_backbone(SMALL, "DEFAULT", 2)
+    assert torch.equal(model.conv1[0].weight, reference.conv1[0].weight)
+    assert model.fc.out_features == 2
+    transforms = resolve_weights(SMALL, "DEFAULT").transforms()
+    assert mean == tuple(transforms.mean) and std == tuple(transforms.std)
+
+
+def test_default_weights_offline_say_what_to_do():
+    with pytest.raises(RuntimeError) as info:
+        build_backbone("resnet34", "DEFAULT", 2)
+    message = str(info.value)
+    assert "weights=None" in message and "weights='path/to/resnet34.pth'" in message
+
+
+def test_estimator_default_weights_offline_fails_before_training(binary_data):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "weights": "DEFAULT", "backbone": SMALL})
+    with pytest.raises(RuntimeError, match="weights=None"):
+        clf.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "weights, member",
+    [
+        ("DEFAULT", "IMAGENET1K_V1"),
+        ("IMAGENET1K_V1", "IMAGENET1K_V1"),
+        ("ResNet34_Weights.IMAGENET1K_V1", "IMAGENET1K_V1"),
+    ],
+)
+def test_weights_names(weights, member):
+    assert resolve_weights("resnet34", weights).name == member
+
+
+@pytest.mark.parametrize("weights", ["IMAGENET1K_V9", "ResNet18_Weights.IMAGENET1K_V1"])
+def test_unknown_weights_names(weights):
+    with pytest.raises(ValueError, match="weights"):
+        resolve_weights("resnet34", weights)
+
+
+@pytest.mark.parametrize("head_classes", [1000, 2])
+def test_local_state_dict_file(tmp_path, head_classes):
+    source = torchvision.models.get_model(SMALL, weights=None, num_classes=head_classes)
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    model, _, _ = build_backbone(SMALL, str(path), 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+    assert model.fc.out_features == 2
+    if head_classes == 2:  # a file saved for this task keeps its head
+        assert torch.equal(model.fc.weight, source.fc.weight)
+
+
+def test_local_safetensors_file(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    source = torchvision.models.get_model(SMALL, weights=None)
+    path = tmp_path / "weights.safetensors"
+    safetensors.save_file(source.state_dict(), str(path))
+    model, _, _ = build_backbone(SMALL, path, 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_weights_file_for_another_architecture(tmp_path):
+    path = tmp_path / "resnet18.pt"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(ValueError, match="does not fit backbone 'shufflenet_v2_x0_5'"):
+        build_backbone(SMALL, str(path), 2)
+
+
+def test_weights_file_with_other_class_count_loads_body(tmp_path):
+    source = torchvision.models.get_model(SMALL, weights=None, num_classes=5)
+    path = tmp_path / "five.pth"
+    torch.save(source.state_dict(), path)
+    with pytest.raises(ValueError, match="size mismatch"):
+        build_backbone(SMALL, str(path), 2)
+
+
+def test_weights_file_that_is_not_a_state_dict(tmp_path):
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a state dict"):
+        build_backbone(SMALL, str(path), 2)
+
+
+def test_estimator_with_a_weights_file(tmp_path, binary_data):
+    X, y = binary_data
+    path = tmp_path / "weights.pth"
+    torch.save(torchvision.models.get_model(SMALL, weights=None).state_dict(), path)
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": SMALL, "weights": str(path)})
+    clf.fit(X, y)
+    assert clf.module_.backbone.fc.out_features == 2
+
+
+def test_image_model_normalizes_uint8_like_float():
+    backbone = torch.nn.Flatten()
+    model = ImageModel(backbone)
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    out_uint8 = model(images)
+    out_float = model(images.float() / 255)
+    torch.testing.assert_close(out_uint8, out_float)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    expected = ((images.float() / 255 - mean) / model.std).flatten(1)
+    np.testing.assert_allclose(out_uint8.numpy(), expected.numpy(), rtol=1e-6)
