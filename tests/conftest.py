@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from torch import nn
 
+
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):
     """Tests never reach the network: a weights download fails as it does offline."""

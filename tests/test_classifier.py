@@ -182,9 +182,7 @@ def test_sampler_gets_training_rows_and_labels(binary_data):
 
 def test_oversampler_balances_each_epoch_and_alpha_sees_it(binary_data):
     X, y = binary_data
-    clf = make(
-        sampler=RandomOverSampler(), alpha="balanced", max_epochs=2
-    ).fit(X, y)
+    clf = make(sampler=RandomOverSampler(), alpha="balanced", max_epochs=2).fit(X, y)
     counts = clf.history[:, "train_class_counts"]
     assert len(counts) == 2
     majority = clf.class_counts_.max()
@@ -380,7 +378,11 @@ def _fast_fail(clf, X, y, error, match):
         ({"beta": 1.0}, ValueError, "'beta' parameter"),
         ({"sampler": "oversample"}, ValueError, "'sampler' parameter"),
         ({"sampler": object()}, ValueError, "'sampler' parameter"),
-        ({"backbone": "resnet35", "module": None}, ValueError, "Unknown backbone 'resnet35'.*resnet34"),
+        (
+            {"backbone": "resnet35", "module": None},
+            ValueError,
+            "Unknown backbone 'resnet35'.*resnet34",
+        ),
         ({"weights": "no/such/file.pth"}, FileNotFoundError, "no/such/file.pth"),
         ({"image_size": 0}, ValueError, "'image_size' parameter"),
         ({"monitor": "accuracy"}, ValueError, "'monitor' parameter"),

@@ -82,7 +82,11 @@ def test_grid_over_nested_sampler_parameters(int_binary_data):
 def test_parameters_are_stored_verbatim_and_cloned():
     sampler = RandomOverSampler(random_state=3)
     clf = ImageImbalanceClassifier(
-        loss="focal", gamma=1.5, alpha={"a": 1.0, "b": 2.0}, sampler=sampler, lr=0.01,
+        loss="focal",
+        gamma=1.5,
+        alpha={"a": 1.0, "b": 2.0},
+        sampler=sampler,
+        lr=0.01,
         module__dropout=0.1,
     )
     params = clf.get_params()
@@ -138,7 +142,9 @@ def test_pickle_of_auto_device_loads_anywhere(binary_data):
 def test_grid_search_over_gamma_and_alpha(int_binary_data):
     X, y = int_binary_data
     grid = {"gamma": [0.0, 2.0], "alpha": [None, "balanced", "geometric"]}
-    search = GridSearchCV(make(loss="focal", max_epochs=1), grid, cv=StratifiedKFold(3), scoring="f1")
+    search = GridSearchCV(
+        make(loss="focal", max_epochs=1), grid, cv=StratifiedKFold(3), scoring="f1"
+    )
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 6
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
