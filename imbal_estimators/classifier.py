@@ -488,7 +488,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         classes, y_encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); a classifier needs at least two."
+                f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at least two."
             )
         return classes, y_encoded
 

@@ -473,3 +473,66 @@ def test_predict_names_missing_files(binary_data):
 def test_initialize_without_fit_explains(binary_data):
     with pytest.raises(AttributeError, match="call fit"):
         make().initialize()
+
+
+def test_a_thousand_paths_with_string_labels(tmp_path):
+    root = make_folder(tmp_path, {"majority": 770, "minority": 230}, size=16)
+    X, y = load_image_folder(root)
+    assert len(X) == 1000
+    clf = make(max_epochs=1, batch_size=64, alpha="balanced").fit(X, y)
+    assert clf.classes_.tolist() == ["majority", "minority"]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    assert clf.score(X, y) > 0.9
+
+
+def _awkward_images(folder):
+    """Ten valid encodings a real folder contains; returns their paths."""
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (24, 30, 3), dtype=np.uint8), "RGB")
+    files = {
+        "grey.png": rgb.convert("L"),
+        "rgba.png": rgb.convert("RGBA"),
+        "palette.png": rgb.convert("P"),
+        "cmyk.jpg": rgb.convert("CMYK"),
+        "sixteen_bit.png": Image.fromarray(
+            rng.integers(0, 65535, (20, 20), dtype=np.uint16).astype(np.uint16)
+        ),
+        "one_pixel.png": Image.new("RGB", (1, 1), (200, 10, 10)),
+        "wide.png": Image.new("RGB", (1500, 2), (10, 200, 10)),
+        "UPPER.JPG": rgb,
+        "bilevel.bmp": rgb.convert("1"),
+        "photo.webp": rgb,
+    }
+    paths = []
+    for name, image in files.items():
+        path = folder / name
+        image.save(path)
+        paths.append(str(path))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = folder / "rotated.jpg"
+    rgb.save(rotated, exif=exif)
+    return [*paths, str(rotated)]
+
+
+def test_awkward_but_valid_encodings_fit_and_predict(tmp_path, binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=1).fit(X, y)
+    awkward = _awkward_images(tmp_path / "awkward")
+    proba = clf.predict_proba(awkward)
+    assert proba.shape == (11, 2) and np.all(np.isfinite(proba))
+    mixed = list(X[:10]) + list(X[-10:]) + awkward
+    refit = make(max_epochs=1).fit(mixed, list(y[:10]) + list(y[-10:]) + ["cat"] * 11)
+    assert refit.predict(awkward).shape == (11,)
+
+
+def test_dataloader_workers(binary_data):
+    X, y = binary_data
+    clf = make(max_epochs=1, iterator_train__num_workers=2, iterator_valid__num_workers=2)
+    clf.fit(X, y)
+    assert clf.predict(X).shape == (len(X),)
