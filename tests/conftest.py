@@ -53,6 +53,13 @@ class TinyCNN(nn.Module):
 TINY = dict(FAST, module=TinyCNN, lr=0.05, max_epochs=2)
 
 
+def tiny_classifier(**params):
+    """An ImageImbalanceClassifier with the TinyCNN settings, overridden by ``params``."""
+    from imbal_estimators import ImageImbalanceClassifier
+
+    return ImageImbalanceClassifier(**{**TINY, **params})
+
+
 def write_images(folder, n, color, size=20, seed=0, suffix=".png"):
     """Write ``n`` noisy images around ``color`` into ``folder``; return their paths."""
     rng = np.random.default_rng(seed)

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST, TINY, make_folder, write_images
+from conftest import FAST, make_folder, write_images
+from conftest import tiny_classifier as make
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from imblearn.under_sampling import NearMiss, RandomUnderSampler
 from sklearn.exceptions import NotFittedError
@@ -20,10 +21,6 @@ from imbal_estimators import (
     compute_alpha,
     load_image_folder,
 )
-
-
-def make(**params):
-    return ImageImbalanceClassifier(**{**TINY, **params})
 
 
 def test_string_labels_round_trip(binary_data):

@@ -6,7 +6,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import tiny_classifier as make
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.pipeline import make_pipeline as make_imblearn_pipeline
 from sklearn.base import clone, is_classifier
@@ -29,10 +29,6 @@ from sklearn.utils.estimator_checks import (
 )
 
 from imbal_estimators import FocalLoss, ImageImbalanceClassifier
-
-
-def make(**params):
-    return ImageImbalanceClassifier(**{**TINY, **params})
 
 
 def test_is_a_classifier_with_string_input_tags():
