@@ -52,6 +52,7 @@ from .sampling import check_sampler, epoch_seed, resample_indices
 from .split import split_rows
 
 _SEED_RANGE = 2**31 - 1
+_MISSING = object()
 
 
 def softmax_probabilities(logits):
@@ -393,15 +394,34 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def _fit(self, X, y, reinitialize, fit_params):
         keep_classes = not reinitialize and self.__sklearn_is_fitted__()
-        paths, y_encoded = self._prepare_fit(X, y, keep_classes)
+        paths, y_encoded, fitted = self._prepare_fit(X, y, keep_classes)
+        previous = {name: self.__dict__.get(name, _MISSING) for name in fitted}
+        for name, value in fitted.items():
+            setattr(self, name, value)
         with self._runtime(seed=self.torch_seed_):
             if reinitialize or not self.initialized_:
-                self.initialize()
+                try:
+                    self.initialize()
+                except BaseException:
+                    # e.g. weights that cannot be downloaded: keep the previous fit whole
+                    self._restore(previous)
+                    raise
             super().partial_fit(paths, y_encoded, **fit_params)
         return self
 
+    def _restore(self, previous):
+        for name, value in previous.items():
+            if value is _MISSING:
+                self.__dict__.pop(name, None)
+            else:
+                setattr(self, name, value)
+
     def _prepare_fit(self, X, y, keep_classes=False):
-        """Every check and data-dependent value, before any network is built."""
+        """Every check and data-dependent value, before any network is built.
+
+        Returns the paths, the encoded labels and the new fitted attributes;
+        nothing on the estimator changes until all checks have passed.
+        """
         self._check_params()
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
@@ -424,22 +444,27 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
         scan_images(paths, ImageLoader(self.image_size, self.cache))
 
-        self.classes_ = classes
-        self.n_classes_ = len(classes)
-        self.class_counts_ = np.bincount(y_encoded[train_rows], minlength=len(classes))
-        self.train_indices_ = train_rows
-        self.valid_indices_ = valid_rows
-        self.torch_seed_ = int(torch_seed)
-        self.sampling_seed_ = int(sampling_seed)
-        self.sampler_ = None
-        counts_seen_by_loss = self.class_counts_
+        class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
+        counts_seen_by_loss, sampler = class_counts, None
         if self.sampler is not None:
-            rows, self.sampler_ = resample_indices(
-                self.sampler, train_rows, labels[train_rows], epoch_seed(self.sampling_seed_, 1)
+            rows, sampler = resample_indices(
+                self.sampler, train_rows, labels[train_rows], epoch_seed(int(sampling_seed), 1)
             )
             counts_seen_by_loss = np.bincount(y_encoded[rows], minlength=len(classes))
-        self.class_weight_ = resolve_alpha(self.alpha, classes, counts_seen_by_loss, beta=self.beta)
-        return paths, y_encoded
+        fitted = {
+            "classes_": classes,
+            "n_classes_": len(classes),
+            "class_counts_": class_counts,
+            "class_weight_": resolve_alpha(
+                self.alpha, classes, counts_seen_by_loss, beta=self.beta
+            ),
+            "sampler_": sampler,
+            "train_indices_": train_rows,
+            "valid_indices_": valid_rows,
+            "torch_seed_": int(torch_seed),
+            "sampling_seed_": int(sampling_seed),
+        }
+        return paths, y_encoded, fitted
 
     def _check_params(self):
         validate_parameter_constraints(

@@ -533,3 +533,16 @@ def test_dataloader_workers(binary_data):
     clf = make(max_epochs=1, iterator_train__num_workers=2, iterator_valid__num_workers=2)
     clf.fit(X, y)
     assert clf.predict(X).shape == (len(X),)
+
+
+def test_failed_refit_keeps_the_previous_fit(binary_data, three_class_data):
+    X, y = binary_data
+    clf = make(module=None, backbone="shufflenet_v2_x0_5", max_epochs=1).fit(X, y)
+    expected = clf.predict_proba(X)
+    X3, y3 = three_class_data
+    # the new labels pass every check; building the network then fails (no download)
+    clf.set_params(weights="DEFAULT")
+    with pytest.raises(RuntimeError, match="weights=None"):
+        clf.fit(X3, y3)
+    assert clf.classes_.tolist() == ["cat", "dog"]
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
