@@ -179,10 +179,11 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     lr : float, default=1e-4
     max_epochs : int, default=10
     batch_size : int, default=32
-    train_split : float, callable or None, default=0.2
-        Fraction of each class held out to monitor ``monitor``, a skorch-style
-        callable (e.g. ``skorch.dataset.ValidSplit``), or ``None`` (no
-        validation; the last epoch is kept).
+    train_split : float, int, callable, None or False, default=0.2
+        Fraction of each class held out to monitor ``monitor`` (an int ``k``
+        holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
+        callable (e.g. ``skorch.dataset.ValidSplit``), or ``None``/``False``
+        (no validation; the last epoch is kept).
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
@@ -247,7 +248,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "cache": [None, StrOptions({"memory"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
-        "train_split": [None, Interval(RealNotInt, 0, 1, closed="neither"), callable],
+        "train_split": [
+            None,
+            Options(bool, {False}),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            Interval(Integral, 2, None, closed="left"),
+            callable,
+        ],
         "lr": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],

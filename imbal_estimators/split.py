@@ -1,5 +1,7 @@
 """The internal validation split: which rows train and which monitor."""
 
+from numbers import Integral
+
 import numpy as np
 from skorch.dataset import Dataset
 from torch.utils.data import Subset
@@ -41,8 +43,9 @@ def split_rows(train_split, y, seed):
 
     Parameters
     ----------
-    train_split : None, float in (0, 1) or callable
-        ``None``: no validation rows. A float: :func:`stratified_holdout`. A
+    train_split : None, False, float in (0, 1), int >= 2 or callable
+        ``None`` or ``False``: no validation rows. A float: the fraction for
+        :func:`stratified_holdout`; an int ``k``: the fraction ``1/k``. A
         callable: skorch's protocol, ``train_split(dataset, y)`` returning
         subsets of ``dataset`` (e.g. ``skorch.dataset.ValidSplit``).
     y : ndarray of int
@@ -53,8 +56,10 @@ def split_rows(train_split, y, seed):
     train, valid : ndarrays of row indices
     """
     all_rows = np.arange(len(y))
-    if train_split is None:
+    if train_split is None or train_split is False:
         return all_rows, np.array([], dtype=np.int64)
+    if isinstance(train_split, Integral):
+        return stratified_holdout(y, 1.0 / train_split, seed)
     if not callable(train_split):
         return stratified_holdout(y, float(train_split), seed)
     rows_dataset = Dataset(all_rows, y)

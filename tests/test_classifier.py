@@ -300,6 +300,15 @@ def test_no_validation_split_keeps_last_epoch(binary_data):
     assert clf.best_epoch_ == 2
 
 
+@pytest.mark.parametrize("train_split, n_valid", [(False, 0), (4, 16), (0.25, 16)])
+def test_train_split_values(binary_data, train_split, n_valid):
+    X, y = binary_data
+    clf = make(train_split=train_split, max_epochs=1).fit(X, y)
+    assert len(clf.valid_indices_) == n_valid
+    if n_valid:  # stratified: 3:1 like the data
+        assert (y[clf.valid_indices_] == "dog").sum() == 4
+
+
 def test_skorch_train_split_callable(binary_data):
     X, y = binary_data
     clf = make(train_split=ValidSplit(4, stratified=True))
