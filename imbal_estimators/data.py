@@ -123,11 +123,25 @@ def read_image(path, image_size):
         if image.format == "JPEG":
             image.draft(None, (image_size, image_size))
         image.load()
+        if image.format == "PNG":
+            _check_png_end(path)
         image = to_rgb(ImageOps.exif_transpose(image))
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _check_png_end(path):
+    """PIL decodes a PNG whose last bytes are cut off; a complete file ends with IEND."""
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        file.seek(max(file.tell() - len(_PNG_END), 0))
+        if file.read() != _PNG_END:
+            raise OSError("image file is truncated (the PNG has no IEND chunk at its end)")
 
 
 def describe_image_error(path, exc):

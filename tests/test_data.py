@@ -721,3 +721,15 @@ def test_load_image_folder_missing_root(tmp_path):
     a_file = str(_write_pngs(tmp_path, 1)[0])
     with pytest.raises(FileNotFoundError, match="not a directory"):
         load_image_folder(a_file)
+
+
+@pytest.mark.parametrize("cut", [1, 12, 40])
+def test_png_missing_its_last_bytes_is_truncated(tmp_path, cut):
+    # PIL decodes such a file without complaint once the pixel data is complete
+    path = tmp_path / "cut.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])
+    with pytest.raises(ImageFileError, match=r"X\[0\].*truncated"):
+        scan_images([str(path)], ImageLoader(16, cache=None))
