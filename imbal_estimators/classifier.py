@@ -23,7 +23,6 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
@@ -50,71 +49,14 @@ from .losses import LOSSES, get_loss
 from .metrics import MONITOR_OPTIONS
 from .sampling import check_sampler, epoch_seed, resample_indices
 from .split import split_rows
+from .validation import check_labels, resolve_device, resolve_device_name
 
 _SEED_RANGE = 2**31 - 1
-_MISSING = object()
 
 
 def softmax_probabilities(logits):
     """Softmax over classes in float64, so rows sum to 1 to double precision."""
     return torch.softmax(logits.double(), dim=1)
-
-
-def resolve_device(device):
-    """The torch device string for the ``device`` parameter; ``"auto"`` prefers CUDA."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
-        ) from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available "
-                "(torch.cuda.is_available() is False). Use device='auto' (CUDA when "
-                "present, else CPU) or device='cpu'."
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} was requested but only {torch.cuda.device_count()} "
-                "CUDA device(s) exist."
-            )
-    return str(device)
-
-
-def check_labels(y, n_samples):
-    """Validate classification labels; return them as a 1-D array."""
-    if y is None:
-        raise ValueError("y is None; pass one class label per image.")
-    labels = np.asarray(y.iloc[:, 0] if hasattr(y, "iloc") and y.ndim == 2 else y)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"y must be 1-D (one label per image); got shape {labels.shape}. "
-            "Multi-label targets are not supported."
-        )
-    if len(labels) != n_samples:
-        raise ValueError(
-            f"X has {n_samples} image path(s) but y has {len(labels)} label(s); "
-            "they must have the same length."
-        )
-    missing = [i for i, v in enumerate(labels.tolist()) if v is None or v != v]
-    if missing:
-        raise ValueError(
-            f"y contains missing labels (None or NaN) at index {missing[:10]}; "
-            "every image needs a label."
-        )
-    kind = type_of_target(labels, input_name="y")
-    if kind not in ("binary", "multiclass"):
-        raise ValueError(
-            f"Unknown label type: y is {kind!r}; ImageImbalanceClassifier needs class "
-            "labels (binary or multiclass), not continuous or multi-output targets."
-        )
-    return labels
 
 
 class ImageImbalanceClassifier(NeuralNetClassifier):
@@ -323,8 +265,22 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         else:
             super().__setattr__(name, value)
 
+    @property
+    def device(self):
+        """The torch device skorch uses: ``"auto"`` is resolved on every read.
+
+        ``get_params`` reports the value as given, so ``clone`` keeps ``"auto"``
+        and a pickle made on a CUDA machine picks the CPU where there is no GPU.
+        """
+        return resolve_device_name(self.__dict__.get("device", "auto"))
+
+    @device.setter
+    def device(self, value):
+        self.__dict__["device"] = value
+
     def get_params(self, deep=True, **kwargs):
         params = super().get_params(deep=deep, **kwargs)
+        params["device"] = self.__dict__.get("device", "auto")
         # skorch's bookkeeping of which kwargs to check, not a parameter: __init__
         # rebuilds it from the keyword arguments it receives.
         params.pop("_params_to_validate", None)
@@ -383,7 +339,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         y : array-like of shape (n_samples,)
             Class labels of any hashable type.
         **fit_params
-            Passed to the module's ``forward``.
+            Not supported (the network takes images only); use ``alpha`` or
+            ``sampler`` instead of ``sample_weight``.
 
         Returns
         -------
@@ -394,36 +351,52 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train ``max_epochs`` more epochs without re-initializing the network.
 
-        On an unfitted estimator this is :meth:`fit`. Labels must be among the
-        ``classes_`` of the first fit.
-        """
-        return self._fit(X, y, reinitialize=False, fit_params=fit_params)
+        Parameters
+        ----------
+        X, y : as in :meth:`fit`
+        classes : array-like, optional
+            All labels, for a first call whose ``y`` lacks some of them. Later
+            calls keep the ``classes_`` of the first.
 
-    def _fit(self, X, y, reinitialize, fit_params):
-        keep_classes = not reinitialize and self.__sklearn_is_fitted__()
-        paths, y_encoded, fitted = self._prepare_fit(X, y, keep_classes)
-        previous = {name: self.__dict__.get(name, _MISSING) for name in fitted}
+        Returns
+        -------
+        self : ImageImbalanceClassifier
+        """
+        return self._fit(X, y, reinitialize=False, fit_params=fit_params, classes=classes)
+
+    def _fit(self, X, y, reinitialize, fit_params, classes=None):
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() got unexpected argument(s) "
+                f"{sorted(fit_params)}; the network takes images only. Weight classes "
+                "with alpha=... or resample with sampler=... instead of sample_weight."
+            )
+        if not reinitialize and self.__sklearn_is_fitted__():
+            classes = self.classes_
+        paths, y_encoded, fitted = self._prepare_fit(X, y, classes)
+        # Snapshot so that a failure while building the network (e.g. weights that
+        # cannot be downloaded) leaves the previous fit whole.
+        snapshot = dict(self.__dict__)
+        history = copy.deepcopy(self.history_)
         for name, value in fitted.items():
             setattr(self, name, value)
-        with self._runtime(seed=self.torch_seed_):
-            if reinitialize or not self.initialized_:
-                try:
+        with self._seeded(self.torch_seed_):
+            try:
+                if reinitialize or not self.initialized_:
                     self.initialize()
-                except BaseException:
-                    # e.g. weights that cannot be downloaded: keep the previous fit whole
-                    self._restore(previous)
-                    raise
-            super().partial_fit(paths, y_encoded, **fit_params)
+                else:  # training goes on: the loss follows this data's class weights
+                    with self._current_init_context("criterion"):
+                        self.initialize_criterion()
+                        self.criterion_ = self.criterion_.to(self.device)
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(snapshot)
+                self.history_ = history
+                raise
+            super().partial_fit(paths, y_encoded)
         return self
 
-    def _restore(self, previous):
-        for name, value in previous.items():
-            if value is _MISSING:
-                self.__dict__.pop(name, None)
-            else:
-                setattr(self, name, value)
-
-    def _prepare_fit(self, X, y, keep_classes=False):
+    def _prepare_fit(self, X, y, known_classes=None):
         """Every check and data-dependent value, before any network is built.
 
         Returns the paths, the encoded labels and the new fitted attributes;
@@ -432,11 +405,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self._check_params()
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
-        classes, y_encoded = self._encode_labels(labels, keep_classes)
+        classes, y_encoded = self._encode_labels(labels, known_classes)
         if self.alpha is not None:
             check_alpha(self.alpha, classes, beta=self.beta)
+        self._check_loss(len(classes))
         check_sampler(self.sampler)
-        resolve_device(self.device)
+        resolve_device(self.__dict__.get("device"))
         if self.module is None:
             check_backbone_name(self.backbone)
         if self.weights is not None and is_weights_file(self.weights):
@@ -458,6 +432,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.sampler, train_rows, labels[train_rows], epoch_seed(int(sampling_seed), 1)
             )
             counts_seen_by_loss = np.bincount(y_encoded[rows], minlength=len(classes))
+            if len(rows) == 0:
+                raise ValueError(
+                    f"sampler={self.sampler!r} returned no training images; check its "
+                    "sampling_strategy."
+                )
+            lost = classes[(counts_seen_by_loss == 0) & (class_counts > 0)]
+            if len(lost) and isinstance(self.alpha, str):
+                raise ValueError(
+                    f"sampler={self.sampler!r} left no images of class(es) {lost.tolist()}, "
+                    f"and alpha={self.alpha!r} needs every class; check the sampler's "
+                    "sampling_strategy or give alpha as fixed weights."
+                )
         fitted = {
             "classes_": classes,
             "n_classes_": len(classes),
@@ -508,21 +494,39 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             else:
                 self.__dict__["prefixes_"] = saved
 
-    def _encode_labels(self, labels, keep_classes):
-        if keep_classes:
-            unseen = np.setdiff1d(np.unique(labels), self.classes_)
+    def _encode_labels(self, labels, known_classes=None):
+        if known_classes is not None:
+            known = np.unique(np.asarray(known_classes))
+            unseen = np.setdiff1d(np.unique(labels), known)
             if len(unseen):
                 raise ValueError(
-                    f"y has label(s) {unseen.tolist()[:10]} not among classes_ "
-                    f"{self.classes_.tolist()} of the network being trained further."
+                    f"y has label(s) {unseen.tolist()[:10]} not among the classes "
+                    f"{known.tolist()} of this network."
                 )
-            return self.classes_, np.searchsorted(self.classes_, labels)
+            return known, np.searchsorted(known, labels)
         classes, y_encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
                 f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at least two."
             )
         return classes, y_encoded
+
+    def _check_loss(self, n_classes):
+        """Build the loss once on dummy weights, so a bad ``loss`` or ``criterion__*``
+        fails before the image scan instead of inside ``initialize``."""
+        alpha = None if self.alpha is None else torch.ones(n_classes)
+        try:
+            get_loss(
+                copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss,
+                gamma=self.gamma,
+                alpha=alpha,
+                **self.get_params_for("criterion"),
+            )
+        except TypeError as exc:
+            raise TypeError(
+                f"Cannot build loss={self.loss!r} with gamma={self.gamma!r} and "
+                f"criterion__* arguments {self.get_params_for('criterion')}: {exc}"
+            ) from exc
 
     # -- skorch hooks --------------------------------------------------------------------
 
@@ -556,8 +560,28 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 kwargs.setdefault("num_classes", self._n_classes_for_init())
             backbone = self.initialized_instance(self.module, kwargs)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
+            self._check_module_output(backbone)
         self.module_ = ImageModel(backbone, mean, std)
         return self
+
+    def _check_module_output(self, module):
+        """A user's module must give one logit per class; find out before training."""
+        was_training = module.training
+        module.eval()
+        device = next(module.parameters(), torch.zeros(0)).device
+        try:
+            with torch.no_grad():
+                images = torch.zeros(2, 3, self.image_size, self.image_size, device=device)
+                logits = module(images)
+        finally:
+            module.train(was_training)
+        if getattr(logits, "shape", None) != (2, self.n_classes_):
+            shape = tuple(getattr(logits, "shape", ()))
+            raise ValueError(
+                f"module gives outputs of shape {shape} for 2 images; it must give "
+                f"(n_images, {self.n_classes_}), one logit per class of classes_ "
+                f"{self.classes_.tolist()}."
+            )
 
     def initialize_criterion(self):
         self._n_classes_for_init()
@@ -609,27 +633,14 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return super()._get_predict_nonlinearity()
 
     @contextmanager
-    def _runtime(self, seed=None):
-        """Run with ``self.device`` resolved (``"auto"`` -> a real device) and torch seeded.
-
-        The user's ``device`` value is restored afterwards, so ``get_params``
-        and ``clone`` keep ``"auto"``; the global torch RNG state is restored too.
-        """
-        requested = self.device
-        resolved = resolve_device(requested)
-        rng_devices = []
-        if torch.device(resolved).type == "cuda":
-            rng_devices = [torch.device(resolved).index or torch.cuda.current_device()]
-        self.device = resolved
-        try:
-            if seed is None:
-                yield
-            else:
-                with torch.random.fork_rng(devices=rng_devices):
-                    torch.manual_seed(seed)
-                    yield
-        finally:
-            self.device = requested
+    def _seeded(self, seed):
+        """Seed torch for this fit and restore the caller's global RNG state afterwards."""
+        devices = []
+        if torch.device(self.device).type == "cuda":
+            devices = [torch.device(self.device).index or torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
 
     # -- predict -------------------------------------------------------------------------
 
@@ -639,6 +650,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : list, tuple, array, pandas Series or one-column DataFrame of paths
+            Or a torch ``Dataset`` of images, as skorch callbacks pass.
 
         Returns
         -------
@@ -646,22 +658,28 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             Columns ordered like ``classes_``; rows sum to 1.
         """
         check_is_fitted(self)
-        paths = check_paths(X)
-        check_files_exist(paths)
-        with self._runtime():
-            return super().predict_proba(paths)
+        if not isinstance(X, torch.utils.data.Dataset):
+            X = check_paths(X)
+            check_files_exist(X)
+        return super().predict_proba(X)
 
     def predict(self, X):
-        """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``."""
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
+        """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
+
+        Given one of the estimator's own labelled datasets (skorch's
+        ``EpochScoring`` scores the validation split that way), it returns class
+        indices, the encoding of the targets that dataset holds.
+        """
+        indices = self.predict_proba(X).argmax(axis=1)
+        if isinstance(X, ImagePathDataset) and X.targets is not None:
+            return indices
+        return self.classes_[indices]
 
     def __setstate__(self, state):
-        # "auto" is not a torch device: resolve it for skorch's map_location, then
-        # keep "auto" so a CUDA-fitted model loads on a CPU-only machine unchanged.
+        # skorch maps the tensors to state["device"], which must be a real device;
+        # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.
         requested = state.get("device")
-        if requested == "auto":
-            state["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        state["device"] = resolve_device_name(requested)
         super().__setstate__(state)
         if requested == "auto":
             self.device = "auto"

@@ -11,6 +11,7 @@ from conftest import FAST, make_folder, write_images
 from conftest import tiny_classifier as make
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from imblearn.under_sampling import NearMiss, RandomUnderSampler
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from skorch.dataset import ValidSplit
 
@@ -333,16 +334,18 @@ def test_warm_start_and_partial_fit_continue_training(binary_data):
     clf.set_params(warm_start=True)
     clf.fit(X, y)
     assert len(clf.history) == 3
-    with pytest.raises(ValueError, match="not among classes_"):
+    with pytest.raises(ValueError, match="not among the classes"):
         clf.partial_fit(X, np.where(y == "cat", "cat", "bird"))
 
 
 def test_device_auto_stays_auto(binary_data):
     X, y = binary_data
     clf = make(device="auto", max_epochs=1).fit(X, y)
-    assert clf.device == "auto"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert clf.get_params()["device"] == "auto"  # the parameter, for clone
+    assert clf.device == expected  # what skorch uses
     assert next(clf.module_.parameters()).device.type == expected
+    assert clone(clf).get_params()["device"] == "auto"
 
 
 def test_torchvision_backbone_with_head_for_classes(three_class_data):
@@ -555,3 +558,151 @@ def test_failed_refit_keeps_the_previous_fit(binary_data, three_class_data):
         clf.fit(X3, y3)
     assert clf.classes_.tolist() == ["cat", "dog"]
     np.testing.assert_array_equal(clf.predict_proba(X), expected)
+
+
+def test_bad_loss_arguments_fail_before_anything_changes(binary_data):
+    X, y = binary_data
+    clf = make(loss=FocalLoss(gamma=1.0), max_epochs=1).fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(alpha="balanced")  # a loss instance cannot take class weights
+    _fast_fail_fitted(clf, X, y, ValueError, "used as it is")
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    clash = make(loss="focal", criterion__gamma=1.0)
+    _fast_fail(clash, X, y, TypeError, "Cannot build loss='focal'")
+
+
+def _fast_fail_fitted(clf, X, y, error, match):
+    start = time.perf_counter()
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert time.perf_counter() - start < 5
+
+
+def test_sample_weight_is_refused_up_front(binary_data):
+    X, y = binary_data
+    with pytest.raises(TypeError, match="sample_weight"):
+        make().fit(X, y, sample_weight=np.ones(len(X)))
+
+
+def test_custom_module_with_wrong_output_width(binary_data):
+    X, y = binary_data
+    from conftest import TinyCNN
+
+    with pytest.raises(
+        ValueError, match=r"module gives outputs of shape \(2, 5\).*\(n_images, 2\)"
+    ):
+        make(module=TinyCNN(num_classes=5)).fit(X, y)
+
+
+def test_mixed_label_types_are_refused(binary_data):
+    X, y = binary_data
+    mixed = [1 if label == "cat" else "dog" for label in y]
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        make().fit(X, mixed)
+
+
+def test_object_integer_labels_stay_integers(binary_data):
+    X, y = binary_data
+    labels = np.array([0 if label == "cat" else 1 for label in y], dtype=object)
+    clf = make(max_epochs=1).fit(X, labels)
+    assert clf.classes_.tolist() == [0, 1]
+    assert clf.predict(X[:1])[0] in (0, 1) and not isinstance(clf.predict(X[:1])[0], str)
+
+
+def test_partial_fit_with_classes_on_a_one_class_batch(binary_data):
+    X, y = binary_data
+    cats = y == "cat"
+    clf = make(max_epochs=1).partial_fit(X[cats], y[cats], classes=["cat", "dog"])
+    assert clf.classes_.tolist() == ["cat", "dog"]
+    assert clf.predict_proba(X[:2]).shape == (2, 2)
+
+
+def test_warm_start_rebuilds_the_loss_for_the_new_class_weights(binary_data):
+    X, y = binary_data
+    clf = make(alpha="balanced", max_epochs=1).fit(X, y)
+    keep = np.r_[np.flatnonzero(y == "cat")[:16], np.flatnonzero(y == "dog")]
+    clf.partial_fit(X[keep], y[keep])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), clf.class_weight_, rtol=1e-6)
+    np.testing.assert_allclose(clf.class_weight_, [1.0, 1.0])
+
+
+def test_zero_class_weight_is_refused(binary_data):
+    X, y = binary_data
+    _fast_fail(make(alpha=[0.0, 1.0]), X, y, ValueError, "finite and > 0")
+
+
+def test_sampler_that_returns_nothing(binary_data):
+    from imblearn import FunctionSampler
+
+    X, y = binary_data
+    empty = FunctionSampler(func=lambda X, y: (X[:0], y[:0]), validate=False)
+    _fast_fail(make(sampler=empty), X, y, ValueError, "returned no training images")
+    only_cats = FunctionSampler(func=lambda X, y: (X[y == "cat"], y[y == "cat"]), validate=False)
+    _fast_fail(
+        make(sampler=only_cats, alpha="balanced"), X, y, ValueError, r"no images of class.*'dog'"
+    )
+
+
+def test_sampler_pipeline_is_seeded(binary_data):
+    from imblearn.pipeline import Pipeline
+
+    X, y = binary_data
+    pipeline = Pipeline([("under", RandomUnderSampler()), ("over", RandomOverSampler())])
+
+    def draw(random_state):
+        return make(sampler=pipeline, random_state=random_state, max_epochs=1).fit(X, y).sampler_
+
+    first, second = draw(3), draw(3)
+    assert first.get_params()["under__random_state"] == second.get_params()["under__random_state"]
+    assert first.get_params()["under__random_state"] is not None
+
+
+def test_device_auto_outside_fit_and_predict(binary_data, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = binary_data
+    clf = make(device="auto", max_epochs=1).fit(X, y)
+    assert clf.forward(X[:3]).shape == (3, 2)
+    clf.save_params(f_params=tmp_path / "params.pt")
+    clf.load_params(f_params=tmp_path / "params.pt")
+    expected = clf.predict_proba(X[:4])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: clf.predict_proba(X[:4]), range(8)))
+    for result in results:
+        np.testing.assert_allclose(result, expected, rtol=1e-6)
+
+
+def test_skorch_epoch_scoring_callbacks(int_binary_data):
+    from skorch.callbacks import EpochScoring
+
+    X, y = int_binary_data
+    clf = make(
+        monitor="f1",
+        max_epochs=2,
+        callbacks=[
+            ("skorch_f1", EpochScoring("f1", lower_is_better=False, name="skorch_f1")),
+            ("skorch_auc", EpochScoring("roc_auc", lower_is_better=False, name="skorch_auc")),
+        ],
+    ).fit(X, y)
+    for row in clf.history:
+        assert row["skorch_f1"] == pytest.approx(row["valid_f1"])
+        assert 0.0 <= row["skorch_auc"] <= 1.0
+
+
+def test_skorch_epoch_scoring_with_string_labels(binary_data):
+    from skorch.callbacks import EpochScoring
+
+    X, y = binary_data  # targets reach skorch's scorers as class indices
+    callbacks = [("acc", EpochScoring("accuracy", lower_is_better=False, name="skorch_acc"))]
+    clf = make(max_epochs=1, callbacks=callbacks).fit(X, y)
+    valid = clf.valid_indices_
+    expected = np.mean(clf.predict(X[valid]) == y[valid])
+    assert clf.history[-1, "skorch_acc"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("backbone", ["googlenet"])
+def test_backbones_with_auxiliary_heads_train(binary_data, backbone):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": backbone, "image_size": 32})
+    clf.fit(X[::2], y[::2])
+    assert clf.predict_proba(X[:2]).shape == (2, 2)

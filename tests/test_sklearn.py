@@ -131,7 +131,7 @@ def test_pickle_of_auto_device_loads_anywhere(binary_data):
     X, y = binary_data
     clf = make(device="auto").fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
-    assert restored.device == "auto"
+    assert restored.get_params()["device"] == "auto"
     np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
 
 

@@ -1,0 +1,84 @@
+"""Checks of the estimator's arguments that are not about images: labels and devices."""
+
+import numpy as np
+import torch
+from sklearn.utils.multiclass import type_of_target
+
+
+def resolve_device_name(device):
+    """``"auto"`` -> ``"cuda"`` or ``"cpu"``; any other value unchanged (never raises)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_device(device):
+    """The torch device string for the ``device`` parameter; ``"auto"`` prefers CUDA.
+
+    Raises ``ValueError`` for a device that does not exist here.
+    """
+    device = resolve_device_name(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available "
+                "(torch.cuda.is_available() is False). Use device='auto' (CUDA when "
+                "present, else CPU) or device='cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} "
+                "CUDA device(s) exist."
+            )
+    return str(device)
+
+
+def check_labels(y, n_samples):
+    """Validate classification labels; return them as a 1-D array.
+
+    Labels keep their type: a mix of strings and numbers is an error (as in
+    scikit-learn) rather than being turned into strings, and an object array
+    of integers becomes an integer array.
+    """
+    if y is None:
+        raise ValueError("y is None; pass one class label per image.")
+    if hasattr(y, "iloc") and y.ndim == 2:
+        y = y.iloc[:, 0]
+    labels = np.asarray(y, dtype=object) if not hasattr(y, "__array__") else np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D (one label per image); got shape {labels.shape}. "
+            "Multi-label targets are not supported."
+        )
+    if len(labels) != n_samples:
+        raise ValueError(
+            f"X has {n_samples} image path(s) but y has {len(labels)} label(s); "
+            "they must have the same length."
+        )
+    missing = [i for i, v in enumerate(labels.tolist()) if v is None or v != v]
+    if missing:
+        raise ValueError(
+            f"y contains missing labels (None or NaN) at index {missing[:10]}; "
+            "every image needs a label."
+        )
+    if labels.dtype == object:
+        if len({isinstance(label, str) for label in labels.tolist()}) > 1:
+            raise ValueError(
+                "Mix of label input types (string and number) in y; use one type of label."
+            )
+        labels = np.asarray(labels.tolist())  # e.g. ints in an object array -> int64
+    kind = type_of_target(labels, input_name="y")
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"Unknown label type: y is {kind!r}; ImageImbalanceClassifier needs class "
+            "labels (binary or multiclass), not continuous or multi-output targets."
+        )
+    return labels
