@@ -143,7 +143,9 @@ def check_alpha(alpha, classes, *, beta=0.999):
         return
     if isinstance(alpha, Mapping):
         weights = [alpha[c] for c in _dict_keys_for(alpha, classes)]
-    elif isinstance(alpha, Real) and not isinstance(alpha, bool):
+    elif isinstance(alpha, (bool, np.bool_)):
+        raise ValueError(f"alpha={alpha!r} is not a class weight; use None or a strategy.")
+    elif isinstance(alpha, Real):
         if n_classes != 2:
             raise ValueError(
                 f"A float alpha ({alpha!r}) is the weight of the positive class of a "
@@ -160,15 +162,21 @@ def check_alpha(alpha, classes, *, beta=0.999):
             raise ValueError(
                 f"Could not interpret alpha={alpha!r} as one weight per class."
             ) from exc
-        if weights.ndim != 1 or len(weights) != n_classes:
+        if weights.ndim != 1:
+            raise ValueError(
+                f"alpha must be a flat sequence of one weight per class; got an array of "
+                f"shape {weights.shape}."
+            )
+        if len(weights) != n_classes:
             raise ValueError(
                 f"alpha has {weights.size} weight(s) but there are {n_classes} classes "
                 f"({_short_list(classes)}); give one weight per class, in the order "
                 "of classes_."
             )
     weights = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(f"alpha weights must be finite and >= 0; got {weights.tolist()}.")
+    if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        # A zero weight makes the mean loss of a batch holding only that class 0/0.
+        raise ValueError(f"alpha weights must be finite and > 0; got {weights.tolist()}.")
 
 
 def _dict_keys_for(alpha, classes):

@@ -15,6 +15,7 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_AUX_LOGIT_MODELS = ("googlenet", "inception_v3")  # builders with aux_logits/init_weights
 
 
 class ImageModel(nn.Module):
@@ -37,7 +38,9 @@ class ImageModel(nn.Module):
     def forward(self, x):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        return self.backbone((x - self.mean) / self.std)
+        out = self.backbone((x - self.mean) / self.std)
+        # models with auxiliary outputs return a named tuple with .logits
+        return getattr(out, "logits", out)
 
 
 def classification_models():
@@ -70,12 +73,17 @@ def build_backbone(name, weights, n_classes, **kwargs):
         The normalization that goes with the weights.
     """
     check_backbone_name(name)
-    if weights is None:
+    if weights is None or is_weights_file(weights):
+        state = None if weights is None else read_weights_file(weights)
+        if name in _AUX_LOGIT_MODELS:
+            kwargs.setdefault("aux_logits", state is not None and _has_aux_heads(state))
+            kwargs.setdefault("init_weights", True)
         model = torchvision.models.get_model(name, weights=None, **kwargs)
-        return replace_head(model, n_classes), IMAGENET_MEAN, IMAGENET_STD
-    if is_weights_file(weights):
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
-        return load_weights_file(model, weights, n_classes, name), IMAGENET_MEAN, IMAGENET_STD
+        if state is None:
+            model = replace_head(model, n_classes)
+        else:
+            model = load_state(model, state, weights, n_classes, name)
+        return _drop_aux_heads(model), IMAGENET_MEAN, IMAGENET_STD
     weights_enum = resolve_weights(name, weights)
     try:
         model = torchvision.models.get_model(name, weights=weights_enum, **kwargs)
@@ -90,7 +98,22 @@ def build_backbone(name, weights, n_classes, **kwargs):
         ) from exc
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)
-    return replace_head(model, n_classes), mean, std
+    return _drop_aux_heads(replace_head(model, n_classes)), mean, std
+
+
+def _has_aux_heads(state):
+    return any(key.startswith(("aux1.", "aux2.", "AuxLogits.")) for key in state)
+
+
+def _drop_aux_heads(model):
+    """GoogLeNet and Inception v3 return a tuple while training when they keep their
+    auxiliary heads; drop them, as torchvision's pretrained builds do by default."""
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for head in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, head):
+                setattr(model, head, None)
+    return model
 
 
 def check_backbone_name(name):
@@ -105,10 +128,13 @@ def check_backbone_name(name):
 
 
 def is_weights_file(weights):
+    """Whether ``weights`` names a file rather than torchvision weights."""
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and (
-        os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
+        os.path.isfile(weights)
+        or os.sep in weights
+        or weights.endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors"))
     )
 
 
@@ -125,26 +151,30 @@ def resolve_weights(name, weights):
     try:
         return enum[short]
     except KeyError:
-        names = ["DEFAULT", *enum.__members__]
+        names = ["DEFAULT", *(member for member in enum.__members__ if member != "DEFAULT")]
         raise ValueError(
             f"Unknown weights {weights!r} for backbone {name!r}; use one of {names}, None, "
             "or the path of a state-dict file."
         ) from None
 
 
-def load_weights_file(model, path, n_classes, name):
-    """Load a state-dict file into ``model`` and give it an ``n_classes`` head."""
+def read_weights_file(path):
+    """The backbone state dict stored in the file ``path``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
-    state = read_state_dict(path)
-    state = {key.removeprefix("backbone."): value for key, value in state.items()}
+    return _backbone_state(read_state_dict(path))
+
+
+def load_state(model, state, path, n_classes, name):
+    """Load ``state`` (read from ``path``) into ``model`` and return it with an
+    ``n_classes`` head: the file's own head if it has that size, else a new one."""
     head_shape = _head_weight_shape(state, model)
     if head_shape is not None and head_shape[0] == n_classes:
         model = replace_head(model, n_classes)
-        _load_strict(model, state, path, name)
+        _load_strict(model, state, os.fspath(path), name)
         return model
-    _load_strict(model, state, path, name)
+    _load_strict(model, state, os.fspath(path), name)
     return replace_head(model, n_classes)
 
 
@@ -167,6 +197,21 @@ def read_state_dict(path):
             f"weights file {path!r} holds a {type(state).__name__}, not a state dict; save "
             "it with torch.save(model.state_dict(), path)."
         )
+    return state
+
+
+def _backbone_state(state):
+    """The backbone's entries of a state dict saved from a backbone, from this
+    package's model (``save_params``: ``backbone.`` prefix plus ``mean``/``std``)
+    or from ``nn.DataParallel`` (``module.`` prefix)."""
+    if all(key.startswith("module.") for key in state):
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+    if any(key.startswith("backbone.") for key in state):
+        state = {
+            key.removeprefix("backbone."): value
+            for key, value in state.items()
+            if key.startswith("backbone.")
+        }
     return state
 
 

@@ -1,7 +1,9 @@
 """In-memory cache of decoded, resized images, shared by every fit in a process.
 
-A key holds the file's path, modification time and size plus the target image
-size, so an edited file or another resolution never hits a stale entry.
+A key holds the file's path, inode, modification and change times and size plus
+the target image size, so an edited or replaced file (even one whose mtime was
+restored, as ``cp -p`` or ``rsync -t`` do: the change time cannot be set) or
+another resolution never hits a stale entry.
 """
 
 import os
@@ -14,7 +16,14 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 def image_key(path, image_size):
     """Cache key of ``path`` decoded at ``image_size``; raises ``OSError`` like ``os.stat``."""
     stat = os.stat(path)
-    return (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, int(image_size))
+    return (
+        os.path.abspath(path),
+        stat.st_ino,
+        stat.st_mtime_ns,
+        stat.st_ctime_ns,
+        stat.st_size,
+        int(image_size),
+    )
 
 
 class DecodedImageCache:

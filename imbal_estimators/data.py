@@ -7,6 +7,7 @@ optional augmentation, and the model normalizes them on its device.
 """
 
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
@@ -119,6 +120,7 @@ def read_image(path, image_size):
     JPEG files are decoded at the smallest DCT scale that still covers
     ``image_size``, which is several times faster for large photos.
     """
+    _check_regular_file(path)
     with Image.open(path) as image:
         if image.format == "JPEG":
             image.draft(None, (image_size, image_size))
@@ -132,16 +134,23 @@ def read_image(path, image_size):
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_PNG_END = b"IEND\xaeB`\x82"
+_PNG_TAIL_BYTES = 4096
 
 
 def _check_png_end(path):
-    """PIL decodes a PNG whose last bytes are cut off; a complete file ends with IEND."""
+    """PIL decodes a PNG whose last bytes are cut off; a complete file has IEND near its end."""
     with open(path, "rb") as file:
         file.seek(0, os.SEEK_END)
-        file.seek(max(file.tell() - len(_PNG_END), 0))
-        if file.read() != _PNG_END:
+        file.seek(max(file.tell() - _PNG_TAIL_BYTES, 0))
+        if _PNG_END not in file.read():
             raise OSError("image file is truncated (the PNG has no IEND chunk at its end)")
+
+
+def _check_regular_file(path):
+    """Refuse FIFOs, devices and sockets before opening: reading a FIFO blocks forever."""
+    if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+        raise OSError("not a regular file (a FIFO, device or socket)")
 
 
 def describe_image_error(path, exc):
@@ -152,6 +161,8 @@ def describe_image_error(path, exc):
         return "is a directory, not an image file"
     if isinstance(exc, PermissionError):
         return "permission denied"
+    if "regular file" in str(exc):
+        return str(exc)
     if isinstance(exc, Image.DecompressionBombError):
         return f"too many pixels (PIL's decompression-bomb limit): {exc}"
     try:
@@ -233,7 +244,8 @@ def check_files_exist(paths, name="X"):
         if os.path.isdir(path):
             problems.append((index, "is a directory, not an image file"))
         elif not is_file:
-            problems.append((index, "file not found"))
+            reason = "not a regular file (a FIFO, device or socket)"
+            problems.append((index, reason if os.path.exists(path) else "file not found"))
         elif empty:
             problems.append((index, "empty file (0 bytes)"))
     if problems:
@@ -326,8 +338,9 @@ def load_image_folder(root):
         sorted within each class; upper-case extensions included).
     labels : ndarray of shape (n_images,)
         The class (sub-directory) name of each image; ``int`` when every class
-        name is a decimal integer (folders ``0`` and ``1`` give labels 0 and 1,
-        so scorers such as ``"f1"`` find their default ``pos_label=1``).
+        name is an integer written canonically (folders ``0`` and ``1`` give
+        labels 0 and 1, so scorers such as ``"f1"`` find their default
+        ``pos_label=1``; ``01`` and ``1`` stay the strings ``"01"`` and ``"1"``).
 
     Examples
     --------
@@ -341,10 +354,20 @@ def load_image_folder(root):
     classes, class_to_idx = find_classes(root)
     samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS)
     paths = np.array([path for path, _ in samples], dtype=object)
-    names = [int(c) for c in classes] if all(_is_integer(c) for c in classes) else classes
+    names = _integer_names(classes) or classes
     labels = np.array([names[index] for _, index in samples])
     return paths, labels
 
 
-def _is_integer(name):
-    return name.isdecimal() or (name[:1] == "-" and name[1:].isdecimal())
+def _integer_names(classes):
+    """The class names as ints when each is an integer written canonically ("7", "-2").
+
+    Names such as "01" and "1" stay strings, so two folders never merge into one label.
+    """
+    try:
+        numbers = [int(name) for name in classes]
+    except ValueError:
+        return None
+    if any(str(number) != name for number, name in zip(numbers, classes, strict=True)):
+        return None
+    return numbers

@@ -25,7 +25,7 @@ def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
         Integer class indices in ``[0, C)``.
     gamma : float, default=2.0
         Focusing parameter, ``>= 0``.
-    alpha : Tensor of shape (C,) or None, default=None
+    alpha : Tensor or array-like of shape (C,), or None, default=None
         Per-class weights.
     reduction : {"mean", "sum", "none"}, default="mean"
 
@@ -35,6 +35,8 @@ def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
         A scalar, or the per-element losses of shape ``target.shape`` for
         ``reduction="none"``.
     """
+    if alpha is not None and not isinstance(alpha, torch.Tensor):
+        alpha = torch.as_tensor(alpha, dtype=torch.float32, device=logits.device)
     _check_inputs(logits, target, gamma, alpha, reduction)
     # Any integer dtype passes the checks; cross_entropy and gather need int64.
     target = target.long()
@@ -111,6 +113,10 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma=2.0, alpha=None, reduction="mean"):
         super().__init__()
+        if not gamma >= 0:  # also rejects NaN
+            raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
         self.gamma = float(gamma)
         self.reduction = reduction
         if alpha is not None:

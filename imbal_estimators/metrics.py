@@ -16,8 +16,9 @@ def _balanced_accuracy(y, proba):
 
 
 def _f1(y, proba):
-    average = "binary" if proba.shape[1] == 2 else "macro"
-    return metrics.f1_score(y, proba.argmax(axis=1), average=average, zero_division=0)
+    if proba.shape[1] > 2:
+        return _f1_macro(y, proba)
+    return metrics.f1_score(y, proba.argmax(axis=1), zero_division=0)
 
 
 def _f1_macro(y, proba):
@@ -37,9 +38,9 @@ def _average_precision(y, proba):
 def _roc_auc(y, proba):
     if proba.shape[1] == 2:
         return metrics.roc_auc_score(y == 1, proba[:, 1])
-    return metrics.roc_auc_score(
-        y, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1])
-    )
+    # one-vs-rest over the classes present: a tiny class may be missing from validation
+    present = np.unique(y)
+    return float(np.mean([metrics.roc_auc_score(y == c, proba[:, c]) for c in present]))
 
 
 def _mcc(y, proba):
@@ -60,11 +61,15 @@ MONITOR_OPTIONS = (*MONITOR_METRICS, "valid_loss")
 def score_probabilities(name, y_true, proba):
     """Score encoded labels ``y_true`` against probabilities ``proba`` with metric ``name``.
 
-    Returns NaN where the metric is undefined (e.g. one class in ``y_true``).
+    Returns NaN where the metric is undefined (e.g. one class in ``y_true``)
+    and for non-finite probabilities (a diverged model is never "best").
     """
+    proba = np.asarray(proba)
+    if not np.all(np.isfinite(proba)):
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return float(MONITOR_METRICS[name](np.asarray(y_true), np.asarray(proba)))
+            return float(MONITOR_METRICS[name](np.asarray(y_true), proba))
         except ValueError:
             return float("nan")

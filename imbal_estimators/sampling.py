@@ -9,6 +9,9 @@ distances have no features to work with here and are refused with the reason.
 import copy
 
 import numpy as np
+from imblearn import FunctionSampler
+from imblearn.over_sampling import RandomOverSampler
+from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import clone
 
 SUPPORTED_SAMPLERS = "RandomOverSampler, RandomUnderSampler or FunctionSampler"
@@ -16,10 +19,6 @@ SUPPORTED_SAMPLERS = "RandomOverSampler, RandomUnderSampler or FunctionSampler"
 
 def check_sampler(sampler):
     """Refuse samplers that need image features; return ``sampler`` unchanged."""
-    from imblearn import FunctionSampler
-    from imblearn.over_sampling import RandomOverSampler
-    from imblearn.under_sampling import RandomUnderSampler
-
     if sampler is None:
         return None
     if not hasattr(sampler, "fit_resample"):
@@ -28,7 +27,7 @@ def check_sampler(sampler):
             f"fit_resample); got {sampler!r} of type {type(sampler).__name__}."
         )
     name = type(sampler).__name__
-    if isinstance(sampler, RandomOverSampler) and sampler.shrinkage is not None:
+    if isinstance(sampler, RandomOverSampler) and sampler.shrinkage not in (None, 0):
         raise ValueError(
             f"sampler={name}(shrinkage={sampler.shrinkage!r}) synthesizes new feature "
             "values (a smoothed bootstrap); image paths have no features to perturb. "
@@ -46,9 +45,9 @@ def check_sampler(sampler):
         )
     if kind in ("under-sampling", "clean-sampling"):
         raise ValueError(
-            f"sampler={name}() chooses rows from distances between feature vectors; "
-            "image paths have none, so it would select by file position. Use "
-            "RandomUnderSampler() instead."
+            f"sampler={name}() needs feature vectors (it selects by distances or a "
+            "classifier's predictions, or generates prototypes); image paths have none. "
+            "Use RandomUnderSampler() instead."
         )
     return sampler
 
@@ -76,8 +75,13 @@ def resample_indices(sampler, indices, labels, seed):
     """
     if hasattr(sampler, "get_params"):
         fitted = clone(sampler)
-        if "random_state" in fitted.get_params(deep=False):
-            fitted.set_params(random_state=seed)
+        # also nested ones, e.g. the samplers inside an imblearn Pipeline
+        seeds = {
+            key: seed
+            for key in fitted.get_params(deep=True)
+            if key == "random_state" or key.endswith("__random_state")
+        }
+        fitted.set_params(**seeds)
     else:
         fitted = copy.deepcopy(sampler)
     column = np.asarray(indices, dtype=np.int64).reshape(-1, 1)

@@ -230,11 +230,27 @@ def test_sequence_alpha_returned_as_float_array(weights):
     np.testing.assert_array_equal(alpha, [1.0, 2.0])
 
 
-def test_sequence_alpha_multiclass_and_zero_weight():
-    np.testing.assert_array_equal(compute_alpha(_y([5, 4, 3]), [0, 0.5, 2]), [0.0, 0.5, 2.0])
+def test_sequence_alpha_multiclass():
+    np.testing.assert_array_equal(compute_alpha(_y([5, 4, 3]), [1, 0.5, 2]), [1.0, 0.5, 2.0])
 
 
-@pytest.mark.parametrize("weights", [[1.0], [1.0, 2.0, 3.0], [], [[1.0, 2.0]]])
+def test_zero_weight_is_refused():
+    # a batch holding only that class would have a mean loss of 0 / 0 = NaN
+    with pytest.raises(ValueError, match="finite and > 0"):
+        compute_alpha(_y([5, 4, 3]), [0, 0.5, 2])
+
+
+def test_nested_sequence_is_refused():
+    with pytest.raises(ValueError, match="flat sequence"):
+        compute_alpha(_y([84, 16]), [[1.0, 2.0]])
+
+
+def test_boolean_alpha_is_refused():
+    with pytest.raises(ValueError, match="not a class weight"):
+        compute_alpha(_y([84, 16]), True)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, 2.0, 3.0], []])
 def test_sequence_alpha_of_wrong_length(weights):
     with pytest.raises(ValueError, match=r"alpha has \d+ weight\(s\) but there are 2 classes"):
         compute_alpha(_y([84, 16]), weights)
@@ -249,7 +265,7 @@ def test_sequence_wrong_length_message_names_classes():
     "weights", [[1.0, -0.5], [float("nan"), 1.0], [1.0, float("inf")], np.array([-1, 1])]
 )
 def test_sequence_alpha_negative_or_not_finite(weights):
-    with pytest.raises(ValueError, match="finite and >= 0"):
+    with pytest.raises(ValueError, match="finite and > 0"):
         compute_alpha(_y([84, 16]), weights)
 
 
@@ -289,7 +305,7 @@ def test_dict_alpha_missing_class():
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan")])
 def test_dict_alpha_bad_weight(bad):
-    with pytest.raises(ValueError, match="finite and >= 0"):
+    with pytest.raises(ValueError, match="finite and > 0"):
         compute_alpha([0, 1, 1], {0: 1.0, 1: bad})
 
 

@@ -141,3 +141,33 @@ def test_image_model_normalizes_uint8_like_float():
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     expected = ((images.float() / 255 - mean) / model.std).flatten(1)
     np.testing.assert_allclose(out_uint8.numpy(), expected.numpy(), rtol=1e-6)
+
+
+def test_params_saved_by_the_estimator_are_weights(tmp_path, binary_data):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": SMALL}).fit(X, y)
+    clf.save_params(f_params=tmp_path / "previous.pt")
+    model, _, _ = build_backbone(SMALL, str(tmp_path / "previous.pt"), 2)
+    for key, value in clf.module_.backbone.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_data_parallel_prefix_is_stripped(tmp_path):
+    source = torchvision.models.get_model(SMALL, weights=None)
+    state = {f"module.{k}": v for k, v in source.state_dict().items()}
+    torch.save(state, tmp_path / "dp.pt")
+    model, _, _ = build_backbone(SMALL, str(tmp_path / "dp.pt"), 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_relative_weights_file_with_any_extension(tmp_path, monkeypatch):
+    torch.save(torchvision.models.get_model(SMALL, weights=None).state_dict(), tmp_path / "m.w")
+    monkeypatch.chdir(tmp_path)
+    model, _, _ = build_backbone(SMALL, "m.w", 2)
+    assert model.fc.out_features == 2
+
+
+def test_unknown_weights_lists_each_name_once():
+    with pytest.raises(ValueError) as info:
+        resolve_weights("resnet34", "IMAGENET1K_V9")
+    assert str(info.value).count("'DEFAULT'") == 1

@@ -733,3 +733,40 @@ def test_png_missing_its_last_bytes_is_truncated(tmp_path, cut):
     path.write_bytes(data[:-cut])
     with pytest.raises(ImageFileError, match=r"X\[0\].*truncated"):
         scan_images([str(path)], ImageLoader(16, cache=None))
+
+
+def test_png_with_bytes_after_iend_is_valid(tmp_path):
+    path = tmp_path / "trailing.png"
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(path)
+    path.write_bytes(path.read_bytes() + b"\0" * 16)
+    _assert_color(read_image(str(path), S), (200, 0, 0))
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageFileError, match="not a regular file"):
+        scan_images([str(fifo)], ImageLoader(8, cache=None))
+    with pytest.raises(ImageFileError, match="not a regular file"):
+        check_files_exist([str(fifo)])
+
+
+def test_cache_misses_a_replaced_file_whose_mtime_was_restored(tmp_path):
+    path = tmp_path / "swap.png"
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(path)
+    loader = ImageLoader(8, cache="memory")
+    assert loader(str(path))[0, 0, 0] == 250
+    old = os.stat(path)
+    replacement = tmp_path / "other.png"
+    Image.new("RGB", (8, 8), (0, 0, 250)).save(replacement)
+    os.replace(replacement, path)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert loader(str(path))[2, 0, 0] == 250
+
+
+def test_folder_names_that_would_collide_as_integers_stay_strings(tmp_path):
+    for name in ("01", "1"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (4, 4)).save(tmp_path / name / "a.png")
+    _, labels = load_image_folder(tmp_path)
+    assert labels.tolist() == ["01", "1"]

@@ -438,3 +438,18 @@ def test_get_loss_unknown_string(name):
 def test_get_loss_non_module_object(obj):
     with pytest.raises(TypeError, match="Could not interpret"):
         get_loss(obj, gamma=2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match", [({"gamma": -1.0}, "gamma"), ({"reduction": "avg"}, "reduction")]
+)
+def test_focal_loss_module_checks_its_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FocalLoss(**kwargs)
+
+
+def test_focal_loss_accepts_alpha_as_a_list():
+    logits = torch.randn(5, 3)
+    target = torch.tensor([0, 1, 2, 1, 0])
+    expected = focal_loss(logits, target, 2.0, torch.tensor([1.0, 2.0, 0.5]))
+    torch.testing.assert_close(focal_loss(logits, target, 2.0, [1.0, 2.0, 0.5]), expected)
