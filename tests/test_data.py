@@ -156,35 +156,25 @@ def test_read_image_16bit_gradient_keeps_order(tmp_path, suffix):
     assert torch.equal(tensor[0], tensor[1]) and torch.equal(tensor[0], tensor[2])
 
 
-def test_read_image_int32_in_16bit_range(tmp_path):
-    path = tmp_path / "i32.tif"
-    Image.fromarray(np.full((10, 10), 32768, dtype=np.int32), "I").save(path)
+@pytest.mark.parametrize(
+    "mode, dtype, value", [("I", np.int32, 32768), ("F", np.float32, 0.5)], ids=["I", "F"]
+)
+def test_read_image_32_bit_modes_in_their_natural_range(tmp_path, mode, dtype, value):
+    # I holds 16-bit data (0..65535), F holds [0, 1]: both map to the middle grey
+    path = tmp_path / f"{mode}.tif"
+    Image.fromarray(np.full((10, 10), value, dtype=dtype), mode).save(path)
     with Image.open(path) as img:
-        assert img.mode == "I"
+        assert img.mode == mode
     _assert_color(read_image(str(path), S), (128, 128, 128), atol=1)
 
 
-def test_read_image_int32_negative_values_min_max_scaled(tmp_path):
-    path = tmp_path / "i32_neg.tif"
-    gradient = np.tile(np.linspace(-1000, 5000, S), (S, 1)).astype(np.int32)
-    Image.fromarray(gradient, "I").save(path)
-    row = read_image(str(path), S)[0, 0].to(torch.int16)
-    assert row[0] == 0 and row[-1] == 255
-    assert (row.diff() > 0).all(), row
-
-
-def test_read_image_float_in_unit_range(tmp_path):
-    path = tmp_path / "f.tif"
-    Image.fromarray(np.full((10, 10), 0.5, dtype=np.float32), "F").save(path)
-    with Image.open(path) as img:
-        assert img.mode == "F"
-    _assert_color(read_image(str(path), S), (128, 128, 128), atol=1)
-
-
-def test_read_image_float_gradient_min_max_scaled(tmp_path):
-    path = tmp_path / "f_gradient.tif"
-    gradient = np.tile(np.linspace(-3.0, 7.0, S), (S, 1)).astype(np.float32)
-    Image.fromarray(gradient, "F").save(path)
+@pytest.mark.parametrize(
+    "mode, dtype, low, high", [("I", np.int32, -1000, 5000), ("F", np.float32, -3.0, 7.0)]
+)
+def test_read_image_32_bit_modes_out_of_range_are_min_max_scaled(tmp_path, mode, dtype, low, high):
+    path = tmp_path / f"{mode}_gradient.tif"
+    gradient = np.tile(np.linspace(low, high, S), (S, 1)).astype(dtype)
+    Image.fromarray(gradient, mode).save(path)
     row = read_image(str(path), S)[0, 0].to(torch.int16)
     assert row[0] == 0 and row[-1] == 255
     assert (row.diff() > 0).all(), row
