@@ -635,9 +635,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     @contextmanager
     def _seeded(self, seed):
         """Seed torch for this fit and restore the caller's global RNG state afterwards."""
+        device = torch.device(self.device)
         devices = []
-        if torch.device(self.device).type == "cuda":
-            devices = [torch.device(self.device).index or torch.cuda.current_device()]
+        if device.type == "cuda":
+            devices = [torch.cuda.current_device() if device.index is None else device.index]
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield
