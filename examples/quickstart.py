@@ -10,7 +10,7 @@ and compares, with stratified 3-fold cross-validation:
 
 Then it fits the best configuration on all images and predicts a few.
 
-    python examples/quickstart.py                  # the demo, about 4 minutes on 2 CPU cores
+    python examples/quickstart.py                  # the demo, about 4-5 minutes on 2 CPU cores
     python examples/quickstart.py --data DIR       # your own ImageFolder
     python examples/quickstart.py --quick          # seconds: a smoke run
 """

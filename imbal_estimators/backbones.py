@@ -93,8 +93,9 @@ def build_backbone(name, weights, n_classes, **kwargs):
             f"({type(exc).__name__}: {exc}). Without internet access, pass weights=None "
             f"for random initialization, or weights='path/to/{name}.pth': a state dict "
             f"saved with torch.save(torchvision.models.{name}(weights='DEFAULT')"
-            ".state_dict(), path) on a machine that can download it (or copy the file "
-            "into $TORCH_HOME/hub/checkpoints/)."
+            ".state_dict(), path) on a machine that can download it. Or copy torchvision's "
+            f"downloaded file {os.path.basename(weights_enum.url)} under that name into "
+            "$TORCH_HOME/hub/checkpoints/ (by default ~/.cache/torch/hub/checkpoints/)."
         ) from exc
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)

@@ -77,8 +77,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
     alpha : None, str, float, sequence or dict, default=None
         Class weights, computed in ``fit`` from the labels the loss sees (the
-        training part after the internal split, after the first resampling
-        draw when ``sampler`` is set): ``"inverse"``, ``"balanced"``,
+        training part after the internal split, after the first epoch's
+        resampling draw when ``sampler`` is set): ``"inverse"``, ``"balanced"``,
         ``"geometric"``, ``"effective"``, ``"sqrt"`` (see
         :func:`~imbal_estimators.compute_alpha`); a float in (0, 1) for binary
         problems, the weight of ``classes_[1]`` (``classes_[0]`` gets
@@ -117,6 +117,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
         whose signature has ``num_classes`` receives ``len(classes_)`` there.
+    criterion : None
+        Not used: the loss comes from ``loss`` (any other value is an error).
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-4
     max_epochs : int, default=10

@@ -4,10 +4,14 @@ The images are scikit-learn's 8x8 digits (they ship inside scikit-learn, so no
 download), upscaled and written as PNG files.
 """
 
+import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
+
+MARKER = ".imbal_estimators_demo.json"
 
 
 def make_demo_image_folder(
@@ -23,7 +27,9 @@ def make_demo_image_folder(
     Parameters
     ----------
     root : str or os.PathLike
-        Directory to create (an existing demo folder there is reused).
+        Directory to write. A demo folder made there before with the same
+        arguments is reused as it is; one made with other arguments is
+        rewritten. A non-empty directory that is not a demo folder is refused.
     minority_digit : int, default=8
     n_majority, n_minority : int, default=600, 120
     image_size : int, default=32
@@ -36,6 +42,26 @@ def make_demo_image_folder(
     from sklearn.datasets import load_digits
 
     root = os.fspath(root)
+    settings = dict(
+        minority_digit=minority_digit,
+        n_majority=n_majority,
+        n_minority=n_minority,
+        image_size=image_size,
+        random_state=random_state,
+    )
+    marker = os.path.join(root, MARKER)
+    if os.path.isfile(marker):
+        with open(marker) as file:
+            if json.load(file) == settings:
+                return root
+        for name in ("0", "1"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        os.remove(marker)
+    elif os.path.isdir(root) and os.listdir(root):
+        raise ValueError(
+            f"{root!r} is not empty and is not a demo folder made by make_demo_image_folder; "
+            "choose a new directory."
+        )
     digits = load_digits()
     rng = np.random.default_rng(random_state)
     minority = np.flatnonzero(digits.target == minority_digit)
@@ -54,9 +80,9 @@ def make_demo_image_folder(
         os.makedirs(folder, exist_ok=True)
         for row in rows:
             path = os.path.join(folder, f"{row:04d}.png")
-            if os.path.exists(path):
-                continue
             pixels = (digits.images[row] * (255.0 / 16.0)).astype(np.uint8)
             image = Image.fromarray(pixels, "L").resize((image_size, image_size), Image.BILINEAR)
             image.save(path)
+    with open(marker, "w") as file:  # written last: a half-written folder is redone
+        json.dump(settings, file)
     return root

@@ -453,3 +453,21 @@ def test_focal_loss_accepts_alpha_as_a_list():
     target = torch.tensor([0, 1, 2, 1, 0])
     expected = focal_loss(logits, target, 2.0, torch.tensor([1.0, 2.0, 0.5]))
     torch.testing.assert_close(focal_loss(logits, target, 2.0, [1.0, 2.0, 0.5]), expected)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_scaling_all_class_weights_changes_nothing(gamma):
+    """Why "inverse", "balanced" and "geometric" train identically: only ratios matter."""
+    torch.manual_seed(0)
+    logits = torch.randn(16, 2, requires_grad=True)
+    target = torch.randint(0, 2, (16,))
+    balanced = torch.tensor([0.595, 3.125])
+    losses, grads = [], []
+    for scale in (1.0, 1 / 0.595 * 0.436, 7.0):
+        loss = focal_loss(logits, target, gamma, balanced * scale)
+        (grad,) = torch.autograd.grad(loss, logits)
+        losses.append(loss.detach())
+        grads.append(grad)
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0])
+        torch.testing.assert_close(grad, grads[0])
