@@ -108,7 +108,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``.
     cache : {"memory"} or None, default="memory"
         Keep decoded, resized images in memory, shared by all fits in the
-        process (keyed by path, modification time, size and ``image_size``).
+        process (keyed by the file's path, inode, change and modification times,
+        size and ``image_size``, so an edited or replaced file is decoded again).
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state : int, RandomState instance or None, default=None
