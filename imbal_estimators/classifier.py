@@ -379,13 +379,14 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         paths, y_encoded, fitted = self._prepare_fit(X, y, classes)
         # Snapshot so that a failure while building the network (e.g. weights that
         # cannot be downloaded) leaves the previous fit whole.
+        rebuild = reinitialize or not self.initialized_
         snapshot = dict(self.__dict__)
-        history = copy.deepcopy(self.history_)
+        history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
         for name, value in fitted.items():
             setattr(self, name, value)
         with self._seeded(self.torch_seed_):
             try:
-                if reinitialize or not self.initialized_:
+                if rebuild:
                     self.initialize()
                 else:  # training goes on: the loss follows this data's class weights
                     with self._current_init_context("criterion"):
