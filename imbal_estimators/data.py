@@ -120,7 +120,9 @@ def read_image(path, image_size):
     JPEG files are decoded at the smallest DCT scale that still covers
     ``image_size``, which is several times faster for large photos.
     """
-    _check_regular_file(path)
+    problem = file_problem(path)
+    if problem:
+        raise UnusableFileError(problem)
     with Image.open(path) as image:
         if image.format == "JPEG":
             image.draft(None, (image_size, image_size))
@@ -147,29 +149,45 @@ def _check_png_end(path):
             raise OSError("image file is truncated (the PNG has no IEND chunk at its end)")
 
 
-def _check_regular_file(path):
-    """Refuse FIFOs, devices and sockets before opening: reading a FIFO blocks forever."""
-    if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
-        raise OSError("not a regular file (a FIFO, device or socket)")
+class UnusableFileError(OSError):
+    """The path is not a non-empty regular file; the message is the reason."""
+
+
+def file_problem(path):
+    """Why ``path`` cannot be an image file (one ``os.stat``, no decoding), or None.
+
+    FIFOs, devices and sockets are refused before anything opens them: reading
+    a FIFO blocks forever.
+    """
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return f"cannot read the file's status ({exc})"
+    if stat.S_ISDIR(status.st_mode):
+        return "is a directory, not an image file"
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file (a FIFO, device or socket)"
+    if status.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 def describe_image_error(path, exc):
     """A short human reason for why ``path`` could not be decoded."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
-        return "is a directory, not an image file"
+    if isinstance(exc, UnusableFileError):
+        return str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, UnidentifiedImageError):
+        problem = file_problem(path)  # e.g. os.stat of the cache key on a missing file
+        if problem:
+            return problem
     if isinstance(exc, PermissionError):
         return "permission denied"
-    if "regular file" in str(exc):
-        return str(exc)
     if isinstance(exc, Image.DecompressionBombError):
         return f"too many pixels (PIL's decompression-bomb limit): {exc}"
-    try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-    except OSError:
-        pass
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file PIL can read (unrecognized format)"
     if "truncated" in str(exc).lower() or isinstance(exc, (OSError, SyntaxError)):
@@ -232,22 +250,10 @@ def scan_images(paths, loader, name="X", n_threads=None):
 
 
 def check_files_exist(paths, name="X"):
-    """Cheap checks (no decoding) that each path is a non-empty readable file."""
-    problems = []
-    for index, path in enumerate(paths):
-        try:
-            is_file = os.path.isfile(path)
-            empty = is_file and os.path.getsize(path) == 0
-        except OSError as exc:
-            problems.append((index, describe_image_error(path, exc)))
-            continue
-        if os.path.isdir(path):
-            problems.append((index, "is a directory, not an image file"))
-        elif not is_file:
-            reason = "not a regular file (a FIFO, device or socket)"
-            problems.append((index, reason if os.path.exists(path) else "file not found"))
-        elif empty:
-            problems.append((index, "empty file (0 bytes)"))
+    """Cheap checks (no decoding) that each path is a non-empty regular file."""
+    problems = [
+        (index, problem) for index, path in enumerate(paths) if (problem := file_problem(path))
+    ]
     if problems:
         raise ImageFileError(format_bad_files(problems, paths, name, action="predicting"))
 
