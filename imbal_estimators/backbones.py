@@ -80,6 +80,10 @@ class FrozenBackboneModel(ImageModel):
         self.backbone.eval()  # frozen BatchNorm statistics and no dropout in the body
         return self
 
+    def frozen_state_keys(self):
+        """The ``state_dict`` keys that training never changes."""
+        return {f"backbone.{key}" for key in self.backbone.state_dict()}
+
     def features(self, images):
         """The body's ``(N, D)`` features of a batch of images."""
         out = self.backbone(self.normalize(images))
@@ -126,11 +130,11 @@ def build_backbone(name, weights, n_classes, **kwargs):
         if name in _AUX_LOGIT_MODELS:
             kwargs.setdefault("aux_logits", state is not None and _has_aux_heads(state))
             kwargs.setdefault("init_weights", True)
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
         if state is None:
+            model = torchvision.models.get_model(name, weights=None, **kwargs)
             model = replace_head(model, n_classes)
         else:
-            model = load_state(model, state, weights, n_classes, name)
+            model = _model_from_state(name, state, weights, n_classes, **kwargs)
         return _drop_aux_heads(model), IMAGENET_MEAN, IMAGENET_STD
     weights_enum = resolve_weights(name, weights)
     try:
@@ -148,6 +152,25 @@ def build_backbone(name, weights, n_classes, **kwargs):
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)
     return _drop_aux_heads(replace_head(model, n_classes)), mean, std
+
+
+def _model_from_state(name, state, path, n_classes, **kwargs):
+    """``name`` built with the weights of ``state``.
+
+    The model is built on the meta device and the file's tensors are assigned,
+    which skips the random initialization the file overwrites anyway (most of
+    the build time of a ResNet34: a search builds one per fit). Where a model
+    keeps tensors that are not in its state dict, it is built normally.
+    """
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    # assigned tensors keep their dtype: half-precision files become float32 as a copy would
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = load_state(model, state, path, n_classes, name, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        model = load_state(model, state, path, n_classes, name)
+    return model
 
 
 def _has_aux_heads(state):
@@ -215,16 +238,19 @@ def read_weights_file(path):
     return _backbone_state(read_state_dict(path))
 
 
-def load_state(model, state, path, n_classes, name):
+def load_state(model, state, path, n_classes, name, assign=False):
     """Load ``state`` (read from ``path``) into ``model`` and return it with an
-    ``n_classes`` head: the file's own head if it has that size, else a new one."""
+    ``n_classes`` head: the file's own head if it has that size, else a new one.
+    ``assign=True`` takes the tensors of ``state`` instead of copying them."""
     head_shape = _head_weight_shape(state, model)
     if head_shape is not None and head_shape[0] == n_classes:
-        model = replace_head(model, n_classes)
-        _load_strict(model, state, os.fspath(path), name)
+        with torch.device("cpu"):
+            model = replace_head(model, n_classes)
+        _load_strict(model, state, os.fspath(path), name, assign)
         return model
-    _load_strict(model, state, os.fspath(path), name)
-    return replace_head(model, n_classes)
+    _load_strict(model, state, os.fspath(path), name, assign)
+    with torch.device("cpu"):
+        return replace_head(model, n_classes)
 
 
 def read_state_dict(path):
@@ -264,9 +290,9 @@ def _backbone_state(state):
     return state
 
 
-def _load_strict(model, state, path, name):
+def _load_strict(model, state, path, name, assign=False):
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         raise ValueError(f"weights file {path!r} does not fit backbone {name!r}: {exc}") from exc
 

@@ -49,7 +49,12 @@ from .data import (
     make_augmentation,
     scan_images,
 )
-from .features import FeatureDataset, compute_features
+from .features import (
+    FeatureDataset,
+    compute_features,
+    remember_weights_source,
+    weights_source,
+)
 from .losses import LOSSES, get_loss
 from .metrics import MONITOR_OPTIONS
 from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
@@ -619,6 +624,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         device_type = torch.device(self.device).type
         scaling = dtype == torch.float16
         self.grad_scaler_ = torch.amp.GradScaler(device_type) if scaling else None
+        if self.freeze_backbone and self.module is None and self.weights is not None:
+            source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
+            remember_weights_source(self.module_, source)
         return self
 
     def _on_cuda(self):

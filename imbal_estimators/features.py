@@ -8,12 +8,14 @@ on the misses.
 """
 
 import hashlib
+import os
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .backbones import is_weights_file, resolve_weights
 from .cache import get_feature_cache, image_key
 from .data import ImageFileError, describe_image_error
 
@@ -81,19 +83,44 @@ def compute_features(model, paths, loader, cache=None, batch_size=64, device="cp
     return torch.stack(rows)
 
 
-def _fingerprint_of(model):
-    # Hashing a ResNet34 takes ~0.1 s, so the digest is memoized per model and
-    # recomputed when any tensor was replaced or modified in place
-    # (load_state_dict copies in place, which bumps the tensor's version).
+def weights_source(backbone, weights, module_kwargs=None):
+    """A key for torchvision weights or a weights file, as they are when loaded.
+
+    Hashing the body on every fit would cost about 0.1 s for a ResNet34; where
+    the weights come straight from a file (its path, inode, size and times) or
+    from a torchvision weights name, that origin identifies them as well.
+    """
+    if is_weights_file(weights):
+        path = os.path.abspath(os.fspath(weights))
+        stat = os.stat(path)
+        origin = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    else:
+        origin = str(resolve_weights(backbone, weights))
+    return repr((backbone, origin, sorted((module_kwargs or {}).items())))
+
+
+def remember_weights_source(model, source):
+    """Key ``model``'s features by ``source`` until any of its tensors changes."""
+    object.__setattr__(model, "_fingerprint_memo", (_tensor_state(model), f"source:{source}"))
+
+
+def _tensor_state(model):
+    # load_state_dict copies in place, which bumps a tensor's version; moving or
+    # replacing a tensor changes its address
     tensors = [*model.backbone.state_dict().values(), model.mean, model.std]
-    state = tuple((t.data_ptr(), t._version) for t in tensors)
+    return tuple((t.data_ptr(), t._version) for t in tensors)
+
+
+def _fingerprint_of(model):
+    """The features' weights key: the remembered source, or a digest of the body."""
+    state = _tensor_state(model)
     memo = getattr(model, "_fingerprint_memo", None)
     if memo is None or memo[0] != state:
         fingerprint = weights_fingerprint(model.backbone)
-        fingerprint += f"|{model.mean.flatten().tolist()}|{model.std.flatten().tolist()}"
         memo = (state, fingerprint)
         object.__setattr__(model, "_fingerprint_memo", memo)
-    return memo[1]
+    mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
+    return f"{memo[1]}|{mean}|{std}"
 
 
 def _read(loader, paths, index):

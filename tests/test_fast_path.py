@@ -101,6 +101,26 @@ def test_weights_files_key_the_features(binary_data, tmp_path, count_body_calls)
     assert sum(count_body_calls) == 2 * len(X)
 
 
+def test_weights_file_keys_features_without_hashing(binary_data, tmp_path, monkeypatch):
+    import torchvision
+
+    import imbal_estimators.features as features
+
+    X, y = binary_data
+    path = tmp_path / "weights.pth"
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
+    hashed = []
+    digest = features.weights_fingerprint
+    monkeypatch.setattr(features, "weights_fingerprint", lambda m: hashed.append(1) or digest(m))
+    clf = ImageImbalanceClassifier(**{**FAST, "freeze_backbone": True, "weights": path}).fit(X, y)
+    clf.predict_proba(X[:4])
+    assert hashed == []  # the file's identity keys the features
+    state = clf.module_.backbone.state_dict()
+    clf.module_.backbone.load_state_dict({k: v + 1 for k, v in state.items()})
+    clf.predict_proba(X[:4])
+    assert hashed == [1]  # changed in place: no longer the file's weights
+
+
 def test_weights_changed_in_place_invalidate_features(binary_data, count_body_calls):
     X, y = binary_data
     clf = frozen().fit(X, y)
