@@ -82,7 +82,7 @@ class FrozenBackboneModel(ImageModel):
 
     def frozen_state_keys(self):
         """The ``state_dict`` keys that training never changes."""
-        return {f"backbone.{key}" for key in self.backbone.state_dict()}
+        return {"mean", "std", *(f"backbone.{key}" for key in self.backbone.state_dict())}
 
     def features(self, images):
         """The body's ``(N, D)`` features of a batch of images."""

@@ -115,7 +115,12 @@ class KeepBestModel(Callback):
 
     def on_train_end(self, net, **kwargs):
         if self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_, strict=False)
+            # copy in place, key by key: load_state_dict would also rewrite the
+            # BatchNorm counters a partial state leaves out
+            current = net.module_.state_dict()
+            with torch.no_grad():
+                for key, value in self.best_state_.items():
+                    current[key].copy_(value)
             net.best_epoch_ = self.best_epoch_
         else:
             net.best_epoch_ = len(net.history) or None
