@@ -120,11 +120,12 @@ def cb_focal_loss(
     if not 0 <= beta < 1:
         raise ValueError(f"beta must be in [0, 1); got {beta!r}.")
     counts = _counts(class_counts, logits)
-    weights = effective_number_weights(counts, beta).to(logits.device)
+    weights = effective_number_weights(counts, beta)
+    weights = weights.to(device=logits.device, dtype=_compute_dtype(logits))
     user = _weight(alpha, logits)
     if user is not None:
-        weights = weights.to(user.dtype) * user
-    return focal_loss(logits, target, gamma=gamma, alpha=weights.float(), reduction=reduction)
+        weights = weights * user
+    return focal_loss(logits, target, gamma=gamma, alpha=weights, reduction=reduction)
 
 
 def ldam_loss(
