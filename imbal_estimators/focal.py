@@ -1,4 +1,9 @@
-"""Focal loss as a function plus a thin module."""
+"""Focal loss as a function plus a thin module.
+
+The function's gradient is written out in closed form (``_FocalFunction``), so a
+forward + backward pass costs about what ``F.cross_entropy`` costs
+(``benchmarks/loss_speed.py``).
+"""
 
 import torch
 import torch.nn.functional as F
@@ -104,14 +109,6 @@ class _FocalFunction(torch.autograd.Function):
         grad = torch.exp(log_probs).mul_(slope.neg())
         grad.scatter_add_(1, target.unsqueeze(1), slope)
         return grad, None, None, None, None
-
-
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def _check_inputs(logits, target, gamma, alpha, reduction):
