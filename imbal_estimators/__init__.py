@@ -10,6 +10,7 @@ from .classifier import ImageImbalanceClassifier
 from .data import ImageFileError, load_image_folder
 from .datasets import make_demo_image_folder
 from .losses import FocalLoss, focal_loss
+from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "ImageImbalanceClassifier",
     "compute_alpha",
     "focal_loss",
+    "load",
     "load_image_folder",
     "make_demo_image_folder",
 ]

@@ -8,6 +8,7 @@ resample, monitor and keep the best epoch.
 
 import copy
 import os
+import warnings
 from contextlib import contextmanager
 from inspect import signature
 from numbers import Integral, Real
@@ -37,16 +38,18 @@ from .backbones import (
     is_weights_file,
 )
 from .callbacks import EpochResampler, KeepBestModel, ValidationScore
+from .checkpoint import EpochCheckpoint, prepare_checkpoint
 from .data import (
     ImageLoader,
     ImagePathDataset,
     check_files_exist,
     check_paths,
     make_augmentation,
-    scan_images,
 )
 from .losses import LOSSES, get_loss
+from .memory import is_out_of_memory, release_memory, smaller_batch_size
 from .metrics import MONITOR_OPTIONS
+from .preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
 from .sampling import check_sampler, epoch_seed, resample_indices
 from .split import split_rows
 from .validation import check_labels, resolve_device, resolve_device_name
@@ -132,6 +135,24 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
+    checkpoint_dir : str, path or None, default=None
+        Write a checkpoint there atomically after every epoch (model,
+        optimizer, scheduler, best-epoch and early-stopping states, history,
+        seeds). A ``fit`` with the same directory and a compatible
+        configuration resumes after the last completed epoch, up to
+        ``max_epochs`` in total; an incompatible checkpoint (other classes,
+        data, split or training parameters) is refused. See the Reliability
+        section of the guide.
+    on_bad_image : {"raise", "warn", "skip"}, default="raise"
+        What ``fit`` does with files that cannot be decoded: list them all in
+        one :class:`~imbal_estimators.ImageFileError` before training, or drop
+        them from training with one warning (``"warn"``) or quietly
+        (``"skip"``; they are in ``skipped_images_`` either way).
+    auto_batch_size : bool, default=False
+        On an out-of-memory error in the first epoch, halve the batch size,
+        rebuild the network and start again (with a warning naming the size
+        that fits, kept in ``batch_size_``). Without it the error names the
+        batch size that failed and what to try.
     **kwargs
         Any other skorch parameter: ``module__*``, ``optimizer__*``,
         ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
@@ -152,6 +173,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Rows of ``X`` in the training part and in the validation split.
     best_epoch_ : int
         The epoch whose weights were kept.
+    batch_size_ : int
+        The training batch size used (smaller than ``batch_size`` after
+        ``auto_batch_size`` halved it).
+    skipped_images_ : list of dict
+        ``{"index", "path", "reason"}`` of each file ``on_bad_image`` dropped.
+    resumed_from_epoch_ : int
+        The epoch the fit resumed after (0 when it started afresh).
     history : skorch History
         Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
         ``train_class_counts`` (with a sampler), ``dur``.
@@ -204,6 +232,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "verbose": ["verbose"],
+        "checkpoint_dir": [None, str, os.PathLike],
+        "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
+        "auto_batch_size": ["boolean"],
     }
 
     def __init__(
@@ -231,6 +262,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         train_split=0.2,
         callbacks=None,
         verbose=1,
+        checkpoint_dir=None,
+        on_bad_image="raise",
+        auto_batch_size=False,
         **kwargs,
     ):
         super().__init__(
@@ -258,6 +292,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.monitor = monitor
         self.cache = cache
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.on_bad_image = on_bad_image
+        self.auto_batch_size = auto_batch_size
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -376,10 +413,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             )
         if not reinitialize and self.__sklearn_is_fitted__():
             classes = self.classes_
-        paths, y_encoded, fitted = self._prepare_fit(X, y, classes)
+        rebuild = reinitialize or not self.initialized_
+        paths, y_encoded, fitted = self._prepare_fit(X, y, classes, resume=rebuild)
         # Snapshot so that a failure while building the network (e.g. weights that
         # cannot be downloaded) leaves the previous fit whole.
-        rebuild = reinitialize or not self.initialized_
         snapshot = dict(self.__dict__)
         history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
         for name, value in fitted.items():
@@ -397,10 +434,37 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.__dict__.update(snapshot)
                 self.history_ = history
                 raise
-            super().partial_fit(paths, y_encoded)
+            self._train(paths, y_encoded, rebuild)
         return self
 
-    def _prepare_fit(self, X, y, known_classes=None):
+    def _train(self, paths, y_encoded, rebuild):
+        """skorch's ``partial_fit``; with ``auto_batch_size``, again with half the
+        batch size after an out-of-memory error in the first epoch."""
+        first_batch_size = self.batch_size_
+        while True:
+            try:
+                super().partial_fit(paths, y_encoded)
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = self.batch_size_ if self.batch_size_ != -1 else len(self.train_indices_)
+                can_retry = rebuild and len(self.history) <= 1 and not self.resumed_from_epoch_
+                self.batch_size_ = smaller_batch_size(self, failed, exc, can_retry)
+            # outside the except block: the traceback no longer holds the batch's tensors
+            release_memory(self)
+            torch.manual_seed(self.torch_seed_)
+            self.initialize()
+        if self.batch_size_ != first_batch_size:
+            warnings.warn(
+                f"batch_size={first_batch_size} ran out of accelerator memory; trained with "
+                f"batch_size={self.batch_size_}, which fits (auto_batch_size=True). Pass "
+                f"batch_size={self.batch_size_} to skip the search next time.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _prepare_fit(self, X, y, known_classes=None, resume=True):
         """Every check and data-dependent value, before any network is built.
 
         Returns the paths, the encoded labels and the new fitted attributes;
@@ -423,11 +487,28 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                     f"The 'weights' file {os.fspath(self.weights)!r} does not exist."
                 )
 
-        torch_seed, split_seed, sampling_seed = check_random_state(self.random_state).randint(
-            _SEED_RANGE, size=3
-        )
+        plan = None
+        if self.checkpoint_dir is not None:
+            plan = prepare_checkpoint(
+                self.checkpoint_dir, self, paths, y_encoded, classes, resume=resume
+            )
+        # A resumed fit takes its seeds from the checkpoint, also when random_state=None.
+        torch_seed, split_seed, sampling_seed = (plan and plan.seeds) or check_random_state(
+            self.random_state
+        ).randint(_SEED_RANGE, size=3)
         train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
-        scan_images(paths, ImageLoader(self.image_size, self.cache))
+        train_rows, valid_rows, skipped = preflight_scan(
+            paths,
+            y_encoded,
+            classes,
+            train_rows,
+            valid_rows,
+            ImageLoader(self.image_size, self.cache),
+            self.on_bad_image,
+            verbose=self.verbose,
+        )
+        if plan is not None:
+            plan.check_split(train_rows, valid_rows)
 
         class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
         counts_seen_by_loss, sampler = class_counts, None
@@ -459,7 +540,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "train_indices_": train_rows,
             "valid_indices_": valid_rows,
             "torch_seed_": int(torch_seed),
+            "split_seed_": int(split_seed),
             "sampling_seed_": int(sampling_seed),
+            "batch_size_": self.batch_size,
+            "skipped_images_": skipped,
+            "resumed_from_epoch_": 0,
+            "_checkpoint_plan_": plan,
         }
         return paths, y_encoded, fitted
 
@@ -553,6 +639,23 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         callbacks.append(("print_log", PrintLog(keys_ignored=["train_class_counts"])))
         return callbacks
 
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        if self.checkpoint_dir is not None:  # last: it saves what the others recorded
+            self.callbacks_.append(("checkpoint", EpochCheckpoint().initialize()))
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        # Shuffling, augmentation and dropout draw from a stream seeded per epoch,
+        # so a fit resumed from a checkpoint replays the epochs it missed exactly.
+        torch.manual_seed(epoch_seed(self.torch_seed_, len(self.history)))
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        if epochs is None and self.__dict__.get("resumed_from_epoch_"):
+            epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
+
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         if self.module is None:
@@ -619,11 +722,17 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
 
     def get_iterator(self, dataset, training=False):
+        # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
+        batch_size = self.__dict__.get("batch_size_", self.batch_size)
         if not training:
-            return super().get_iterator(dataset, training=False)
+            kwargs = self.get_params_for("iterator_valid")
+            kwargs.setdefault("batch_size", batch_size)
+            if kwargs["batch_size"] == -1:
+                kwargs["batch_size"] = len(dataset)
+            return self.iterator_valid(dataset, **kwargs)
         kwargs = self.get_params_for("iterator_train")
         kwargs.setdefault("shuffle", True)
-        batch_size = kwargs.setdefault("batch_size", self.batch_size)
+        batch_size = kwargs.setdefault("batch_size", batch_size)
         if batch_size == -1:
             kwargs["batch_size"] = batch_size = len(dataset)
         # A last batch of one image breaks BatchNorm on small feature maps.
@@ -679,6 +788,27 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if isinstance(X, ImagePathDataset) and X.targets is not None:
             return indices
         return self.classes_[indices]
+
+    def save(self, path):
+        """Save the fitted estimator as safetensors weights and JSON, without pickle.
+
+        Writes the directory ``path`` with ``model.safetensors`` (the network's
+        weights) and ``config.json`` (parameters, ``classes_``, class weights
+        and counts, preprocessing, history). Load it with
+        :func:`imbal_estimators.load`, which executes no pickled code.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory, created if needed.
+
+        Returns
+        -------
+        path : str
+        """
+        from .persistence import save
+
+        return save(self, path)
 
     def __setstate__(self, state):
         # skorch maps the tensors to state["device"], which must be a real device;
