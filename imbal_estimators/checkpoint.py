@@ -200,7 +200,8 @@ def read_checkpoint(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"Cannot read the checkpoint {path!r}: {exc}. Delete it to start over."
+            f"Cannot read the checkpoint {path!r} ({type(exc).__name__}): it is damaged or "
+            "not a checkpoint of imbal_estimators. Delete it to start over."
         ) from exc
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
