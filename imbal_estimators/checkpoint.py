@@ -332,7 +332,7 @@ class EpochCheckpoint(Callback):
     """
 
     def on_train_begin(self, net, **kwargs):
-        plan = net._checkpoint_plan_
+        plan = getattr(net, "_checkpoint_plan_", None)
         if plan is None or plan.state is None:
             return
         state, plan.state = plan.state, None  # the weights are not needed twice
@@ -345,7 +345,7 @@ class EpochCheckpoint(Callback):
             )
 
     def on_epoch_end(self, net, **kwargs):
-        plan = net._checkpoint_plan_
+        plan = getattr(net, "_checkpoint_plan_", None)
         if plan is None:
             return
         state = checkpoint_state(net, plan)

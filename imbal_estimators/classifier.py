@@ -642,7 +642,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def initialize_callbacks(self):
         super().initialize_callbacks()
         if self.checkpoint_dir is not None:  # last: it saves what the others recorded
-            self.callbacks_.append(("checkpoint", EpochCheckpoint().initialize()))
+            self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))
         return self
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):

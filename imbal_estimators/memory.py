@@ -13,8 +13,8 @@ import torch
 
 
 def is_out_of_memory(exc):
-    """Whether ``exc`` is torch's out-of-memory error (CUDA or another accelerator)."""
-    return isinstance(exc, torch.OutOfMemoryError)
+    """Whether ``exc`` is torch's CUDA out-of-memory error."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 def out_of_memory_message(estimator, batch_size, reason=None):
@@ -45,14 +45,14 @@ def smaller_batch_size(estimator, batch_size, exc, can_retry):
     estimator : ImageImbalanceClassifier
     batch_size : int
         The batch size that ran out of memory (``-1`` already resolved).
-    exc : torch.OutOfMemoryError
+    exc : torch.cuda.OutOfMemoryError
     can_retry : bool
         False once the first epoch is over, or when the fit continues a
         previous one (rebuilding the network would lose it).
 
     Raises
     ------
-    torch.OutOfMemoryError
+    torch.cuda.OutOfMemoryError
         With a message naming ``batch_size`` and what to try.
     """
     reason = None
@@ -66,7 +66,7 @@ def smaller_batch_size(estimator, batch_size, exc, can_retry):
             reason = "Even one image per batch does not fit."
         else:
             return batch_size // 2
-    raise torch.OutOfMemoryError(out_of_memory_message(estimator, batch_size, reason)) from exc
+    raise torch.cuda.OutOfMemoryError(out_of_memory_message(estimator, batch_size, reason)) from exc
 
 
 def release_memory(net):

@@ -84,7 +84,7 @@ def preflight_scan(
             format_bad_files(problems, paths, header=header)
             + f"\nTraining images per class that remain: {{{remaining}}}.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     elif verbose:
         print(

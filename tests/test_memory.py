@@ -20,7 +20,7 @@ class OutOfMemoryAbove(TinyCNN):
         if self.training:
             type(self).seen.append(x.shape[0])
             if x.shape[0] > self.limit and self.epoch() >= self.from_epoch:
-                raise torch.OutOfMemoryError(
+                raise torch.cuda.OutOfMemoryError(
                     f"CUDA out of memory. Tried to allocate 2.00 GiB (batch of {x.shape[0]})"
                 )
         return super().forward(x)
@@ -58,7 +58,7 @@ def test_auto_batch_size_gives_the_same_model_as_that_batch_size(binary_data):
 def test_without_auto_batch_size_the_error_says_what_to_try(binary_data):
     X, y = binary_data
     clf = make(module=OutOfMemoryAbove, batch_size=32)
-    with pytest.raises(torch.OutOfMemoryError) as info:
+    with pytest.raises(torch.cuda.OutOfMemoryError) as info:
         clf.fit(X, y)
     message = str(info.value)
     assert "while training with batch_size=32" in message
@@ -72,7 +72,9 @@ def test_out_of_memory_after_the_first_epoch_is_not_retried(binary_data, monkeyp
     clf = make(module=OutOfMemoryAbove, batch_size=32, auto_batch_size=True, max_epochs=3)
     OutOfMemoryAbove.from_epoch = 2
     OutOfMemoryAbove.epoch = staticmethod(lambda: len(clf.history))
-    with pytest.raises(torch.OutOfMemoryError, match="only adapts the batch size during the first"):
+    with pytest.raises(
+        torch.cuda.OutOfMemoryError, match="only adapts the batch size during the first"
+    ):
         clf.fit(X, y)
     assert len(clf.history) == 2
 
@@ -81,7 +83,7 @@ def test_even_one_image_does_not_fit(binary_data):
     X, y = binary_data
     OutOfMemoryAbove.limit = 0
     clf = make(module=OutOfMemoryAbove, batch_size=4, auto_batch_size=True)
-    with pytest.raises(torch.OutOfMemoryError, match="batch_size=1 .*Even one image"):
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="batch_size=1 .*Even one image"):
         clf.fit(X, y)
 
 
@@ -93,7 +95,7 @@ def test_grid_search_error_score_raise_propagates_out_of_memory(binary_data):
         cv=StratifiedKFold(2),
         error_score="raise",
     )
-    with pytest.raises(torch.OutOfMemoryError, match="batch_size=32"):
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="batch_size=32"):
         search.fit(X, y)
 
 
