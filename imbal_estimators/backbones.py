@@ -35,12 +35,60 @@ class ImageModel(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def forward(self, x):
+    def normalize(self, x):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        out = self.backbone((x - self.mean) / self.std)
+        return (x - self.mean) / self.std
+
+    def forward(self, x):
+        out = self.backbone(self.normalize(x))
         # models with auxiliary outputs return a named tuple with .logits
         return getattr(out, "logits", out)
+
+
+class FrozenBackboneModel(ImageModel):
+    """A frozen backbone body and a trainable linear head.
+
+    ``forward`` takes images, or the body's features as a ``(N, D)`` float
+    matrix (what the feature cache stores), so training on cached features and
+    predicting on images use the same head.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        A classifier whose head (the last ``nn.Linear``, see :func:`find_head`)
+        is its last operation; the head is moved out to ``self.head`` and
+        replaced by an identity, the rest is frozen and kept in eval mode.
+    mean, std : sequence of 3 floats
+    """
+
+    def __init__(self, backbone, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        head_name, head = find_head(backbone)
+        if not isinstance(head, nn.Linear):
+            raise ValueError(
+                f"freeze_backbone=True needs a backbone whose head is a Linear layer; "
+                f"{type(backbone).__name__} ends with {type(head).__name__} {head_name!r}."
+            )
+        _set_submodule(backbone, head_name, nn.Identity())
+        super().__init__(backbone, mean, std)
+        self.head = head
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.backbone.eval()  # frozen BatchNorm statistics and no dropout in the body
+        return self
+
+    def features(self, images):
+        """The body's ``(N, D)`` features of a batch of images."""
+        out = self.backbone(self.normalize(images))
+        return torch.flatten(getattr(out, "logits", out), 1)
+
+    def forward(self, x):
+        if x.dim() == 2 and x.is_floating_point():
+            return self.head(x)
+        return self.head(self.features(x))
 
 
 def classification_models():
@@ -249,7 +297,11 @@ def replace_head(model, n_classes):
         new_head = nn.Linear(head.in_features, n_classes)
     else:
         new_head = nn.Conv2d(head.in_channels, n_classes, kernel_size=1)
-    parent_name, _, attribute = head_name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attribute, new_head)
+    _set_submodule(model, head_name, new_head)
     return model
+
+
+def _set_submodule(model, name, module):
+    parent_name, _, attribute = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attribute, module)

@@ -1,8 +1,8 @@
 """Atomic per-epoch checkpoints and resuming a fit from them (``checkpoint_dir=``).
 
 After every epoch :class:`EpochCheckpoint` writes one file,
-``<checkpoint_dir>/checkpoint.pt``: the module, optimizer and learning-rate
-scheduler states, the states of the best-model keeper and of early stopping,
+``<checkpoint_dir>/checkpoint.pt``: the module, optimizer, float16 loss-scaler and
+learning-rate scheduler states, the states of the best-model keeper and of early stopping,
 the history, the epoch number, the seeds (the sampler and the torch RNG are
 reseeded per epoch from them, so they replay exactly) and the RNG states. The
 file is written next to its final name, flushed and fsynced, then renamed over
@@ -297,6 +297,7 @@ def checkpoint_state(net, plan):
         state = _callback_state(callback)
         if state is not None:
             callbacks[name] = state
+    scaler = getattr(net, "grad_scaler_", None)  # float16 loss scaling on CUDA
     return {
         "format_version": FORMAT_VERSION,
         "epoch": len(net.history),
@@ -306,6 +307,7 @@ def checkpoint_state(net, plan):
         "history": json.dumps(plain_json(list(net.history))),
         "module": net.module_.state_dict(),
         "optimizer": net.optimizer_.state_dict(),
+        "grad_scaler": None if scaler is None else scaler.state_dict(),
         "callbacks": callbacks,
         "rng": _rng_states(),
     }
@@ -315,6 +317,8 @@ def restore_state(net, state):
     """Put a checkpoint's state into an initialized net whose callbacks began training."""
     net.module_.load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
+    if state["grad_scaler"] is not None and getattr(net, "grad_scaler_", None) is not None:
+        net.grad_scaler_.load_state_dict(state["grad_scaler"])
     net.history_ = History(json.loads(state["history"]))
     net.batch_size_ = state["batch_size"]
     for name, callback in net.callbacks_:
