@@ -225,13 +225,8 @@ def test_the_checkpoint_loads_without_unpickling_code(binary_data, tmp_path):
 
 
 # ------------------------------------------------------------------ determinism
-
-
-def test_same_random_state_gives_identical_fits(binary_data):
-    X, y = binary_data
-    first, second = (make(**RUN).fit(X, y) for _ in range(2))
-    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
-    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+# Same random_state, same predictions: see
+# test_classifier.py::test_same_random_state_gives_same_predictions, and the resume tests above.
 
 
 def test_random_state_none_stays_random(binary_data):
