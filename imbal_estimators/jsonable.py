@@ -111,7 +111,7 @@ def to_json(value, name="value"):
         return {"__torch_device__": str(value)}
     if isinstance(value, torch.dtype):
         return {"__torch_dtype__": str(value).removeprefix("torch.")}
-    if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+    if inspect.isclass(value) or inspect.isroutine(value) or hasattr(value, "__qualname__"):
         path = import_path(value)
         if path is None:
             raise UnserializableParameterError(
