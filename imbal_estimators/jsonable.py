@@ -13,7 +13,10 @@ they are. Everything else is written as a small tagged dict:
   skorch callbacks have, or attributes named like the ``__init__`` arguments)
 
 Decoding imports the named classes (installed code only) and calls their
-constructors; it never unpickles bytes.
+constructors; it never unpickles bytes. Unless told the data is trusted, it
+builds only classes of the kinds estimator parameters hold (torch modules,
+optimizers, schedulers, datasets, scikit-learn estimators, skorch callbacks):
+a file that names ``os:system`` with arguments is refused, not run.
 """
 
 import importlib
@@ -139,32 +142,83 @@ def _object_to_json(value, name):
     }
 
 
-def from_json(data):
-    """Decode what :func:`to_json` wrote."""
+class UntrustedReferenceError(ValueError):
+    """A saved file names a callable that ``load`` does not build unless trusted."""
+
+
+def _safe_bases():
+    from sklearn.base import BaseEstimator
+    from skorch.callbacks import Callback
+    from skorch.dataset import ValidSplit
+
+    return (
+        torch.nn.Module,
+        torch.optim.Optimizer,
+        torch.optim.lr_scheduler.LRScheduler,
+        torch.optim.lr_scheduler.ReduceLROnPlateau,
+        torch.utils.data.Dataset,
+        torch.utils.data.DataLoader,
+        BaseEstimator,
+        Callback,
+        ValidSplit,
+    )
+
+
+def _resolve_checked(path, trusted):
+    obj = resolve_import_path(path)
+    if trusted or obj is print or (inspect.isclass(obj) and issubclass(obj, _safe_bases())):
+        return obj  # print: skorch callbacks' default sink
+    raise UntrustedReferenceError(
+        f"The saved file names {path!r}, which is not a class of a kind that loading "
+        "builds (torch modules, optimizers, schedulers, datasets and data loaders, "
+        "scikit-learn estimators and samplers, skorch callbacks): a file could name any "
+        "function and its arguments. If you trust the file (you saved it), pass trusted=True."
+    )
+
+
+def from_json(data, trusted=False):
+    """Decode what :func:`to_json` wrote.
+
+    Parameters
+    ----------
+    data : JSON data
+    trusted : bool, default=False
+        Without it, only classes of the kinds an estimator's parameters hold
+        (torch modules, optimizers, schedulers, datasets, scikit-learn
+        estimators, skorch callbacks) are imported and built; functions and
+        other classes named in ``data`` raise :class:`UntrustedReferenceError`.
+    """
+
+    def decode(item):
+        return from_json(item, trusted)
+
     if isinstance(data, list):
-        return [from_json(item) for item in data]
+        return [decode(item) for item in data]
     if not isinstance(data, dict):
         return data
     if "__tuple__" in data:
-        return tuple(from_json(item) for item in data["__tuple__"])
+        return tuple(decode(item) for item in data["__tuple__"])
     if "__dict__" in data:
-        return {from_json(key): from_json(item) for key, item in data["__dict__"]}
+        return {decode(key): decode(item) for key, item in data["__dict__"]}
     if "__float__" in data:
         return float(data["__float__"])
     if "__ndarray__" in data:
         if data["dtype"] == "object":
-            return np.array(from_json(data["__ndarray__"]), dtype=object)
+            return np.array(decode(data["__ndarray__"]), dtype=object)
         return np.array(data["__ndarray__"], dtype=np.dtype(data["dtype"]))
     if "__torch_device__" in data:
         return torch.device(data["__torch_device__"])
     if "__torch_dtype__" in data:
-        return getattr(torch, data["__torch_dtype__"])
+        dtype = getattr(torch, data["__torch_dtype__"], None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"{data['__torch_dtype__']!r} is not a torch dtype.")
+        return dtype
     if "__import__" in data:
-        return resolve_import_path(data["__import__"])
+        return _resolve_checked(data["__import__"], trusted)
     if "__object__" in data:
-        cls = resolve_import_path(data["__object__"])
-        return cls(**{key: from_json(item) for key, item in data["params"].items()})
-    return {key: from_json(item) for key, item in data.items()}
+        cls = _resolve_checked(data["__object__"], trusted)
+        return cls(**{key: decode(item) for key, item in data["params"].items()})
+    return {key: decode(item) for key, item in data.items()}
 
 
 def plain_json(value):

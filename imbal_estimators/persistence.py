@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from .atomic import atomic_write
+from .classifier import ImageImbalanceClassifier
 from .jsonable import from_json, import_path, plain_json, resolve_import_path, to_json
 
 FORMAT_VERSION = 1
@@ -101,7 +102,7 @@ def save(estimator, path):
     return path
 
 
-def load(path, device=None):
+def load(path, device=None, trusted=False):
     """Rebuild an estimator saved with ``clf.save(path)``; no pickle is read.
 
     Parameters
@@ -112,6 +113,13 @@ def load(path, device=None):
         Overrides the saved ``device`` parameter. By default the saved one is
         kept, except that ``"cuda"`` falls back to ``"cpu"`` (with a warning)
         on a machine without CUDA.
+    trusted : bool, default=False
+        ``config.json`` names classes by their import path. By default only
+        the estimator class and classes of the kinds parameters hold (torch
+        modules, optimizers, schedulers, datasets, scikit-learn estimators and
+        samplers, skorch callbacks) are imported and built. A file you saved
+        yourself with a function as a parameter (e.g. ``FunctionSampler(func=...)``
+        or a scorer) needs ``trusted=True``.
 
     Returns
     -------
@@ -135,7 +143,12 @@ def load(path, device=None):
             f"version of imbal_estimators reads format_version {FORMAT_VERSION}."
         )
     cls = resolve_import_path(config["estimator"])
-    params = {name: from_json(value) for name, value in config["params"].items()}
+    if not (isinstance(cls, type) and issubclass(cls, ImageImbalanceClassifier)):
+        raise ValueError(
+            f"{config_path!r} names estimator {config['estimator']!r}, which is not an "
+            "ImageImbalanceClassifier."
+        )
+    params = {name: from_json(value, trusted) for name, value in config["params"].items()}
     if device is not None:
         params["device"] = device
     elif _unavailable(params.get("device")):
@@ -151,6 +164,8 @@ def load(path, device=None):
     classes = config["classes"]
     estimator.classes_ = np.array(from_json(classes["values"]), dtype=np.dtype(classes["dtype"]))
     for name, value in config["fitted"].items():
+        if name not in _ARRAYS and name not in _SCALARS:
+            raise ValueError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
         value = from_json(value)
         if name in _ARRAYS and value is not None:
             value = np.asarray(value)

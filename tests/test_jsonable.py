@@ -11,11 +11,17 @@ from imblearn.under_sampling import RandomUnderSampler
 from skorch.dataset import ValidSplit
 
 from imbal_estimators import FocalLoss
-from imbal_estimators.jsonable import UnserializableParameterError, describe, from_json, to_json
+from imbal_estimators.jsonable import (
+    UnserializableParameterError,
+    UntrustedReferenceError,
+    describe,
+    from_json,
+    to_json,
+)
 
 
-def _round_trip(value):
-    return from_json(json.loads(json.dumps(to_json(value, "value"))))
+def _round_trip(value, trusted=False):
+    return from_json(json.loads(json.dumps(to_json(value, "value"))), trusted)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +61,10 @@ def test_non_finite_floats_are_valid_json():
 def test_classes_functions_and_torch_values_by_name():
     assert _round_trip(FocalLoss) is FocalLoss
     assert _round_trip(torch.optim.SGD) is torch.optim.SGD
-    assert _round_trip(np.mean) is np.mean
+    assert _round_trip(print) is print  # skorch callbacks' default sink
+    with pytest.raises(UntrustedReferenceError, match="'numpy:mean', which is not a class"):
+        _round_trip(np.mean)
+    assert _round_trip(np.mean, trusted=True) is np.mean
     assert _round_trip(torch.device("cuda:1")) == torch.device("cuda:1")
     assert _round_trip(torch.bfloat16) is torch.bfloat16
 

@@ -171,3 +171,43 @@ def test_pickle_still_works_for_trusted_files(fitted, binary_data):
     X, _ = binary_data
     clone = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(clone.predict_proba(X), fitted.predict_proba(X))
+
+
+def keep_all(X, y):
+    """A FunctionSampler function: every row, once."""
+    return X, y
+
+
+def test_a_file_naming_a_function_is_refused_unless_trusted(binary_data, tmp_path):
+    from imblearn import FunctionSampler
+
+    from imbal_estimators.jsonable import UntrustedReferenceError
+
+    X, y = binary_data
+    clf = make(max_epochs=1, sampler=FunctionSampler(func=keep_all)).fit(X, y)
+    clf.save(tmp_path)
+    with pytest.raises(UntrustedReferenceError, match="names 'test_persistence:keep_all'"):
+        load(tmp_path)
+    loaded = load(tmp_path, trusted=True)
+    assert loaded.sampler.func is keep_all
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_crafted_config_cannot_call_arbitrary_functions(fitted, tmp_path):
+    fitted.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    marker = tmp_path / "ran"
+    config["params"]["module"] = {"__import__": "os:system"}
+    config["params"]["module__command"] = f"touch {marker}"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="'os:system', which is not a class"):
+        load(tmp_path)
+    config["params"]["module"] = {"__object__": "subprocess:Popen", "params": {"args": ["true"]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="'subprocess:Popen', which is not a class of a kind"):
+        load(tmp_path)
+    config["estimator"] = "collections:OrderedDict"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="which is not an ImageImbalanceClassifier"):
+        load(tmp_path)
+    assert not marker.exists()
