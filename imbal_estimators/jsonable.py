@@ -146,28 +146,31 @@ class UntrustedReferenceError(ValueError):
     """A saved file names a callable that ``load`` does not build unless trusted."""
 
 
-def _safe_bases():
+def _safe_bases(build):
+    """Classes a file may name: built from its arguments, or (``build=False``) only referred to."""
     from sklearn.base import BaseEstimator
     from skorch.callbacks import Callback
     from skorch.dataset import ValidSplit
 
+    built = (torch.nn.Module, BaseEstimator, Callback, ValidSplit)
+    if build:
+        return built
     return (
-        torch.nn.Module,
+        *built,
         torch.optim.Optimizer,
         torch.optim.lr_scheduler.LRScheduler,
         torch.optim.lr_scheduler.ReduceLROnPlateau,
         torch.utils.data.Dataset,
         torch.utils.data.DataLoader,
-        BaseEstimator,
-        Callback,
-        ValidSplit,
     )
 
 
-def _resolve_checked(path, trusted):
+def _resolve_checked(path, trusted, build=False):
     obj = resolve_import_path(path)
-    if trusted or obj is print or (inspect.isclass(obj) and issubclass(obj, _safe_bases())):
-        return obj  # print: skorch callbacks' default sink
+    if trusted or (obj is print and not build):  # print: skorch callbacks' default sink
+        return obj
+    if inspect.isclass(obj) and issubclass(obj, _safe_bases(build)):
+        return obj
     raise UntrustedReferenceError(
         f"The saved file names {path!r}, which is not a class of a kind that loading "
         "builds (torch modules, optimizers, schedulers, datasets and data loaders, "
@@ -216,7 +219,7 @@ def from_json(data, trusted=False):
     if "__import__" in data:
         return _resolve_checked(data["__import__"], trusted)
     if "__object__" in data:
-        cls = _resolve_checked(data["__object__"], trusted)
+        cls = _resolve_checked(data["__object__"], trusted, build=True)
         return cls(**{key: decode(item) for key, item in data["params"].items()})
     return {key: decode(item) for key, item in data.items()}
 

@@ -9,6 +9,7 @@ import torch
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
 from skorch.dataset import ValidSplit
+from torch.utils.data import TensorDataset
 
 from imbal_estimators import FocalLoss
 from imbal_estimators.jsonable import (
@@ -95,3 +96,10 @@ def test_what_cannot_be_written_is_named():
 def test_describe_is_stable_for_unserializable_values():
     assert describe(lambda x: x) == describe(lambda y: y) == "<builtins.function object>"
     assert describe({"b": 1, "a": 2}) == describe({"a": 2, "b": 1})
+
+
+def test_only_parameter_kinds_are_built_from_a_file():
+    dataset = {"__object__": "torch.utils.data:TensorDataset", "params": {}}
+    with pytest.raises(UntrustedReferenceError, match="'torch.utils.data:TensorDataset'"):
+        from_json(dataset)  # may be referred to (skorch's dataset=), not built from a file
+    assert from_json({"__import__": "torch.utils.data:TensorDataset"}) is TensorDataset
