@@ -160,8 +160,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         seeds). A ``fit`` with the same directory and a compatible
         configuration resumes after the last completed epoch, up to
         ``max_epochs`` in total; an incompatible checkpoint (other classes,
-        data, split or training parameters) is refused. See the Reliability
-        section of the guide.
+        data, split or training parameters) is refused. See
+        ``docs/reliability.md``.
     on_bad_image : {"raise", "warn", "skip"}, default="raise"
         What ``fit`` does with files that cannot be decoded: list them all in
         one :class:`~imbal_estimators.ImageFileError` before training, or drop
