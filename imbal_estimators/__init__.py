@@ -20,6 +20,7 @@ from .losses_balanced import (
     ldam_loss,
     logit_adjusted_loss,
 )
+from .persistence import load
 from .sampling import BalancedBatchSampler
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "compute_alpha",
     "focal_loss",
     "ldam_loss",
+    "load",
     "load_image_folder",
     "logit_adjusted_loss",
     "make_demo_image_folder",
