@@ -10,6 +10,7 @@ from .classifier import ImageImbalanceClassifier
 from .data import ImageFileError, load_image_folder
 from .datasets import make_demo_image_folder
 from .losses import FocalLoss, focal_loss
+from .search import ImbalanceSearchCV
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "FocalLoss",
     "ImageFileError",
     "ImageImbalanceClassifier",
+    "ImbalanceSearchCV",
     "compute_alpha",
     "focal_loss",
     "load_image_folder",

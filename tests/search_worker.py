@@ -1,0 +1,92 @@
+"""A search worker for tests/test_search.py: one ``ImbalanceSearchCV.fit`` on a shared study.
+
+Run as a separate process (``python tests/search_worker.py FOLDER STORAGE STUDY N``); the
+tests start two at once, or kill one mid-trial. ``make_search`` is the search every worker
+and the tests' own reruns use: TinyCNN, 1 epoch, 2 folds, a 6-point grid.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import optuna  # noqa: E402
+from conftest import tiny_classifier  # noqa: E402
+from skorch.callbacks import Callback  # noqa: E402
+
+from imbal_estimators import ImbalanceSearchCV, load_image_folder  # noqa: E402
+
+GRID = {"alpha": [None, "balanced", "sqrt"], "gamma": [0.0, 2.0]}
+
+
+def make_search(storage, study_name, n_trials, callbacks=None):
+    return ImbalanceSearchCV(
+        tiny_classifier(loss="focal", max_epochs=1, batch_size=64, callbacks=callbacks),
+        GRID,
+        sampler="grid",
+        n_trials=n_trials,
+        cv=2,
+        scoring="balanced_accuracy",
+        storage=storage,
+        study_name=study_name,
+        random_state=0,
+        refit=False,
+    )
+
+
+_fits = 0  # fits started in this process (the callback is copied into every clone)
+
+
+class HangAtFit(Callback):
+    """At this process's ``n``-th fit, create ``path`` and hang, so the test can kill it."""
+
+    def __init__(self, n, path):
+        self.n = n
+        self.path = path
+
+    def on_train_begin(self, net, **kwargs):
+        global _fits
+        _fits += 1
+        if _fits == self.n:
+            open(self.path, "w").close()
+            time.sleep(600)
+
+
+def wait_for(path, seconds=300):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            sys.exit(f"{path} did not appear")
+        time.sleep(0.02)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("storage")
+    parser.add_argument("study_name")
+    parser.add_argument("n_trials", type=int)
+    parser.add_argument("--ready", help="create this file once imported")
+    parser.add_argument("--go", help="start only once this file exists")
+    parser.add_argument("--hang-at-fit", type=int, help="hang at this fit (see HangAtFit)")
+    parser.add_argument("--signal", help="the file HangAtFit creates")
+    args = parser.parse_args()
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = load_image_folder(args.folder)
+    callbacks = None
+    if args.hang_at_fit:
+        callbacks = [HangAtFit(args.hang_at_fit, args.signal)]
+    search = make_search(args.storage, args.study_name, args.n_trials, callbacks)
+    if args.ready:
+        open(args.ready, "w").close()
+    if args.go:
+        wait_for(args.go)
+    search.fit(X, y)
+    print(f"worker {os.getpid()} ran {search.n_trials_run_} trials")
+
+
+if __name__ == "__main__":
+    main()
