@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
@@ -35,6 +36,7 @@ GRACE_PERIOD = 60
 # A RUNNING trial that never recorded its worker (the process died between
 # creating the trial and starting it, a few milliseconds) is dead after this.
 ORPHAN_SECONDS = 60
+_SCHEMA_ATTEMPTS = 5
 # How often a worker looks again while the last trials run elsewhere.
 POLL_SECONDS = 0.5
 
@@ -87,15 +89,24 @@ def make_storage(storage):
 def _rdb_storage(url):
     # Several processes write one SQLite file: wait for its lock instead of failing.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=retry_trial,
-        )
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_INTERVAL,
+                    grace_period=GRACE_PERIOD,
+                    heartbeat_stale_trial_callback=retry_trial,
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers started together on an empty database all create Optuna's tables;
+            # PostgreSQL lets one win and fails the others ("duplicate key value"). The
+            # tables exist on the next attempt.
+            if attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 # -- workers ----------------------------------------------------------------------------

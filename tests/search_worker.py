@@ -1,8 +1,9 @@
 """A search worker for tests/test_search.py: one ``ImbalanceSearchCV.fit`` on a shared study.
 
-Run as a separate process (``python tests/search_worker.py FOLDER STORAGE STUDY N``); the
-tests start two at once, or kill one mid-trial. ``make_search`` is the search every worker
-and the tests' own reruns use: TinyCNN, 1 epoch, 2 folds, a 6-point grid.
+The tests fork two at once, or kill one mid-trial (forked from the test process, so torch
+is not imported again; ``python tests/search_worker.py FOLDER STORAGE STUDY N`` runs one by
+hand). ``make_search`` is the search every worker and the tests' own reruns use: TinyCNN,
+1 epoch, 2 folds, a 4-point grid.
 """
 
 import argparse
@@ -13,12 +14,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import optuna  # noqa: E402
+import torch  # noqa: E402
 from conftest import tiny_classifier  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 
 from imbal_estimators import ImbalanceSearchCV, load_image_folder  # noqa: E402
 
-GRID = {"alpha": [None, "balanced", "sqrt"], "gamma": [0.0, 2.0]}
+GRID = {"alpha": [None, "balanced"], "gamma": [0.0, 2.0]}
 
 
 def make_search(storage, study_name, n_trials, callbacks=None):
@@ -62,8 +64,23 @@ def wait_for(path, seconds=300):
         time.sleep(0.02)
 
 
+def work(folder, storage, study_name, n_trials, ready=None, go=None, hang_at_fit=None, signal=None):
+    """One worker: build the search, say it is ready, wait for ``go``, fit."""
+    torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = load_image_folder(folder)
+    callbacks = [HangAtFit(hang_at_fit, signal)] if hang_at_fit else None
+    search = make_search(storage, study_name, n_trials, callbacks)
+    if ready:
+        open(ready, "w").close()
+    if go:
+        wait_for(go)
+    search.fit(X, y)
+    print(f"worker {os.getpid()} ran {search.n_trials_run_} trials")
+
+
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder")
     parser.add_argument("storage")
     parser.add_argument("study_name")
@@ -73,19 +90,7 @@ def main():
     parser.add_argument("--hang-at-fit", type=int, help="hang at this fit (see HangAtFit)")
     parser.add_argument("--signal", help="the file HangAtFit creates")
     args = parser.parse_args()
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    X, y = load_image_folder(args.folder)
-    callbacks = None
-    if args.hang_at_fit:
-        callbacks = [HangAtFit(args.hang_at_fit, args.signal)]
-    search = make_search(args.storage, args.study_name, args.n_trials, callbacks)
-    if args.ready:
-        open(args.ready, "w").close()
-    if args.go:
-        wait_for(args.go)
-    search.fit(X, y)
-    print(f"worker {os.getpid()} ran {search.n_trials_run_} trials")
+    work(**vars(args))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """ImbalanceSearchCV: results, pruning, persistent studies, workers, dead trials."""
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -17,7 +18,7 @@ from optuna.pruners import BasePruner, MedianPruner
 from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
-from search_worker import GRID, make_search
+from search_worker import GRID, make_search, work
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -34,9 +35,6 @@ from imbal_estimators.studies import (
     worker_alive,
     worker_identity,
 )
-
-WORKER = os.path.join(os.path.dirname(__file__), "search_worker.py")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)
@@ -377,50 +375,47 @@ def test_a_trial_over_the_count_or_on_a_taken_grid_point_does_not_run(tmp_path):
 # -- several processes ----------------------------------------------------------------------------
 
 
-def start_worker(folder, storage, study_name, n_trials, *args):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(
-        [sys.executable, WORKER, folder, storage, study_name, str(n_trials), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def start_worker(folder, storage, study_name, n_trials, **kwargs):
+    """A worker process, forked: a real process that shares no state with this one after."""
+    process = multiprocessing.get_context("fork").Process(
+        target=work, args=(folder, storage, study_name, n_trials), kwargs=kwargs
     )
+    process.start()
+    return process
 
 
 def wait_for(path, processes, seconds=240):
     deadline = time.monotonic() + seconds
     while not os.path.exists(path):
         for process in processes:
-            if process.poll() is not None:
-                pytest.fail(f"worker exited early:\n{process.stdout.read()}")
+            if not process.is_alive():
+                pytest.fail(f"worker exited early with code {process.exitcode}")
         if time.monotonic() > deadline:
             pytest.fail(f"{path} did not appear in {seconds} s")
         time.sleep(0.05)
 
 
-def run_two_workers(folder, storage, study_name, tmp_path, n_trials=6):
+def run_two_workers(folder, storage, study_name, tmp_path, n_trials=4):
     """Start two workers, release them together, and return the study's trials."""
     ready = [str(tmp_path / f"ready{i}") for i in range(2)]
     go = str(tmp_path / "go")
-    workers = [
-        start_worker(folder, storage, study_name, n_trials, "--ready", r, "--go", go) for r in ready
-    ]
+    workers = [start_worker(folder, storage, study_name, n_trials, ready=r, go=go) for r in ready]
     try:
         for path in ready:
             wait_for(path, workers)
         open(go, "w").close()
-        outputs = [w.communicate(timeout=300)[0] for w in workers]
+        for worker in workers:
+            worker.join(timeout=300)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-    for worker, output in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, output
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    assert [w.exitcode for w in workers] == [0, 0]
     return optuna.load_study(study_name=study_name, storage=make_storage(storage)).trials
 
 
-def check_shared_grid(trials, n_trials=6):
+def check_shared_grid(trials, n_trials=4):
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == n_trials
     assert len(set(params_of(complete))) == n_trials  # no grid point twice
@@ -458,24 +453,22 @@ def test_a_killed_worker_s_trial_is_retried_by_the_next_run(binary_folder, binar
     storage = str(tmp_path / "study.db")
     running = str(tmp_path / "running")
     # 2 folds per trial: the 3rd fit is trial 1's first fold
-    worker = start_worker(
-        binary_folder, storage, "killed", 3, "--hang-at-fit", "3", "--signal", running
-    )
+    worker = start_worker(binary_folder, storage, "killed", 2, hang_at_fit=3, signal=running)
     try:
         wait_for(running, [worker])
     finally:
         os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    assert worker.returncode == -signal.SIGKILL
+        worker.join()
+    assert worker.exitcode == -signal.SIGKILL
+    trials = optuna.load_study(study_name="killed", storage=make_storage(storage)).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.RUNNING]
 
-    search = make_search(storage, "killed", 3).fit(*binary_data)
+    search = make_search(storage, "killed", 2).fit(*binary_data)
     trials = search.study_.trials
-    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL]
-    retry = next(t for t in trials if t.system_attrs.get(RETRY_ATTR) == 1)
-    assert retry.state == TrialState.COMPLETE and retry.params == trials[1].params
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 3 and len(set(params_of(complete))) == 3
-    assert search.n_trials_run_ == 2 and search.n_trials_ == 3
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[2].system_attrs[RETRY_ATTR] == 1 and trials[2].params == trials[1].params
+    assert trials[0].params != trials[2].params
+    assert search.n_trials_run_ == 1 and search.n_trials_ == 2
 
 
 def test_default_search_space_is_storable(tmp_path):
