@@ -100,10 +100,14 @@ def _rdb_storage(url):
                     grace_period=GRACE_PERIOD,
                     heartbeat_stale_trial_callback=retry_trial,
                 )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.ProgrammingError,
+        ):
             # Workers started together on an empty database all create Optuna's tables;
-            # PostgreSQL lets one win and fails the others ("duplicate key value"). The
-            # tables exist on the next attempt.
+            # one wins and the others fail ("duplicate key value" on PostgreSQL, "table
+            # already exists" on SQLite). The tables exist on the next attempt.
             if attempt == _SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
