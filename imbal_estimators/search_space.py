@@ -41,14 +41,31 @@ def check_search_space(search_space):
     space = {}
     for name, value in search_space.items():
         if isinstance(value, (list, tuple)):
+            _check_storable(name, value)
             value = CategoricalDistribution(list(value))
         if not isinstance(value, (CategoricalDistribution, FloatDistribution, IntDistribution)):
             raise TypeError(
                 f"search_space[{name!r}] must be an Optuna CategoricalDistribution, "
                 f"FloatDistribution, IntDistribution or a list of choices; got {value!r}."
             )
+        if isinstance(value, CategoricalDistribution):
+            _check_storable(name, value.choices)
         space[name] = value
     return space
+
+
+def _check_storable(name, choices):
+    for choice in choices:
+        if choice is not None and not isinstance(choice, (bool, int, float, str)):
+            hint = (
+                f"use the names {list(SAMPLERS)}"
+                if name == "sampler"
+                else "use a callable search_space that builds it from a name"
+            )
+            raise TypeError(
+                f"search_space[{name!r}] has the choice {choice!r}, which an Optuna study cannot "
+                f"store (None, bool, int, float or str only): {hint}."
+            )
 
 
 def suggest(trial, space):

@@ -146,6 +146,23 @@ def test_callable_search_space_is_replayed_into_params(numeric_data):
     assert list(search.cv_results_["param_class_weight"]) == ["balanced"] * 3
 
 
+def test_timeout_stops_starting_trials(numeric_data):
+    def slow_space(trial):
+        time.sleep(1.2)
+        return {"C": trial.suggest_float("C", 0.1, 10)}
+
+    search = fast_search(search_space=slow_space, n_trials=5, timeout=1.0).fit(*numeric_data)
+    assert search.n_trials_run_ == 1 and len(search.study_.trials) == 1
+
+
+def test_a_fitted_search_with_a_storage_pickles(numeric_data, tmp_path):
+    X, y = numeric_data
+    search = fast_search(n_trials=2, storage=str(tmp_path / "s.db")).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(search))
+    np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+    assert len(loaded.study_.trials) == 2
+
+
 def test_int_cv_is_stratified_and_shuffled_by_random_state(numeric_data):
     X, y = numeric_data
     search = fast_search(n_trials=1, cv=3, random_state=3)
@@ -177,6 +194,11 @@ def test_meta_estimator_contract(numeric_data):
         ({"storage": "study.txt"}, ValueError, r"storage='study.txt' is neither"),
         ({"storage": "no/such/dir/study.db"}, FileNotFoundError, "no/such/dir"),
         ({"scoring": {}}, ValueError, "scoring is empty"),
+        (
+            {"search_space": {"sampler": [None, LogisticRegression()]}},
+            TypeError,
+            r"search_space\['sampler'\] has the choice LogisticRegression\(\).*'none', 'over'",
+        ),
     ],
 )
 def test_bad_arguments_fail_with_their_name(
