@@ -336,5 +336,5 @@ def run_trials(study, objective, n_trials, *, timeout=None):
                 break  # their workers cannot be checked from here: leave them the trials
             time.sleep(POLL_SECONDS)
             continue
-        study.optimize(claimed_objective, n_trials=1, catch=(SkipTrial,), gc_after_trial=True)
+        study.optimize(claimed_objective, n_trials=1, catch=(SkipTrial,))
     return sum(t.number in mine for t in study.get_trials(deepcopy=False, states=FINISHED))
