@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
-import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
@@ -87,6 +86,8 @@ def make_storage(storage):
 
 
 def _rdb_storage(url):
+    import sqlalchemy.exc  # only RDB storages need it (0.7 s to import)
+
     # Several processes write one SQLite file: wait for its lock instead of failing.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(_SCHEMA_ATTEMPTS):
