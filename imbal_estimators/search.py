@@ -295,7 +295,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.study_ = study
         self.n_trials_ = count_finished(study)
         self.n_splits_ = len(splits)
-        self.multimetric_ = len(scorers) > 1
+        self.multimetric_ = isinstance(self.scoring, (dict, list, tuple))
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         self._set_results(study, space, list(scorers))
         if self.refit:

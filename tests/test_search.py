@@ -177,6 +177,9 @@ def test_meta_estimator_contract(numeric_data):
     assert is_classifier(search)
     assert clone(search).get_params()["search_space"] == {"C": [0.01, 0.1, 1.0, 10.0]}
     X, y = numeric_data
+    one = fast_search(n_trials=1, scoring={"acc": "accuracy"}).fit(X, y)  # a dict of one
+    assert one.multimetric_ and "mean_test_acc" in one.cv_results_
+    assert one.score(X, y) == pytest.approx(one.best_estimator_.score(X, y))
     with pytest.raises(ValueError, match="'n_trials' parameter of ImbalanceSearchCV"):
         fast_search(n_trials=0).fit(X, y)
 
