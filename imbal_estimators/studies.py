@@ -315,12 +315,16 @@ def run_trials(study, objective, n_trials, *, timeout=None):
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     grid = isinstance(study.sampler, GridSampler)
-    mine = []
+    mine, skipped = [], []
 
     def claimed_objective(trial):
         mine.append(trial.number)
         trial.set_user_attr(WORKER_ATTR, worker_identity())
-        _claim(study, trial, n_trials)
+        try:
+            _claim(study, trial, n_trials)
+        except SkipTrial:
+            skipped.append(trial.number)
+            raise
         return objective(trial)
 
     while deadline is None or time.monotonic() < deadline:
@@ -338,4 +342,6 @@ def run_trials(study, objective, n_trials, *, timeout=None):
             time.sleep(POLL_SECONDS)
             continue
         study.optimize(claimed_objective, n_trials=1, catch=(SkipTrial,))
+        if skipped and skipped[-1] == mine[-1]:
+            time.sleep(POLL_SECONDS)  # lost a race: let the other worker's trial get going
     return sum(t.number in mine for t in study.get_trials(deepcopy=False, states=FINISHED))
