@@ -22,6 +22,7 @@ from .losses_balanced import (
 )
 from .persistence import load
 from .sampling import BalancedBatchSampler
+from .search import ImbalanceSearchCV
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "LogitAdjustedLoss",
     "balanced_softmax_loss",
     "cb_focal_loss",
+    "ImbalanceSearchCV",
     "compute_alpha",
     "focal_loss",
     "ldam_loss",

@@ -1,0 +1,144 @@
+"""Search spaces of :class:`~imbal_estimators.ImbalanceSearchCV`.
+
+A search space is a dict ``{parameter: Optuna distribution or list of
+choices}`` or a callable ``trial -> {parameter: value}``. Trial values are
+what a storage can hold (None, bool, int, float, str); :func:`to_estimator_params`
+turns the sampler names of :data:`SAMPLERS` into sampler objects.
+"""
+
+from imblearn.over_sampling import RandomOverSampler
+from imblearn.under_sampling import RandomUnderSampler
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FixedTrial
+
+# A storage holds plain values only, so samplers are chosen by name.
+SAMPLERS = {"none": None, "over": RandomOverSampler, "under": RandomUnderSampler}
+
+DEFAULT_SEARCH_SPACE = {
+    "loss": CategoricalDistribution(["ce", "focal"]),
+    "gamma": FloatDistribution(0.0, 5.0),  # used by "focal" only; 0 is cross-entropy
+    "alpha": CategoricalDistribution([None, "balanced", "sqrt", "effective"]),
+    "sampler": CategoricalDistribution(list(SAMPLERS)),
+    "lr": FloatDistribution(1e-5, 1e-2, log=True),
+}
+
+
+def check_search_space(search_space):
+    """The search space with lists turned into categorical distributions.
+
+    Returns a new dict (the default one for ``None``) or the callable itself.
+    """
+    if search_space is None:
+        return dict(DEFAULT_SEARCH_SPACE)
+    if callable(search_space):
+        return search_space
+    if not search_space:
+        raise ValueError("search_space is empty; give at least one parameter to search.")
+    space = {}
+    for name, value in search_space.items():
+        if isinstance(value, (list, tuple)):
+            _check_storable(name, value)
+            value = CategoricalDistribution(list(value))
+        if not isinstance(value, (CategoricalDistribution, FloatDistribution, IntDistribution)):
+            raise TypeError(
+                f"search_space[{name!r}] must be an Optuna CategoricalDistribution, "
+                f"FloatDistribution, IntDistribution or a list of choices; got {value!r}."
+            )
+        if isinstance(value, CategoricalDistribution):
+            _check_storable(name, value.choices)
+        space[name] = value
+    return space
+
+
+def _check_storable(name, choices):
+    for choice in choices:
+        if choice is not None and not isinstance(choice, (bool, int, float, str)):
+            hint = (
+                f"use the names {list(SAMPLERS)}"
+                if name == "sampler"
+                else "use a callable search_space that builds it from a name"
+            )
+            raise TypeError(
+                f"search_space[{name!r}] has the choice {choice!r}, which an Optuna study cannot "
+                f"store (None, bool, int, float or str only): {hint}."
+            )
+
+
+def suggest(trial, space):
+    """The trial's values for ``space``: ``{parameter: storable value}``."""
+    if callable(space):
+        params = space(trial)
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"search_space must return a dict of estimator parameters; got {params!r}."
+            )
+        return params
+    return {name: _suggest_one(trial, name, dist) for name, dist in space.items()}
+
+
+def _suggest_one(trial, name, dist):
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def to_estimator_params(params):
+    """``params`` for ``set_params``: a ``"sampler"`` name becomes a fresh sampler object."""
+    name = params.get("sampler")
+    if not isinstance(name, str):
+        return dict(params)
+    if name not in SAMPLERS:
+        raise ValueError(
+            f"Unknown sampler name {name!r} in the search space; use {list(SAMPLERS)}."
+        )
+    sampler = SAMPLERS[name]
+    return {**params, "sampler": None if sampler is None else sampler()}
+
+
+def replay(space, trial):
+    """The estimator parameters a finished ``trial`` ran with.
+
+    For a callable space, the callable is run again on the trial's values.
+    """
+    if callable(space):
+        try:
+            params = space(FixedTrial(trial.params, number=trial.number))
+        except Exception:  # a different space in a shared study: show the raw values
+            params = trial.params
+    else:
+        params = {name: trial.params[name] for name in space if name in trial.params}
+    return to_estimator_params(params)
+
+
+def grid_of(space):
+    """``{parameter: choices}`` for ``optuna.samplers.GridSampler``."""
+    if callable(space):
+        raise ValueError(
+            "sampler='grid' needs a dict search_space of choices, not a callable; "
+            "pass optuna.samplers.GridSampler(...) as sampler instead."
+        )
+    grid = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[name] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and dist.step is not None and not dist.log:
+            grid[name] = list(range(dist.low, dist.high + 1, dist.step))
+        else:
+            raise ValueError(
+                f"sampler='grid' needs a list of values for every parameter; "
+                f"search_space[{name!r}] is {dist!r}."
+            )
+    return grid
+
+
+def grid_size(grid):
+    size = 1
+    for choices in grid.values():
+        size *= len(choices)
+    return size

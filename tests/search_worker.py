@@ -1,0 +1,97 @@
+"""A search worker for tests/test_search.py: one ``ImbalanceSearchCV.fit`` on a shared study.
+
+The tests fork two at once, or kill one mid-trial (forked from the test process, so torch
+is not imported again; ``python tests/search_worker.py FOLDER STORAGE STUDY N`` runs one by
+hand). ``make_search`` is the search every worker and the tests' own reruns use: TinyCNN,
+1 epoch, 2 folds, a 4-point grid.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from conftest import tiny_classifier  # noqa: E402
+from skorch.callbacks import Callback  # noqa: E402
+
+from imbal_estimators import ImbalanceSearchCV, load_image_folder  # noqa: E402
+
+GRID = {"alpha": [None, "balanced"], "gamma": [0.0, 2.0]}
+
+
+def make_search(storage, study_name, n_trials, callbacks=None):
+    return ImbalanceSearchCV(
+        tiny_classifier(loss="focal", max_epochs=1, batch_size=64, callbacks=callbacks),
+        GRID,
+        sampler="grid",
+        n_trials=n_trials,
+        cv=2,
+        scoring="balanced_accuracy",
+        storage=storage,
+        study_name=study_name,
+        random_state=0,
+        refit=False,
+    )
+
+
+_fits = 0  # fits started in this process (the callback is copied into every clone)
+
+
+class HangAtFit(Callback):
+    """At this process's ``n``-th fit, create ``path`` and hang, so the test can kill it."""
+
+    def __init__(self, n, path):
+        self.n = n
+        self.path = path
+
+    def on_train_begin(self, net, **kwargs):
+        global _fits
+        _fits += 1
+        if _fits == self.n:
+            open(self.path, "w").close()
+            time.sleep(600)
+
+
+def wait_for(path, seconds=300):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            sys.exit(f"{path} did not appear")
+        time.sleep(0.02)
+
+
+def work(folder, storage, study_name, n_trials, ready=None, go=None, hang_at_fit=None, signal=None):
+    """One worker: build the search, say it is ready, wait for ``go``, fit."""
+    torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = load_image_folder(folder)
+    callbacks = [HangAtFit(hang_at_fit, signal)] if hang_at_fit else None
+    search = make_search(storage, study_name, n_trials, callbacks)
+    if ready:
+        open(ready, "w").close()
+    if go:
+        wait_for(go)
+    search.fit(X, y)
+    print(f"worker {os.getpid()} ran {search.n_trials_run_} trials")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder")
+    parser.add_argument("storage")
+    parser.add_argument("study_name")
+    parser.add_argument("n_trials", type=int)
+    parser.add_argument("--ready", help="create this file once imported")
+    parser.add_argument("--go", help="start only once this file exists")
+    parser.add_argument("--hang-at-fit", type=int, help="hang at this fit (see HangAtFit)")
+    parser.add_argument("--signal", help="the file HangAtFit creates")
+    args = parser.parse_args()
+    work(**vars(args))
+
+
+if __name__ == "__main__":
+    main()
