@@ -18,7 +18,7 @@ import torch
 from skorch.callbacks import Callback
 
 from .metrics import score_probabilities
-from .sampling import epoch_seed, resample_indices
+from .sampling import epoch_seed, needs_features, resample_features, resample_indices
 
 
 class EpochResampler(Callback):
@@ -32,12 +32,30 @@ class EpochResampler(Callback):
         if net.sampler is None or dataset_train is None:
             return
         rows = net.train_indices_
-        labels = net.classes_[dataset_train.targets[rows]]
         seed = epoch_seed(net.sampling_seed_, len(net.history))
-        dataset_train.indices, net.sampler_ = resample_indices(net.sampler, rows, labels, seed)
-        targets = dataset_train.targets[dataset_train.indices]
+        if needs_features(net.sampler):
+            targets = self._draw_features(net, dataset_train, rows, seed)
+        else:
+            labels = net.classes_[dataset_train.targets[rows]]
+            dataset_train.indices, net.sampler_ = resample_indices(net.sampler, rows, labels, seed)
+            targets = dataset_train.targets[dataset_train.indices]
         counts = np.bincount(targets, minlength=len(net.classes_))
         net.history.record("train_class_counts", counts.tolist())
+
+    @staticmethod
+    def _draw_features(net, dataset, rows, seed):
+        """SMOTE and kin on the frozen backbone's features: the epoch's rows are the
+        sampler's output, synthesized ones included."""
+        if not hasattr(dataset, "source_"):
+            dataset.source_ = (dataset.features, dataset.targets)
+        features, targets = dataset.source_
+        X_res, y_res, net.sampler_ = resample_features(
+            net.sampler, features[rows], net.classes_[targets[rows]], seed
+        )
+        dataset.features = X_res
+        dataset.targets = np.searchsorted(net.classes_, y_res)
+        dataset.indices = np.arange(len(X_res))
+        return dataset.targets
 
 
 class ValidationScore(Callback):

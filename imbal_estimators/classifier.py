@@ -63,7 +63,14 @@ from .metrics import MONITOR_OPTIONS
 from .posthoc import decide, fit_decision
 from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
 from .preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
-from .sampling import SAMPLER_NAMES, check_sampler, epoch_seed, resample_indices
+from .sampling import (
+    SAMPLER_NAMES,
+    check_sampler,
+    epoch_seed,
+    needs_features,
+    resample_features,
+    resample_indices,
+)
 from .split import split_rows
 from .tta import tta_views
 from .validation import check_labels, resolve_device, resolve_device_name
@@ -114,8 +121,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
         Resamples the rows of the training part, drawn anew every epoch with a
         seed from ``random_state`` and the epoch. Never touches the validation
-        split nor prediction. Samplers that synthesize features (SMOTE family)
-        are refused. ``"balanced_batches"`` is the built-in
+        split nor prediction. Samplers that need feature values (SMOTE family,
+        ADASYN, distance-based under-samplers) run on the backbone's features
+        with ``freeze_backbone=True`` (embedding space) and are refused
+        otherwise. ``"balanced_batches"`` is the built-in
         :class:`~imbal_estimators.sampling.BalancedBatchSampler`: every epoch
         draws as many rows as the training part has, with replacement, each
         class equally likely (``alpha`` then sees uniform counts).
@@ -612,7 +621,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if self.alpha is not None:
             check_alpha(self.alpha, classes, beta=self.beta)
         self._check_loss(len(classes))
-        check_sampler(self.sampler)
+        check_sampler(self.sampler, features_available=self.freeze_backbone)
         check_cache(self.cache)
         check_corrections(self, len(classes))
         autocast_dtype(self.precision, resolve_device(self.__dict__.get("device")))
@@ -656,7 +665,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
         class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
         counts_seen_by_loss, sampler = class_counts, None
-        if self.sampler is not None:
+        # a sampler of backbone features draws once the features exist (get_split_datasets)
+        if self.sampler is not None and not needs_features(self.sampler):
             rows, sampler = resample_indices(
                 self.sampler, train_rows, labels[train_rows], epoch_seed(int(sampling_seed), 1)
             )
@@ -940,6 +950,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
             features = self._features(X)
+            if needs_features(self.sampler):
+                self._weights_from_feature_draw(features, y)
             train = FeatureDataset(features, y, self.train_indices_)
             valid = FeatureDataset(features, y, self.valid_indices_)
         else:
@@ -955,6 +967,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if self.freeze_backbone:
             return FeatureDataset(self._features(X), None)
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
+
+    def _weights_from_feature_draw(self, features, y):
+        """Class weights and loss counts from the first epoch's draw of a feature sampler,
+        as ``_prepare_fit`` does for samplers of rows (only now are there features)."""
+        rows = self.train_indices_
+        _, labels, _ = resample_features(
+            self.sampler, features[rows], self.classes_[y[rows]], epoch_seed(self.sampling_seed_, 1)
+        )
+        counts = np.bincount(np.searchsorted(self.classes_, labels), minlength=self.n_classes_)
+        self.loss_class_counts_ = counts
+        self.class_weight_ = resolve_alpha(self.alpha, self.classes_, counts, beta=self.beta)
+        self.rebuild_criterion()
 
     def _features(self, paths):
         """The frozen body's features of ``paths``, through the feature cache."""

@@ -11,6 +11,7 @@ distances have no features to work with here and are refused with the reason.
 import copy
 
 import numpy as np
+import torch
 from imblearn import FunctionSampler
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
@@ -75,7 +76,33 @@ def resolve_sampler(sampler):
     return sampler
 
 
-def check_sampler(sampler):
+def needs_features(sampler):
+    """Whether ``sampler`` synthesizes or selects rows from feature values.
+
+    Such samplers (the SMOTE family, ADASYN, ``RandomOverSampler(shrinkage=...)``,
+    distance-based under- and cleaning samplers) cannot work on image paths;
+    with ``freeze_backbone=True`` they run on the backbone's features.
+    """
+    sampler = resolve_sampler(sampler)
+    if sampler is None or isinstance(sampler, BalancedBatchSampler):
+        return False
+    if isinstance(sampler, RandomOverSampler):
+        return sampler.shrinkage not in (None, 0)
+    if isinstance(sampler, (RandomUnderSampler, FunctionSampler)):
+        return False
+    name = type(sampler).__name__
+    kind = getattr(sampler, "_sampling_type", None)
+    return kind in _FEATURE_KINDS or "SMOTE" in name or name == "ADASYN"
+
+
+_FEATURE_KINDS = ("over-sampling", "under-sampling", "clean-sampling")
+_FEATURES_HINT = (
+    " Or set freeze_backbone=True: the sampler then runs on the backbone's features "
+    "(embedding space)."
+)
+
+
+def check_sampler(sampler, features_available=False):
     """Refuse samplers that need image features; return the sampler object (names resolved)."""
     if sampler is None:
         return None
@@ -88,11 +115,13 @@ def check_sampler(sampler):
             f"fit_resample); got {sampler!r} of type {type(sampler).__name__}."
         )
     name = type(sampler).__name__
+    if features_available and needs_features(sampler):
+        return sampler
     if isinstance(sampler, RandomOverSampler) and sampler.shrinkage not in (None, 0):
         raise ValueError(
             f"sampler={name}(shrinkage={sampler.shrinkage!r}) synthesizes new feature "
             "values (a smoothed bootstrap); image paths have no features to perturb. "
-            "Use RandomOverSampler() without shrinkage."
+            "Use RandomOverSampler() without shrinkage." + _FEATURES_HINT
         )
     if isinstance(sampler, (RandomOverSampler, RandomUnderSampler, FunctionSampler)):
         return sampler
@@ -102,13 +131,13 @@ def check_sampler(sampler):
             f"sampler={name}() synthesizes new samples by interpolating feature "
             "vectors; image paths have no feature vectors to interpolate. Use "
             "RandomOverSampler() to duplicate minority images instead (or an alpha "
-            "strategy to weight them)."
+            "strategy to weight them)." + _FEATURES_HINT
         )
     if kind in ("under-sampling", "clean-sampling"):
         raise ValueError(
             f"sampler={name}() needs feature vectors (it selects by distances or a "
             "classifier's predictions, or generates prototypes); image paths have none. "
-            "Use RandomUnderSampler() instead."
+            "Use RandomUnderSampler() instead." + _FEATURES_HINT
         )
     return sampler
 
@@ -134,18 +163,7 @@ def resample_indices(sampler, indices, labels, seed):
         Rows of ``indices`` (selected or repeated).
     fitted : the fitted sampler clone
     """
-    sampler = resolve_sampler(sampler)
-    if hasattr(sampler, "get_params"):
-        fitted = clone(sampler)
-        # also nested ones, e.g. the samplers inside an imblearn Pipeline
-        seeds = {
-            key: seed
-            for key in fitted.get_params(deep=True)
-            if key == "random_state" or key.endswith("__random_state")
-        }
-        fitted.set_params(**seeds)
-    else:
-        fitted = copy.deepcopy(sampler)
+    fitted = _seeded_copy(sampler, seed)
     column = np.asarray(indices, dtype=np.int64).reshape(-1, 1)
     X_res, _ = fitted.fit_resample(column, np.asarray(labels))
     X_res = np.asarray(X_res)
@@ -156,6 +174,46 @@ def resample_indices(sampler, indices, labels, seed):
             f"({SUPPORTED_SAMPLERS})."
         )
     return X_res[:, 0].astype(np.int64), fitted
+
+
+def resample_features(sampler, features, labels, seed):
+    """Resample feature rows with a sampler that needs features (SMOTE and kin).
+
+    Parameters
+    ----------
+    sampler : imbalanced-learn sampler
+        Cloned before use; its ``random_state`` (if any) is set to ``seed``.
+    features : torch.Tensor of shape (n, D)
+        The training part's backbone features.
+    labels : ndarray of shape (n,)
+        Their labels (the user's original labels).
+    seed : int
+
+    Returns
+    -------
+    features : torch.Tensor of shape (m, D), float32
+        Kept, repeated and synthesized rows.
+    labels : ndarray of shape (m,)
+    fitted : the fitted sampler clone
+    """
+    fitted = _seeded_copy(sampler, seed)
+    X_res, y_res = fitted.fit_resample(features.numpy().astype(np.float64), np.asarray(labels))
+    return torch.as_tensor(np.asarray(X_res), dtype=torch.float32), np.asarray(y_res), fitted
+
+
+def _seeded_copy(sampler, seed):
+    """A fresh copy of ``sampler`` with every ``random_state`` (nested ones too) at ``seed``."""
+    sampler = resolve_sampler(sampler)
+    if not hasattr(sampler, "get_params"):
+        return copy.deepcopy(sampler)
+    fitted = clone(sampler)
+    # also nested ones, e.g. the samplers inside an imblearn Pipeline
+    seeds = {
+        key: seed
+        for key in fitted.get_params(deep=True)
+        if key == "random_state" or key.endswith("__random_state")
+    }
+    return fitted.set_params(**seeds)
 
 
 def epoch_seed(base_seed, epoch):
