@@ -115,13 +115,27 @@ def tune_threshold(y_true, proba, classes, pos_label, scoring="f1"):
     distinct = np.unique(p)
     # midpoints between distinct probabilities give every distinct decision, plus 0.5
     candidates = np.unique(np.concatenate([(distinct[1:] + distinct[:-1]) / 2, [0.5]]))
-    values = _threshold_scores(y_true == pos_label, proba[:, column], candidates)[scoring]
+    values = threshold_scores(y_true == pos_label, proba[:, column], candidates)[scoring]
     best = candidates[np.isclose(values, np.nanmax(values))]
     return float(best[np.argmin(np.abs(best - 0.5))])
 
 
-def _threshold_scores(is_pos, p, thresholds):
-    """Binary metrics of ``p >= t`` for every ``t`` at once, from cumulative counts."""
+def threshold_scores(is_pos, p, thresholds):
+    """F1, precision, recall and balanced accuracy of ``p >= t`` for every ``t`` at once.
+
+    Parameters
+    ----------
+    is_pos : array-like of bool, shape (n,)
+        Whether each sample belongs to the positive class.
+    p : array-like of shape (n,)
+        Its predicted probability of the positive class.
+    thresholds : array-like of shape (m,)
+
+    Returns
+    -------
+    dict of str to ndarray of shape (m,)
+        Computed from cumulative counts after one sort, not m metric calls.
+    """
     order = np.argsort(p, kind="stable")
     p_sorted, pos_sorted = np.asarray(p, dtype=float)[order], np.asarray(is_pos)[order]
     n, n_pos = len(p_sorted), int(pos_sorted.sum())
