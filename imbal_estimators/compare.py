@@ -205,7 +205,7 @@ def check_folds(labels, cv):
     if cv < 2:
         raise ValueError(f"cv must be at least 2; got {cv}.")
     if counts.min() < cv:
-        small = classes[np.argmin(counts)]
+        small = classes[np.argmin(counts)].item()
         raise ValueError(
             f"Class {small!r} has {counts.min()} image(s); {cv}-fold cross-validation needs "
             f"at least {cv} per class. Lower --cv or add images."
@@ -216,7 +216,7 @@ def compare(
     paths,
     labels,
     *,
-    configurations=DEFAULT_GRID,
+    configurations=None,
     cv=5,
     scoring="f1",
     pos_label=None,
@@ -230,8 +230,9 @@ def compare(
     ----------
     paths, labels : array-like of shape (n,)
         As returned by :func:`~imbal_estimators.load_image_folder`.
-    configurations : sequence of Configuration, default=DEFAULT_GRID
-        Must contain one named ``"ce"`` (the baseline of the recommendation).
+    configurations : sequence of Configuration, default=None
+        Default: :data:`DEFAULT_GRID`. Must contain one named ``"ce"`` (the
+        baseline of the recommendation).
     cv : int, default=5
         Number of stratified folds.
     scoring : {"f1", "balanced_accuracy", "average_precision"}, default="f1"
@@ -253,6 +254,7 @@ def compare(
     """
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
+    configurations = DEFAULT_GRID if configurations is None else tuple(configurations)
     if scoring not in SCORING_OPTIONS:
         raise ValueError(f"scoring must be one of {SCORING_OPTIONS}; got {scoring!r}.")
     if not any(config.name == BASELINE for config in configurations):
@@ -264,7 +266,7 @@ def compare(
         pos_label = default_pos_label(labels) if pos_label is None else pos_label
         if pos_label not in classes:
             raise ValueError(
-                f"pos_label {pos_label!r} is not a class; classes: {classes.tolist()}."
+                f"pos_label {_plain(pos_label)!r} is not a class; classes: {classes.tolist()}."
             )
     else:
         pos_label = None
@@ -339,6 +341,11 @@ def compare(
         fit_seconds=fit_seconds,
         estimator_params=base,
     )
+
+
+def _plain(value):
+    """A numpy scalar as its Python value, so messages show 'dog', not np.str_('dog')."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _record(row, y_pred, test, labels, predicted, test_proba, classes, pos_label):
