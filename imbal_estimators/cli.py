@@ -313,14 +313,14 @@ def image_files(inputs):
 def _load_model(model_dir):
     import imbal_estimators
 
-    load = getattr(imbal_estimators, "load", None)
-    if load is None:
-        raise CLIError("this version of imbal_estimators cannot load saved models yet.")
     if not os.path.isdir(model_dir):
         raise CLIError(
             f"model directory {model_dir!r} does not exist; create one with "
             f"'{PROG} fit DATA_DIR --out MODEL_DIR'."
         )
+    load = getattr(imbal_estimators, "load", None)
+    if load is None:
+        raise CLIError("this version of imbal_estimators cannot load saved models yet.")
     return load(model_dir)
 
 
@@ -328,17 +328,18 @@ def _load_model(model_dir):
 
 
 def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None):
-    from .compare import compare
+    from .compare import check_folds, compare
     from .report import comparison_blocks, write_report
 
     paths, labels = load_folder(data_dir)
+    check_folds(labels, cv)
     if pos_label is not None:
         pos_label = _match_label(pos_label, labels)
     classes, counts = np.unique(labels, return_counts=True)
     print(
         f"{data_dir}: {len(paths)} images, "
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
-        file=sys.stderr,
+        flush=True,
     )
     result = compare(
         paths,

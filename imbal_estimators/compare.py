@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from .classifier import ImageImbalanceClassifier
+from .data import ImageLoader, scan_images
 from .evaluation import (
     METRICS,
     default_pos_label,
@@ -271,6 +272,9 @@ def compare(
     else:
         pos_label = None
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
+    # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
+    probe = ImageImbalanceClassifier(**base)
+    scan_images(paths, ImageLoader(probe.image_size, probe.cache), name="images")
 
     rows, proba, histories, fit_seconds = {}, {}, {}, {}
     for config in configurations:
