@@ -35,12 +35,64 @@ class ImageModel(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def forward(self, x):
+    def normalize(self, x):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        out = self.backbone((x - self.mean) / self.std)
+        return (x - self.mean) / self.std
+
+    def forward(self, x):
+        out = self.backbone(self.normalize(x))
         # models with auxiliary outputs return a named tuple with .logits
         return getattr(out, "logits", out)
+
+
+class FrozenBackboneModel(ImageModel):
+    """A frozen backbone body and a trainable linear head.
+
+    ``forward`` takes images, or the body's features as a ``(N, D)`` float
+    matrix (what the feature cache stores), so training on cached features and
+    predicting on images use the same head.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        A classifier whose head (the last ``nn.Linear``, see :func:`find_head`)
+        is its last operation; the head is moved out to ``self.head`` and
+        replaced by an identity, the rest is frozen and kept in eval mode.
+    mean, std : sequence of 3 floats
+    """
+
+    def __init__(self, backbone, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        head_name, head = find_head(backbone)
+        if not isinstance(head, nn.Linear):
+            raise ValueError(
+                f"freeze_backbone=True needs a backbone whose head is a Linear layer; "
+                f"{type(backbone).__name__} ends with {type(head).__name__} {head_name!r}."
+            )
+        _set_submodule(backbone, head_name, nn.Identity())
+        super().__init__(backbone, mean, std)
+        self.head = head
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.backbone.eval()  # frozen BatchNorm statistics and no dropout in the body
+        return self
+
+    def frozen_state_keys(self):
+        """The ``state_dict`` keys that training never changes."""
+        return {"mean", "std", *(f"backbone.{key}" for key in self.backbone.state_dict())}
+
+    def features(self, images):
+        """The body's ``(N, D)`` features of a batch of images."""
+        out = self.backbone(self.normalize(images))
+        return torch.flatten(getattr(out, "logits", out), 1)
+
+    def forward(self, x):
+        if x.dim() == 2 and x.is_floating_point():
+            return self.head(x)
+        return self.head(self.features(x))
 
 
 def classification_models():
@@ -78,11 +130,11 @@ def build_backbone(name, weights, n_classes, **kwargs):
         if name in _AUX_LOGIT_MODELS:
             kwargs.setdefault("aux_logits", state is not None and _has_aux_heads(state))
             kwargs.setdefault("init_weights", True)
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
         if state is None:
+            model = torchvision.models.get_model(name, weights=None, **kwargs)
             model = replace_head(model, n_classes)
         else:
-            model = load_state(model, state, weights, n_classes, name)
+            model = _model_from_state(name, state, weights, n_classes, **kwargs)
         return _drop_aux_heads(model), IMAGENET_MEAN, IMAGENET_STD
     weights_enum = resolve_weights(name, weights)
     try:
@@ -100,6 +152,25 @@ def build_backbone(name, weights, n_classes, **kwargs):
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)
     return _drop_aux_heads(replace_head(model, n_classes)), mean, std
+
+
+def _model_from_state(name, state, path, n_classes, **kwargs):
+    """``name`` built with the weights of ``state``.
+
+    The model is built on the meta device and the file's tensors are assigned,
+    which skips the random initialization the file overwrites anyway (most of
+    the build time of a ResNet34: a search builds one per fit). Where a model
+    keeps tensors that are not in its state dict, it is built normally.
+    """
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    # assigned tensors keep their dtype: half-precision files become float32 as a copy would
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = load_state(model, state, path, n_classes, name, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        model = load_state(model, state, path, n_classes, name)
+    return model
 
 
 def _has_aux_heads(state):
@@ -167,16 +238,19 @@ def read_weights_file(path):
     return _backbone_state(read_state_dict(path))
 
 
-def load_state(model, state, path, n_classes, name):
+def load_state(model, state, path, n_classes, name, assign=False):
     """Load ``state`` (read from ``path``) into ``model`` and return it with an
-    ``n_classes`` head: the file's own head if it has that size, else a new one."""
+    ``n_classes`` head: the file's own head if it has that size, else a new one.
+    ``assign=True`` takes the tensors of ``state`` instead of copying them."""
     head_shape = _head_weight_shape(state, model)
     if head_shape is not None and head_shape[0] == n_classes:
-        model = replace_head(model, n_classes)
-        _load_strict(model, state, os.fspath(path), name)
+        with torch.device("cpu"):
+            model = replace_head(model, n_classes)
+        _load_strict(model, state, os.fspath(path), name, assign)
         return model
-    _load_strict(model, state, os.fspath(path), name)
-    return replace_head(model, n_classes)
+    _load_strict(model, state, os.fspath(path), name, assign)
+    with torch.device("cpu"):
+        return replace_head(model, n_classes)
 
 
 def read_state_dict(path):
@@ -216,9 +290,9 @@ def _backbone_state(state):
     return state
 
 
-def _load_strict(model, state, path, name):
+def _load_strict(model, state, path, name, assign=False):
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         raise ValueError(f"weights file {path!r} does not fit backbone {name!r}: {exc}") from exc
 
@@ -249,7 +323,11 @@ def replace_head(model, n_classes):
         new_head = nn.Linear(head.in_features, n_classes)
     else:
         new_head = nn.Conv2d(head.in_channels, n_classes, kernel_size=1)
-    parent_name, _, attribute = head_name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attribute, new_head)
+    _set_submodule(model, head_name, new_head)
     return model
+
+
+def _set_submodule(model, name, module):
+    parent_name, _, attribute = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attribute, module)

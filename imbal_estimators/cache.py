@@ -1,16 +1,32 @@
-"""In-memory cache of decoded, resized images, shared by every fit in a process.
+"""Caches of decoded images and frozen-backbone features, shared by every fit.
 
-A key holds the file's path, inode, modification and change times and size plus
-the target image size, so an edited or replaced file (even one whose mtime was
-restored, as ``cp -p`` or ``rsync -t`` do: the change time cannot be set) or
-another resolution never hits a stale entry.
+Two kinds of entries, each under keys that cannot go stale:
+
+* decoded, resized images: ``image_key(path, image_size)`` holds the file's
+  path, inode, modification and change times and size, so an edited or
+  replaced file (even one whose mtime was restored, as ``cp -p`` or
+  ``rsync -t`` do: the change time cannot be set) or another resolution never
+  hits a stale entry;
+* backbone features: the image key plus a fingerprint of the backbone's
+  weights (:func:`imbal_estimators.features.weights_fingerprint`), so other
+  weights never hit either.
+
+The estimator's ``cache`` parameter picks the store: ``"memory"`` (an LRU in
+this process), a directory (files shared by processes, with the memory LRU in
+front) or ``None``.
 """
 
+import hashlib
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 
+import numpy as np
+import torch
+
 DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_FEATURE_MAX_BYTES = 1024**3
 
 
 def image_key(path, image_size):
@@ -26,8 +42,8 @@ def image_key(path, image_size):
     )
 
 
-class DecodedImageCache:
-    """A thread-safe least-recently-used store of uint8 image tensors.
+class MemoryTensorCache:
+    """A thread-safe least-recently-used store of tensors.
 
     Parameters
     ----------
@@ -75,9 +91,96 @@ class DecodedImageCache:
         return self._bytes
 
 
-_MEMORY_CACHE = DecodedImageCache()
+class DirectoryTensorCache:
+    """Tensors stored as ``.npy`` files under ``directory``, shared by processes.
+
+    Reads go through ``memory`` first. Files are written to a temporary name and
+    renamed, so a reader never sees half a file; an unreadable file (a disk
+    error, a foreign file) counts as a miss and is rewritten.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+    memory : MemoryTensorCache or None
+    """
+
+    def __init__(self, directory, memory=None):
+        self.directory = os.fspath(directory)
+        self.memory = memory
+
+    def path_of(self, key):
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()
+        return os.path.join(self.directory, digest[:2], digest + ".npy")
+
+    def get(self, key):
+        if self.memory is not None and (tensor := self.memory.get(key)) is not None:
+            return tensor
+        try:
+            array = np.load(self.path_of(key), allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        tensor = torch.from_numpy(array)
+        if self.memory is not None:
+            self.memory.put(key, tensor)
+        return tensor
+
+    def put(self, key, tensor):
+        if self.memory is not None:
+            self.memory.put(key, tensor)
+        path = self.path_of(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.save(file, tensor.numpy(), allow_pickle=False)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+
+
+_MEMORY_IMAGES = MemoryTensorCache(DEFAULT_MAX_BYTES)
+_MEMORY_FEATURES = MemoryTensorCache(DEFAULT_FEATURE_MAX_BYTES)
+
+
+def check_cache(cache):
+    """Raise a ``ValueError`` naming ``cache`` unless it is usable."""
+    if cache is None or cache == "memory":
+        return
+    directory = os.fspath(cache)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(
+            f"cache={directory!r} is a file; give None, 'memory' or a directory to share "
+            "decoded images and features between processes."
+        )
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"Cannot create the cache directory {directory!r}: {exc}") from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"The cache directory {directory!r} is not writable.")
 
 
 def get_cache(cache):
-    """The cache object for the estimator's ``cache`` parameter (``"memory"`` or None)."""
-    return _MEMORY_CACHE if cache == "memory" else None
+    """The store of decoded images for the estimator's ``cache`` parameter."""
+    return _store(cache, "images", _MEMORY_IMAGES)
+
+
+def get_feature_cache(cache):
+    """The store of backbone features for the estimator's ``cache`` parameter."""
+    return _store(cache, "features", _MEMORY_FEATURES)
+
+
+def _store(cache, kind, memory):
+    if cache is None:
+        return None
+    if cache == "memory":
+        return memory
+    return DirectoryTensorCache(os.path.join(os.fspath(cache), kind), memory=memory)
+
+
+def clear_memory_caches():
+    """Empty this process's in-memory image and feature caches."""
+    _MEMORY_IMAGES.clear()
+    _MEMORY_FEATURES.clear()

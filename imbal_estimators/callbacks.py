@@ -105,14 +105,22 @@ class KeepBestModel(Callback):
         if improved:
             self.best_score_ = score
             self.best_epoch_ = len(net.history)
+            # a frozen backbone cannot change: copying (and later restoring) it is waste
+            frozen = getattr(net.module_, "frozen_state_keys", set)()
             self.best_state_ = {
                 key: value.detach().to("cpu", copy=True)
                 for key, value in net.module_.state_dict().items()
+                if key not in frozen
             }
 
     def on_train_end(self, net, **kwargs):
         if self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_)
+            # copy in place, key by key: load_state_dict would also rewrite the
+            # BatchNorm counters a partial state leaves out
+            current = net.module_.state_dict()
+            with torch.no_grad():
+                for key, value in self.best_state_.items():
+                    current[key].copy_(value)
             net.best_epoch_ = self.best_epoch_
         else:
             net.best_epoch_ = len(net.history) or None

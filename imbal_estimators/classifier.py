@@ -26,16 +26,20 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator
 
 from .alpha import ALPHA_STRATEGIES, check_alpha, resolve_alpha
 from .backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    FrozenBackboneModel,
     ImageModel,
     build_backbone,
     check_backbone_name,
     is_weights_file,
 )
+from .cache import check_cache
 from .callbacks import EpochResampler, KeepBestModel, ValidationScore
 from .data import (
     ImageLoader,
@@ -45,8 +49,15 @@ from .data import (
     make_augmentation,
     scan_images,
 )
+from .features import (
+    FeatureDataset,
+    compute_features,
+    remember_weights_source,
+    weights_source,
+)
 from .losses import LOSSES, get_loss
 from .metrics import MONITOR_OPTIONS
+from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
 from .sampling import check_sampler, epoch_seed, resample_indices
 from .split import split_rows
 from .validation import check_labels, resolve_device, resolve_device_name
@@ -106,14 +117,27 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Validation metric that picks the epoch kept at the end of ``fit``:
         ``"balanced_accuracy"``, ``"f1"``, ``"f1_macro"``,
         ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``.
-    cache : {"memory"} or None, default="memory"
-        Keep decoded, resized images in memory, shared by all fits in the
-        process (keyed by the file's path, inode, change and modification times,
-        size and ``image_size``, so an edited or replaced file is decoded again).
+    cache : "memory", directory path or None, default="memory"
+        Reuse decoded, resized images (and, with ``freeze_backbone``, backbone
+        features) across epochs, folds and candidates: ``"memory"`` keeps them
+        in this process, a directory shares them between processes (a search
+        with several workers), ``None`` decodes every time. Keys hold the
+        file's path, inode, change and modification times, size and
+        ``image_size`` (plus a digest of the backbone's weights for features),
+        so an edited file or other weights never hit a stale entry.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state : int, RandomState instance or None, default=None
         Seeds torch, the validation split and the sampler.
+    freeze_backbone : bool, default=False
+        Train only the new head: the backbone is frozen (eval mode, no
+        gradients), its features are computed once per image through the
+        ``cache`` and every epoch, fold and candidate trains a linear head on
+        them. Augmentation is not applied (features are of the plain image).
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
+        (float16 with loss scaling where bfloat16 is unsupported) and float32 on
+        the CPU; ``"fp16"`` needs CUDA. The loss is computed in float32.
     module : nn.Module class or instance, default=None
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
@@ -135,7 +159,14 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     **kwargs
         Any other skorch parameter: ``module__*``, ``optimizer__*``,
         ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
-        ``warm_start``, ...
+        ``warm_start``, ``compile=True`` (``torch.compile``, opt-in) ...
+
+    Notes
+    -----
+    On CUDA the network runs in channels-last memory format, batches are loaded
+    by worker processes into pinned memory and copied without blocking, and the
+    allocator's cached memory is released at the end of ``fit``, so a search of
+    many fits does not accumulate it.
 
     Attributes
     ----------
@@ -190,7 +221,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
-        "cache": [None, StrOptions({"memory"})],
+        "cache": [None, str, os.PathLike],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "train_split": [
@@ -204,6 +235,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "verbose": ["verbose"],
+        "freeze_backbone": ["boolean"],
+        "precision": [StrOptions(set(PRECISIONS))],
     }
 
     def __init__(
@@ -231,6 +264,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         train_split=0.2,
         callbacks=None,
         verbose=1,
+        freeze_backbone=False,
+        precision="auto",
         **kwargs,
     ):
         super().__init__(
@@ -258,6 +293,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.monitor = monitor
         self.cache = cache
         self.random_state = random_state
+        self.freeze_backbone = freeze_backbone
+        self.precision = precision
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -397,8 +434,16 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.__dict__.update(snapshot)
                 self.history_ = history
                 raise
-            super().partial_fit(paths, y_encoded)
+            try:
+                super().partial_fit(paths, y_encoded)
+            finally:
+                self._release_device_memory()
         return self
+
+    def _release_device_memory(self):
+        """Hand CUDA's cached blocks back, so many fits in a search do not pile them up."""
+        if torch.device(self.device).type == "cuda":
+            torch.cuda.empty_cache()
 
     def _prepare_fit(self, X, y, known_classes=None):
         """Every check and data-dependent value, before any network is built.
@@ -414,7 +459,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             check_alpha(self.alpha, classes, beta=self.beta)
         self._check_loss(len(classes))
         check_sampler(self.sampler)
-        resolve_device(self.__dict__.get("device"))
+        check_cache(self.cache)
+        autocast_dtype(self.precision, resolve_device(self.__dict__.get("device")))
         if self.module is None:
             check_backbone_name(self.backbone)
         if self.weights is not None and is_weights_file(self.weights):
@@ -565,8 +611,26 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             backbone = self.initialized_instance(self.module, kwargs)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
             self._check_module_output(backbone)
-        self.module_ = ImageModel(backbone, mean, std)
+        model_class = FrozenBackboneModel if self.freeze_backbone else ImageModel
+        self.module_ = model_class(backbone, mean, std)
+        if self._on_cuda():
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self
+
+    def initialize(self):
+        super().initialize()
+        dtype = autocast_dtype(self.precision, self.device)
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range
+        device_type = torch.device(self.device).type
+        scaling = dtype == torch.float16
+        self.grad_scaler_ = torch.amp.GradScaler(device_type) if scaling else None
+        if self.freeze_backbone and self.module is None and self.weights is not None:
+            source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
+            remember_weights_source(self.module_, source)
+        return self
+
+    def _on_cuda(self):
+        return torch.device(self.device).type == "cuda"
 
     def _check_module_output(self, module):
         """A user's module must give one logit per class; find out before training."""
@@ -606,22 +670,101 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return self.n_classes_
 
     def get_split_datasets(self, X, y=None, **fit_params):
-        loader = ImageLoader(self.image_size, self.cache)
-        augmentation = make_augmentation(self.image_size, self.augment)
-        train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
-        if len(self.valid_indices_) == 0:
-            return train, None
-        return train, ImagePathDataset(X, y, loader, self.valid_indices_)
+        if self.freeze_backbone:
+            features = self._features(X)
+            train = FeatureDataset(features, y, self.train_indices_)
+            valid = FeatureDataset(features, y, self.valid_indices_)
+        else:
+            loader = ImageLoader(self.image_size, self.cache)
+            augmentation = make_augmentation(self.image_size, self.augment)
+            train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
+            valid = ImagePathDataset(X, y, loader, self.valid_indices_)
+        return train, (valid if len(self.valid_indices_) else None)
 
     def get_dataset(self, X, y=None):
         if isinstance(X, torch.utils.data.Dataset):
             return X
+        if self.freeze_backbone:
+            return FeatureDataset(self._features(X), None)
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
 
+    def _features(self, paths):
+        """The frozen body's features of ``paths``, through the feature cache."""
+        return compute_features(
+            self.module_,
+            paths,
+            ImageLoader(self.image_size, self.cache),
+            cache=self.cache,
+            batch_size=self._predict_batch_size(),
+            device=self.device,
+            autocast=self._autocast,
+        )
+
+    def _predict_batch_size(self):
+        size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        return max(size, 1) if size != -1 else 256
+
+    def _autocast(self):
+        return autocast(self.device, autocast_dtype(self.precision, self.device))
+
+    def get_all_learnable_params(self):
+        # A frozen backbone's weights are not handed to the optimizer at all.
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    def infer(self, x, **fit_params):
+        if not isinstance(x, torch.Tensor):
+            return super().infer(x, **fit_params)
+        on_cuda = self._on_cuda()
+        x = x.to(self.device, non_blocking=on_cuda)  # pinned batches copy asynchronously
+        if on_cuda and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            logits = self.module_(x, **fit_params)
+        return logits.float()
+
+    def train_step_single(self, batch, **fit_params):
+        if getattr(self, "grad_scaler_", None) is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        # GradScaler.step takes no closure, so this is skorch's train_step unrolled.
+        accumulator = self.get_train_step_accumulator()
+        self._zero_grad_optimizer()
+        accumulator.store_step(self.train_step_single(batch, **fit_params))
+        optimizers = [getattr(self, name + "_") for name in self._optimizers]
+        for optimizer in optimizers:
+            scaler.unscale_(optimizer)  # callbacks such as gradient clipping see true gradients
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        for optimizer in optimizers:
+            scaler.step(optimizer)
+        scaler.update()
+        return accumulator
+
     def get_iterator(self, dataset, training=False):
+        defaults = loader_defaults(self.device, holds_images=isinstance(dataset, ImagePathDataset))
         if not training:
-            return super().get_iterator(dataset, training=False)
-        kwargs = self.get_params_for("iterator_train")
+            kwargs = {**defaults, **self.get_params_for("iterator_valid")}
+            kwargs.setdefault("batch_size", self.batch_size)
+            if kwargs["batch_size"] == -1:
+                kwargs["batch_size"] = len(dataset)
+            return self.iterator_valid(dataset, **kwargs)
+        kwargs = {**defaults, **self.get_params_for("iterator_train")}
         kwargs.setdefault("shuffle", True)
         batch_size = kwargs.setdefault("batch_size", self.batch_size)
         if batch_size == -1:
@@ -676,7 +819,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         indices, the encoding of the targets that dataset holds.
         """
         indices = self.predict_proba(X).argmax(axis=1)
-        if isinstance(X, ImagePathDataset) and X.targets is not None:
+        if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices
         return self.classes_[indices]
 

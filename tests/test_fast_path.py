@@ -1,0 +1,280 @@
+"""Frozen-backbone features, the cache parameter (memory, directory, None) and precision."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, TinyCNN, tiny_classifier
+
+from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators.backbones import FrozenBackboneModel
+from imbal_estimators.cache import clear_memory_caches, get_feature_cache
+from imbal_estimators.features import weights_fingerprint
+from imbal_estimators.precision import autocast_dtype, loader_defaults
+
+
+@pytest.fixture
+def count_body_calls(monkeypatch):
+    """Count the images the frozen body computes features for."""
+    calls = []
+    original = FrozenBackboneModel.features
+
+    def features(self, images):
+        calls.append(len(images))
+        return original(self, images)
+
+    monkeypatch.setattr(FrozenBackboneModel, "features", features)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    clear_memory_caches()
+    yield
+    clear_memory_caches()
+
+
+def frozen(**params):
+    return tiny_classifier(**{"freeze_backbone": True, "max_epochs": 3, **params})
+
+
+def test_frozen_backbone_trains_only_the_head(binary_data):
+    X, y = binary_data
+    clf = frozen().fit(X, y)
+    before = {k: v.clone() for k, v in clf.module_.backbone.state_dict().items()}
+    assert isinstance(clf.module_, FrozenBackboneModel)
+    trainable = [name for name, _ in clf.get_all_learnable_params()]
+    assert trainable == ["head.weight", "head.bias"]
+    clf.partial_fit(X, y)
+    after = clf.module_.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert clf.module_.training is False or clf.module_.backbone.training is False
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_frozen_backbone_learns(binary_data):
+    X, y = binary_data
+    clf = frozen(max_epochs=15, lr=0.1).fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+def test_features_are_computed_once_per_image_and_weights(binary_data, count_body_calls):
+    X, y = binary_data
+    frozen().fit(X, y)
+    first = sum(count_body_calls)
+    assert first == len(X)  # one pass, then every epoch trains on the cached features
+    clf = frozen(alpha="balanced", gamma=1.0, loss="focal").fit(X, y)
+    clf.predict_proba(X)
+    assert sum(count_body_calls) == first  # another candidate, same weights: all hits
+
+
+def test_other_weights_are_never_served_cached_features(binary_data, count_body_calls):
+    X, y = binary_data
+    frozen(random_state=0).fit(X, y)
+    frozen(random_state=1).fit(X, y)  # another random initialization of the body
+    assert sum(count_body_calls) == 2 * len(X)
+
+
+def test_weights_files_key_the_features(binary_data, tmp_path, count_body_calls):
+    import torchvision
+
+    X, y = binary_data
+    files = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        files.append(tmp_path / f"weights{seed}.pth")
+        torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), files[-1])
+
+    def fit(weights, **params):
+        params = {**FAST, "freeze_backbone": True, "max_epochs": 2, "weights": weights, **params}
+        ImageImbalanceClassifier(**params).fit(X, y)
+
+    fit(files[0])
+    fit(files[0], alpha="balanced")
+    assert sum(count_body_calls) == len(X)
+    fit(files[1])
+    assert sum(count_body_calls) == 2 * len(X)
+
+
+def test_weights_file_keys_features_without_hashing(binary_data, tmp_path, monkeypatch):
+    import torchvision
+
+    import imbal_estimators.features as features
+
+    X, y = binary_data
+    path = tmp_path / "weights.pth"
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
+    hashed = []
+    digest = features.weights_fingerprint
+    monkeypatch.setattr(features, "weights_fingerprint", lambda m: hashed.append(1) or digest(m))
+    clf = ImageImbalanceClassifier(**{**FAST, "freeze_backbone": True, "weights": path}).fit(X, y)
+    clf.predict_proba(X[:4])
+    assert hashed == []  # the file's identity keys the features
+    state = clf.module_.backbone.state_dict()
+    clf.module_.backbone.load_state_dict({k: v + 1 for k, v in state.items()})
+    clf.predict_proba(X[:4])
+    assert hashed == [1]  # changed in place: no longer the file's weights
+
+
+def test_weights_changed_in_place_invalidate_features(binary_data, count_body_calls):
+    X, y = binary_data
+    clf = frozen().fit(X, y)
+    calls = sum(count_body_calls)
+    clf.predict_proba(X[:5])
+    assert sum(count_body_calls) == calls
+    state = clf.module_.backbone.state_dict()
+    clf.module_.backbone.load_state_dict({k: v + 0.01 for k, v in state.items()})
+    clf.predict_proba(X[:5])
+    assert sum(count_body_calls) == calls + 5
+
+
+def test_touched_file_is_recomputed(binary_data, count_body_calls, tmp_path):
+    X, y = binary_data
+    X = list(X)
+    clf = frozen().fit(X, y)
+    n = sum(count_body_calls)
+    target = tmp_path / "copy.png"
+    target.write_bytes(open(X[0], "rb").read())
+    X[0] = str(target)
+    clf.predict_proba(X[:3])
+    assert sum(count_body_calls) == n + 1  # only the new file
+    os.utime(target, ns=(1, 1))
+    clf.predict_proba(X[:3])
+    assert sum(count_body_calls) == n + 2  # a touched file is a new key
+
+
+def test_predictions_with_and_without_cache_match(binary_data):
+    X, y = binary_data
+    for params in ({}, {"freeze_backbone": True}):
+        cached = tiny_classifier(cache="memory", **params).fit(X, y)
+        cached_again = tiny_classifier(cache="memory", **params).fit(X, y)
+        plain = tiny_classifier(cache=None, **params).fit(X, y)
+        np.testing.assert_array_equal(cached.predict(X), plain.predict(X))
+        np.testing.assert_array_equal(cached_again.predict(X), plain.predict(X))
+        np.testing.assert_allclose(cached.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+
+
+def test_cache_none_keeps_no_features(binary_data):
+    X, y = binary_data
+    frozen(cache=None).fit(X, y)
+    assert len(get_feature_cache("memory")) == 0
+
+
+def test_directory_cache_is_shared_between_processes(binary_data, tmp_path):
+    X, y = binary_data
+    cache = tmp_path / "cache"
+    frozen(cache=str(cache)).fit(X, y)
+    image_files = list((cache / "images").rglob("*.npy"))
+    feature_files = list((cache / "features").rglob("*.npy"))
+    assert len(image_files) == len(X)
+    assert len(feature_files) == len(X)
+    script = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from conftest import tiny_classifier
+from imbal_estimators.backbones import FrozenBackboneModel
+from imbal_estimators.data import ImageLoader
+import imbal_estimators.data as data
+calls = []
+original = FrozenBackboneModel.features
+FrozenBackboneModel.features = lambda self, x: calls.append(len(x)) or original(self, x)
+reads = []
+read = data.read_image
+data.read_image = lambda *a: reads.append(1) or read(*a)
+X = {list(map(str, X))!r}
+y = {[str(v) for v in y]!r}
+tiny_classifier(freeze_backbone=True, max_epochs=3, cache={str(cache)!r}).fit(X, y)
+print(sum(calls), len(reads))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["0", "0"]  # no decode and no feature pass in the second process
+
+
+def test_cache_path_that_is_a_file_is_refused(binary_data, tmp_path):
+    X, y = binary_data
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="cache=.*is a file"):
+        tiny_classifier(cache=str(path)).fit(X, y)
+
+
+def test_corrupt_cache_file_is_a_miss(binary_data, tmp_path):
+    X, y = binary_data
+    cache = tmp_path / "cache"
+    first = tiny_classifier(cache=str(cache)).fit(X, y).predict_proba(X)
+    clear_memory_caches()
+    for file in (cache / "images").rglob("*.npy"):
+        file.write_bytes(b"not numpy")
+    second = tiny_classifier(cache=str(cache)).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_weights_fingerprint_tracks_every_tensor():
+    torch.manual_seed(0)
+    a, b = TinyCNN(), TinyCNN()
+    assert weights_fingerprint(a) != weights_fingerprint(b)
+    b.load_state_dict(a.state_dict())
+    assert weights_fingerprint(a) == weights_fingerprint(b)
+
+
+def test_freeze_backbone_needs_a_linear_head(binary_data):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": "squeezenet1_0", "freeze_backbone": True})
+    with pytest.raises(ValueError, match="freeze_backbone=True needs a backbone whose head"):
+        clf.fit(X, y)
+
+
+def test_bf16_precision_on_cpu(binary_data):
+    X, y = binary_data
+    clf = tiny_classifier(precision="bf16").fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
+    assert clf.grad_scaler_ is None
+
+
+def test_precision_values():
+    assert autocast_dtype("auto", "cpu") is None
+    assert autocast_dtype("fp32", "cpu") is None
+    assert autocast_dtype("bf16", "cpu") is torch.bfloat16
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
+        autocast_dtype("fp16", "cpu")
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"precision": "fp8"}, "'precision' parameter"),
+        ({"precision": "fp16"}, "precision='fp16' needs a CUDA device"),
+        ({"freeze_backbone": "yes"}, "'freeze_backbone' parameter"),
+    ],
+)
+def test_bad_fast_path_parameters(binary_data, params, match):
+    X, y = binary_data
+    with pytest.raises(ValueError, match=match):
+        tiny_classifier(**params).fit(X, y)
+
+
+def test_loader_defaults():
+    assert loader_defaults("cpu") == {}
+    cuda = loader_defaults("cuda")
+    assert cuda["pin_memory"] is True and cuda["num_workers"] >= 1
+    assert loader_defaults("cuda", holds_images=False)["num_workers"] == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_cuda_precisions_and_channels_last(binary_data, precision):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "device": "cuda", "precision": precision}).fit(X, y)
+    assert (clf.grad_scaler_ is not None) == (precision == "fp16")
+    conv = next(m for m in clf.module_.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert np.isfinite(clf.predict_proba(X)).all()
