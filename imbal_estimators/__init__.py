@@ -10,6 +10,7 @@ from .classifier import ImageImbalanceClassifier
 from .data import ImageFileError, load_image_folder
 from .datasets import make_demo_image_folder
 from .losses import FocalLoss, focal_loss
+from .small_cnn import SmallCNN
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,5 @@ __all__ = [
     "focal_loss",
     "load_image_folder",
     "make_demo_image_folder",
+    "SmallCNN",
 ]

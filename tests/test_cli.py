@@ -87,7 +87,6 @@ def test_compare_three_classes_has_at_least_eight_rows(tmp_path, tiny_network, m
 
 def test_demo_quick_builds_the_folder_and_the_report(tmp_path, tiny_network, monkeypatch):
     monkeypatch.setattr(compare_module, "DEFAULT_GRID", compare_module.DEFAULT_GRID[:2])
-    monkeypatch.setattr(cli, "DEMO_SETTINGS", {**cli.DEMO_SETTINGS, "module": TinyCNN})
     data, out = tmp_path / "demo_data", tmp_path / "demo_report"
     assert main(["demo", "--quick", "--data", str(data), "--out", str(out)]) == 0
     assert sorted(os.listdir(data / "1"))[:1] and len(os.listdir(data / "0")) == 60
