@@ -16,6 +16,8 @@ def run(script, *args, cwd):
         capture_output=True,
         text=True,
         timeout=300,
+        # this checkout's package; one thread: tiny networks, and immune to a busy machine
+        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
     )
 
 
