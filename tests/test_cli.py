@@ -162,3 +162,63 @@ def test_usage_errors_exit_2_with_one_line(argv, fragment, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert_one_line_error(capsys, fragment, "--help")
+
+
+needs_persistence = pytest.mark.skipif(
+    not hasattr(__import__("imbal_estimators"), "load"),
+    reason="imbal_estimators.load (the persistence module) is not in this checkout",
+)
+SMALL_FIT = ["--backbone", "small_cnn", *FAST_ARGS, "--lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(binary_folder, tmp_path_factory):
+    model = tmp_path_factory.mktemp("cli_model") / "model"
+    assert main(["fit", binary_folder, "--out", str(model), "--loss", "focal", *SMALL_FIT]) == 0
+    return model
+
+
+@needs_persistence
+def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsys):
+    assert (saved_model / "model.safetensors").is_file()
+    assert (saved_model / "config.json").is_file()
+    preds = tmp_path / "preds.csv"
+    dog_dir = os.path.join(binary_folder, "dog")
+    assert main(["predict", str(saved_model), dog_dir, "--output", str(preds)]) == 0
+    rows = read_csv(preds)
+    assert list(rows[0]) == ["path", "label", "proba_cat", "proba_dog"]
+    assert [r["path"] for r in rows] == sorted(
+        os.path.join(dog_dir, name) for name in os.listdir(dog_dir)
+    )
+    for row in rows:
+        assert row["label"] in ("cat", "dog")
+        assert float(row["proba_cat"]) + float(row["proba_dog"]) == pytest.approx(1, abs=1e-5)
+        expected = "dog" if float(row["proba_dog"]) > float(row["proba_cat"]) else "cat"
+        assert row["label"] == expected
+    capsys.readouterr()
+    one_file = rows[0]["path"]
+    assert main(["predict", str(saved_model), one_file]) == 0  # CSV on standard output
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "path,label,proba_cat,proba_dog" and out[1].startswith(one_file + ",")
+
+
+@needs_persistence
+def test_report_on_a_labelled_folder(saved_model, binary_folder, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(saved_model), binary_folder, "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= 4
+    assert "confusion_matrix" in page and "spe" in page
+
+
+@needs_persistence
+def test_report_refuses_classes_the_model_does_not_know(saved_model, tmp_path, capsys):
+    folder = make_folder(tmp_path / "other", {"cat": 3, "bird": 3}, size=8)
+    assert main(["report", str(saved_model), folder, "--out", str(tmp_path / "o")]) == 1
+    assert_one_line_error(capsys, "'bird'", "does not know")
+
+
+@needs_persistence
+def test_predict_names_a_missing_image(saved_model, tmp_path, capsys):
+    assert main(["predict", str(saved_model), str(tmp_path / "nope.png")]) == 1
+    assert_one_line_error(capsys, "nope.png", "does not exist")
