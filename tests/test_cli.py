@@ -222,3 +222,18 @@ def test_report_refuses_classes_the_model_does_not_know(saved_model, tmp_path, c
 def test_predict_names_a_missing_image(saved_model, tmp_path, capsys):
     assert main(["predict", str(saved_model), str(tmp_path / "nope.png")]) == 1
     assert_one_line_error(capsys, "nope.png", "does not exist")
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("imbal_estimators"), "ImbalanceSearchCV"),
+    reason="imbal_estimators.ImbalanceSearchCV (the search module) is not in this checkout",
+)
+def test_tune_runs_trials_in_a_persistent_study(binary_folder, tmp_path, capsys):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["tune", binary_folder, "--trials", "2", "--cv", "2", *SMALL_FIT]
+    assert main([*argv, "--storage", storage, "--study", "pets"]) == 0
+    assert "best f1:" in capsys.readouterr().out
+    study = optuna.load_study(study_name="pets", storage=storage)
+    assert len(study.trials) == 2
