@@ -205,6 +205,9 @@ def build_parser():
         default="f1",
         help="(default: f1)",
     )
+    tune.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study", help="study name (to resume or share a study)")
     tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
@@ -400,9 +403,9 @@ def _print_summary(result, out_dir, html_path):
 
 
 def cmd_demo(args):
-    from .datasets import make_demo_image_folder
-
     import torch
+
+    from .datasets import make_demo_image_folder
 
     # SmallCNN's layers are too small for two threads to pay off, and one thread is immune
     # to the slow-down of spinning threads on a busy machine (5x measured on 2 shared cores).
@@ -514,13 +517,19 @@ def cmd_tune(args):
     if search_cls is None:
         raise CLIError("this version of imbal_estimators has no ImbalanceSearchCV yet.")
     from .classifier import ImageImbalanceClassifier
+    from .compare import check_folds
+    from .evaluation import PredictionScorer, default_pos_label
 
     paths, labels = load_folder(args.data_dir)
+    check_folds(labels, args.cv)
+    pos_label = default_pos_label(labels)
+    if args.pos_label is not None:
+        pos_label = _match_label(args.pos_label, labels)
     search = search_cls(
         ImageImbalanceClassifier(**estimator_params(args, verbose=0)),
         n_trials=args.trials,
         cv=args.cv,
-        scoring=args.scoring,
+        scoring=PredictionScorer(args.scoring, pos_label),
         storage=args.storage,
         study_name=args.study,
         random_state=args.random_state,

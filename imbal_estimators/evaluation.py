@@ -184,3 +184,35 @@ def paired_difference(scores, baseline):
         "n_folds": len(diff),
         "exceeds_spread": bool(abs(mean) > std and abs(mean) > 1e-12),
     }
+
+
+class PredictionScorer:
+    """A scikit-learn scorer ``scorer(estimator, X, y)`` for one metric of :data:`METRICS`.
+
+    It follows this module's conventions (the positive class ``pos_label`` of a
+    binary problem, macro averages otherwise), whatever the labels' type, where
+    scikit-learn's ``"f1"`` needs the label 1. Decisions are argmax.
+
+    Parameters
+    ----------
+    metric : str
+        A name of :data:`METRICS`.
+    pos_label : label, optional
+        Positive class of a binary problem; default: ``classes_[1]``.
+    """
+
+    def __init__(self, metric, pos_label=None):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+        self.metric = metric
+        self.pos_label = pos_label
+
+    def __call__(self, estimator, X, y):
+        proba = estimator.predict_proba(X)
+        classes = np.asarray(estimator.classes_)
+        y_pred = classes[np.asarray(proba).argmax(axis=1)]
+        pos_label = self.pos_label if len(classes) == 2 else None
+        return score_predictions(y, y_pred, proba, classes, pos_label)[self.metric]
+
+    def __repr__(self):
+        return f"PredictionScorer({self.metric!r}, pos_label={self.pos_label!r})"

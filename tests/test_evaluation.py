@@ -105,3 +105,22 @@ def test_default_positive_label_is_the_rarer_class():
     assert default_pos_label([0, 0, 1]) == 1
     assert default_pos_label([0, 1]) == 1  # tie: the later class, as scikit-learn's pos_label=1
     assert default_pos_label([0, 1, 2]) is None
+
+
+def test_prediction_scorer_uses_the_given_positive_class():
+    from imbal_estimators.evaluation import PredictionScorer
+
+    class Fixed:
+        classes_ = np.array(["cat", "dog"])
+
+        def predict_proba(self, X):
+            return np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+
+    y = np.array(["cat", "dog", "dog", "cat"])
+    assert PredictionScorer("f1", "dog")(Fixed(), None, y) == pytest.approx(0.5)
+    assert PredictionScorer("recall", "cat")(Fixed(), None, y) == pytest.approx(0.5)
+    assert PredictionScorer("average_precision", "dog")(Fixed(), None, y) == pytest.approx(
+        metrics.average_precision_score(y == "dog", [0.1, 0.8, 0.4, 0.7])
+    )
+    with pytest.raises(ValueError, match="metric must be one of"):
+        PredictionScorer("accuracy")
