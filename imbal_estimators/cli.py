@@ -463,15 +463,9 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
-    from tqdm.auto import tqdm
-
     clf = _load_model(args.model_dir)
     files = image_files(args.inputs)
-    chunk = 256
-    proba = []
-    for start in tqdm(range(0, len(files), chunk), desc="predict", unit="batch"):
-        proba.append(clf.predict_proba(files[start : start + chunk]))
-    proba = np.concatenate(proba)
+    proba = predict_proba_with_progress(clf, files)
     labels = clf.classes_[proba.argmax(axis=1)]
     header = ["path", "label", *[f"proba_{c}" for c in clf.classes_]]
     rows = [
@@ -485,6 +479,18 @@ def cmd_predict(args):
     else:
         _write_csv(sys.stdout, header, rows)
     return 0
+
+
+def predict_proba_with_progress(clf, files, chunk=256):
+    """``clf.predict_proba(files)`` in chunks, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    files = list(files)
+    proba = [
+        clf.predict_proba(files[start : start + chunk])
+        for start in tqdm(range(0, len(files), chunk), desc="predict", unit="chunk")
+    ]
+    return np.concatenate(proba)
 
 
 def _write_csv(file, header, rows):
@@ -504,7 +510,8 @@ def cmd_report(args):
             f"{args.data_dir!r} has class folder(s) {unknown} that the model does not "
             f"know; its classes are {clf.classes_.tolist()}."
         )
-    blocks = model_blocks(clf, paths, labels, args.data_dir)
+    proba = predict_proba_with_progress(clf, paths)
+    blocks = model_blocks(clf, paths, labels, args.data_dir, proba=proba)
     _, html_path = write_report(blocks, args.out, f"report: {args.model_dir} on {args.data_dir}")
     print(f"Report: {html_path}", file=sys.stderr)
     return 0

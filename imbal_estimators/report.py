@@ -370,12 +370,15 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
     return blocks
 
 
-def model_blocks(clf, paths, labels, data_dir=None):
-    """The blocks of the ``report MODEL_DIR DATA_DIR`` report: one fitted model on labelled data."""
+def model_blocks(clf, paths, labels, data_dir=None, proba=None):
+    """The blocks of the ``report MODEL_DIR DATA_DIR`` report: one fitted model on labelled data.
+
+    ``proba`` (``clf.predict_proba(paths)``) is computed here unless given.
+    """
     from .evaluation import default_pos_label
 
     labels = np.asarray(labels)
-    proba = clf.predict_proba(paths)
+    proba = clf.predict_proba(paths) if proba is None else np.asarray(proba)
     classes = clf.classes_
     y_pred = classes[proba.argmax(axis=1)]
     pos_label = default_pos_label(labels) if len(classes) == 2 else None
