@@ -572,6 +572,8 @@ def _one_line(exc):
 def main(argv=None):
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    # figures are only written to files: no GUI backend, even where a display exists
+    os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
