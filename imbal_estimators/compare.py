@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 from .classifier import ImageImbalanceClassifier
 from .data import ImageLoader, scan_images
 from .evaluation import (
+    BASELINE,
     METRICS,
+    TUNED_SUFFIX,
     default_pos_label,
     predict_with_threshold,
     score_predictions,
@@ -34,7 +36,6 @@ from .evaluation import (
 
 SCORING_OPTIONS = ("f1", "balanced_accuracy", "average_precision")
 SAMPLERS = {"over": RandomOverSampler, "under": RandomUnderSampler}
-TUNED_SUFFIX = " + tuned threshold"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,6 @@ DEFAULT_GRID = (
     Configuration("focal g=2, alpha=effective", loss="focal", gamma=2.0, alpha="effective"),
     Configuration("ce + over-sampling", sampler="over"),
 )
-BASELINE = "ce"
 
 
 @dataclass

@@ -20,6 +20,8 @@ from sklearn import metrics
 
 METRICS = ("f1", "balanced_accuracy", "average_precision", "precision", "recall")
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "precision", "recall")
+BASELINE = "ce"  # the configuration every other is compared with
+TUNED_SUFFIX = " + tuned threshold"  # names the tuned-threshold row of a configuration
 
 
 def default_pos_label(labels):

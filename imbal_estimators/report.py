@@ -15,7 +15,7 @@ import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
 from . import plots
-from .evaluation import METRICS, paired_difference, score_predictions
+from .evaluation import BASELINE, METRICS, TUNED_SUFFIX, paired_difference, score_predictions
 
 METRIC_NAMES = {
     "f1": "F1",
@@ -191,7 +191,26 @@ def recommendation(comparison):
         f"{diff['std']:.3f} (mean ± sd of the per-fold differences); it is higher in "
         f"{diff['wins']} of {k} folds."
     ]
-    if diff["exceeds_spread"] and diff["wins"] == k:
+    ce_tuned = _row_or_none(comparison, BASELINE + TUNED_SUFFIX)
+    if best.rule == "tuned threshold" and ce_tuned is not None and best is not ce_tuned:
+        # separate the loss's share of the gain from the threshold's: same decision rule
+        loss_diff = paired_difference(best.fold_scores[metric], ce_tuned.fold_scores[metric])
+        text.append(
+            f"Against cross-entropy with a tuned threshold too "
+            f"({_fmt(ce_tuned.mean(metric), ce_tuned.std(metric))}), the difference is "
+            f"{loss_diff['mean']:+.3f} ± {loss_diff['std']:.3f}, higher in "
+            f"{loss_diff['wins']} of {k} folds."
+        )
+        if diff["exceeds_spread"] and not loss_diff["exceeds_spread"]:
+            text.append(
+                "So the gain over plain cross-entropy comes from the threshold; the loss adds "
+                "nothing beyond the fold-to-fold spread. Use the simplest: cross-entropy "
+                f"({_parameters(ce_tuned)})."
+            )
+            diff = None
+    if diff is None:
+        pass
+    elif diff["exceeds_spread"] and diff["wins"] == k:
         text.append(
             f"The difference exceeds the fold-to-fold spread and holds in every fold: use "
             f"{best.name} ({_parameters(best)})."
@@ -218,6 +237,10 @@ def recommendation(comparison):
             f"{_spread_of_means(comparison, metric):.3f} between argmax rows."
         )
     return text
+
+
+def _row_or_none(comparison, name):
+    return next((row for row in comparison.rows if row.name == name), None)
 
 
 def _spread_of_means(comparison, metric):

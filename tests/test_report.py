@@ -72,13 +72,23 @@ def test_markdown_links_figures_written_beside_it(binary_report):
     assert markdown.count("\n| ") == 1 + len(result.rows)  # header + rows
 
 
-def fake_comparison(best_scores, baseline_scores):
-    """A two-row comparison with given F1 per fold (no plots needed for the verdict)."""
+def fake_comparison(best_scores, baseline_scores, tuned=None):
+    """A comparison with given F1 per fold (no plots needed for the verdict).
+
+    ``tuned``: ``(best_tuned_scores, ce_tuned_scores)`` adds tuned-threshold rows.
+    """
     rows = []
-    for name, scores in (("focal g=2", best_scores), ("ce", baseline_scores)):
-        config = Configuration(name, loss="focal" if "focal" in name else "ce", gamma=2.0)
-        row = RowResult(name, config, "argmax")
+    scores_of = {"focal g=2": best_scores, "ce": baseline_scores}
+    if tuned:
+        scores_of.update(
+            {"focal g=2 + tuned threshold": tuned[0], "ce + tuned threshold": tuned[1]}
+        )
+    for name, scores in scores_of.items():
+        base = name.removesuffix(" + tuned threshold")
+        config = Configuration(base, loss="focal" if "focal" in name else "ce", gamma=2.0)
+        row = RowResult(name, config, "tuned threshold" if name != base else "argmax")
         row.fold_scores["f1"] = list(scores)
+        row.thresholds = [0.6] * len(scores) if name != base else []
         rows.append(row)
     rows.sort(key=lambda r: -r.mean("f1"))
     n = len(best_scores)
@@ -107,6 +117,24 @@ def test_recommendation_keeps_ce_when_the_gain_is_noise():
     text = " ".join(recommendation(fake_comparison([0.80, 0.60, 0.76], [0.70, 0.72, 0.71])))
     assert "higher in 2 of 3 folds" in text
     assert "within the fold-to-fold spread" in text and 'keep the simplest, `loss="ce"`' in text
+
+
+def test_recommendation_separates_the_threshold_from_the_loss():
+    # the numbers of the 1000-vs-300 run: the threshold, not the focal loss, makes the gain
+    result = fake_comparison(
+        [0.77, 0.70, 0.76], [0.77, 0.47, 0.76], tuned=([0.87, 0.81, 0.90], [0.85, 0.81, 0.82])
+    )
+    assert result.best.name == "focal g=2 + tuned threshold"
+    text = " ".join(recommendation(result))
+    assert "Against cross-entropy with a tuned threshold too" in text
+    assert "+0.033" in text and "higher in 2 of 3 folds" in text
+    assert "comes from the threshold" in text and "Use the simplest: cross-entropy" in text
+    assert "use focal g=2" not in text
+    # a focal gain beyond the spread with the same decision rule is recommended
+    clear = fake_comparison(
+        [0.77, 0.70, 0.76], [0.77, 0.47, 0.76], tuned=([0.90, 0.88, 0.91], [0.80, 0.79, 0.82])
+    )
+    assert "use focal g=2 + tuned threshold" in " ".join(recommendation(clear))
 
 
 def test_recommendation_when_ce_wins():
