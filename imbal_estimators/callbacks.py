@@ -5,6 +5,7 @@
   validation split, from the predictions skorch already computed.
 * :class:`KeepBestModel` keeps the weights of the best epoch and restores them
   when training ends (like skorch's ``Checkpoint`` + ``LoadInitState``, in memory).
+* :class:`DeferredReweighting` switches the class weights on at epoch ``drw_epoch``.
 """
 
 import math
@@ -126,3 +127,23 @@ class KeepBestModel(Callback):
             net.best_epoch_ = len(net.history) or None
         # the copy is not needed any more; do not pickle it with the estimator
         self.best_state_ = None
+
+
+class DeferredReweighting(Callback):
+    """Deferred re-weighting (Cao et al. 2019): class weights from epoch ``net.drw_epoch`` on.
+
+    Before that epoch the loss is built without ``class_weight_``; at the start
+    of epoch ``drw_epoch`` (1-based, counted over the whole history, so
+    ``partial_fit`` continues the count) it is rebuilt with them. Records
+    ``class_weights_on`` (bool) per epoch in the history. Does nothing when
+    ``net.drw_epoch`` is None.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        if net.drw_epoch is None:
+            return
+        on = len(net.history) >= net.drw_epoch
+        if on != net.class_weights_on_:
+            net.class_weights_on_ = on
+            net.rebuild_criterion()
+        net.history.record("class_weights_on", on)

@@ -40,7 +40,8 @@ from .backbones import (
     is_weights_file,
 )
 from .cache import check_cache
-from .callbacks import EpochResampler, KeepBestModel, ValidationScore
+from .callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
+from .corrections import check_corrections
 from .data import (
     ImageLoader,
     ImagePathDataset,
@@ -55,11 +56,13 @@ from .features import (
     remember_weights_source,
     weights_source,
 )
-from .losses import LOSSES, get_loss
+from .losses import COUNTS_SEEN, LOSSES, get_loss
 from .metrics import MONITOR_OPTIONS
+from .posthoc import decide, fit_decision
 from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
-from .sampling import check_sampler, epoch_seed, resample_indices
+from .sampling import SAMPLER_NAMES, check_sampler, epoch_seed, resample_indices
 from .split import split_rows
+from .tta import tta_views
 from .validation import check_labels, resolve_device, resolve_device_name
 
 _SEED_RANGE = 2**31 - 1
@@ -79,11 +82,19 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     Parameters
     ----------
-    loss : {"ce", "focal"}, nn.Module subclass or instance, default="ce"
+    loss : {"ce", "focal", "cb_focal", "ldam", "logit_adjusted", "balanced_softmax"}, \
+            nn.Module subclass or instance, default="ce"
         ``"ce"`` is cross-entropy (weighted when ``alpha`` is set); ``"focal"``
-        is :class:`~imbal_estimators.FocalLoss`. A subclass is built with
-        ``gamma`` and the class weights where its signature takes them
-        (``alpha`` or ``weight``) plus ``criterion__*`` parameters.
+        is :class:`~imbal_estimators.FocalLoss`; ``"cb_focal"`` (focal with
+        effective-number weights, uses ``beta``), ``"ldam"`` (``max_margin``,
+        ``ldam_s``), ``"logit_adjusted"`` (``tau``) and ``"balanced_softmax"``
+        are in :mod:`imbal_estimators.losses_balanced`, with formulas and
+        references. LDAM and class-balanced focal get the raw counts of the
+        training part, the logit-adjusted losses the counts the loss sees
+        after the sampler (see :mod:`imbal_estimators.losses`). A subclass is
+        built with ``gamma``, the class weights (``alpha`` or ``weight``),
+        ``class_counts`` and ``label_smoothing`` where its signature takes
+        them, plus ``criterion__*`` parameters.
     gamma : float, default=2.0
         Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
     alpha : None, str, float, sequence or dict, default=None
@@ -97,11 +108,14 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``{label: weight}``.
     beta : float, default=0.999
         ``beta`` of ``alpha="effective"``, in [0, 1).
-    sampler : imbalanced-learn sampler or None, default=None
+    sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
         Resamples the rows of the training part, drawn anew every epoch with a
         seed from ``random_state`` and the epoch. Never touches the validation
         split nor prediction. Samplers that synthesize features (SMOTE family)
-        are refused.
+        are refused. ``"balanced_batches"`` is the built-in
+        :class:`~imbal_estimators.sampling.BalancedBatchSampler`: every epoch
+        draws as many rows as the training part has, with replacement, each
+        class equally likely (``alpha`` then sees uniform counts).
     backbone : str, default="resnet34"
         A torchvision classification model; its head is replaced for
         ``len(classes_)`` classes.
@@ -156,6 +170,43 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
+    tau : float, default=1.0
+        Adjustment strength of ``loss="logit_adjusted"``.
+    max_margin : float, default=0.5
+        Margin of the rarest class for ``loss="ldam"``.
+    ldam_s : float, default=30.0
+        Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
+        logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
+    label_smoothing : float in [0, 1], default=0.0
+        Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
+        ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
+        losses.
+    drw_epoch : int or None, default=None
+        Deferred re-weighting (Cao et al. 2019): the class weights of ``alpha``
+        switch on at this epoch (1-based); before it the loss is unweighted.
+        Needs ``alpha``. ``history`` records ``class_weights_on`` per epoch.
+    threshold : None, float in [0, 1] or "auto", default=None
+        Binary problems only: ``predict`` returns ``classes_[1]`` where
+        ``P(classes_[1]) >= threshold``. ``"auto"`` picks the threshold that
+        maximizes ``monitor`` on the internal validation split (the kept
+        epoch's predictions) when ``monitor`` depends on the threshold
+        (``"f1"``, ``"f1_macro"``, ``"balanced_accuracy"``, ``"mcc"``), and F1
+        otherwise (``"average_precision"``, ``"roc_auc"``, ``"valid_loss"``).
+        ``predict_proba`` is unchanged.
+    posthoc_tau : float >= 0 or None, default=None
+        Post-hoc logit adjustment (Menon et al. 2021): ``predict`` returns
+        ``argmax(log p - posthoc_tau * log prior)``, the prior from
+        ``loss_class_counts_``. Not together with ``threshold``.
+    calibrate : bool, default=False
+        Temperature scaling fitted on the internal validation split's logits of
+        the kept epoch: ``predict_proba`` returns ``softmax(logits /
+        temperature_)``; the argmax (multi-class ``predict``) is unchanged. With
+        ``threshold="auto"`` the threshold is tuned on calibrated probabilities.
+    tta : int or None, default=None
+        Test-time augmentation: ``predict_proba`` averages the probabilities of
+        ``tta`` views, the first unaugmented, the others with the training
+        augmentation seeded from ``random_state``, the view and the path (the
+        same image always gets the same views). Needs ``augment``.
     **kwargs
         Any other skorch parameter: ``module__*``, ``optimizer__*``,
         ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
@@ -175,6 +226,11 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     n_classes_ : int
     class_counts_ : ndarray of shape (n_classes,)
         Images per class in the training part (before resampling).
+    loss_class_counts_ : ndarray of shape (n_classes,)
+        Images per class as the loss sees them: the first epoch's draw of the
+        sampler (its expected counts for ``"balanced_batches"``), else
+        ``class_counts_``. ``alpha``, the logit-adjusted losses and
+        ``posthoc_tau`` use these.
     class_weight_ : ndarray of shape (n_classes,) or None
         The resolved ``alpha``, ordered like ``classes_``.
     sampler_ : fitted sampler or None
@@ -183,9 +239,17 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Rows of ``X`` in the training part and in the validation split.
     best_epoch_ : int
         The epoch whose weights were kept.
+    threshold_ : float or None
+        The decision threshold ``predict`` uses (binary), from ``threshold``.
+    temperature_ : float or None
+        The fitted temperature with ``calibrate=True``.
+    ece_before_, ece_after_ : float or None
+        Expected calibration error (15 bins, top label) on the validation split
+        before and after temperature scaling, with ``calibrate=True``.
     history : skorch History
         Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
-        ``train_class_counts`` (with a sampler), ``dur``.
+        ``train_class_counts`` (with a sampler), ``class_weights_on`` (with
+        ``drw_epoch``), ``dur``.
 
     See Also
     --------
@@ -215,7 +279,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             dict,
         ],
         "beta": [Interval(Real, 0, 1, closed="left")],
-        "sampler": [None, HasMethods(["fit_resample"])],
+        "sampler": [None, HasMethods(["fit_resample"]), StrOptions(set(SAMPLER_NAMES))],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
         "image_size": [Interval(Integral, 1, None, closed="left")],
@@ -237,6 +301,15 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
+        "tau": [Interval(Real, None, None, closed="neither")],
+        "max_margin": [Interval(Real, 0, None, closed="neither")],
+        "ldam_s": [Interval(Real, 0, None, closed="neither")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+        "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
+        "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
+        "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
+        "calibrate": ["boolean"],
+        "tta": [None, Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -266,6 +339,15 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         verbose=1,
         freeze_backbone=False,
         precision="auto",
+        tau=1.0,
+        max_margin=0.5,
+        ldam_s=30.0,
+        label_smoothing=0.0,
+        drw_epoch=None,
+        threshold=None,
+        posthoc_tau=None,
+        calibrate=False,
+        tta=None,
         **kwargs,
     ):
         super().__init__(
@@ -295,6 +377,15 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.random_state = random_state
         self.freeze_backbone = freeze_backbone
         self.precision = precision
+        self.tau = tau
+        self.max_margin = max_margin
+        self.ldam_s = ldam_s
+        self.label_smoothing = label_smoothing
+        self.drw_epoch = drw_epoch
+        self.threshold = threshold
+        self.posthoc_tau = posthoc_tau
+        self.calibrate = calibrate
+        self.tta = tta
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -426,9 +517,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 if rebuild:
                     self.initialize()
                 else:  # training goes on: the loss follows this data's class weights
-                    with self._current_init_context("criterion"):
-                        self.initialize_criterion()
-                        self.criterion_ = self.criterion_.to(self.device)
+                    self.rebuild_criterion()
             except BaseException:
                 self.__dict__.clear()
                 self.__dict__.update(snapshot)
@@ -436,6 +525,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 raise
             try:
                 super().partial_fit(paths, y_encoded)
+                self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
         return self
@@ -460,6 +550,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self._check_loss(len(classes))
         check_sampler(self.sampler)
         check_cache(self.cache)
+        check_corrections(self, len(classes))
         autocast_dtype(self.precision, resolve_device(self.__dict__.get("device")))
         if self.module is None:
             check_backbone_name(self.backbone)
@@ -473,6 +564,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             _SEED_RANGE, size=3
         )
         train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
+        for name in ("calibrate", "threshold"):
+            if getattr(self, name) in (True, "auto") and len(valid_rows) == 0:
+                raise ValueError(
+                    f"The {name!r} parameter of {type(self).__name__} is fitted on the "
+                    f"internal validation split, but train_split={self.train_split!r} "
+                    f"leaves none; got {name}={getattr(self, name)!r}."
+                )
         scan_images(paths, ImageLoader(self.image_size, self.cache))
 
         class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
@@ -482,6 +580,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.sampler, train_rows, labels[train_rows], epoch_seed(int(sampling_seed), 1)
             )
             counts_seen_by_loss = np.bincount(y_encoded[rows], minlength=len(classes))
+            if hasattr(sampler, "expected_class_counts"):  # a random draw; use its mean
+                counts_seen_by_loss = sampler.expected_class_counts(class_counts)
             if len(rows) == 0:
                 raise ValueError(
                     f"sampler={self.sampler!r} returned no training images; check its "
@@ -506,6 +606,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "valid_indices_": valid_rows,
             "torch_seed_": int(torch_seed),
             "sampling_seed_": int(sampling_seed),
+            "loss_class_counts_": counts_seen_by_loss,
+            "class_weights_on_": self.drw_epoch is None,
+            "threshold_": None if self.threshold in (None, "auto") else float(self.threshold),
+            "temperature_": None,
+            "ece_before_": None,
+            "ece_after_": None,
         }
         return paths, y_encoded, fitted
 
@@ -570,7 +676,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss,
                 gamma=self.gamma,
                 alpha=alpha,
-                **self.get_params_for("criterion"),
+                **self._loss_options(np.ones(n_classes), np.ones(n_classes)),
             )
         except TypeError as exc:
             raise TypeError(
@@ -588,6 +694,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("resampler", EpochResampler()),
+            ("deferred_reweighting", DeferredReweighting()),
         ]
         if self.monitor != "valid_loss":
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
@@ -596,7 +703,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
-        callbacks.append(("print_log", PrintLog(keys_ignored=["train_class_counts"])))
+        ignored = ["train_class_counts", "class_weights_on"]
+        callbacks.append(("print_log", PrintLog(keys_ignored=ignored)))
         return callbacks
 
     def initialize_module(self):
@@ -653,13 +761,70 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def initialize_criterion(self):
         self._n_classes_for_init()
-        weights = self.class_weight_
+        # off until drw_epoch (DeferredReweighting switches it on)
+        weights = self.class_weight_ if self.__dict__.get("class_weights_on_", True) else None
         alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
-        self.criterion_ = get_loss(
-            loss, gamma=self.gamma, alpha=alpha, **self.get_params_for("criterion")
-        )
+        options = self._loss_options(self.class_counts_, self.loss_class_counts_)
+        self.criterion_ = get_loss(loss, gamma=self.gamma, alpha=alpha, **options)
         return self
+
+    def _loss_options(self, raw_counts, resampled_counts):
+        """The keyword arguments of ``get_loss`` besides ``gamma`` and ``alpha``.
+
+        The class counts this loss uses (``COUNTS_SEEN``), the loss
+        hyperparameters and the ``criterion__*`` parameters; a ``criterion__*``
+        spelling of a hyperparameter (e.g. ``criterion__label_smoothing``) is
+        accepted while the estimator parameter keeps its default.
+        """
+        seen = COUNTS_SEEN.get(self.loss) if isinstance(self.loss, str) else None
+        counts = resampled_counts if seen == "resampled" else raw_counts
+        options = dict(
+            class_counts=np.asarray(counts, dtype=np.float64),
+            beta=self.beta,
+            tau=self.tau,
+            max_margin=self.max_margin,
+            ldam_s=self.ldam_s,
+            label_smoothing=self.label_smoothing,
+        )
+        criterion = self.get_params_for("criterion")
+        defaults = signature(type(self).__init__).parameters
+        for key in set(options) & set(criterion):
+            if key in defaults and options[key] != defaults[key].default:
+                raise ValueError(
+                    f"{key}={options[key]!r} and criterion__{key}={criterion[key]!r} both "
+                    f"set the loss's {key}; use {key}=... only."
+                )
+            del options[key]
+        return {**options, **criterion}
+
+    def rebuild_criterion(self):
+        """Build the loss again (on the net's device), e.g. when the class weights switch on."""
+        with self._current_init_context("criterion"):
+            self.initialize_criterion()
+            self.criterion_ = self.criterion_.to(self.device)
+        return self
+
+    def _fit_decision(self, paths, y_encoded):
+        """Temperature and threshold from one pass over the validation split (kept weights)."""
+        if not (self.calibrate or self.threshold == "auto"):
+            return
+        rows = self.valid_indices_
+        if self.freeze_backbone:
+            valid = FeatureDataset(self._features(np.asarray(paths)[rows]), y_encoded[rows])
+        else:
+            loader = ImageLoader(self.image_size, self.cache)
+            valid = ImagePathDataset(paths, y_encoded, loader, rows)
+        logits = self.forward(valid, training=False).float().numpy()
+        fitted = fit_decision(
+            logits,
+            y_encoded[self.valid_indices_],
+            calibrate=self.calibrate,
+            threshold=self.threshold,
+            monitor=self.monitor,
+        )
+        for name, value in fitted.items():
+            setattr(self, name, value)
 
     def _n_classes_for_init(self):
         if "classes_" not in self.__dict__:
@@ -776,7 +941,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def _get_predict_nonlinearity(self):
         if self.predict_nonlinearity == "auto":
-            return softmax_probabilities
+            temperature = self.__dict__.get("temperature_")
+            if temperature is None:
+                return softmax_probabilities
+            return lambda logits: softmax_probabilities(logits.double() / temperature)
         return super()._get_predict_nonlinearity()
 
     @contextmanager
@@ -803,12 +971,22 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes), float64
-            Columns ordered like ``classes_``; rows sum to 1.
+            Columns ordered like ``classes_``; rows sum to 1. With ``calibrate``
+            the softmax of ``logits / temperature_``; with ``tta`` the mean over
+            the views.
         """
         check_is_fitted(self)
         if not isinstance(X, torch.utils.data.Dataset):
             X = check_paths(X)
             check_files_exist(X)
+        if self.tta is not None and self.tta > 1:
+            dataset = self.get_dataset(X)
+            if isinstance(dataset, ImagePathDataset):
+                augmentation = make_augmentation(self.image_size, self.augment)
+                views = tta_views(dataset, augmentation, self.tta, self.torch_seed_)
+                return np.mean(
+                    [super(ImageImbalanceClassifier, self).predict_proba(v) for v in views], axis=0
+                )
         return super().predict_proba(X)
 
     def predict(self, X):
@@ -818,7 +996,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``EpochScoring`` scores the validation split that way), it returns class
         indices, the encoding of the targets that dataset holds.
         """
-        indices = self.predict_proba(X).argmax(axis=1)
+        indices = decide(
+            self.predict_proba(X),
+            threshold=self.threshold_,
+            posthoc_tau=self.posthoc_tau,
+            class_counts=self.loss_class_counts_,
+        )
         if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices
         return self.classes_[indices]

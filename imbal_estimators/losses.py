@@ -1,147 +1,131 @@
-"""Focal loss as a function plus a thin module, and the ``loss=`` resolver."""
+"""The ``loss=`` resolver: a registry from loss names to modules.
+
+The losses themselves live in :mod:`imbal_estimators.focal` and
+:mod:`imbal_estimators.losses_balanced`; this module maps the estimator's
+``loss`` and its hyperparameters to one ``nn.Module``.
+
+Which class counts a loss gets (the estimator decides, see ``COUNTS_SEEN``):
+
+* ``"cb_focal"`` and ``"ldam"`` take the **raw** counts of the training part.
+  Both model how much a class can be trusted from the number of *distinct*
+  images (the effective number of samples; the generalization bound behind the
+  margins), which duplicates drawn by an over-sampler do not raise.
+* ``"logit_adjusted"`` and ``"balanced_softmax"`` take the counts **the loss
+  sees** (after the sampler's draw; uniform for a balancing sampler). They undo
+  the label prior of the data they are trained on; under a balancing sampler
+  that prior is already uniform and the adjustment vanishes, so they cannot
+  correct twice.
+"""
 
 import inspect
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("ce", "focal")
+from .focal import FocalLoss, focal_loss
+from .losses_balanced import BalancedSoftmaxLoss, CBFocalLoss, LDAMLoss, LogitAdjustedLoss
+
+__all__ = ["LOSSES", "COUNTS_SEEN", "get_loss", "FocalLoss", "focal_loss"]
 
 
-def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
-    """Multi-class focal loss (Lin et al. 2017), computed in log space.
-
-    ``loss_i = -alpha[t_i] * (1 - p_t) ** gamma * log(p_t)`` with ``p_t`` the
-    softmax probability of the true class ``t_i``. With ``gamma=0`` it equals
-    ``F.cross_entropy(logits, target, weight=alpha)``, including the weighted
-    normalization of ``reduction="mean"`` (divide by the sum of the weights).
-
-    Parameters
-    ----------
-    logits : Tensor of shape (N, C) or (N, C, d1, d2, ...)
-        Unnormalized scores. Half and bfloat16 inputs are computed in float32.
-    target : Tensor of shape (N,) or (N, d1, d2, ...)
-        Integer class indices in ``[0, C)``.
-    gamma : float, default=2.0
-        Focusing parameter, ``>= 0``.
-    alpha : Tensor or array-like of shape (C,), or None, default=None
-        Per-class weights.
-    reduction : {"mean", "sum", "none"}, default="mean"
-
-    Returns
-    -------
-    loss : Tensor
-        A scalar, or the per-element losses of shape ``target.shape`` for
-        ``reduction="none"``.
-    """
-    if alpha is not None and not isinstance(alpha, torch.Tensor):
-        alpha = torch.as_tensor(alpha, dtype=torch.float32, device=logits.device)
-    _check_inputs(logits, target, gamma, alpha, reduction)
-    # Any integer dtype passes the checks; cross_entropy and gather need int64.
-    target = target.long()
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    if gamma == 0:
-        weight = None if alpha is None else alpha.to(logits.dtype)
-        return F.cross_entropy(logits, target, weight=weight, reduction=reduction)
-    log_pt = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
-    # 1 - p_t from log p_t without cancellation; the clamp keeps the gradient of
-    # (1 - p_t) ** gamma finite for gamma < 1 where p_t rounds to 1.
-    one_minus_pt = (-torch.expm1(log_pt)).clamp_min(torch.finfo(log_pt.dtype).tiny)
-    loss = -one_minus_pt.pow(gamma) * log_pt
-    if alpha is None:
-        return _reduce(loss, reduction)
-    weight = alpha.to(loss.dtype)[target]
-    loss = loss * weight
-    if reduction == "mean":
-        return loss.sum() / weight.sum()
-    return _reduce(loss, reduction)
+def _ce(alpha, counts, opts, kwargs):
+    return nn.CrossEntropyLoss(weight=alpha, label_smoothing=opts["label_smoothing"], **kwargs)
 
 
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+def _focal(alpha, counts, opts, kwargs):
+    return FocalLoss(gamma=opts["gamma"], alpha=alpha, **kwargs)
 
 
-def _check_inputs(logits, target, gamma, alpha, reduction):
-    if logits.dim() < 2:
-        raise ValueError(
-            f"logits must have shape (N, C) or (N, C, d1, ...); got {tuple(logits.shape)}."
-        )
-    expected = (logits.shape[0], *logits.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(
-            f"target must have shape {expected} for logits of shape "
-            f"{tuple(logits.shape)}; got {tuple(target.shape)}."
-        )
-    if target.dtype.is_floating_point or target.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}.")
-    if not gamma >= 0:  # also rejects NaN
-        raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
-    if alpha is not None and tuple(alpha.shape) != (logits.shape[1],):
-        raise ValueError(
-            f"alpha must have one weight per class, shape ({logits.shape[1]},); "
-            f"got {tuple(alpha.shape)}."
-        )
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
+def _cb_focal(alpha, counts, opts, kwargs):
+    return CBFocalLoss(counts, beta=opts["beta"], gamma=opts["gamma"], alpha=alpha, **kwargs)
 
 
-class FocalLoss(nn.Module):
-    """Focal loss module; see :func:`focal_loss` for the formula.
-
-    Parameters
-    ----------
-    gamma : float, default=2.0
-        Focusing parameter, ``>= 0``. ``gamma=0`` is cross-entropy.
-    alpha : array-like of shape (n_classes,) or None, default=None
-        Per-class weights, stored as a buffer so it moves with ``.to(device)``.
-    reduction : {"mean", "sum", "none"}, default="mean"
-
-    Examples
-    --------
-    >>> import torch
-    >>> loss = FocalLoss(gamma=2.0, alpha=[0.25, 0.75])
-    >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
-    >>> target = torch.tensor([0, 1])
-    >>> value = loss(logits, target)
-    """
-
-    def __init__(self, gamma=2.0, alpha=None, reduction="mean"):
-        super().__init__()
-        if not gamma >= 0:  # also rejects NaN
-            raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
-        self.gamma = float(gamma)
-        self.reduction = reduction
-        if alpha is not None:
-            alpha = torch.as_tensor(alpha, dtype=torch.float32)
-        self.register_buffer("alpha", alpha)
-
-    def forward(self, logits, target):
-        return focal_loss(logits, target, self.gamma, self.alpha, self.reduction)
-
-    def extra_repr(self):
-        return f"gamma={self.gamma}, reduction={self.reduction!r}"
+def _ldam(alpha, counts, opts, kwargs):
+    return LDAMLoss(
+        counts,
+        max_margin=opts["max_margin"],
+        s=opts["ldam_s"],
+        alpha=alpha,
+        label_smoothing=opts["label_smoothing"],
+        **kwargs,
+    )
 
 
-def get_loss(loss, *, gamma=2.0, alpha=None, **kwargs):
+def _logit_adjusted(alpha, counts, opts, kwargs):
+    return LogitAdjustedLoss(
+        counts, tau=opts["tau"], alpha=alpha, label_smoothing=opts["label_smoothing"], **kwargs
+    )
+
+
+def _balanced_softmax(alpha, counts, opts, kwargs):
+    return BalancedSoftmaxLoss(
+        counts, alpha=alpha, label_smoothing=opts["label_smoothing"], **kwargs
+    )
+
+
+_BUILDERS = {
+    "ce": _ce,
+    "focal": _focal,
+    "cb_focal": _cb_focal,
+    "ldam": _ldam,
+    "logit_adjusted": _logit_adjusted,
+    "balanced_softmax": _balanced_softmax,
+}
+LOSSES = tuple(_BUILDERS)
+
+#: For the losses that need class counts: ``"raw"`` (the training part's counts,
+#: ``class_counts_``) or ``"resampled"`` (the counts the loss sees after the sampler).
+COUNTS_SEEN = {
+    "cb_focal": "raw",
+    "ldam": "raw",
+    "logit_adjusted": "resampled",
+    "balanced_softmax": "resampled",
+}
+
+# label smoothing is a property of a cross-entropy; the focal losses have none
+_SMOOTHABLE = ("ce", "ldam", "logit_adjusted", "balanced_softmax")
+
+
+def get_loss(
+    loss,
+    *,
+    gamma=2.0,
+    alpha=None,
+    class_counts=None,
+    beta=0.999,
+    tau=1.0,
+    max_margin=0.5,
+    ldam_s=30.0,
+    label_smoothing=0.0,
+    **kwargs,
+):
     """Build the loss module behind ``ImageImbalanceClassifier(loss=...)``.
 
     Parameters
     ----------
-    loss : {"ce", "focal"}, nn.Module subclass or nn.Module instance
+    loss : str, nn.Module subclass or nn.Module instance
         ``"ce"`` is ``nn.CrossEntropyLoss`` (weighted when ``alpha`` is given),
-        ``"focal"`` is :class:`FocalLoss`. A subclass is instantiated with
-        ``gamma`` and the weights (as ``alpha`` or ``weight``) where its
-        signature takes them; an instance is used as it is.
+        ``"focal"`` is :class:`~imbal_estimators.FocalLoss`, ``"cb_focal"``,
+        ``"ldam"``, ``"logit_adjusted"`` and ``"balanced_softmax"`` the losses of
+        :mod:`imbal_estimators.losses_balanced`. A subclass is instantiated with
+        ``gamma``, the weights (as ``alpha`` or ``weight``), ``class_counts`` and
+        ``label_smoothing`` where its signature takes them; an instance is used
+        as it is.
     gamma : float, default=2.0
+        Focusing parameter of ``"focal"`` and ``"cb_focal"``.
     alpha : Tensor of shape (n_classes,) or None, default=None
+        Class weights.
+    class_counts : array-like of shape (n_classes,) or None, default=None
+        Needed by ``"cb_focal"``, ``"ldam"``, ``"logit_adjusted"`` and
+        ``"balanced_softmax"``.
+    beta : float, default=0.999
+        Effective-number ``beta`` of ``"cb_focal"``.
+    tau : float, default=1.0
+        Adjustment strength of ``"logit_adjusted"``.
+    max_margin, ldam_s : float, default=0.5, 30.0
+        Largest margin and logit scale of ``"ldam"``.
+    label_smoothing : float, default=0.0
+        For the cross-entropy losses (``"ce"``, ``"ldam"``, ``"logit_adjusted"``,
+        ``"balanced_softmax"``).
     **kwargs
         Passed to the loss constructor (``criterion__*`` parameters).
 
@@ -150,32 +134,57 @@ def get_loss(loss, *, gamma=2.0, alpha=None, **kwargs):
     nn.Module
     """
     if isinstance(loss, str):
-        if loss == "ce":
-            return nn.CrossEntropyLoss(weight=alpha, **kwargs)
-        if loss == "focal":
-            return FocalLoss(gamma=gamma, alpha=alpha, **kwargs)
-        raise ValueError(f"Could not interpret loss={loss!r}; use one of {LOSSES} or an nn.Module.")
+        if loss not in _BUILDERS:
+            raise ValueError(
+                f"Could not interpret loss={loss!r}; use one of {LOSSES} or an nn.Module."
+            )
+        if label_smoothing and loss not in _SMOOTHABLE:
+            raise ValueError(
+                f"label_smoothing={label_smoothing!r} applies to the cross-entropy losses "
+                f"{_SMOOTHABLE}; loss={loss!r} has none. Use label_smoothing=0."
+            )
+        if loss in COUNTS_SEEN and class_counts is None:
+            raise ValueError(f"loss={loss!r} needs the class counts (class_counts=...).")
+        opts = dict(
+            gamma=gamma,
+            beta=beta,
+            tau=tau,
+            max_margin=max_margin,
+            ldam_s=ldam_s,
+            label_smoothing=label_smoothing,
+        )
+        return _BUILDERS[loss](alpha, class_counts, opts, kwargs)
     if isinstance(loss, nn.Module):
-        if alpha is not None or kwargs:
+        if alpha is not None or kwargs or label_smoothing:
             raise ValueError(
                 f"loss is an nn.Module instance ({type(loss).__name__}), which is used as "
-                "it is; alpha and criterion__* cannot be applied to it. Pass the class "
-                "instead, or alpha=None."
+                "it is; alpha, label_smoothing and criterion__* cannot be applied to it. "
+                "Pass the class instead, or alpha=None."
             )
         return loss
     if isinstance(loss, type) and issubclass(loss, nn.Module):
-        return loss(**_constructor_kwargs(loss, gamma, alpha), **kwargs)
+        built = _constructor_kwargs(loss, gamma, alpha, class_counts, label_smoothing)
+        return loss(**built, **kwargs)
     raise TypeError(
         f"Could not interpret loss={loss!r}; use one of {LOSSES}, an nn.Module subclass "
         "or an nn.Module instance."
     )
 
 
-def _constructor_kwargs(loss_class, gamma, alpha):
+def _constructor_kwargs(loss_class, gamma, alpha, class_counts, label_smoothing):
     params = inspect.signature(loss_class).parameters
     kwargs = {}
     if "gamma" in params:
         kwargs["gamma"] = gamma
+    if "class_counts" in params and class_counts is not None:
+        kwargs["class_counts"] = class_counts
+    if label_smoothing:
+        if "label_smoothing" not in params:
+            raise ValueError(
+                f"loss={loss_class.__name__} takes no 'label_smoothing' argument; use "
+                "label_smoothing=0 with it."
+            )
+        kwargs["label_smoothing"] = label_smoothing
     if alpha is not None:
         name = next((n for n in ("alpha", "weight") if n in params), None)
         if name is None:

@@ -4,6 +4,8 @@ A sampler sees a one-column array of row indices and the training labels, so
 any sampler that selects or duplicates rows works on image paths. Samplers that
 synthesize feature values (the SMOTE family) or choose rows by feature
 distances have no features to work with here and are refused with the reason.
+
+``sampler="balanced_batches"`` is the built-in :class:`BalancedBatchSampler`.
 """
 
 import copy
@@ -12,15 +14,74 @@ import numpy as np
 from imblearn import FunctionSampler
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
 
 SUPPORTED_SAMPLERS = "RandomOverSampler, RandomUnderSampler or FunctionSampler"
 
 
+class BalancedBatchSampler(BaseEstimator):
+    """Draw as many rows as there are, with replacement, every class equally likely.
+
+    Each draw picks a class uniformly, then one of its rows uniformly, so every
+    batch is class-balanced in expectation; one epoch has as many rows as the
+    training part (the majority is under-sampled and the minority repeated,
+    anew in every epoch). ``ImageImbalanceClassifier(sampler="balanced_batches")``
+    uses it.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        The estimator sets it per epoch from its own ``random_state``.
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        The drawn rows of the last ``fit_resample``.
+    """
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit_resample(self, X, y):
+        """Return ``X[rows], y[rows]`` for ``len(y)`` class-balanced draws with replacement."""
+        y = np.asarray(y)
+        rng = check_random_state(self.random_state)
+        _, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
+        probabilities = 1.0 / (len(counts) * counts[encoded])
+        rows = rng.choice(len(y), size=len(y), replace=True, p=probabilities / probabilities.sum())
+        self.sample_indices_ = rows
+        return X[rows], y[rows]
+
+    def expected_class_counts(self, class_counts):
+        """The mean counts of a draw: ``n / C`` for every class that has rows."""
+        class_counts = np.asarray(class_counts, dtype=np.float64)
+        present = class_counts > 0
+        return np.where(present, class_counts.sum() / max(present.sum(), 1), 0.0)
+
+
+SAMPLER_NAMES = {"balanced_batches": BalancedBatchSampler}
+
+
+def resolve_sampler(sampler):
+    """A sampler object for a name of :data:`SAMPLER_NAMES`; anything else unchanged."""
+    if isinstance(sampler, str):
+        if sampler not in SAMPLER_NAMES:
+            raise ValueError(
+                f"sampler={sampler!r} is not a known sampler name; use one of "
+                f"{sorted(SAMPLER_NAMES)}, an imbalanced-learn sampler or None."
+            )
+        return SAMPLER_NAMES[sampler]()
+    return sampler
+
+
 def check_sampler(sampler):
-    """Refuse samplers that need image features; return ``sampler`` unchanged."""
+    """Refuse samplers that need image features; return the sampler object (names resolved)."""
     if sampler is None:
         return None
+    sampler = resolve_sampler(sampler)
+    if isinstance(sampler, BalancedBatchSampler):
+        return sampler
     if not hasattr(sampler, "fit_resample"):
         raise TypeError(
             f"sampler must be None or an imbalanced-learn sampler (an object with "
@@ -57,7 +118,7 @@ def resample_indices(sampler, indices, labels, seed):
 
     Parameters
     ----------
-    sampler : imbalanced-learn sampler
+    sampler : imbalanced-learn sampler or a name of :data:`SAMPLER_NAMES`
         Cloned before use; its ``random_state`` (if any) is set to ``seed``.
     indices : ndarray of int
         The training rows.
@@ -73,6 +134,7 @@ def resample_indices(sampler, indices, labels, seed):
         Rows of ``indices`` (selected or repeated).
     fitted : the fitted sampler clone
     """
+    sampler = resolve_sampler(sampler)
     if hasattr(sampler, "get_params"):
         fitted = clone(sampler)
         # also nested ones, e.g. the samplers inside an imblearn Pipeline

@@ -1,0 +1,52 @@
+"""The quality and loss-speed benchmarks run end to end (quick settings; slow-marked)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = (
+    "ce",
+    "focal",
+    "cb_focal",
+    "ldam+drw",
+    "logit_adjusted",
+    "balanced_softmax",
+    "oversampling",
+    "balanced_batches",
+    "threshold auto",
+)
+
+
+def run(script, *args, cwd):
+    env = {**os.environ, "PYTHONPATH": ROOT}  # this checkout's package, not an installed one
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_quality_benchmark_quick(tmp_path):
+    result = run("benchmarks/quality.py", "--quick", "--out-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "quality.md").read_text()
+    for method in METHODS:
+        assert f"| {method} | " in markdown
+    assert "python benchmarks/quality.py --quick" in markdown
+    assert (tmp_path / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_loss_speed_benchmark(tmp_path):
+    result = run("benchmarks/loss_speed.py", "--rounds", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for shape in ("(65536, 2)", "(65536, 10)", "(8192, 1000)"):
+        assert shape in result.stdout
+    assert "worst focal / CE ratio" in result.stdout
