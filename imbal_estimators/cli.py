@@ -405,11 +405,19 @@ def _print_summary(result, out_dir, html_path):
 def cmd_demo(args):
     import torch
 
-    from .datasets import make_demo_image_folder
-
     # SmallCNN's layers are too small for two threads to pay off, and one thread is immune
     # to the slow-down of spinning threads on a busy machine (5x measured on 2 shared cores).
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _run_demo(args)
+    finally:  # main() may be called in a longer-lived process (tests, notebooks)
+        torch.set_num_threads(threads)
+
+
+def _run_demo(args):
+    from .datasets import make_demo_image_folder
+
     settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
     sizes = dict(n_majority=600, n_minority=120)
     if args.quick:

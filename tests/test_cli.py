@@ -237,3 +237,13 @@ def test_tune_runs_trials_in_a_persistent_study(binary_folder, tmp_path, capsys)
     assert "best f1:" in capsys.readouterr().out
     study = optuna.load_study(study_name="pets", storage=storage)
     assert len(study.trials) == 2
+
+
+def test_demo_restores_the_torch_thread_count(tmp_path, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(cli, "_run_demo", lambda args: seen.append(torch.get_num_threads()) or 0)
+    before = torch.get_num_threads()
+    assert main(["demo", "--quick", "--data", str(tmp_path / "d")]) == 0
+    assert seen == [1] and torch.get_num_threads() == before
