@@ -20,6 +20,7 @@ from .losses_balanced import (
     ldam_loss,
     logit_adjusted_loss,
 )
+from .persistence import load
 from .sampling import BalancedBatchSampler
 from .small_cnn import SmallCNN
 
@@ -39,6 +40,7 @@ __all__ = [
     "compute_alpha",
     "focal_loss",
     "ldam_loss",
+    "load",
     "load_image_folder",
     "logit_adjusted_loss",
     "make_demo_image_folder",

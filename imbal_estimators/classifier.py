@@ -8,6 +8,7 @@ resample, monitor and keep the best epoch.
 
 import copy
 import os
+import warnings
 from contextlib import contextmanager
 from inspect import signature
 from numbers import Integral, Real
@@ -41,6 +42,7 @@ from .backbones import (
 )
 from .cache import check_cache
 from .callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
+from .checkpoint import EpochCheckpoint, prepare_checkpoint
 from .corrections import check_corrections
 from .data import (
     ImageLoader,
@@ -48,7 +50,6 @@ from .data import (
     check_files_exist,
     check_paths,
     make_augmentation,
-    scan_images,
 )
 from .features import (
     FeatureDataset,
@@ -57,9 +58,11 @@ from .features import (
     weights_source,
 )
 from .losses import COUNTS_SEEN, LOSSES, get_loss
+from .memory import is_out_of_memory, release_memory, smaller_batch_size
 from .metrics import MONITOR_OPTIONS
 from .posthoc import decide, fit_decision
 from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
+from .preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
 from .sampling import SAMPLER_NAMES, check_sampler, epoch_seed, resample_indices
 from .split import split_rows
 from .tta import tta_views
@@ -207,6 +210,24 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``tta`` views, the first unaugmented, the others with the training
         augmentation seeded from ``random_state``, the view and the path (the
         same image always gets the same views). Needs ``augment``.
+    checkpoint_dir : str, path or None, default=None
+        Write a checkpoint there atomically after every epoch (model,
+        optimizer, scheduler, best-epoch and early-stopping states, history,
+        seeds). A ``fit`` with the same directory and a compatible
+        configuration resumes after the last completed epoch, up to
+        ``max_epochs`` in total; an incompatible checkpoint (other classes,
+        data, split or training parameters) is refused. See
+        ``docs/reliability.md``.
+    on_bad_image : {"raise", "warn", "skip"}, default="raise"
+        What ``fit`` does with files that cannot be decoded: list them all in
+        one :class:`~imbal_estimators.ImageFileError` before training, or drop
+        them from training with one warning (``"warn"``) or quietly
+        (``"skip"``; they are in ``skipped_images_`` either way).
+    auto_batch_size : bool, default=False
+        On an out-of-memory error in the first epoch, halve the batch size,
+        rebuild the network and start again (with a warning naming the size
+        that fits, kept in ``batch_size_``). Without it the error names the
+        batch size that failed and what to try.
     **kwargs
         Any other skorch parameter: ``module__*``, ``optimizer__*``,
         ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
@@ -246,6 +267,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     ece_before_, ece_after_ : float or None
         Expected calibration error (15 bins, top label) on the validation split
         before and after temperature scaling, with ``calibrate=True``.
+    batch_size_ : int
+        The training batch size used (smaller than ``batch_size`` after
+        ``auto_batch_size`` halved it).
+    skipped_images_ : list of dict
+        ``{"index", "path", "reason"}`` of each file ``on_bad_image`` dropped.
+    resumed_from_epoch_ : int
+        The epoch the fit resumed after (0 when it started afresh).
     history : skorch History
         Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
         ``train_class_counts`` (with a sampler), ``class_weights_on`` (with
@@ -310,6 +338,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
         "calibrate": ["boolean"],
         "tta": [None, Interval(Integral, 1, None, closed="left")],
+        "checkpoint_dir": [None, str, os.PathLike],
+        "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
+        "auto_batch_size": ["boolean"],
     }
 
     def __init__(
@@ -348,6 +379,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         posthoc_tau=None,
         calibrate=False,
         tta=None,
+        checkpoint_dir=None,
+        on_bad_image="raise",
+        auto_batch_size=False,
         **kwargs,
     ):
         super().__init__(
@@ -386,6 +420,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.posthoc_tau = posthoc_tau
         self.calibrate = calibrate
         self.tta = tta
+        self.checkpoint_dir = checkpoint_dir
+        self.on_bad_image = on_bad_image
+        self.auto_batch_size = auto_batch_size
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -504,10 +541,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             )
         if not reinitialize and self.__sklearn_is_fitted__():
             classes = self.classes_
-        paths, y_encoded, fitted = self._prepare_fit(X, y, classes)
+        rebuild = reinitialize or not self.initialized_
+        paths, y_encoded, fitted = self._prepare_fit(X, y, classes, resume=rebuild)
         # Snapshot so that a failure while building the network (e.g. weights that
         # cannot be downloaded) leaves the previous fit whole.
-        rebuild = reinitialize or not self.initialized_
         snapshot = dict(self.__dict__)
         history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
         for name, value in fitted.items():
@@ -524,7 +561,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.history_ = history
                 raise
             try:
-                super().partial_fit(paths, y_encoded)
+                self._train(paths, y_encoded, rebuild)
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
@@ -535,7 +572,34 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if torch.device(self.device).type == "cuda":
             torch.cuda.empty_cache()
 
-    def _prepare_fit(self, X, y, known_classes=None):
+    def _train(self, paths, y_encoded, rebuild):
+        """skorch's ``partial_fit``; with ``auto_batch_size``, again with half the
+        batch size after an out-of-memory error in the first epoch."""
+        first_batch_size = self.batch_size_
+        while True:
+            try:
+                super().partial_fit(paths, y_encoded)
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = self.batch_size_ if self.batch_size_ != -1 else len(self.train_indices_)
+                can_retry = rebuild and len(self.history) <= 1 and not self.resumed_from_epoch_
+                self.batch_size_ = smaller_batch_size(self, failed, exc, can_retry)
+            # outside the except block: the traceback no longer holds the batch's tensors
+            release_memory(self)
+            torch.manual_seed(self.torch_seed_)
+            self.initialize()
+        if self.batch_size_ != first_batch_size:
+            warnings.warn(
+                f"batch_size={first_batch_size} ran out of accelerator memory; trained with "
+                f"batch_size={self.batch_size_}, which fits (auto_batch_size=True). Pass "
+                f"batch_size={self.batch_size_} to skip the search next time.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _prepare_fit(self, X, y, known_classes=None, resume=True):
         """Every check and data-dependent value, before any network is built.
 
         Returns the paths, the encoded labels and the new fitted attributes;
@@ -560,9 +624,15 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                     f"The 'weights' file {os.fspath(self.weights)!r} does not exist."
                 )
 
-        torch_seed, split_seed, sampling_seed = check_random_state(self.random_state).randint(
-            _SEED_RANGE, size=3
-        )
+        plan = None
+        if self.checkpoint_dir is not None:
+            plan = prepare_checkpoint(
+                self.checkpoint_dir, self, paths, y_encoded, classes, resume=resume
+            )
+        # A resumed fit takes its seeds from the checkpoint, also when random_state=None.
+        torch_seed, split_seed, sampling_seed = (plan and plan.seeds) or check_random_state(
+            self.random_state
+        ).randint(_SEED_RANGE, size=3)
         train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
         for name in ("calibrate", "threshold"):
             if getattr(self, name) in (True, "auto") and len(valid_rows) == 0:
@@ -571,7 +641,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                     f"internal validation split, but train_split={self.train_split!r} "
                     f"leaves none; got {name}={getattr(self, name)!r}."
                 )
-        scan_images(paths, ImageLoader(self.image_size, self.cache))
+        train_rows, valid_rows, skipped = preflight_scan(
+            paths,
+            y_encoded,
+            classes,
+            train_rows,
+            valid_rows,
+            ImageLoader(self.image_size, self.cache),
+            self.on_bad_image,
+            verbose=self.verbose,
+        )
+        if plan is not None:
+            plan.check_split(train_rows, valid_rows)
 
         class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
         counts_seen_by_loss, sampler = class_counts, None
@@ -605,6 +686,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "train_indices_": train_rows,
             "valid_indices_": valid_rows,
             "torch_seed_": int(torch_seed),
+            "split_seed_": int(split_seed),
             "sampling_seed_": int(sampling_seed),
             "loss_class_counts_": counts_seen_by_loss,
             "class_weights_on_": self.drw_epoch is None,
@@ -612,6 +694,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "temperature_": None,
             "ece_before_": None,
             "ece_after_": None,
+            "batch_size_": self.batch_size,
+            "skipped_images_": skipped,
+            "resumed_from_epoch_": 0,
+            "_checkpoint_plan_": plan,
         }
         return paths, y_encoded, fitted
 
@@ -706,6 +792,23 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ignored = ["train_class_counts", "class_weights_on"]
         callbacks.append(("print_log", PrintLog(keys_ignored=ignored)))
         return callbacks
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        if self.checkpoint_dir is not None:  # last: it saves what the others recorded
+            self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        # Shuffling, augmentation and dropout draw from a stream seeded per epoch,
+        # so a fit resumed from a checkpoint replays the epochs it missed exactly.
+        torch.manual_seed(epoch_seed(self.torch_seed_, len(self.history)))
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        if epochs is None and self.__dict__.get("resumed_from_epoch_"):
+            epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def initialize_module(self):
         kwargs = self.get_params_for("module")
@@ -923,15 +1026,17 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def get_iterator(self, dataset, training=False):
         defaults = loader_defaults(self.device, holds_images=isinstance(dataset, ImagePathDataset))
+        # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
+        batch_size = self.__dict__.get("batch_size_", self.batch_size)
         if not training:
             kwargs = {**defaults, **self.get_params_for("iterator_valid")}
-            kwargs.setdefault("batch_size", self.batch_size)
+            kwargs.setdefault("batch_size", batch_size)
             if kwargs["batch_size"] == -1:
                 kwargs["batch_size"] = len(dataset)
             return self.iterator_valid(dataset, **kwargs)
         kwargs = {**defaults, **self.get_params_for("iterator_train")}
         kwargs.setdefault("shuffle", True)
-        batch_size = kwargs.setdefault("batch_size", self.batch_size)
+        batch_size = kwargs.setdefault("batch_size", batch_size)
         if batch_size == -1:
             kwargs["batch_size"] = batch_size = len(dataset)
         # A last batch of one image breaks BatchNorm on small feature maps.
@@ -1005,6 +1110,27 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices
         return self.classes_[indices]
+
+    def save(self, path):
+        """Save the fitted estimator as safetensors weights and JSON, without pickle.
+
+        Writes the directory ``path`` with ``model.safetensors`` (the network's
+        weights) and ``config.json`` (parameters, ``classes_``, class weights
+        and counts, preprocessing, history). Load it with
+        :func:`imbal_estimators.load`, which executes no pickled code.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory, created if needed.
+
+        Returns
+        -------
+        path : str
+        """
+        from .persistence import save
+
+        return save(self, path)
 
     def __setstate__(self, state):
         # skorch maps the tensors to state["device"], which must be a real device;

@@ -6,6 +6,7 @@ cache), the dataset serves ``(3, image_size, image_size)`` uint8 tensors with
 optional augmentation, and the model normalizes them on its device.
 """
 
+import errno
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -162,10 +163,14 @@ def file_problem(path):
     try:
         status = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
         return "file not found"
     except PermissionError:
         return "permission denied"
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link points back to itself)"
         return f"cannot read the file's status ({exc})"
     if stat.S_ISDIR(status.st_mode):
         return "is a directory, not an image file"
@@ -235,18 +240,30 @@ def scan_images(paths, loader, name="X", n_threads=None):
         Listing each bad file as ``X[index] 'path': reason``.
     """
 
+    problems = find_bad_images(paths, loader, n_threads)
+    if problems:
+        raise ImageFileError(format_bad_files(problems, paths, name))
+
+
+def find_bad_images(paths, loader, n_threads=None):
+    """Decode every image once through ``loader`` (filling its cache).
+
+    Returns
+    -------
+    problems : list of (index, reason)
+        The files that could not be decoded, in index order.
+    """
+
     def check(index):
         try:
             loader(paths[index])
-        except Exception as exc:  # noqa: BLE001 - every failure is reported below
+        except Exception as exc:  # noqa: BLE001 - every failure is reported
             return index, describe_image_error(paths[index], exc)
         return None
 
     n_threads = n_threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        problems = [p for p in pool.map(check, range(len(paths))) if p is not None]
-    if problems:
-        raise ImageFileError(format_bad_files(problems, paths, name))
+        return [p for p in pool.map(check, range(len(paths))) if p is not None]
 
 
 def check_files_exist(paths, name="X"):
@@ -258,11 +275,14 @@ def check_files_exist(paths, name="X"):
         raise ImageFileError(format_bad_files(problems, paths, name, action="predicting"))
 
 
-def format_bad_files(problems, paths, name="X", action="training"):
-    lines = [
-        f"{len(problems)} of {len(paths)} image file(s) in {name} cannot be used; fix or "
-        f"remove them before {action}:"
-    ]
+def format_bad_files(problems, paths, name="X", action="training", header=None):
+    """One message listing ``problems`` (index, reason) as ``X[index] 'path': reason``."""
+    if header is None:
+        header = (
+            f"{len(problems)} of {len(paths)} image file(s) in {name} cannot be used; fix or "
+            f"remove them before {action}:"
+        )
+    lines = [header]
     for index, reason in problems[:MAX_LISTED_BAD_FILES]:
         lines.append(f"  {name}[{index}] {paths[index]!r}: {reason}")
     if len(problems) > MAX_LISTED_BAD_FILES:

@@ -71,43 +71,41 @@ class _FocalFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, target, gamma, row_weight, reduction):
+        # Few kernels on purpose: every (M,) operation is one more parallel region,
+        # which costs most on a busy machine.
         log_probs = torch.log_softmax(logits, dim=1)
         log_pt = log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
         # 1 - p_t from log p_t without cancellation; the clamp keeps q ** (gamma - 1)
         # finite for gamma < 1 where p_t rounds to 1.
-        q = (-torch.expm1(log_pt)).clamp_min_(torch.finfo(log_pt.dtype).tiny)
-        q_gamma = q.pow(gamma)
-        loss = q_gamma * log_pt
-        loss.neg_()
+        q = torch.expm1(log_pt).neg_().clamp_min_(torch.finfo(log_pt.dtype).tiny)
+        weight = q.pow(gamma)  # w q^g
         if row_weight is not None:
-            loss.mul_(row_weight)
+            weight.mul_(row_weight)
         scale = 1.0
-        if reduction == "mean":
-            denominator = row_weight.sum() if row_weight is not None else loss.new_tensor(len(loss))
-            scale = 1.0 / denominator
-            out = loss.sum() * scale
-        elif reduction == "sum":
-            out = loss.sum()
+        if reduction == "none":
+            out = (weight * log_pt).neg_()
         else:
-            out = loss
-        ctx.save_for_backward(log_probs, target, log_pt, q, q_gamma, row_weight)
-        ctx.gamma, ctx.scale = gamma, scale
+            out = -torch.dot(weight, log_pt)
+            if reduction == "mean":
+                denominator = row_weight.sum() if row_weight is not None else len(log_pt)
+                scale = 1.0 / denominator
+                out = out * scale
+        if ctx.needs_input_grad[0]:
+            # minus d loss / d log p_t = w q^g (1 - g p_t l / q)
+            p_t = torch.exp(log_pt)
+            ratio = log_pt.div_(q)
+            neg_slope = torch.addcmul(ratio.new_ones(()), p_t, ratio, value=-gamma).mul_(weight)
+            ctx.save_for_backward(log_probs, target, neg_slope)
+            ctx.scale = scale
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        log_probs, target, log_pt, q, q_gamma, row_weight = ctx.saved_tensors
-        gamma = ctx.gamma
-        # d loss / d log p_t, times the incoming gradient and the reduction's scale
-        slope = torch.exp(log_pt).mul_(log_pt).div_(q).mul_(-gamma).add_(1.0).mul_(q_gamma)
-        slope.neg_()
-        if row_weight is not None:
-            slope.mul_(row_weight)
-        slope.mul_(grad_out * ctx.scale)
-        slope = slope.unsqueeze(1)
-        grad = torch.exp(log_probs).mul_(slope.neg())
-        grad.scatter_add_(1, target.unsqueeze(1), slope)
+        log_probs, target, neg_slope = ctx.saved_tensors
+        neg_g = neg_slope * (grad_out * ctx.scale)  # minus d out / d log p_t
+        grad = torch.exp(log_probs).mul_(neg_g.unsqueeze(1))
+        grad.scatter_add_(1, target.unsqueeze(1), neg_g.neg().unsqueeze(1))
         return grad, None, None, None, None
 
 

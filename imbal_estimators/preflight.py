@@ -1,0 +1,102 @@
+"""The pre-flight scan of ``fit``: decode every image once, then apply ``on_bad_image``.
+
+Every image is decoded before any network is built (through the estimator's
+:class:`~imbal_estimators.data.ImageLoader`, so the decode also fills the
+cache and training does not pay for it twice). Bad files are then
+
+* ``"raise"``: listed in one :class:`~imbal_estimators.data.ImageFileError`;
+* ``"warn"``: dropped from training, with one warning listing them and the
+  class counts that remain;
+* ``"skip"``: dropped quietly (a one-line note when ``verbose``).
+
+Either way a class left without training images is an error that names it.
+"""
+
+import warnings
+
+import numpy as np
+
+from .data import ImageFileError, find_bad_images, format_bad_files
+
+ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
+
+
+def preflight_scan(
+    paths, y_encoded, classes, train_rows, valid_rows, loader, on_bad_image, verbose=0
+):
+    """Decode all images; return the rows that remain and the skipped files.
+
+    Parameters
+    ----------
+    paths : ndarray of str
+    y_encoded : ndarray of int
+    classes : ndarray
+        The labels, for messages.
+    train_rows, valid_rows : ndarray of int
+        The internal split.
+    loader : ImageLoader
+    on_bad_image : {"raise", "warn", "skip"}
+    verbose : int, default=0
+
+    Returns
+    -------
+    train_rows, valid_rows : ndarray of int
+        Without the bad files.
+    skipped : list of dict
+        ``{"index", "path", "reason"}`` per bad file, in index order.
+
+    Raises
+    ------
+    ImageFileError
+        With ``on_bad_image="raise"``, listing every bad file.
+    ValueError
+        When a class has no usable training image left.
+    """
+    problems = find_bad_images(paths, loader)
+    if not problems:
+        return train_rows, valid_rows, []
+    if on_bad_image == "raise":
+        raise ImageFileError(
+            format_bad_files(problems, paths)
+            + '\n(on_bad_image="skip" or "warn" trains on the other images instead.)'
+        )
+    bad = np.array([index for index, _ in problems], dtype=np.int64)
+    train_rows = np.setdiff1d(train_rows, bad)
+    valid_rows = np.setdiff1d(valid_rows, bad)
+    counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
+    empty = [classes[c] for c in np.flatnonzero(counts == 0)]
+    if empty:
+        raise ValueError(
+            format_bad_files(problems, paths)
+            + f"\nWithout them class(es) {[_plain(c) for c in empty]} have no training "
+            f'image left (on_bad_image="{on_bad_image}"); a classifier needs images of '
+            "every class in y."
+        )
+    remaining = ", ".join(
+        f"{_plain(label)!r}: {count}" for label, count in zip(classes, counts, strict=True)
+    )
+    header = (
+        f"Skipping {len(problems)} of {len(paths)} image file(s) in X that cannot be used "
+        f"(on_bad_image={on_bad_image!r}):"
+    )
+    if on_bad_image == "warn":
+        warnings.warn(
+            format_bad_files(problems, paths, header=header)
+            + f"\nTraining images per class that remain: {{{remaining}}}.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif verbose:
+        print(
+            f"Skipped {len(problems)} unusable image file(s) (see skipped_images_); "
+            f"training images per class: {{{remaining}}}."
+        )
+    skipped = [
+        {"index": int(index), "path": str(paths[index]), "reason": reason}
+        for index, reason in problems
+    ]
+    return train_rows, valid_rows, skipped
+
+
+def _plain(label):
+    return label.item() if isinstance(label, np.generic) else label
