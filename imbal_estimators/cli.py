@@ -463,7 +463,7 @@ def cmd_fit(args):
     clf.fit(paths, labels)
     clf.save(args.out)
     print(
-        f"Saved the model (classes {list(clf.classes_)}, epoch {clf.best_epoch_} kept) to "
+        f"Saved the model (classes {clf.classes_.tolist()}, epoch {clf.best_epoch_} kept) to "
         f"{args.out}",
         file=sys.stderr,
     )

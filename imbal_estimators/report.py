@@ -433,7 +433,7 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
             (f"Data: `{data_dir}`, " if data_dir else "")
             + f"{len(labels)} images; "
             + ", ".join(f"class `{c}`: {n}" for c, n in zip(present, counts, strict=True))
-            + f". Model classes: {list(classes)}; decisions: argmax."
+            + f". Model classes: {np.asarray(classes).tolist()}; decisions: argmax."
         ),
         Paragraph(_averaging(classes, pos_label)),
         Table([METRIC_NAMES[m] for m in METRICS], [[f"{scores[m]:.3f}" for m in METRICS]]),
