@@ -23,6 +23,7 @@ from .losses_balanced import (
 from .persistence import load
 from .sampling import BalancedBatchSampler
 from .search import ImbalanceSearchCV
+from .small_cnn import SmallCNN
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,5 @@ __all__ = [
     "load_image_folder",
     "logit_adjusted_loss",
     "make_demo_image_folder",
+    "SmallCNN",
 ]

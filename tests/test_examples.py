@@ -1,4 +1,4 @@
-"""The README's first command and the benchmark run end to end (in quick mode)."""
+"""The examples and the benchmark run end to end (in quick mode)."""
 
 import os
 import subprocess
@@ -16,6 +16,8 @@ def run(script, *args, cwd):
         capture_output=True,
         text=True,
         timeout=300,
+        # this checkout's package; one thread: tiny networks, and immune to a busy machine
+        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
     )
 
 
@@ -27,6 +29,44 @@ def test_quickstart_runs(tmp_path):
         assert name in result.stdout
     assert "Best by mean F1" in result.stdout
     assert (tmp_path / "demo_data" / "1").is_dir()
+
+
+def test_grid_search_example_runs(tmp_path):
+    result = run("examples/grid_search.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line[:5].strip() in ("0.0", "2.0")]
+    assert len(rows) == 4  # gamma {0, 2} x alpha {None, balanced}
+    assert "best: {" in result.stdout
+
+
+def test_threshold_tuning_example_runs(tmp_path):
+    result = run("examples/threshold_tuning.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "threshold 0.5" in result.stdout and "tuned threshold" in result.stdout
+    threshold = float(result.stdout.split("tuned threshold on P(class 1):")[1])
+    assert 0.0 <= threshold <= 1.0
+
+
+def test_compare_losses_example_runs(tmp_path):
+    result = run("examples/compare_losses.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert " 6. " in result.stdout  # 3 configurations x {argmax, tuned threshold}
+    assert (tmp_path / "compare_losses_out" / "report.html").is_file()
+
+
+def test_optuna_example_runs(tmp_path):
+    pytest.importorskip("optuna_integration")
+    result = run("examples/optuna_search.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 trials" in result.stdout and "best F1" in result.stdout
+
+
+def test_forum_scenario_example_runs(tmp_path):
+    result = run("examples/forum_scenario.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "130 images, class 0: 100, class 1: 30" in result.stdout
+    for name in ("snippet focal, alpha=0.75 (to class 0!)", "fix: focal, alpha=0.75 to class 1"):
+        assert name in result.stdout
 
 
 @pytest.mark.slow

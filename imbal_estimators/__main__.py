@@ -1,0 +1,8 @@
+"""``python -m imbal_estimators``: the ``imbal-estimators`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,607 @@
+"""The ``imbal-estimators`` command (also ``python -m imbal_estimators``).
+
+Thin: it parses arguments, loads folders and calls :mod:`~imbal_estimators.compare`,
+:mod:`~imbal_estimators.report`, the estimator and its persistence. Errors the
+user can fix are printed as one line that says what to do, with exit status 1
+(2 for a wrong command line); ``--traceback`` shows the full traceback instead.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+EXIT_DATA_ERROR = 1
+EXIT_USAGE = 2
+PROG = "imbal-estimators"
+
+# The demo: small enough to finish in about 2-3 minutes on 2 CPU cores, and still learn
+# (SmallCNN from scratch reaches F1 ~0.9 on the digits in 5 epochs; a torchvision backbone
+# from scratch learns nothing in the epochs that budget allows).
+DEMO_SETTINGS = dict(
+    backbone="small_cnn",
+    weights=None,
+    image_size=32,
+    max_epochs=5,
+    lr=3e-3,
+    batch_size=16,
+)
+DEMO_CV = 3
+SMALL_CNN = "small_cnn"
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exits with status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_USAGE)
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_model_options(parser):
+    group = parser.add_argument_group("model and training (default: the estimator's)")
+    group.add_argument(
+        "--backbone",
+        help="torchvision model name, or small_cnn (imbal_estimators.SmallCNN, for quick runs "
+        "from scratch) (default: resnet34)",
+    )
+    group.add_argument(
+        "--weights",
+        help="none (random init), DEFAULT (ImageNet, downloaded once), a torchvision weights "
+        "name, or the path of a state-dict file (default: DEFAULT)",
+    )
+    group.add_argument("--image-size", type=_positive_int, help="image side in px (default: 224)")
+    group.add_argument("--max-epochs", type=_positive_int, help="epochs per fit (default: 10)")
+    group.add_argument("--lr", type=_positive_float, help="learning rate (default: 1e-4)")
+    group.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32)")
+    group.add_argument(
+        "--monitor",
+        choices=[
+            "balanced_accuracy",
+            "f1",
+            "f1_macro",
+            "average_precision",
+            "roc_auc",
+            "mcc",
+            "valid_loss",
+        ],
+        help="validation metric that picks the epoch kept (default: balanced_accuracy)",
+    )
+    group.add_argument(
+        "--freeze-backbone",
+        action="store_true",
+        help="train only the new head, on cached backbone features (fast; for pretrained weights)",
+    )
+    group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+
+
+def _add_loss_options(parser):
+    group = parser.add_argument_group("imbalance handling")
+    group.add_argument("--loss", choices=["ce", "focal"], default="ce", help="(default: ce)")
+    group.add_argument("--gamma", type=float, default=2.0, help="focal gamma (default: 2)")
+    group.add_argument(
+        "--alpha",
+        help="class weights: none, balanced, inverse, geometric, effective, sqrt, or a float in "
+        "(0, 1), the weight of the positive class (default: none)",
+    )
+    group.add_argument(
+        "--sampler",
+        choices=["none", "over", "under"],
+        default="none",
+        help="random over- or under-sampling of the training images (default: none)",
+    )
+
+
+def build_parser():
+    parser = _Parser(
+        prog=PROG,
+        description="Imbalanced image classification: compare losses, class weights, "
+        "resampling and decision thresholds on your image folder, then fit and predict.",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback on errors"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo",
+        help="build the embedded demo folder and run compare on it (a few minutes on a CPU)",
+        description="Write the embedded imbalanced demo folder (600 vs 120 handwritten digits "
+        "that ship with scikit-learn) and run compare on it with small, fast settings "
+        f"({DEMO_CV}-fold CV, imbal_estimators.SmallCNN from scratch, "
+        f"{DEMO_SETTINGS['image_size']} px, {DEMO_SETTINGS['max_epochs']} epochs).",
+    )
+    demo.add_argument("--data", default="demo_data", help="where to write the demo folder")
+    demo.add_argument("--out", default="demo_report", help="where to write the report")
+    demo.add_argument(
+        "--quick", action="store_true", help="a smoke run in seconds (tiny data, 1 epoch)"
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="cross-validate the loss x alpha x sampler x threshold grid; write a report",
+        description="Stratified k-fold cross-validation of CE, weighted CE, focal loss "
+        "(gamma 1, 2 x alpha none, balanced, effective) and random over-sampling, each also "
+        "with a tuned decision threshold (binary). Writes results.csv, fold_scores.csv, "
+        "report.md and report.html to --out.",
+    )
+    compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
+    compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
+    compare.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
+    compare.add_argument(
+        "--scoring",
+        choices=["f1", "balanced_accuracy", "average_precision"],
+        default="f1",
+        help="ranks the configurations; multi-class F1 is macro F1 (default: f1)",
+    )
+    compare.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
+    _add_model_options(compare)
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit one model on a folder and save it",
+        description="Fit ImageImbalanceClassifier on an ImageFolder and save it to MODEL_DIR.",
+    )
+    fit.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
+    fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
+    _add_loss_options(fit)
+    _add_model_options(fit)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict images with a saved model",
+        description="Predict image files, or every image under directories, with the model "
+        "saved in MODEL_DIR. Writes CSV: path, label, one probability column per class.",
+    )
+    predict.add_argument("model_dir", metavar="MODEL_DIR")
+    predict.add_argument("inputs", metavar="PATHS_OR_DIR", nargs="+")
+    predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
+
+    tune = commands.add_parser(
+        "tune",
+        help="Optuna search over loss, gamma, alpha and sampler",
+        description="Search the imbalance parameters with ImbalanceSearchCV (Optuna); a "
+        "--storage URL and --study name make the study persistent and shareable by workers.",
+    )
+    tune.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
+    tune.add_argument("--trials", type=_positive_int, required=True, help="number of trials")
+    tune.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
+    tune.add_argument(
+        "--scoring",
+        choices=["f1", "balanced_accuracy", "average_precision"],
+        default="f1",
+        help="(default: f1)",
+    )
+    tune.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
+    tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
+    tune.add_argument("--study", help="study name (to resume or share a study)")
+    tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
+    _add_model_options(tune)
+
+    report = commands.add_parser(
+        "report",
+        help="evaluate a saved model on a labelled folder; write a report",
+        description="Predict a labelled ImageFolder with the model in MODEL_DIR and write "
+        "report.md and report.html (scores, confusion matrix, curves, per-class figures).",
+    )
+    report.add_argument("model_dir", metavar="MODEL_DIR")
+    report.add_argument("data_dir", metavar="DATA_DIR")
+    report.add_argument("--out", required=True, metavar="OUT_DIR")
+    return parser
+
+
+def _weights(text):
+    if text is None:
+        return None, False
+    if text.lower() == "none":
+        return None, True
+    looks_like_path = os.sep in text or text.endswith((".pth", ".pt", ".safetensors"))
+    if looks_like_path and not os.path.isfile(text):
+        raise CLIError(f"--weights file {text!r} does not exist; give none, DEFAULT or a file.")
+    return text, True
+
+
+def estimator_params(args, **base):
+    """The ImageImbalanceClassifier parameters given on the command line, over ``base``."""
+    params = dict(base)
+    for name in ("backbone", "image_size", "max_epochs", "lr", "batch_size", "monitor", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    params["random_state"] = args.random_state
+    params = resolve_backbone(params)
+    weights, given = _weights(args.weights)
+    if given:
+        params["weights"] = weights
+    if args.freeze_backbone:
+        params["freeze_backbone"] = True
+    return params
+
+
+def resolve_backbone(params):
+    """``backbone="small_cnn"`` means ``module=SmallCNN``; any other name is torchvision's."""
+    if params.get("backbone") == SMALL_CNN:
+        from .small_cnn import SmallCNN
+
+        params = {k: v for k, v in params.items() if k != "backbone"}
+        params["module"] = SmallCNN
+    return params
+
+
+def _loss_params(args):
+    from .compare import SAMPLERS
+
+    alpha = args.alpha
+    if alpha is not None:
+        if alpha.lower() == "none":
+            alpha = None
+        else:
+            try:
+                alpha = float(alpha)
+            except ValueError:
+                pass
+    sampler = None if args.sampler == "none" else SAMPLERS[args.sampler]()
+    return {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def load_folder(data_dir):
+    """Paths and labels of an ImageFolder, or a one-line error that says what to do."""
+    from .data import load_image_folder
+
+    if not os.path.exists(data_dir):
+        raise CLIError(
+            f"{data_dir!r} does not exist; give an image folder with one sub-folder per class."
+        )
+    if not os.path.isdir(data_dir):
+        raise CLIError(
+            f"{data_dir!r} is not a directory; give an image folder with one sub-folder per class."
+        )
+    try:
+        paths, labels = load_image_folder(data_dir)
+    except FileNotFoundError as exc:
+        raise CLIError(
+            f"{data_dir!r} is not an image folder ({exc}); put the images of each "
+            "class in their own sub-folder."
+        ) from None
+    if len(np.unique(labels)) < 2:
+        raise CLIError(f"{data_dir!r} has a single class folder; a classifier needs at least two.")
+    return paths, labels
+
+
+def image_files(inputs):
+    """The image files named by ``inputs``: files as given, directories searched recursively."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(item)
+                for name in names
+                if name.lower().endswith(IMG_EXTENSIONS)
+            )
+            if not found:
+                raise CLIError(f"{item!r} holds no image files ({', '.join(IMG_EXTENSIONS)}).")
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise CLIError(f"{item!r} does not exist; give image files or directories of images.")
+    return files
+
+
+def _load_model(model_dir):
+    import imbal_estimators
+
+    if not os.path.isdir(model_dir):
+        raise CLIError(
+            f"model directory {model_dir!r} does not exist; create one with "
+            f"'{PROG} fit DATA_DIR --out MODEL_DIR'."
+        )
+    load = getattr(imbal_estimators, "load", None)
+    if load is None:
+        raise CLIError("this version of imbal_estimators cannot load saved models yet.")
+    return load(model_dir)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None):
+    from .compare import check_folds, compare
+    from .report import comparison_blocks, write_report
+
+    paths, labels = load_folder(data_dir)
+    check_folds(labels, cv)
+    if pos_label is not None:
+        pos_label = _match_label(pos_label, labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    print(
+        f"{data_dir}: {len(paths)} images, "
+        + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
+        flush=True,
+    )
+    result = compare(
+        paths,
+        labels,
+        cv=cv,
+        scoring=scoring,
+        pos_label=pos_label,
+        estimator_params=params,
+        random_state=params.get("random_state", 0),
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    result.write_results_csv(os.path.join(out_dir, "results.csv"))
+    result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
+    blocks = comparison_blocks(result, data_dir)
+    md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
+    _print_summary(result, out_dir, html_path)
+    return result
+
+
+def _match_label(text, labels):
+    for label in np.unique(labels):
+        if str(label) == text:
+            return label
+    raise CLIError(
+        f"--pos-label {text!r} is not a class; classes: {[str(c) for c in np.unique(labels)]}."
+    )
+
+
+def _print_summary(result, out_dir, html_path):
+    from .report import recommendation
+
+    metric = result.scoring
+    print(f"\n{'rank':>4}  {'configuration':45s} {metric + ' (mean ± sd)':>22s}")
+    for rank, row in enumerate(result.rows[:5], start=1):
+        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}")
+    if len(result.rows) > 5:
+        print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
+    print()
+    for text in recommendation(result):
+        print(text.replace("**", ""))
+    print(f"\nReport: {html_path}")
+
+
+def cmd_demo(args):
+    import torch
+
+    # SmallCNN's layers are too small for two threads to pay off, and one thread is immune
+    # to the slow-down of spinning threads on a busy machine (5x measured on 2 shared cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_demo(args)
+    finally:  # main() may be called in a longer-lived process (tests, notebooks)
+        torch.set_num_threads(threads)
+
+
+def _run_demo(args):
+    from .datasets import make_demo_image_folder
+
+    settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
+    sizes = dict(n_majority=600, n_minority=120)
+    if args.quick:
+        settings.update(max_epochs=1, image_size=16)
+        sizes = dict(n_majority=60, n_minority=15)
+    try:
+        data = make_demo_image_folder(args.data, **sizes)
+    except ValueError as exc:
+        raise CLIError(f"{exc} (or pass --data NEW_DIR)") from None
+    run_compare(
+        data,
+        args.out,
+        cv=DEMO_CV,
+        scoring="f1",
+        params=settings,
+        title="imbal-estimators demo: 600 vs 120 handwritten digits"
+        if not args.quick
+        else "imbal-estimators demo (quick)",
+    )
+    return 0
+
+
+def cmd_compare(args):
+    params = estimator_params(args, verbose=0)
+    run_compare(
+        args.data_dir,
+        args.out,
+        cv=args.cv,
+        scoring=args.scoring,
+        params=params,
+        pos_label=args.pos_label,
+    )
+    return 0
+
+
+def cmd_fit(args):
+    from .classifier import ImageImbalanceClassifier
+
+    paths, labels = load_folder(args.data_dir)
+    clf = ImageImbalanceClassifier(**estimator_params(args), **_loss_params(args))
+    if not hasattr(clf, "save"):
+        raise CLIError("this version of imbal_estimators cannot save models yet.")
+    clf.fit(paths, labels)
+    clf.save(args.out)
+    print(
+        f"Saved the model (classes {clf.classes_.tolist()}, epoch {clf.best_epoch_} kept) to "
+        f"{args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_predict(args):
+    clf = _load_model(args.model_dir)
+    files = image_files(args.inputs)
+    proba = predict_proba_with_progress(clf, files)
+    labels = clf.classes_[proba.argmax(axis=1)]
+    header = ["path", "label", *[f"proba_{c}" for c in clf.classes_]]
+    rows = [
+        [path, label, *[f"{p:.6f}" for p in row]]
+        for path, label, row in zip(files, labels, proba, strict=True)
+    ]
+    if args.output:
+        with open(args.output, "w", newline="") as file:
+            _write_csv(file, header, rows)
+        print(f"Wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        _write_csv(sys.stdout, header, rows)
+    return 0
+
+
+def predict_proba_with_progress(clf, files, chunk=256):
+    """``clf.predict_proba(files)`` in chunks, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    files = list(files)
+    proba = [
+        clf.predict_proba(files[start : start + chunk])
+        for start in tqdm(range(0, len(files), chunk), desc="predict", unit="chunk")
+    ]
+    return np.concatenate(proba)
+
+
+def _write_csv(file, header, rows):
+    writer = csv.writer(file)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def cmd_report(args):
+    from .report import model_blocks, write_report
+
+    clf = _load_model(args.model_dir)
+    paths, labels = load_folder(args.data_dir)
+    unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
+    if unknown:
+        raise CLIError(
+            f"{args.data_dir!r} has class folder(s) {unknown} that the model does not "
+            f"know; its classes are {clf.classes_.tolist()}."
+        )
+    proba = predict_proba_with_progress(clf, paths)
+    blocks = model_blocks(clf, paths, labels, args.data_dir, proba=proba)
+    _, html_path = write_report(blocks, args.out, f"report: {args.model_dir} on {args.data_dir}")
+    print(f"Report: {html_path}", file=sys.stderr)
+    return 0
+
+
+def cmd_tune(args):
+    import imbal_estimators
+
+    search_cls = getattr(imbal_estimators, "ImbalanceSearchCV", None)
+    if search_cls is None:
+        raise CLIError("this version of imbal_estimators has no ImbalanceSearchCV yet.")
+    from .classifier import ImageImbalanceClassifier
+    from .compare import check_folds
+    from .evaluation import PredictionScorer, default_pos_label
+
+    paths, labels = load_folder(args.data_dir)
+    check_folds(labels, args.cv)
+    pos_label = default_pos_label(labels)
+    if args.pos_label is not None:
+        pos_label = _match_label(args.pos_label, labels)
+    search = search_cls(
+        ImageImbalanceClassifier(**estimator_params(args, verbose=0)),
+        n_trials=args.trials,
+        cv=args.cv,
+        scoring=PredictionScorer(args.scoring, pos_label),
+        storage=args.storage,
+        study_name=args.study,
+        random_state=args.random_state,
+    )
+    search.fit(paths, labels)
+    print(f"best {args.scoring}: {search.best_score_:.4f} with {search.best_params_}")
+    if args.out:
+        search.best_estimator_.save(args.out)
+        print(f"Saved the refitted best model to {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "compare": cmd_compare,
+    "fit": cmd_fit,
+    "predict": cmd_predict,
+    "tune": cmd_tune,
+    "report": cmd_report,
+}
+
+
+def _one_line(exc):
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join(lines[:2])
+    if len(lines) > 2:
+        text += f" (and {len(lines) - 2} more)"
+    return text
+
+
+def main(argv=None):
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    # figures are only written to files: no GUI backend, even where a display exists
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.traceback:
+            raise
+        from .data import ImageFileError
+
+        if isinstance(exc, CLIError | ImageFileError | OSError | ValueError | TypeError):
+            print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        else:
+            print(
+                f"{PROG} {args.command}: unexpected error: {type(exc).__name__}: "
+                f"{_one_line(exc)} (rerun with --traceback to see where)",
+                file=sys.stderr,
+            )
+        return EXIT_DATA_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
