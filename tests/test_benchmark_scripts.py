@@ -1,4 +1,4 @@
-"""The quality and loss-speed benchmarks run end to end (quick settings; slow-marked)."""
+"""The benchmarks run end to end (quick settings; slow-marked, not in the default run)."""
 
 import os
 import subprocess
@@ -50,3 +50,18 @@ def test_loss_speed_benchmark(tmp_path):
     for shape in ("(65536, 2)", "(65536, 10)", "(8192, 1000)"):
         assert shape in result.stdout
     assert "worst focal / CE ratio" in result.stdout
+
+
+@pytest.mark.slow
+def test_grid_search_benchmark_quick(tmp_path):
+    result = run("benchmarks/grid_search.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "freeze_backbone=True, cache='memory'" in result.stdout
+    assert "speed-up" in result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_cpu(tmp_path):
+    result = run("benchmarks/gpu_check.py", "--device", "cpu", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 of 3 checks passed" in result.stdout
