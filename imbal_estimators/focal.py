@@ -109,7 +109,9 @@ class _FocalFunction(torch.autograd.Function):
         return grad, None, None, None, None
 
 
-def _check_inputs(logits, target, gamma, alpha, reduction):
+def check_target(logits, target):
+    """Raise unless ``logits`` is ``(N, C, ...)`` and ``target`` holds integer classes of
+    the matching shape; return ``target`` as int64."""
     if logits.dim() < 2:
         raise ValueError(
             f"logits must have shape (N, C) or (N, C, d1, ...); got {tuple(logits.shape)}."
@@ -122,6 +124,11 @@ def _check_inputs(logits, target, gamma, alpha, reduction):
         )
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}.")
+    return target.long()
+
+
+def _check_inputs(logits, target, gamma, alpha, reduction):
+    check_target(logits, target)
     if not gamma >= 0:  # also rejects NaN
         raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
     if alpha is not None and tuple(alpha.shape) != (logits.shape[1],):

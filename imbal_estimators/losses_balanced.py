@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .focal import focal_loss
+from .focal import check_target, focal_loss
 
 
 def _counts(class_counts, logits):
@@ -165,7 +165,7 @@ def ldam_loss(
     Tensor
     """
     margins = ldam_margins(_counts(class_counts, logits), max_margin)
-    target = _check_target(logits, target)
+    target = check_target(logits, target)
     z = logits.to(_compute_dtype(logits))
     margin_of_target = margins.to(device=z.device, dtype=z.dtype)[target]
     shifted = z.scatter_add(1, target.unsqueeze(1), -margin_of_target.unsqueeze(1))
@@ -231,28 +231,12 @@ def balanced_softmax_loss(
 
 
 def _offset_cross_entropy(logits, target, offsets, alpha, reduction, label_smoothing):
-    target = _check_target(logits, target)
+    target = check_target(logits, target)
     z = logits.to(_compute_dtype(logits)) + _per_class(offsets, logits)
     weight = _weight(alpha, logits)
     return F.cross_entropy(
         z, target, weight=weight, reduction=reduction, label_smoothing=label_smoothing
     )
-
-
-def _check_target(logits, target):
-    if logits.dim() < 2:
-        raise ValueError(
-            f"logits must have shape (N, C) or (N, C, d1, ...); got {tuple(logits.shape)}."
-        )
-    expected = (logits.shape[0], *logits.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(
-            f"target must have shape {expected} for logits of shape "
-            f"{tuple(logits.shape)}; got {tuple(target.shape)}."
-        )
-    if target.dtype.is_floating_point or target.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}.")
-    return target.long()
 
 
 class _CountLoss(nn.Module):
