@@ -67,6 +67,20 @@ def _positive_float(text):
     return value
 
 
+def _add_cv_options(parser, scoring_help):
+    """``--cv``, ``--scoring`` and ``--pos-label``, shared by ``compare`` and ``tune``."""
+    parser.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
+    parser.add_argument(
+        "--scoring",
+        choices=["f1", "balanced_accuracy", "average_precision"],
+        default="f1",
+        help=f"{scoring_help} (default: f1)",
+    )
+    parser.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
+
+
 def _add_model_options(parser):
     group = parser.add_argument_group("model and training (default: the estimator's)")
     group.add_argument(
@@ -158,16 +172,7 @@ def build_parser():
     )
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
-    compare.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
-    compare.add_argument(
-        "--scoring",
-        choices=["f1", "balanced_accuracy", "average_precision"],
-        default="f1",
-        help="ranks the configurations; multi-class F1 is macro F1 (default: f1)",
-    )
-    compare.add_argument(
-        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
-    )
+    _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
     _add_model_options(compare)
 
     fit = commands.add_parser(
@@ -198,16 +203,7 @@ def build_parser():
     )
     tune.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     tune.add_argument("--trials", type=_positive_int, required=True, help="number of trials")
-    tune.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
-    tune.add_argument(
-        "--scoring",
-        choices=["f1", "balanced_accuracy", "average_precision"],
-        default="f1",
-        help="(default: f1)",
-    )
-    tune.add_argument(
-        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
-    )
+    _add_cv_options(tune, "the score the search maximizes")
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study", help="study name (to resume or share a study)")
     tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
