@@ -993,7 +993,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         )
 
     def _predict_batch_size(self):
-        size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        default = self.__dict__.get("batch_size_", self.batch_size)  # what get_iterator uses
+        size = self.get_params_for("iterator_valid").get("batch_size", default)
         return max(size, 1) if size != -1 else 256
 
     def _autocast(self):
