@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from imbal_estimators import ImageImbalanceClassifier, load_image_folder, make_demo_image_folder
-from imbal_estimators.backbones import IMAGENET_MEAN, IMAGENET_STD
+from imbal_estimators.models.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 
 def plain_loop_epochs(root, backbone, image_size, batch_size, epochs, seed):

@@ -25,7 +25,7 @@ import torchvision
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from imbal_estimators import ImageImbalanceClassifier, load_image_folder, make_demo_image_folder
-from imbal_estimators.cache import clear_memory_caches
+from imbal_estimators.data.cache import clear_memory_caches
 
 GRID = {"gamma": [1.0, 2.0], "alpha": [None, "balanced", "effective", "sqrt"]}
 

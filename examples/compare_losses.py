@@ -14,8 +14,8 @@ import argparse
 import os
 
 from imbal_estimators import SmallCNN, load_image_folder, make_demo_image_folder
-from imbal_estimators.compare import DEFAULT_GRID, compare
-from imbal_estimators.report import comparison_blocks, recommendation, write_report
+from imbal_estimators.app.compare import DEFAULT_GRID, compare
+from imbal_estimators.app.report import comparison_blocks, recommendation, write_report
 
 
 def main():

@@ -5,12 +5,14 @@ resampling (imbalanced-learn samplers) are estimator parameters, so
 ``GridSearchCV``, ``cross_val_score`` and Optuna can tune them.
 """
 
-from .alpha import compute_alpha
-from .classifier import ImageImbalanceClassifier
-from .data import ImageFileError, load_image_folder
-from .datasets import make_demo_image_folder
-from .losses import FocalLoss, focal_loss
-from .losses_balanced import (
+from .data.demo import make_demo_image_folder
+from .data.images import ImageFileError, load_image_folder
+from .estimator.classifier import ImageImbalanceClassifier
+from .estimator.persistence import load
+from .imbalance.class_weights import compute_alpha
+from .imbalance.samplers import BalancedBatchSampler
+from .io import legacy as _legacy
+from .losses.balanced import (
     BalancedSoftmaxLoss,
     CBFocalLoss,
     LDAMLoss,
@@ -20,12 +22,13 @@ from .losses_balanced import (
     ldam_loss,
     logit_adjusted_loss,
 )
-from .persistence import load
-from .sampling import BalancedBatchSampler
-from .search import ImbalanceSearchCV
-from .small_cnn import SmallCNN
+from .losses.registry import FocalLoss, focal_loss
+from .models.small_cnn import SmallCNN
+from .search.cv import ImbalanceSearchCV
 
-__version__ = "0.1.0"
+_legacy.install()  # 0.1 module paths, for old pickles and saved models
+
+__version__ = "0.2.0"
 
 __all__ = [
     "BalancedBatchSampler",

@@ -7,7 +7,7 @@ import torchvision
 from conftest import FAST
 
 from imbal_estimators import ImageImbalanceClassifier
-from imbal_estimators.backbones import (
+from imbal_estimators.models.backbones import (
     IMAGENET_MEAN,
     ImageModel,
     build_backbone,

@@ -30,7 +30,7 @@ from PIL import Image
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-import imbal_estimators.data as data_module
+import imbal_estimators.data.images as data_module
 from imbal_estimators import ImageFileError, ImageImbalanceClassifier, load_image_folder
 
 

@@ -13,8 +13,8 @@ import torch
 from conftest import tiny_classifier as make
 from skorch.callbacks import EarlyStopping, LRScheduler
 
-import imbal_estimators.atomic as atomic_module
-from imbal_estimators.checkpoint import (
+import imbal_estimators.io.atomic as atomic_module
+from imbal_estimators.training.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
     CheckpointMismatchError,

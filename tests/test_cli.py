@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import TinyCNN, make_folder, write_images
 
-import imbal_estimators.cli as cli
-import imbal_estimators.compare as compare_module
-from imbal_estimators.cli import main
+import imbal_estimators.app.cli as cli
+import imbal_estimators.app.compare as compare_module
+from imbal_estimators.app.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_ARGS = ["--image-size", "16", "--max-epochs", "1", "--weights", "none", "--batch-size", "16"]

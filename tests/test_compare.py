@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-import imbal_estimators.compare as compare_module
+import imbal_estimators.app.compare as compare_module
 from imbal_estimators import ImageImbalanceClassifier
-from imbal_estimators.compare import DEFAULT_GRID, Configuration, compare
+from imbal_estimators.app.compare import DEFAULT_GRID, Configuration, compare
 
 SMALL_GRID = (
     Configuration("ce"),

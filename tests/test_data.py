@@ -1,4 +1,4 @@
-"""Tests of imbal_estimators.data: decoding, path checks, bad-file reports, cache, dataset.
+"""Tests of imbal_estimators.data.images: decoding, path checks, bad-file reports, cache, dataset.
 
 Every image is tiny and written by the test itself into ``tmp_path``.
 """
@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-import imbal_estimators.data as data_module
-from imbal_estimators.data import (
+import imbal_estimators.data.images as data_module
+from imbal_estimators.data.images import (
     MAX_LISTED_BAD_FILES,
     ImageFileError,
     ImageLoader,

@@ -12,8 +12,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import TunedThresholdClassifierCV
 
 from imbal_estimators import load_image_folder
-from imbal_estimators.posthoc import decide, expected_calibration_error
-from imbal_estimators.sampling import BalancedBatchSampler
+from imbal_estimators.decision.posthoc import decide, expected_calibration_error
+from imbal_estimators.imbalance.samplers import BalancedBatchSampler
 
 MISSING = [f"/nonexistent/img_{i}.png" for i in range(6)]
 

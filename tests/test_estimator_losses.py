@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
-from imbal_estimators.losses_balanced import (
+from imbal_estimators.losses.balanced import (
     BalancedSoftmaxLoss,
     CBFocalLoss,
     LDAMLoss,

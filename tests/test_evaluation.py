@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from imbal_estimators.evaluation import (
+from imbal_estimators.decision.evaluation import (
     default_pos_label,
     paired_difference,
     predict_with_threshold,
@@ -108,7 +108,7 @@ def test_default_positive_label_is_the_rarer_class():
 
 
 def test_prediction_scorer_uses_the_given_positive_class():
-    from imbal_estimators.evaluation import PredictionScorer
+    from imbal_estimators.decision.evaluation import PredictionScorer
 
     class Fixed:
         classes_ = np.array(["cat", "dog"])

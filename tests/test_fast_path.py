@@ -10,10 +10,10 @@ import torch
 from conftest import FAST, TinyCNN, tiny_classifier
 
 from imbal_estimators import ImageImbalanceClassifier
-from imbal_estimators.backbones import FrozenBackboneModel
-from imbal_estimators.cache import clear_memory_caches, get_feature_cache
-from imbal_estimators.features import weights_fingerprint
-from imbal_estimators.precision import autocast_dtype, loader_defaults
+from imbal_estimators.models.backbones import FrozenBackboneModel
+from imbal_estimators.data.cache import clear_memory_caches, get_feature_cache
+from imbal_estimators.models.features import weights_fingerprint
+from imbal_estimators.training.precision import autocast_dtype, loader_defaults
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_weights_files_key_the_features(binary_data, tmp_path, count_body_calls)
 def test_weights_file_keys_features_without_hashing(binary_data, tmp_path, monkeypatch):
     import torchvision
 
-    import imbal_estimators.features as features
+    import imbal_estimators.models.features as features
 
     X, y = binary_data
     path = tmp_path / "weights.pth"
@@ -177,9 +177,9 @@ def test_directory_cache_is_shared_between_processes(binary_data, tmp_path):
 import sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from conftest import tiny_classifier
-from imbal_estimators.backbones import FrozenBackboneModel
-from imbal_estimators.data import ImageLoader
-import imbal_estimators.data as data
+from imbal_estimators.models.backbones import FrozenBackboneModel
+from imbal_estimators.data.images import ImageLoader
+import imbal_estimators.data.images as data
 calls = []
 original = FrozenBackboneModel.features
 FrozenBackboneModel.features = lambda self, x: calls.append(len(x)) or original(self, x)

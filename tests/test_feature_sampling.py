@@ -7,7 +7,7 @@ from imblearn.combine import SMOTETomek
 from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE
 from imblearn.under_sampling import TomekLinks
 
-from imbal_estimators.sampling import needs_features
+from imbal_estimators.imbalance.samplers import needs_features
 
 
 @pytest.mark.parametrize(

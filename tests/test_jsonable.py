@@ -12,7 +12,7 @@ from skorch.dataset import ValidSplit
 from torch.utils.data import TensorDataset
 
 from imbal_estimators import FocalLoss
-from imbal_estimators.jsonable import (
+from imbal_estimators.io.jsonable import (
     UnserializableParameterError,
     UntrustedReferenceError,
     describe,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imbal_estimators.losses import FocalLoss, focal_loss, get_loss
+from imbal_estimators.losses.registry import FocalLoss, focal_loss, get_loss
 
 REDUCTIONS = ("mean", "sum", "none")
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imbal_estimators.losses import COUNTS_SEEN, LOSSES, get_loss
-from imbal_estimators.losses_balanced import (
+from imbal_estimators.losses.registry import COUNTS_SEEN, LOSSES, get_loss
+from imbal_estimators.losses.balanced import (
     BalancedSoftmaxLoss,
     CBFocalLoss,
     LDAMLoss,

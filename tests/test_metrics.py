@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imbal_estimators.metrics import MONITOR_METRICS, score_probabilities
+from imbal_estimators.decision.metrics import MONITOR_METRICS, score_probabilities
 
 
 @pytest.mark.parametrize("name", sorted(MONITOR_METRICS))

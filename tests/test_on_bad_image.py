@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import tiny_classifier as make
 
-import imbal_estimators.data as data_module
+import imbal_estimators.data.images as data_module
 from imbal_estimators import ImageFileError
 
 
@@ -106,7 +106,7 @@ def test_a_class_left_without_images_is_an_error(binary_data, tmp_path, mode):
 
 def test_the_scan_decodes_each_file_once(binary_data, monkeypatch):
     """The scan fills the cache that training reads: one decode per file in a fit."""
-    from imbal_estimators.cache import get_cache
+    from imbal_estimators.data.cache import get_cache
 
     X, y = binary_data
     get_cache("memory").clear()

@@ -18,7 +18,7 @@ from skorch.callbacks import EarlyStopping
 
 import imbal_estimators
 from imbal_estimators import FocalLoss, ImageImbalanceClassifier, load
-from imbal_estimators.jsonable import UnserializableParameterError
+from imbal_estimators.io.jsonable import UnserializableParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,9 +40,9 @@ def test_saved_files_are_safetensors_and_json_only(fitted, tmp_path):
     assert sorted(os.listdir(tmp_path / "model")) == ["config.json", "model.safetensors"]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["format_version"] == 1
-    assert config["estimator"] == "imbal_estimators.classifier:ImageImbalanceClassifier"
+    assert config["estimator"] == "imbal_estimators.estimator.classifier:ImageImbalanceClassifier"
     assert config["classes"] == {"values": ["cat", "dog"], "dtype": "<U3"}
-    assert config["params"]["loss"] == {"__import__": "imbal_estimators.focal:FocalLoss"}
+    assert config["params"]["loss"] == {"__import__": "imbal_estimators.losses.focal:FocalLoss"}
     assert config["params"]["sampler"]["__object__"].endswith(":RandomOverSampler")
     assert config["params"]["sampler"]["params"]["sampling_strategy"] == 0.5
     assert config["preprocessing"]["image_size"] == 16
@@ -181,7 +181,7 @@ def keep_all(X, y):
 def test_a_file_naming_a_function_is_refused_unless_trusted(binary_data, tmp_path):
     from imblearn import FunctionSampler
 
-    from imbal_estimators.jsonable import UntrustedReferenceError
+    from imbal_estimators.io.jsonable import UntrustedReferenceError
 
     X, y = binary_data
     clf = make(max_epochs=1, sampler=FunctionSampler(func=keep_all)).fit(X, y)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn import metrics
 
-from imbal_estimators.posthoc import (
+from imbal_estimators.decision.posthoc import (
     decide,
     expected_calibration_error,
     fit_decision,

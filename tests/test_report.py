@@ -13,8 +13,8 @@ import pytest
 from conftest import TINY
 from PIL import Image
 
-from imbal_estimators.compare import Comparison, Configuration, RowResult, compare
-from imbal_estimators.report import comparison_blocks, recommendation, write_report
+from imbal_estimators.app.compare import Comparison, Configuration, RowResult, compare
+from imbal_estimators.app.report import comparison_blocks, recommendation, write_report
 
 CHROMIUM = "/usr/bin/chromium"
 GRID = (

@@ -24,8 +24,8 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from imbal_estimators import ImbalanceSearchCV
-from imbal_estimators.search_space import DEFAULT_SEARCH_SPACE
-from imbal_estimators.studies import (
+from imbal_estimators.search.space import DEFAULT_SEARCH_SPACE
+from imbal_estimators.search.studies import (
     RETRY_ATTR,
     WORKER_ATTR,
     SkipTrial,

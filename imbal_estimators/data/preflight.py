@@ -1,10 +1,10 @@
 """The pre-flight scan of ``fit``: decode every image once, then apply ``on_bad_image``.
 
 Every image is decoded before any network is built (through the estimator's
-:class:`~imbal_estimators.data.ImageLoader`, so the decode also fills the
+:class:`~imbal_estimators.data.images.ImageLoader`, so the decode also fills the
 cache and training does not pay for it twice). Bad files are then
 
-* ``"raise"``: listed in one :class:`~imbal_estimators.data.ImageFileError`;
+* ``"raise"``: listed in one :class:`~imbal_estimators.data.images.ImageFileError`;
 * ``"warn"``: dropped from training, with one warning listing them and the
   class counts that remain;
 * ``"skip"``: dropped quietly (a one-line note when ``verbose``).
@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .data import ImageFileError, find_bad_images, format_bad_files
+from .images import ImageFileError, find_bad_images, format_bad_files
 
 ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
 

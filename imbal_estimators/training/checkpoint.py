@@ -28,9 +28,9 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
+from ..io.jsonable import describe, plain_json
 from .callbacks import KeepBestModel
-from .jsonable import describe, plain_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.cache import get_feature_cache, image_key
+from ..data.images import ImageFileError, describe_image_error
 from .backbones import is_weights_file, resolve_weights
-from .cache import get_feature_cache, image_key
-from .data import ImageFileError, describe_image_error
 
 
 def weights_fingerprint(module):
@@ -136,7 +136,7 @@ def _read(loader, paths, index):
 class FeatureDataset(Dataset):
     """Rows ``features[indices]`` with their integer targets.
 
-    The feature counterpart of :class:`~imbal_estimators.data.ImagePathDataset`,
+    The feature counterpart of :class:`~imbal_estimators.data.images.ImagePathDataset`,
     with the same ``targets`` and ``indices`` attributes, so the per-epoch
     resampler works on it unchanged.
     """

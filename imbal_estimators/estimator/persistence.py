@@ -4,7 +4,7 @@
 
 * ``model.safetensors``: the network's state dict (raw tensors and a JSON header);
 * ``config.json``: the format version, the estimator class, its parameters
-  (see :mod:`imbal_estimators.jsonable` for classes and objects), ``classes_``
+  (see :mod:`imbal_estimators.io.jsonable` for classes and objects), ``classes_``
   with their dtype, the class weights and counts, the preprocessing, the best
   epoch and the history.
 
@@ -26,9 +26,9 @@ from safetensors.torch import save as safetensors_bytes
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
+from ..io.jsonable import from_json, import_path, plain_json, resolve_import_path, to_json
 from .classifier import ImageImbalanceClassifier
-from .jsonable import from_json, import_path, plain_json, resolve_import_path, to_json
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"

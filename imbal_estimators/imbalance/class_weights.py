@@ -61,7 +61,7 @@ def compute_alpha(y, strategy, *, beta=0.999):
         Class labels, of any hashable type.
     strategy : {"inverse", "balanced", "geometric", "effective", "sqrt"}, float, \
             sequence or dict
-        A named strategy (formulas in ``help(imbal_estimators.alpha)`` and the
+        A named strategy (formulas in ``help(imbal_estimators.imbalance.class_weights)`` and the
         README; only the ratios between weights matter to a mean-reduced loss), a float in
         (0, 1) for binary problems (weight of the positive class ``classes[1]``,
         ``1 - alpha`` for ``classes[0]``), a sequence with one weight per class

@@ -2,7 +2,7 @@
 
 This module wires the pieces together (labels -> split -> pre-flight scan ->
 sampler -> alpha -> skorch) and runs no training loop of its own: skorch's
-``fit_loop`` trains, and the callbacks in :mod:`imbal_estimators.callbacks`
+``fit_loop`` trains, and the callbacks in :mod:`imbal_estimators.training.callbacks`
 resample, monitor and keep the best epoch.
 """
 
@@ -30,8 +30,31 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressB
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
-from .alpha import ALPHA_STRATEGIES, check_alpha, resolve_alpha
-from .backbones import (
+from ..data.cache import check_cache
+from ..data.images import (
+    ImageLoader,
+    ImagePathDataset,
+    check_files_exist,
+    check_paths,
+    make_augmentation,
+)
+from ..data.labels import check_labels
+from ..data.preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
+from ..data.tta import tta_views
+from ..decision.metrics import MONITOR_OPTIONS
+from ..decision.posthoc import decide, fit_decision
+from ..imbalance.class_weights import ALPHA_STRATEGIES, check_alpha, resolve_alpha
+from ..imbalance.corrections import check_corrections
+from ..imbalance.samplers import (
+    SAMPLER_NAMES,
+    check_sampler,
+    epoch_seed,
+    needs_features,
+    resample_features,
+    resample_indices,
+)
+from ..losses.registry import COUNTS_SEEN, LOSSES, get_loss
+from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FrozenBackboneModel,
@@ -40,40 +63,18 @@ from .backbones import (
     check_backbone_name,
     is_weights_file,
 )
-from .cache import check_cache
-from .callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
-from .checkpoint import EpochCheckpoint, prepare_checkpoint
-from .corrections import check_corrections
-from .data import (
-    ImageLoader,
-    ImagePathDataset,
-    check_files_exist,
-    check_paths,
-    make_augmentation,
-)
-from .features import (
+from ..models.features import (
     FeatureDataset,
     compute_features,
     remember_weights_source,
     weights_source,
 )
-from .losses import COUNTS_SEEN, LOSSES, get_loss
-from .memory import is_out_of_memory, release_memory, smaller_batch_size
-from .metrics import MONITOR_OPTIONS
-from .posthoc import decide, fit_decision
-from .precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
-from .preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
-from .sampling import (
-    SAMPLER_NAMES,
-    check_sampler,
-    epoch_seed,
-    needs_features,
-    resample_features,
-    resample_indices,
-)
-from .split import split_rows
-from .tta import tta_views
-from .validation import check_labels, resolve_device, resolve_device_name
+from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
+from ..training.checkpoint import EpochCheckpoint, prepare_checkpoint
+from ..training.device import resolve_device, resolve_device_name
+from ..training.memory import is_out_of_memory, release_memory, smaller_batch_size
+from ..training.precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
+from ..training.split import split_rows
 
 _SEED_RANGE = 2**31 - 1
 
@@ -98,10 +99,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         is :class:`~imbal_estimators.FocalLoss`; ``"cb_focal"`` (focal with
         effective-number weights, uses ``beta``), ``"ldam"`` (``max_margin``,
         ``ldam_s``), ``"logit_adjusted"`` (``tau``) and ``"balanced_softmax"``
-        are in :mod:`imbal_estimators.losses_balanced`, with formulas and
+        are in :mod:`imbal_estimators.losses.balanced`, with formulas and
         references. LDAM and class-balanced focal get the raw counts of the
         training part, the logit-adjusted losses the counts the loss sees
-        after the sampler (see :mod:`imbal_estimators.losses`). A subclass is
+        after the sampler (see :mod:`imbal_estimators.losses.registry`). A subclass is
         built with ``gamma``, the class weights (``alpha`` or ``weight``),
         ``class_counts`` and ``label_smoothing`` where its signature takes
         them, plus ``criterion__*`` parameters.
@@ -125,7 +126,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ADASYN, distance-based under-samplers) run on the backbone's features
         with ``freeze_backbone=True`` (embedding space) and are refused
         otherwise. ``"balanced_batches"`` is the built-in
-        :class:`~imbal_estimators.sampling.BalancedBatchSampler`: every epoch
+        :class:`~imbal_estimators.imbalance.samplers.BalancedBatchSampler`: every epoch
         draws as many rows as the training part has, with replacement, each
         class equally likely (``alpha`` then sees uniform counts).
     backbone : str, default="resnet34"

@@ -22,9 +22,8 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
-from .classifier import ImageImbalanceClassifier
-from .data import ImageLoader, scan_images
-from .evaluation import (
+from ..data.images import ImageLoader, scan_images
+from ..decision.evaluation import (
     BASELINE,
     METRICS,
     TUNED_SUFFIX,
@@ -33,6 +32,7 @@ from .evaluation import (
     score_predictions,
     tune_threshold,
 )
+from ..estimator.classifier import ImageImbalanceClassifier
 
 SCORING_OPTIONS = ("f1", "balanced_accuracy", "average_precision")
 SAMPLERS = {"over": RandomOverSampler, "under": RandomUnderSampler}

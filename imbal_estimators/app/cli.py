@@ -1,7 +1,7 @@
 """The ``imbal-estimators`` command (also ``python -m imbal_estimators``).
 
-Thin: it parses arguments, loads folders and calls :mod:`~imbal_estimators.compare`,
-:mod:`~imbal_estimators.report`, the estimator and its persistence. Errors the
+Thin: it parses arguments, loads folders and calls :mod:`~imbal_estimators.app.compare`,
+:mod:`~imbal_estimators.app.report`, the estimator and its persistence. Errors the
 user can fix are printed as one line that says what to do, with exit status 1
 (2 for a wrong command line); ``--traceback`` shows the full traceback instead.
 """
@@ -252,7 +252,7 @@ def estimator_params(args, **base):
 def resolve_backbone(params):
     """``backbone="small_cnn"`` means ``module=SmallCNN``; any other name is torchvision's."""
     if params.get("backbone") == SMALL_CNN:
-        from .small_cnn import SmallCNN
+        from ..models.small_cnn import SmallCNN
 
         params = {k: v for k, v in params.items() if k != "backbone"}
         params["module"] = SmallCNN
@@ -280,7 +280,7 @@ def _loss_params(args):
 
 def load_folder(data_dir):
     """Paths and labels of an ImageFolder, or a one-line error that says what to do."""
-    from .data import load_image_folder
+    from ..data.images import load_image_folder
 
     if not os.path.exists(data_dir):
         raise CLIError(
@@ -412,7 +412,7 @@ def cmd_demo(args):
 
 
 def _run_demo(args):
-    from .datasets import make_demo_image_folder
+    from ..data.demo import make_demo_image_folder
 
     settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
     sizes = dict(n_majority=600, n_minority=120)
@@ -450,7 +450,7 @@ def cmd_compare(args):
 
 
 def cmd_fit(args):
-    from .classifier import ImageImbalanceClassifier
+    from ..estimator.classifier import ImageImbalanceClassifier
 
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **_loss_params(args))
@@ -527,9 +527,9 @@ def cmd_tune(args):
     search_cls = getattr(imbal_estimators, "ImbalanceSearchCV", None)
     if search_cls is None:
         raise CLIError("this version of imbal_estimators has no ImbalanceSearchCV yet.")
-    from .classifier import ImageImbalanceClassifier
+    from ..decision.evaluation import PredictionScorer, default_pos_label
+    from ..estimator.classifier import ImageImbalanceClassifier
     from .compare import check_folds
-    from .evaluation import PredictionScorer, default_pos_label
 
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
@@ -586,7 +586,7 @@ def main(argv=None):
     except Exception as exc:
         if args.traceback:
             raise
-        from .data import ImageFileError
+        from ..data.images import ImageFileError
 
         if isinstance(exc, CLIError | ImageFileError | OSError | ValueError | TypeError):
             print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -6,19 +6,16 @@
 * :class:`KeepBestModel` keeps the weights of the best epoch and restores them
   when training ends (like skorch's ``Checkpoint`` + ``LoadInitState``, in memory).
 * :class:`DeferredReweighting` switches the class weights on at epoch ``drw_epoch``.
-* :class:`TrialPruning` reports each epoch's validation score to an Optuna trial
-  and stops a trial its pruner finds hopeless.
 """
 
 import math
 
 import numpy as np
-import optuna
 import torch
 from skorch.callbacks import Callback
 
-from .metrics import score_probabilities
-from .sampling import epoch_seed, needs_features, resample_features, resample_indices
+from ..decision.metrics import score_probabilities
+from ..imbalance.samplers import epoch_seed, needs_features, resample_features, resample_indices
 
 
 class EpochResampler(Callback):
@@ -64,7 +61,7 @@ class ValidationScore(Callback):
     Parameters
     ----------
     name : str
-        A key of :data:`imbal_estimators.metrics.MONITOR_METRICS`; recorded in
+        A key of :data:`imbal_estimators.decision.metrics.MONITOR_METRICS`; recorded in
         the history as ``valid_<name>``.
     """
 
@@ -168,41 +165,3 @@ class DeferredReweighting(Callback):
             net.class_weights_on_ = on
             net.rebuild_criterion()
         net.history.record("class_weights_on", on)
-
-
-class TrialPruning(Callback):
-    """Report the monitored validation score to an Optuna trial after every epoch.
-
-    Raises ``optuna.TrialPruned`` when the trial's pruner says the trial is
-    hopeless. Used by :class:`~imbal_estimators.ImbalanceSearchCV`, which adds
-    one to each fold's estimator.
-
-    Parameters
-    ----------
-    trial : optuna.Trial
-    monitor : str
-        History key, e.g. ``"valid_balanced_accuracy"``; epochs without it (no
-        validation split) report nothing.
-    lower_is_better : bool, default=False
-        Report ``-score`` (a study maximizes).
-    step_offset : int, default=0
-        Added to the epoch index (0-based), so that each fold reports its own
-        steps: ``fold * max_epochs + epoch``.
-    """
-
-    def __init__(self, trial, monitor, lower_is_better=False, step_offset=0):
-        self.trial = trial
-        self.monitor = monitor
-        self.lower_is_better = lower_is_better
-        self.step_offset = step_offset
-
-    def on_epoch_end(self, net, **kwargs):
-        score = net.history[-1].get(self.monitor)
-        if score is None:
-            return
-        step = self.step_offset + len(net.history) - 1
-        self.trial.report(-float(score) if self.lower_is_better else float(score), step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"{self.monitor}={float(score):.4g} at epoch {len(net.history)} (step {step})"
-            )

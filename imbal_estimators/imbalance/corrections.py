@@ -97,7 +97,7 @@ def _warn_double(name, loss, alpha, sampler, posthoc_tau):
     for reason in reasons:
         warnings.warn(
             f"{name}: {reason}; the rare classes are corrected twice and will be "
-            "over-predicted. See imbal_estimators.corrections.",
+            "over-predicted. See imbal_estimators.imbalance.corrections.",
             UserWarning,
             stacklevel=4,
         )

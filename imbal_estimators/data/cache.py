@@ -8,7 +8,7 @@ Two kinds of entries, each under keys that cannot go stale:
   ``rsync -t`` do: the change time cannot be set) or another resolution never
   hits a stale entry;
 * backbone features: the image key plus a fingerprint of the backbone's
-  weights (:func:`imbal_estimators.features.weights_fingerprint`), so other
+  weights (:func:`imbal_estimators.models.features.weights_fingerprint`), so other
   weights never hit either.
 
 The estimator's ``cache`` parameter picks the store: ``"memory"`` (an LRU in

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
+from ..decision.evaluation import (
+    BASELINE,
+    METRICS,
+    TUNED_SUFFIX,
+    paired_difference,
+    score_predictions,
+)
 from . import plots
-from .evaluation import BASELINE, METRICS, TUNED_SUFFIX, paired_difference, score_predictions
 
 METRIC_NAMES = {
     "f1": "F1",
@@ -398,7 +404,7 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
 
     ``proba`` (``clf.predict_proba(paths)``) is computed here unless given.
     """
-    from .evaluation import default_pos_label
+    from ..decision.evaluation import default_pos_label
 
     labels = np.asarray(labels)
     proba = clf.predict_proba(paths) if proba is None else np.asarray(proba)

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     precision_recall_curve,
 )
 
-from .evaluation import threshold_scores
+from ..decision.evaluation import threshold_scores
 
 
 def to_png(figure, dpi=100):

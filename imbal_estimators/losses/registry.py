@@ -1,7 +1,7 @@
 """The ``loss=`` resolver: a registry from loss names to modules.
 
-The losses themselves live in :mod:`imbal_estimators.focal` and
-:mod:`imbal_estimators.losses_balanced`; this module maps the estimator's
+The losses themselves live in :mod:`imbal_estimators.losses.focal` and
+:mod:`imbal_estimators.losses.balanced`; this module maps the estimator's
 ``loss`` and its hyperparameters to one ``nn.Module``.
 
 Which class counts a loss gets (the estimator decides, see ``COUNTS_SEEN``):
@@ -21,8 +21,8 @@ import inspect
 
 from torch import nn
 
+from .balanced import BalancedSoftmaxLoss, CBFocalLoss, LDAMLoss, LogitAdjustedLoss
 from .focal import FocalLoss, focal_loss
-from .losses_balanced import BalancedSoftmaxLoss, CBFocalLoss, LDAMLoss, LogitAdjustedLoss
 
 __all__ = ["LOSSES", "COUNTS_SEEN", "get_loss", "FocalLoss", "focal_loss"]
 
@@ -106,7 +106,7 @@ def get_loss(
         ``"ce"`` is ``nn.CrossEntropyLoss`` (weighted when ``alpha`` is given),
         ``"focal"`` is :class:`~imbal_estimators.FocalLoss`, ``"cb_focal"``,
         ``"ldam"``, ``"logit_adjusted"`` and ``"balanced_softmax"`` the losses of
-        :mod:`imbal_estimators.losses_balanced`. A subclass is instantiated with
+        :mod:`imbal_estimators.losses.balanced`. A subclass is instantiated with
         ``gamma``, the weights (as ``alpha`` or ``weight``), ``class_counts`` and
         ``label_smoothing`` where its signature takes them; an instance is used
         as it is.

@@ -1,8 +1,8 @@
 """``ImbalanceSearchCV``: cross-validated Optuna search that prunes per epoch and resumes.
 
-The search runs in :mod:`imbal_estimators.studies` (storage, workers, dead
-trials), the parameters come from :mod:`imbal_estimators.search_space`, and the
-per-epoch reports from :class:`~imbal_estimators.callbacks.TrialPruning`. This
+The search runs in :mod:`imbal_estimators.search.studies` (storage, workers, dead
+trials), the parameters come from :mod:`imbal_estimators.search.space`, and the
+per-epoch reports from :class:`~imbal_estimators.search.cv.pruning.TrialPruning`. This
 module cross-validates one trial and shapes the results like scikit-learn's.
 """
 
@@ -33,8 +33,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from .callbacks import TrialPruning
-from .search_space import (
+from .pruning import TrialPruning
+from .space import (
     DEFAULT_SEARCH_SPACE,
     check_search_space,
     grid_of,

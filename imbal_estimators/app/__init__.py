@@ -1,0 +1,1 @@
+"""The application layer: the command line, ``compare``, the report and its plots."""

@@ -1,0 +1,1 @@
+"""``ImageImbalanceClassifier`` and its save/load."""

@@ -1,0 +1,1 @@
+"""Writing and reading files safely: atomic writes and JSON descriptions of objects."""

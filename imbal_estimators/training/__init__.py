@@ -1,0 +1,2 @@
+"""What happens during ``fit`` besides the forward pass: callbacks, checkpoints, the
+internal validation split, device and precision, out-of-memory handling."""

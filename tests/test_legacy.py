@@ -1,0 +1,53 @@
+"""Pickles and saved models written by version 0.1 (flat module paths) still load.
+
+``tests/data/legacy_0_1`` was written by imbal_estimators 0.1.0: a SmallCNN fitted on 12
+images of 16 px (focal loss, balanced alpha, RandomOverSampler, threshold="auto"), pickled
+(``model.pkl``) and saved (``saved/``), with its probabilities on the same images.
+"""
+
+import pathlib
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+import imbal_estimators
+from imbal_estimators.io.legacy import MODULE_ALIASES, new_module_name
+
+LEGACY = pathlib.Path(__file__).parent / "data" / "legacy_0_1"
+
+
+@pytest.fixture
+def legacy_images():
+    return [str(LEGACY / "imgs" / f"{i}.png") for i in range(12)]
+
+
+def test_a_0_1_pickle_loads_and_predicts_as_it_did(legacy_images):
+    with open(LEGACY / "model.pkl", "rb") as f:
+        model = pickle.load(f)
+    assert type(model) is imbal_estimators.ImageImbalanceClassifier
+    np.testing.assert_allclose(
+        model.predict_proba(legacy_images), np.load(LEGACY / "proba.npy"), rtol=0, atol=1e-5
+    )
+    assert model.classes_.tolist() == ["common", "rare"]
+
+
+def test_a_0_1_saved_model_loads_and_predicts_as_it_did(legacy_images):
+    model = imbal_estimators.load(LEGACY / "saved")
+    np.testing.assert_allclose(
+        model.predict_proba(legacy_images), np.load(LEGACY / "proba.npy"), rtol=0, atol=1e-5
+    )
+    assert model.threshold_ == pytest.approx(0.546646377657346)
+
+
+@pytest.mark.parametrize("old", sorted(MODULE_ALIASES))
+def test_every_old_module_path_imports_as_its_new_module(old):
+    module = __import__(f"imbal_estimators.{old}", fromlist=["_"])
+    assert module is sys.modules[new_module_name(f"imbal_estimators.{old}")]
+
+
+def test_unknown_old_paths_are_not_invented():
+    assert new_module_name("imbal_estimators.nope") is None
+    with pytest.raises(ModuleNotFoundError):
+        __import__("imbal_estimators.nope")
