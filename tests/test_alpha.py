@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from imbal_estimators.imbalance.class_weights import ALPHA_STRATEGIES, check_alpha, compute_alpha, resolve_alpha
+from imbal_estimators.imbalance.class_weights import (
+    ALPHA_STRATEGIES,
+    check_alpha,
+    compute_alpha,
+    resolve_alpha,
+)
 
 SCALES = [1, 10]  # 84/16 and 840/160 samples: the same class shares [0.84, 0.16]
 

@@ -10,8 +10,8 @@ import torch
 from conftest import FAST, TinyCNN, tiny_classifier
 
 from imbal_estimators import ImageImbalanceClassifier
-from imbal_estimators.models.backbones import FrozenBackboneModel
 from imbal_estimators.data.cache import clear_memory_caches, get_feature_cache
+from imbal_estimators.models.backbones import FrozenBackboneModel
 from imbal_estimators.models.features import weights_fingerprint
 from imbal_estimators.training.precision import autocast_dtype, loader_defaults
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imbal_estimators.losses.registry import COUNTS_SEEN, LOSSES, get_loss
 from imbal_estimators.losses.balanced import (
     BalancedSoftmaxLoss,
     CBFocalLoss,
@@ -17,6 +16,7 @@ from imbal_estimators.losses.balanced import (
     ldam_margins,
     logit_adjusted_loss,
 )
+from imbal_estimators.losses.registry import COUNTS_SEEN, LOSSES, get_loss
 
 COUNTS = np.array([120.0, 30.0, 4.0])
 ALPHA = np.array([0.5, 1.0, 2.5])
