@@ -197,13 +197,25 @@ def test_accepts_lists_tuples_and_arrays():
 
 
 @pytest.mark.parametrize("labels", [[0, 1], [3, 7], ["neg", "pos"]])
-def test_float_alpha_is_weight_of_second_class(labels):
-    y = _y([84, 16], labels=labels)
+def test_float_alpha_is_weight_of_the_rarer_class(labels):
+    y = _y([84, 16], labels=labels)  # the rarer class sorts second
     alpha = compute_alpha(y, 0.25)
     assert alpha.dtype == np.float64
     np.testing.assert_array_equal(alpha, [0.75, 0.25])
     np.testing.assert_allclose(compute_alpha(y, 0.9), [0.1, 0.9])
     np.testing.assert_array_equal(compute_alpha(y, np.float32(0.5)), [0.5, 0.5])
+
+
+@pytest.mark.parametrize("labels", [[0, 1], ["abnormal", "normal"]])
+def test_float_alpha_weights_a_rare_class_that_sorts_first(labels):
+    y = _y([16, 84], labels=labels)
+    np.testing.assert_allclose(compute_alpha(y, 0.8), [0.8, 0.2])
+    # pos_label names the positive class instead
+    np.testing.assert_allclose(compute_alpha(y, 0.8, pos_label=labels[1]), [0.2, 0.8])
+    # a tie goes to the later class, as scikit-learn's pos_label=1
+    np.testing.assert_allclose(compute_alpha(_y([50, 50], labels=labels), 0.8), [0.2, 0.8])
+    with pytest.raises(ValueError, match="'pos_label' parameter must be one of the classes"):
+        compute_alpha(y, 0.8, pos_label="cat")
 
 
 @pytest.mark.parametrize("n_classes", [1, 3, 4])

@@ -48,7 +48,7 @@ class OverconfidentCNN(TinyCNN):
 
 def _validation(clf, X, y):
     rows = clf.valid_indices_
-    return clf.predict_proba(X[rows])[:, 1], (y[rows] == clf.classes_[1]).astype(int)
+    return clf.predict_proba(X[rows])[:, clf.pos_index_], (y[rows] == clf.pos_label_).astype(int)
 
 
 def test_auto_threshold_raises_validation_f1(hard_binary_data):

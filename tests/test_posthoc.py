@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from sklearn import metrics
 
 from imbal_estimators.decision.posthoc import (
     decide,
@@ -11,15 +10,8 @@ from imbal_estimators.decision.posthoc import (
     fit_decision,
     fit_temperature,
     threshold_metric,
-    tune_threshold,
 )
-
-SKLEARN = {
-    "f1": metrics.f1_score,
-    "f1_macro": lambda y, p: metrics.f1_score(y, p, average="macro"),
-    "balanced_accuracy": metrics.balanced_accuracy_score,
-    "mcc": metrics.matthews_corrcoef,
-}
+from imbal_estimators.decision.threshold import tune_threshold
 
 
 def _binary(n=200, seed=0):
@@ -28,47 +20,6 @@ def _binary(n=200, seed=0):
     # positives score higher on average, with overlap and some tied scores
     scores = np.clip(0.25 + 0.3 * y + rng.normal(0, 0.15, n), 0, 1).round(2)
     return scores, y
-
-
-@pytest.mark.parametrize("metric", sorted(SKLEARN))
-@pytest.mark.parametrize("seed", [0, 1])
-def test_threshold_is_the_best_cut_by_brute_force(metric, seed):
-    scores, y = _binary(seed=seed)
-    threshold, value = tune_threshold(scores, y, metric)
-    candidates = np.unique(scores)
-    brute = max(SKLEARN[metric](y, (scores >= t).astype(int)) for t in candidates)
-    assert value == pytest.approx(brute, abs=1e-12)
-    assert SKLEARN[metric](y, (scores >= threshold).astype(int)) == pytest.approx(brute)
-    # the threshold lies strictly between scores, not on one
-    assert not np.isin(threshold, scores)
-
-
-def test_threshold_moves_below_half_for_a_rare_positive_class():
-    rng = np.random.default_rng(2)
-    y = (rng.random(300) < 0.15).astype(int)
-    scores = np.clip(0.2 + 0.2 * y + rng.normal(0, 0.08, 300), 0, 1)  # positives around 0.4
-    threshold, value = tune_threshold(scores, y, "f1")
-    assert threshold < 0.5
-    assert value > metrics.f1_score(y, (scores >= 0.5).astype(int))
-
-
-def test_ties_prefer_threshold_near_half():
-    # perfectly separated: every cut between 0.2 and 0.8 is perfect
-    scores = np.array([0.1, 0.2, 0.8, 0.9])
-    threshold, value = tune_threshold(scores, np.array([0, 0, 1, 1]), "f1")
-    assert value == 1.0
-    assert threshold == pytest.approx(0.5)
-
-
-def test_one_class_validation_warns_and_keeps_half():
-    with pytest.warns(UserWarning, match="needs both classes"):
-        threshold, value = tune_threshold(np.array([0.2, 0.7]), np.array([1, 1]), "f1")
-    assert threshold == 0.5 and np.isnan(value)
-
-
-def test_unknown_threshold_metric():
-    with pytest.raises(ValueError, match="metric must be one of"):
-        tune_threshold(np.array([0.2, 0.7]), np.array([0, 1]), "roc_auc")
 
 
 @pytest.mark.parametrize(
@@ -85,6 +36,11 @@ def test_unknown_threshold_metric():
 )
 def test_threshold_metric_follows_threshold_dependent_monitors(monitor, expected):
     assert threshold_metric(monitor) == expected
+
+
+def test_threshold_metric_of_an_unknown_monitor_is_an_error():
+    with pytest.raises(ValueError, match="Unknown metric 'accuracy'"):
+        threshold_metric("accuracy")
 
 
 def test_ece_by_hand():
@@ -132,18 +88,38 @@ def test_fit_decision_calibration_lowers_ece_and_keeps_argmax():
 def test_fit_decision_threshold_on_calibrated_probabilities():
     scores, y = _binary(seed=3)
     logits = np.stack([np.zeros_like(scores), 6 * (scores - 0.5)], axis=1)
-    fitted = fit_decision(logits, y, calibrate=True, threshold="auto", monitor="mcc")
+    fitted = fit_decision(logits, y, calibrate=True, threshold="auto", monitor="mcc", pos_index=1)
     proba = torch.softmax(torch.tensor(logits) / fitted["temperature_"], dim=1).numpy()
-    expected, _ = tune_threshold(proba[:, 1], y, "mcc")
+    expected, _ = tune_threshold(proba[:, 1], y == 1, "mcc")
     assert fitted["threshold_"] == pytest.approx(expected)
+
+
+def test_fit_decision_tunes_on_the_positive_column():
+    # the positive class is column 0 (a rare class that sorts first)
+    scores, y = _binary(seed=6)
+    logits = np.stack([4 * (scores - 0.5), np.zeros_like(scores)], axis=1)
+    y0 = 1 - y  # class 0 is the rare, high-scoring one
+    fitted = fit_decision(logits, y0, calibrate=False, threshold="auto", monitor="f1", pos_index=0)
+    proba = torch.softmax(torch.tensor(logits, dtype=torch.float64), dim=1).numpy()
+    expected = tune_threshold(proba[:, 0], y0 == 0, "f1")
+    assert fitted["threshold_"] == expected[0]
+    assert expected != tune_threshold(proba[:, 1], y0 == 1, "f1")
+    with pytest.raises(ValueError, match="pos_index"):
+        fit_decision(logits, y0, calibrate=False, threshold="auto", monitor="f1")
 
 
 def test_decide():
     proba = np.array([[0.7, 0.3], [0.45, 0.55], [0.8, 0.2]])
     assert decide(proba).tolist() == [0, 1, 0]
-    assert decide(proba, threshold=0.6).tolist() == [0, 0, 0]
-    assert decide(proba, threshold=0.3).tolist() == [1, 1, 0]  # p >= threshold is positive
-    assert decide(proba, threshold=0.2).tolist() == [1, 1, 1]
+    assert decide(proba, threshold=0.6, pos_index=1).tolist() == [0, 0, 0]
+    # p >= threshold is positive
+    assert decide(proba, threshold=0.3, pos_index=1).tolist() == [1, 1, 0]
+    assert decide(proba, threshold=0.2, pos_index=1).tolist() == [1, 1, 1]
+    # the threshold applies to the positive column, here class 0
+    assert decide(proba, threshold=0.75, pos_index=0).tolist() == [1, 1, 0]
+    assert decide(proba, threshold=0.45, pos_index=0).tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="pos_index"):
+        decide(proba, threshold=0.5)
     # prior 9:1 -> log-odds shift tau * log 9 towards class 1
     assert decide(proba, posthoc_tau=1.0, class_counts=[90, 10]).tolist() == [1, 1, 1]
     assert decide(proba, posthoc_tau=0.0, class_counts=[90, 10]).tolist() == [0, 1, 0]

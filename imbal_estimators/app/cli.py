@@ -527,20 +527,20 @@ def cmd_tune(args):
     search_cls = getattr(imbal_estimators, "ImbalanceSearchCV", None)
     if search_cls is None:
         raise CLIError("this version of imbal_estimators has no ImbalanceSearchCV yet.")
-    from ..decision.evaluation import PredictionScorer, default_pos_label
+    from ..decision.metrics import Scorer
     from ..estimator.classifier import ImageImbalanceClassifier
     from .compare import check_folds
 
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
-    pos_label = default_pos_label(labels)
+    pos_label = None  # the estimator's pos_label_: the rarer class of each training part
     if args.pos_label is not None:
         pos_label = _match_label(args.pos_label, labels)
     search = search_cls(
-        ImageImbalanceClassifier(**estimator_params(args, verbose=0)),
+        ImageImbalanceClassifier(**estimator_params(args, verbose=0), pos_label=pos_label),
         n_trials=args.trials,
         cv=args.cv,
-        scoring=PredictionScorer(args.scoring, pos_label),
+        scoring=Scorer(args.scoring, pos_label),
         storage=args.storage,
         study_name=args.study,
         random_state=args.random_state,

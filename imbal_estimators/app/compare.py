@@ -23,15 +23,10 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from ..data.images import ImageLoader, scan_images
-from ..decision.evaluation import (
-    BASELINE,
-    METRICS,
-    TUNED_SUFFIX,
-    default_pos_label,
-    predict_with_threshold,
-    score_predictions,
-    tune_threshold,
-)
+from ..decision.evaluation import BASELINE, METRICS, TUNED_SUFFIX, score_predictions
+from ..decision.positive import resolve_pos_label
+from ..decision.posthoc import decide, threshold_metric
+from ..decision.threshold import tune_threshold
 from ..estimator.classifier import ImageImbalanceClassifier
 
 SCORING_OPTIONS = ("f1", "balanced_accuracy", "average_precision")
@@ -264,14 +259,17 @@ def compare(
     classes = np.unique(labels)
     binary = len(classes) == 2
     if binary:
-        pos_label = default_pos_label(labels) if pos_label is None else pos_label
+        if pos_label is None:
+            pos_label = resolve_pos_label(None, *np.unique(labels, return_counts=True))
         if pos_label not in classes:
             raise ValueError(
                 f"pos_label {_plain(pos_label)!r} is not a class; classes: {classes.tolist()}."
             )
     else:
         pos_label = None
+    # the estimator's monitor, threshold and float alpha use compare's positive class
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
+    base["pos_label"] = pos_label
     # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
     probe = ImageImbalanceClassifier(**base)
     scan_images(paths, ImageLoader(probe.image_size, probe.cache), name="images")
@@ -317,14 +315,12 @@ def compare(
                     valid = train[clf.valid_indices_]
                     threshold = 0.5
                     if len(valid):
-                        threshold = tune_threshold(
-                            labels[valid],
-                            clf.predict_proba(paths[valid]),
-                            classes,
-                            pos_label,
-                            scoring,
+                        threshold, _ = tune_threshold(
+                            clf.predict_proba(paths[valid])[:, clf.pos_index_],
+                            labels[valid] == pos_label,
+                            threshold_metric(scoring),
                         )
-                    predicted = predict_with_threshold(test_proba, classes, pos_label, threshold)
+                    predicted = classes[decide(test_proba, threshold, pos_index=clf.pos_index_)]
                     row = rows[config.name + TUNED_SUFFIX]
                     row.thresholds.append(threshold)
                     _record(row, y_pred, test, labels, predicted, test_proba, classes, pos_label)

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     precision_recall_curve,
 )
 
-from ..decision.evaluation import threshold_scores
+from ..decision.threshold import threshold_curve
 
 
 def to_png(figure, dpi=100):
@@ -135,7 +135,7 @@ def metric_vs_threshold(y_true, proba, classes, pos_label=None, thresholds=()):
         for i, label in enumerate(classes):
             ax.plot(
                 grid,
-                threshold_scores(y_true == label, proba[:, i], grid)["f1"],
+                threshold_curve(proba[:, i], y_true == label, grid, "f1"),
                 label=f"{label} vs rest",
             )
         ax.set_title("one-vs-rest F1 against threshold")
@@ -143,7 +143,7 @@ def metric_vs_threshold(y_true, proba, classes, pos_label=None, thresholds=()):
         p = proba[:, _column(classes, pos_label)]
         ax.plot(
             grid,
-            threshold_scores(y_true == pos_label, p, grid)["f1"],
+            threshold_curve(p, y_true == pos_label, grid, "f1"),
             color="C0",
             label=f"F1 of class {pos_label}",
         )

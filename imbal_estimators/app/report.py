@@ -404,14 +404,12 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
 
     ``proba`` (``clf.predict_proba(paths)``) is computed here unless given.
     """
-    from ..decision.evaluation import default_pos_label
-
     labels = np.asarray(labels)
     proba = clf.predict_proba(paths) if proba is None else np.asarray(proba)
     classes = clf.classes_
     y_pred = classes[proba.argmax(axis=1)]
-    pos_label = default_pos_label(labels) if len(classes) == 2 else None
-    if pos_label is not None and pos_label not in classes:
+    pos_label = getattr(clf, "pos_label_", None)  # the class the model was fitted for
+    if pos_label is None and len(classes) == 2:  # a pickle of 0.1 thresholded classes_[1]
         pos_label = classes[1]
     scores = score_predictions(labels, y_pred, proba, classes, pos_label)
     present, counts = np.unique(labels, return_counts=True)

@@ -47,3 +47,84 @@ def check_labels(y, n_samples):
             "labels (binary or multiclass), not continuous or multi-output targets."
         )
     return labels
+
+
+def resolve_pos_label(pos_label, classes, counts, *, caller_name=None):
+    """The positive class of a binary problem: ``pos_label``, or the rarer class.
+
+    The one rule every binary notion of the package follows (the estimator's
+    ``monitor``, ``threshold`` and float ``alpha``, ``compare``, the report, the
+    CLI and ``ImbalanceSearchCV``'s scorers); :mod:`imbal_estimators.decision.positive`
+    documents it.
+
+    Parameters
+    ----------
+    pos_label : label or None
+        ``None`` picks the class with the fewest samples in ``counts``; on a tie
+        the later one, ``classes[-1]`` (scikit-learn's convention of the greater
+        label, ``pos_label=1`` for labels 0/1). A label must be one of
+        ``classes``.
+    classes : array-like of shape (n_classes,)
+        The sorted class labels (``classes_``).
+    counts : array-like of shape (n_classes,)
+        Samples per class, ordered like ``classes`` (only read when
+        ``pos_label`` is None).
+    caller_name : str, optional
+        Named in the error messages ("The 'pos_label' parameter of ...").
+
+    Returns
+    -------
+    label or None
+        An element of ``classes``; ``None`` for a multi-class problem with
+        ``pos_label=None`` (multi-class metrics average over the classes).
+
+    Raises
+    ------
+    ValueError
+        ``pos_label`` is not a class, or is given for a problem that is not binary.
+
+    Examples
+    --------
+    >>> resolve_pos_label(None, ["abnormal", "normal"], [16, 84])
+    'abnormal'
+    >>> resolve_pos_label(None, [0, 1], [50, 50])
+    1
+    """
+    classes = np.asarray(classes)
+    owner = "The 'pos_label' parameter" + (f" of {caller_name}" if caller_name else "")
+    if pos_label is None:
+        if len(classes) != 2:
+            return None
+        counts = np.asarray(counts)
+        return _plain(classes[0] if counts[0] < counts[1] else classes[1])
+    if len(classes) != 2:
+        raise ValueError(
+            f"{owner} names the positive class of a binary problem; y has {len(classes)} "
+            f"classes {_plain_list(classes)}, whose metrics average over the classes. "
+            f"Use pos_label=None. Got {_plain(pos_label)!r} instead."
+        )
+    matches = [i for i, label in enumerate(classes.tolist()) if _same_label(label, pos_label)]
+    if not matches:
+        raise ValueError(
+            f"{owner} must be one of the classes {_plain_list(classes)}. "
+            f"Got {_plain(pos_label)!r} instead."
+        )
+    return _plain(classes[matches[0]])
+
+
+def _same_label(label, pos_label):
+    # 1 == True and "1" != 1: a label matches only a value of its own kind
+    if isinstance(label, str) != isinstance(pos_label, (str, np.str_)):
+        return False
+    if isinstance(label, (bool, np.bool_)) != isinstance(pos_label, (bool, np.bool_)):
+        return False
+    return label == pos_label
+
+
+def _plain(value):
+    """A numpy scalar as its Python value (``'a'``, not ``np.str_('a')``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plain_list(values):
+    return np.asarray(values).tolist()

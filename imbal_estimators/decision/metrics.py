@@ -1,75 +1,297 @@
-"""Imbalance-aware validation metrics computed from class probabilities.
+"""The metric registry: every metric name the package accepts, defined once.
 
-These decide which epoch the estimator keeps (``monitor=``). Binary problems
-score the positive class ``classes_[1]``; multi-class problems average over
-classes (macro).
+``monitor=`` (which epoch the estimator keeps), ``threshold="auto"`` (what the
+threshold maximizes), ``compare`` and the report (how predictions are scored),
+``ImbalanceSearchCV`` and the CLI (which names they offer) all read
+:data:`METRICS`. Each entry says
+
+* whether it scores **decisions** (``response="predict"``: it depends on the
+  threshold) or **probabilities** (``response="predict_proba"``: a ranking
+  metric, which no threshold changes);
+* how a **binary** problem is scored: metrics that single out a class (F1,
+  precision, recall, average precision) score the positive class
+  ``pos_label`` (:mod:`imbal_estimators.decision.positive`: by default the
+  rarer class); the others (balanced accuracy, MCC, macro F1, ROC AUC) are
+  symmetric in the two classes;
+* how a **multi-class** problem is averaged: ``"macro"`` (unweighted mean over
+  ``classes``, ``zero_division=0``), ``"ovr"`` (one-vs-rest, averaged over
+  the classes present in ``y_true``: a tiny class may be missing from a
+  validation split) or ``"native"`` (the metric is defined for several classes);
+* ``from_counts``: for decision metrics, the binary value from confusion counts
+  ``(tp, fp, fn, tn)``, vectorized; the threshold tuner
+  (:mod:`imbal_estimators.decision.threshold`) evaluates every candidate
+  threshold with it after one sort.
+
+Precision, recall and F1 use ``zero_division=0``: a model that never predicts a
+class scores 0 there, not NaN. A metric that is undefined on its input (ROC AUC
+or average precision with one class in ``y_true``; non-finite probabilities
+from a diverged model) is NaN, and NaN is never a best epoch.
 """
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics
+from sklearn import metrics as skm
+
+from ..data.labels import resolve_pos_label
 
 
-def _balanced_accuracy(y, proba):
-    return metrics.balanced_accuracy_score(y, proba.argmax(axis=1))
+@dataclass(frozen=True)
+class Metric:
+    """One entry of the registry.
 
-
-def _f1(y, proba):
-    if proba.shape[1] > 2:
-        return _f1_macro(y, proba)
-    return metrics.f1_score(y, proba.argmax(axis=1), zero_division=0)
-
-
-def _f1_macro(y, proba):
-    labels = np.arange(proba.shape[1])
-    return metrics.f1_score(
-        y, proba.argmax(axis=1), labels=labels, average="macro", zero_division=0
-    )
-
-
-def _average_precision(y, proba):
-    if proba.shape[1] == 2:
-        return metrics.average_precision_score(y == 1, proba[:, 1])
-    present = np.unique(y)
-    return float(np.mean([metrics.average_precision_score(y == c, proba[:, c]) for c in present]))
-
-
-def _roc_auc(y, proba):
-    if proba.shape[1] == 2:
-        return metrics.roc_auc_score(y == 1, proba[:, 1])
-    # one-vs-rest over the classes present: a tiny class may be missing from validation
-    present = np.unique(y)
-    return float(np.mean([metrics.roc_auc_score(y == c, proba[:, c]) for c in present]))
-
-
-def _mcc(y, proba):
-    return metrics.matthews_corrcoef(y, proba.argmax(axis=1))
-
-
-MONITOR_METRICS = {
-    "balanced_accuracy": _balanced_accuracy,
-    "f1": _f1,
-    "f1_macro": _f1_macro,
-    "average_precision": _average_precision,
-    "roc_auc": _roc_auc,
-    "mcc": _mcc,
-}
-MONITOR_OPTIONS = (*MONITOR_METRICS, "valid_loss")
-
-
-def score_probabilities(name, y_true, proba):
-    """Score encoded labels ``y_true`` against probabilities ``proba`` with metric ``name``.
-
-    Returns NaN where the metric is undefined (e.g. one class in ``y_true``)
-    and for non-finite probabilities (a diverged model is never "best").
+    Parameters
+    ----------
+    name : str
+    function : callable
+        ``function(y_true, response, classes, pos_label) -> float``, where
+        ``response`` is the predicted labels or the ``(n, n_classes)``
+        probabilities (see ``response``).
+    response : {"predict", "predict_proba"}
+        What the metric scores: decisions or probabilities.
+    multiclass : {"macro", "ovr", "native"}
+        The averaging of a multi-class problem.
+    uses_pos_label : bool
+        Whether a binary problem's value depends on which class is positive.
+    from_counts : callable or None
+        Binary decision metrics: ``from_counts(tp, fp, fn, tn)`` on arrays.
+    greater_is_better : bool, default=True
     """
-    proba = np.asarray(proba)
-    if not np.all(np.isfinite(proba)):
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return float(MONITOR_METRICS[name](np.asarray(y_true), proba))
-        except ValueError:
+
+    name: str
+    function: Callable
+    response: str
+    multiclass: str
+    uses_pos_label: bool
+    from_counts: Callable | None = None
+    greater_is_better: bool = True
+
+    @property
+    def depends_on_threshold(self):
+        """Decision metrics change with the threshold; ranking metrics do not."""
+        return self.response == "predict"
+
+
+def _ratio(numerator, denominator):
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, numerator / safe, 0.0)
+
+
+def _f1_counts(tp, fp, fn, tn):
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def _f1_macro_counts(tp, fp, fn, tn):
+    return (_ratio(2 * tp, 2 * tp + fp + fn) + _ratio(2 * tn, 2 * tn + fn + fp)) / 2
+
+
+def _precision_counts(tp, fp, fn, tn):
+    return _ratio(tp, tp + fp)
+
+
+def _recall_counts(tp, fp, fn, tn):
+    return _ratio(tp, tp + fn)
+
+
+def _balanced_accuracy_counts(tp, fp, fn, tn):
+    # the mean recall over the classes present, as scikit-learn's
+    positives, negatives = np.asarray(tp + fn, float), np.asarray(tn + fp, float)
+    present = (positives > 0).astype(float) + (negatives > 0)
+    return _ratio(_ratio(tp, positives) + _ratio(tn, negatives), present)
+
+
+def _mcc_counts(tp, fp, fn, tn):
+    tp, fp, fn, tn = (np.asarray(v, float) for v in (tp, fp, fn, tn))
+    return _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+
+
+def _averaged(function):
+    """A label metric (f1, precision, recall): the positive class's, or the macro mean."""
+
+    def compute(y_true, y_pred, classes, pos_label):
+        if len(classes) == 2:
+            kwargs = dict(pos_label=pos_label, average="binary")
+        else:
+            kwargs = dict(labels=classes, average="macro")
+        return function(y_true, y_pred, zero_division=0, **kwargs)
+
+    return compute
+
+
+def _f1_macro(y_true, y_pred, classes, pos_label):
+    return skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+
+
+def _balanced_accuracy(y_true, y_pred, classes, pos_label):
+    return skm.balanced_accuracy_score(y_true, y_pred)
+
+
+def _mcc(y_true, y_pred, classes, pos_label):
+    return skm.matthews_corrcoef(y_true, y_pred)
+
+
+def _ranking(function):
+    """A ranking metric: of the positive class's probability, or one-vs-rest averaged."""
+
+    def compute(y_true, proba, classes, pos_label):
+        if len(classes) == 2:  # ROC AUC is the same for either column: None takes 1
+            wanted = [1 if pos_label is None else int(np.flatnonzero(classes == pos_label)[0])]
+        else:
+            wanted = [i for i, c in enumerate(classes) if np.any(y_true == c)]
+        values = []
+        for i in wanted:
+            hits = y_true == classes[i]
+            if hits.all() or not hits.any():  # undefined with one class in y_true
+                return float("nan")
+            values.append(function(hits, proba[:, i]))
+        return float(np.mean(values))
+
+    return compute
+
+
+METRICS = {
+    metric.name: metric
+    for metric in (
+        Metric("f1", _averaged(skm.f1_score), "predict", "macro", True, _f1_counts),
+        Metric("f1_macro", _f1_macro, "predict", "macro", False, _f1_macro_counts),
+        Metric(
+            "balanced_accuracy",
+            _balanced_accuracy,
+            "predict",
+            "native",
+            False,
+            _balanced_accuracy_counts,
+        ),
+        Metric("mcc", _mcc, "predict", "native", False, _mcc_counts),
+        Metric(
+            "precision", _averaged(skm.precision_score), "predict", "macro", True, _precision_counts
+        ),
+        Metric("recall", _averaged(skm.recall_score), "predict", "macro", True, _recall_counts),
+        Metric(
+            "average_precision",
+            _ranking(skm.average_precision_score),
+            "predict_proba",
+            "ovr",
+            True,
+        ),
+        Metric("roc_auc", _ranking(skm.roc_auc_score), "predict_proba", "ovr", False),
+    )
+}
+
+#: What ``monitor=`` takes: the metrics worth keeping an epoch for, and the loss.
+MONITOR_OPTIONS = (
+    "balanced_accuracy",
+    "f1",
+    "f1_macro",
+    "average_precision",
+    "roc_auc",
+    "mcc",
+    "valid_loss",
+)
+#: What ``compare``, ``tune`` and ``ImbalanceSearchCV`` can rank by. Precision
+#: and recall alone are left out: each is maximized by a degenerate model.
+SCORING_OPTIONS = ("f1", "f1_macro", "balanced_accuracy", "average_precision", "roc_auc", "mcc")
+#: The columns of ``compare``'s table and of the report.
+REPORT_METRICS = ("f1", "balanced_accuracy", "average_precision", "precision", "recall")
+#: Metrics a threshold can be tuned for (decision metrics).
+THRESHOLD_METRICS = tuple(name for name, m in METRICS.items() if m.depends_on_threshold)
+
+
+def get_metric(name):
+    """The registry entry of ``name``; a ValueError names the options otherwise."""
+    try:
+        return METRICS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown metric {name!r}; the metrics are {sorted(METRICS)}.") from None
+
+
+def score(name, y_true, proba, classes, pos_label=None, *, y_pred=None):
+    """Score predictions with the registry's metric ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METRICS`.
+    y_true : array-like of shape (n_samples,)
+        True labels, elements of ``classes`` (or class indices with
+        ``classes=np.arange(n_classes)``).
+    proba : array-like of shape (n_samples, n_classes) or None
+        Probabilities, columns ordered like ``classes``. Needed by ranking
+        metrics, and by decision metrics when ``y_pred`` is not given.
+    classes : array-like of shape (n_classes,)
+    pos_label : label, optional
+        The positive class of a binary problem (an element of ``classes``);
+        needed by the metrics that single out a class (``uses_pos_label``).
+        Ignored for multi-class problems.
+    y_pred : array-like of shape (n_samples,), optional
+        Predicted labels for decision metrics; default: the argmax of ``proba``.
+
+    Returns
+    -------
+    float
+        NaN where the metric is undefined (see the module docstring).
+    """
+    metric = get_metric(name)
+    classes, y_true = np.asarray(classes), np.asarray(y_true)
+    binary = len(classes) == 2
+    if binary and metric.uses_pos_label:
+        if pos_label is None:
+            raise ValueError(
+                f"metric {name!r} of a binary problem scores the positive class; pass "
+                f"pos_label (one of {classes.tolist()})."
+            )
+        pos_label = resolve_pos_label(pos_label, classes, None)
+    if metric.response == "predict_proba" or y_pred is None:
+        proba = np.asarray(proba, dtype=np.float64)
+        if not np.all(np.isfinite(proba)):
             return float("nan")
+    if metric.response == "predict_proba":
+        response = proba
+    else:
+        response = classes[proba.argmax(axis=1)] if y_pred is None else np.asarray(y_pred)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "y_pred contains classes not in y_true"
+        return float(metric.function(y_true, response, classes, pos_label))
+
+
+class Scorer:
+    """A scikit-learn scorer ``scorer(estimator, X, y)`` for a metric of the registry.
+
+    Unlike scikit-learn's ``"f1"`` (the label 1), it scores the estimator's
+    positive class: ``pos_label`` when given, else the fitted estimator's
+    ``pos_label_`` (:class:`~imbal_estimators.ImageImbalanceClassifier`), else,
+    for an estimator without one, the rarer class of the scored ``y``.
+    Multi-class problems are averaged as the registry says. Decision metrics
+    score ``estimator.predict`` (so a fitted threshold counts), ranking metrics
+    ``estimator.predict_proba``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METRICS`.
+    pos_label : label, optional
+    """
+
+    def __init__(self, name, pos_label=None):
+        self.metric = get_metric(name)
+        self.name = name
+        self.pos_label = pos_label
+
+    def __call__(self, estimator, X, y):
+        classes = np.asarray(estimator.classes_)
+        y = np.asarray(y)
+        pos_label = self.pos_label
+        if pos_label is None and len(classes) == 2:
+            pos_label = getattr(estimator, "pos_label_", None)
+            if pos_label is None:
+                counts = [np.sum(y == c) for c in classes]
+                pos_label = resolve_pos_label(None, classes, counts)
+        if self.metric.response == "predict_proba":
+            return score(self.name, y, estimator.predict_proba(X), classes, pos_label)
+        return score(self.name, y, None, classes, pos_label, y_pred=estimator.predict(X))
+
+    def __repr__(self):
+        return f"Scorer({self.name!r}, pos_label={self.pos_label!r})"

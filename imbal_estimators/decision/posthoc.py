@@ -8,22 +8,20 @@ returns plain numbers that the estimator stores as fitted attributes.
   with ``T`` minimizing the validation negative log-likelihood (LBFGS on ``log T``,
   float64). Dividing by ``T > 0`` keeps every argmax.
 * :func:`expected_calibration_error`: top-label ECE with equal-width bins.
-* :func:`tune_threshold`: the binary threshold on ``P(classes_[1])`` that maximizes
-  a threshold-dependent metric.
-* :func:`decide`: class indices from probabilities with a threshold or a post-hoc
-  logit adjustment ``argmax(log p - tau * log prior)`` (Menon et al. 2021).
+* :func:`threshold_metric`: what ``threshold="auto"`` maximizes; the threshold
+  itself comes from the one tuner, :func:`imbal_estimators.decision.threshold.tune_threshold`,
+  on the probability of the positive class ``pos_label_``.
+* :func:`decide`: class indices from probabilities with a threshold on the
+  positive class or a post-hoc logit adjustment ``argmax(log p - tau * log prior)``
+  (Menon et al. 2021).
 """
-
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Monitors whose value depends on the threshold; "auto" maximizes the monitor
-#: itself when it is one of these, and F1 otherwise (average_precision, roc_auc
-#: and valid_loss do not change with the threshold).
-THRESHOLD_METRICS = ("f1", "f1_macro", "balanced_accuracy", "mcc")
+from .metrics import get_metric
+from .threshold import tune_threshold
 
 # log T is kept within [-_LOG_T_LIMIT, _LOG_T_LIMIT]: a perfectly separated
 # validation split would otherwise drive T to 0.
@@ -90,85 +88,34 @@ def expected_calibration_error(proba, y, n_bins=15):
 
 
 def threshold_metric(monitor):
-    """The metric ``threshold="auto"`` maximizes for the estimator's ``monitor``."""
-    return monitor if monitor in THRESHOLD_METRICS else "f1"
+    """The metric ``threshold="auto"`` maximizes for the estimator's ``monitor``.
 
-
-def _scores_at_cuts(tp, fp, positives, negatives, metric):
-    fn, tn = positives - tp, negatives - fp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1_pos = np.nan_to_num(2 * tp / (2 * tp + fp + fn))
-        if metric == "f1":
-            return f1_pos
-        if metric == "f1_macro":
-            return (f1_pos + np.nan_to_num(2 * tn / (2 * tn + fn + fp))) / 2
-        if metric == "balanced_accuracy":
-            return (tp / positives + tn / negatives) / 2
-        denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-        return np.where(
-            denominator > 0, (tp * tn - fp * fn) / np.where(denominator > 0, denominator, 1), 0.0
-        )
-
-
-def tune_threshold(proba_positive, y, metric="f1"):
-    """The threshold on ``P(positive)`` that maximizes ``metric`` on ``(proba_positive, y)``.
-
-    Every cut between two distinct scores is tried (scores ``>= threshold`` are
-    positive); the threshold is the midpoint between the two scores, and among
-    equally good cuts the one closest to 0.5 wins.
-
-    Parameters
-    ----------
-    proba_positive : array-like of shape (n_samples,)
-    y : array-like of shape (n_samples,)
-        1 for the positive class, 0 otherwise.
-    metric : {"f1", "f1_macro", "balanced_accuracy", "mcc"}, default="f1"
-
-    Returns
-    -------
-    threshold : float
-    score : float
-        The metric at that threshold.
+    The monitor itself when it depends on the threshold (a decision metric of
+    :mod:`imbal_estimators.decision.metrics`); F1 of the positive class for the
+    threshold-free monitors (``"average_precision"``, ``"roc_auc"``,
+    ``"valid_loss"``), whose value no threshold changes. A rule, not a fallback:
+    an unknown name is an error.
     """
-    if metric not in THRESHOLD_METRICS:
-        raise ValueError(f"metric must be one of {THRESHOLD_METRICS}; got {metric!r}.")
-    scores = np.asarray(proba_positive, dtype=np.float64)
-    y = np.asarray(y).astype(bool)
-    positives, negatives = y.sum(), (~y).sum()
-    if positives == 0 or negatives == 0:
-        warnings.warn(
-            "threshold='auto' needs both classes in the validation split; it has "
-            f"{positives} positive and {negatives} negative images. Using 0.5.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return 0.5, float("nan")
-    order = np.argsort(-scores, kind="stable")
-    s, hits = scores[order], y[order]
-    # cut after position k - 1 (the top k are positive), only between distinct scores
-    ends = np.flatnonzero(np.r_[s[1:] < s[:-1], True]) + 1
-    tp = np.cumsum(hits)[ends - 1]
-    fp = ends - tp
-    values = _scores_at_cuts(tp, fp, positives, negatives, metric)
-    lower = np.r_[s[ends[:-1]], 0.0]  # the next score below each cut
-    thresholds = (s[ends - 1] + lower) / 2
-    best = np.flatnonzero(values >= values.max() - 1e-12)
-    pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
-    return float(thresholds[pick]), float(values[pick])
+    if monitor == "valid_loss":
+        return "f1"
+    return monitor if get_metric(monitor).depends_on_threshold else "f1"
 
 
-def decide(proba, threshold=None, posthoc_tau=None, class_counts=None):
+def decide(proba, threshold=None, posthoc_tau=None, class_counts=None, pos_index=None):
     """Class indices from probabilities.
 
     Parameters
     ----------
     proba : ndarray of shape (n_samples, n_classes)
     threshold : float or None
-        Binary only: index 1 where ``proba[:, 1] >= threshold``.
+        Binary only: ``pos_index`` where ``proba[:, pos_index] >= threshold``,
+        the other class elsewhere.
     posthoc_tau : float or None
         ``argmax(log p - posthoc_tau * log(prior))``, prior from ``class_counts``
         (counts of 0 taken as 1).
     class_counts : array-like of shape (n_classes,), needed with ``posthoc_tau``
+    pos_index : {0, 1}, needed with ``threshold``
+        The column of the positive class (the estimator's ``pos_index_``).
 
     Returns
     -------
@@ -176,7 +123,9 @@ def decide(proba, threshold=None, posthoc_tau=None, class_counts=None):
     """
     proba = np.asarray(proba, dtype=np.float64)
     if threshold is not None:
-        return (proba[:, 1] >= threshold).astype(np.int64)
+        if pos_index not in (0, 1):
+            raise ValueError(f"A threshold needs pos_index 0 or 1; got {pos_index!r}.")
+        return np.where(proba[:, pos_index] >= threshold, pos_index, 1 - pos_index)
     if posthoc_tau:
         counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
         log_prior = np.log(counts / counts.sum())
@@ -185,8 +134,22 @@ def decide(proba, threshold=None, posthoc_tau=None, class_counts=None):
     return proba.argmax(axis=1)
 
 
-def fit_decision(logits, y, *, calibrate, threshold, monitor):
+def fit_decision(logits, y, *, calibrate, threshold, monitor, pos_index=None):
     """The fitted post-hoc attributes from the validation logits of the kept epoch.
+
+    Parameters
+    ----------
+    logits : array-like of shape (n_samples, n_classes)
+    y : array-like of int of shape (n_samples,)
+        Encoded labels.
+    calibrate : bool
+    threshold : None, float or "auto"
+        ``"auto"`` tunes ``threshold_`` on ``P(pos_index)`` for
+        ``threshold_metric(monitor)`` with
+        :func:`~imbal_estimators.decision.threshold.tune_threshold`.
+    monitor : str
+    pos_index : {0, 1}, needed with ``threshold="auto"``
+        The column of the positive class.
 
     Returns
     -------
@@ -209,5 +172,9 @@ def fit_decision(logits, y, *, calibrate, threshold, monitor):
         )
         proba = calibrated
     if threshold == "auto":
-        fitted["threshold_"], _ = tune_threshold(proba[:, 1], y == 1, threshold_metric(monitor))
+        if pos_index not in (0, 1):
+            raise ValueError(f"threshold='auto' needs pos_index 0 or 1; got {pos_index!r}.")
+        fitted["threshold_"], _ = tune_threshold(
+            proba[:, pos_index], y == pos_index, threshold_metric(monitor)
+        )
     return fitted

@@ -38,7 +38,7 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import check_labels
+from ..data.labels import check_labels, resolve_pos_label
 from ..data.preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
@@ -79,6 +79,14 @@ from ..training.split import split_rows
 _SEED_RANGE = 2**31 - 1
 
 
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _index_of(classes, label):
+    return int(np.flatnonzero(np.asarray(classes) == label)[0])
+
+
 def softmax_probabilities(logits):
     """Softmax over classes in float64, so rows sum to 1 to double precision."""
     return torch.softmax(logits.double(), dim=1)
@@ -114,9 +122,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         resampling draw when ``sampler`` is set): ``"inverse"``, ``"balanced"``,
         ``"geometric"``, ``"effective"``, ``"sqrt"`` (see
         :func:`~imbal_estimators.compute_alpha`); a float in (0, 1) for binary
-        problems, the weight of ``classes_[1]`` (``classes_[0]`` gets
-        ``1 - alpha``); a sequence ordered like ``classes_``; or a dict
-        ``{label: weight}``.
+        problems, the weight of the positive class ``pos_label_`` (the other
+        class gets ``1 - alpha``; with the default ``pos_label=None`` that is
+        the rarer class, whatever the label order); a sequence ordered like
+        ``classes_``; or a dict ``{label: weight}``.
     beta : float, default=0.999
         ``beta`` of ``alpha="effective"``, in [0, 1).
     sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
@@ -143,7 +152,20 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     monitor : str, default="balanced_accuracy"
         Validation metric that picks the epoch kept at the end of ``fit``:
         ``"balanced_accuracy"``, ``"f1"``, ``"f1_macro"``,
-        ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``.
+        ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``
+        (the registry :mod:`imbal_estimators.decision.metrics`). Binary
+        problems score the positive class ``pos_label_`` (``"f1"`` is the F1
+        of that class, ``"average_precision"`` that of its probability);
+        multi-class problems average over the classes (``"f1"`` is macro F1).
+    pos_label : label or None, default=None
+        The positive class of a binary problem: ``None`` is the rarer class of
+        the labels given to ``fit`` (on a tie the later one, ``classes_[-1]``,
+        scikit-learn's convention), or name one of the labels. It drives
+        ``monitor``, ``threshold`` and a float ``alpha``. With class folders
+        ``abnormal/`` (rare) and ``normal/`` the positive class is
+        ``'abnormal'``, although it sorts first. A multi-class problem has
+        none: a ``pos_label`` is an error there. See
+        :mod:`imbal_estimators.decision.positive`.
     cache : "memory", directory path or None, default="memory"
         Reuse decoded, resized images (and, with ``freeze_backbone``, backbone
         features) across epochs, folds and candidates: ``"memory"`` keeps them
@@ -199,13 +221,17 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         switch on at this epoch (1-based); before it the loss is unweighted.
         Needs ``alpha``. ``history`` records ``class_weights_on`` per epoch.
     threshold : None, float in [0, 1] or "auto", default=None
-        Binary problems only: ``predict`` returns ``classes_[1]`` where
-        ``P(classes_[1]) >= threshold``. ``"auto"`` picks the threshold that
-        maximizes ``monitor`` on the internal validation split (the kept
-        epoch's predictions) when ``monitor`` depends on the threshold
-        (``"f1"``, ``"f1_macro"``, ``"balanced_accuracy"``, ``"mcc"``), and F1
-        otherwise (``"average_precision"``, ``"roc_auc"``, ``"valid_loss"``).
-        ``predict_proba`` is unchanged.
+        Binary problems only: ``predict`` returns ``pos_label_`` where
+        ``P(pos_label_) >= threshold``, the other class elsewhere. ``"auto"``
+        tunes it on the internal validation split (the kept epoch's
+        predictions) with :func:`imbal_estimators.decision.threshold.tune_threshold`:
+        it maximizes ``monitor`` when ``monitor`` depends on the threshold
+        (``"f1"``, ``"f1_macro"``, ``"balanced_accuracy"``, ``"mcc"``), and, by
+        rule, the F1 of the positive class for the threshold-free monitors
+        (``"average_precision"``, ``"roc_auc"``, ``"valid_loss"``). A
+        validation split without an image of one of the two classes cannot
+        rank thresholds: ``threshold_`` is then 0.5, with a warning, before
+        training starts. ``predict_proba`` is unchanged.
     posthoc_tau : float >= 0 or None, default=None
         Post-hoc logit adjustment (Menon et al. 2021): ``predict`` returns
         ``argmax(log p - posthoc_tau * log prior)``, the prior from
@@ -264,6 +290,11 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``posthoc_tau`` use these.
     class_weight_ : ndarray of shape (n_classes,) or None
         The resolved ``alpha``, ordered like ``classes_``.
+    pos_label_ : label or None
+        The positive class of a binary problem (from ``pos_label``); None for
+        multi-class.
+    pos_index_ : int or None
+        Its column in ``predict_proba`` (its index in ``classes_``).
     sampler_ : fitted sampler or None
         The sampler of the last epoch's draw.
     train_indices_, valid_indices_ : ndarray of int
@@ -271,7 +302,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     best_epoch_ : int
         The epoch whose weights were kept.
     threshold_ : float or None
-        The decision threshold ``predict`` uses (binary), from ``threshold``.
+        The decision threshold on ``P(pos_label_)`` that ``predict`` uses
+        (binary), from ``threshold``.
     temperature_ : float or None
         The fitted temperature with ``calibrate=True``.
     ece_before_, ece_after_ : float or None
@@ -323,6 +355,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
+        "pos_label": [None, Real, str, "boolean"],
         "cache": [None, str, os.PathLike],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -366,6 +399,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         image_size=224,
         augment=True,
         monitor="balanced_accuracy",
+        pos_label=None,
         cache="memory",
         device="auto",
         random_state=None,
@@ -417,6 +451,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         self.image_size = image_size
         self.augment = augment
         self.monitor = monitor
+        self.pos_label = pos_label
         self.cache = cache
         self.random_state = random_state
         self.freeze_backbone = freeze_backbone
@@ -619,6 +654,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
         classes, y_encoded = self._encode_labels(labels, known_classes)
+        pos_label = self._resolve_pos_label(classes, y_encoded, continued=not resume)
         if self.alpha is not None:
             check_alpha(self.alpha, classes, beta=self.beta)
         self._check_loss(len(classes))
@@ -663,6 +699,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         )
         if plan is not None:
             plan.check_split(train_rows, valid_rows)
+        threshold = None if self.threshold in (None, "auto") else float(self.threshold)
+        valid_counts = np.bincount(y_encoded[valid_rows], minlength=len(classes))
+        if self.threshold == "auto" and len(valid_rows) and valid_counts.min() == 0:
+            missing = classes[np.argmin(valid_counts)]
+            warnings.warn(
+                f"threshold='auto' is tuned on the internal validation split, which holds no "
+                f"image of class {_plain(missing)!r}; no threshold can be told from another, "
+                "so threshold_ is 0.5. Give that class more images or raise train_split.",
+                UserWarning,
+                stacklevel=4,
+            )
+            threshold = 0.5
 
         class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
         counts_seen_by_loss, sampler = class_counts, None
@@ -691,8 +739,10 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "n_classes_": len(classes),
             "class_counts_": class_counts,
             "class_weight_": resolve_alpha(
-                self.alpha, classes, counts_seen_by_loss, beta=self.beta
+                self.alpha, classes, counts_seen_by_loss, beta=self.beta, pos_label=pos_label
             ),
+            "pos_label_": pos_label,
+            "pos_index_": None if pos_label is None else _index_of(classes, pos_label),
             "sampler_": sampler,
             "train_indices_": train_rows,
             "valid_indices_": valid_rows,
@@ -701,7 +751,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "sampling_seed_": int(sampling_seed),
             "loss_class_counts_": counts_seen_by_loss,
             "class_weights_on_": self.drw_epoch is None,
-            "threshold_": None if self.threshold in (None, "auto") else float(self.threshold),
+            "threshold_": threshold,
             "temperature_": None,
             "ece_before_": None,
             "ece_after_": None,
@@ -711,6 +761,14 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             "_checkpoint_plan_": plan,
         }
         return paths, y_encoded, fitted
+
+    def _resolve_pos_label(self, classes, y_encoded, continued):
+        """``pos_label_`` from these labels; a continued fit (``partial_fit``,
+        ``warm_start``) keeps the positive class its network was trained for."""
+        if continued and self.pos_label is None and "pos_label_" in self.__dict__:
+            return self.__dict__["pos_label_"]
+        counts = np.bincount(y_encoded, minlength=len(classes))
+        return resolve_pos_label(self.pos_label, classes, counts, caller_name=type(self).__name__)
 
     def _check_params(self):
         validate_parameter_constraints(
@@ -930,12 +988,16 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             loader = ImageLoader(self.image_size, self.cache)
             valid = ImagePathDataset(paths, y_encoded, loader, rows)
         logits = self.forward(valid, training=False).float().numpy()
+        y_valid = y_encoded[self.valid_indices_]
+        # a split lacking a class was warned about before training; threshold_ is 0.5
+        tunable = self.threshold == "auto" and len(np.unique(y_valid)) == 2
         fitted = fit_decision(
             logits,
-            y_encoded[self.valid_indices_],
+            y_valid,
             calibrate=self.calibrate,
-            threshold=self.threshold,
+            threshold="auto" if tunable else None,
             monitor=self.monitor,
+            pos_index=self.pos_index_,
         )
         for name, value in fitted.items():
             setattr(self, name, value)
@@ -978,7 +1040,9 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         )
         counts = np.bincount(np.searchsorted(self.classes_, labels), minlength=self.n_classes_)
         self.loss_class_counts_ = counts
-        self.class_weight_ = resolve_alpha(self.alpha, self.classes_, counts, beta=self.beta)
+        self.class_weight_ = resolve_alpha(
+            self.alpha, self.classes_, counts, beta=self.beta, pos_label=self.pos_label_
+        )
         self.rebuild_criterion()
 
     def _features(self, paths):
@@ -1132,6 +1196,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             threshold=self.threshold_,
             posthoc_tau=self.posthoc_tau,
             class_counts=self.loss_class_counts_,
+            # models fitted before pos_label existed thresholded classes_[1]
+            pos_index=self.__dict__.get("pos_index_", 1),
         )
         if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices

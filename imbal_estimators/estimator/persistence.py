@@ -53,6 +53,8 @@ _SCALARS = (
     "skipped_images_",
     "class_weights_on_",
     "threshold_",
+    "pos_label_",
+    "pos_index_",
     "temperature_",
     "ece_before_",
     "ece_after_",
@@ -183,6 +185,10 @@ def load(path, device=None, trusted=False):
         setattr(estimator, name, value)
     estimator.n_classes_ = len(estimator.classes_)
     estimator.__dict__.setdefault("_checkpoint_plan_", None)
+    if "pos_index_" not in config["fitted"]:  # saved by 0.1, which thresholded classes_[1]
+        estimator.pos_index_ = 1 if estimator.n_classes_ == 2 else None
+        binary = estimator.pos_index_ is not None
+        estimator.pos_label_ = estimator.classes_[1].item() if binary else None
 
     # Build the network for the saved classes without fetching pretrained weights:
     # every tensor comes from model.safetensors.

@@ -19,6 +19,8 @@ from numbers import Real
 
 import numpy as np
 
+from ..data.labels import resolve_pos_label
+
 
 def _inverse(counts, beta):
     return counts.sum() / counts
@@ -52,7 +54,7 @@ ALPHA_STRATEGIES = {
 }
 
 
-def compute_alpha(y, strategy, *, beta=0.999):
+def compute_alpha(y, strategy, *, beta=0.999, pos_label=None):
     """Compute one class weight per class of ``np.unique(y)``.
 
     Parameters
@@ -63,11 +65,15 @@ def compute_alpha(y, strategy, *, beta=0.999):
             sequence or dict
         A named strategy (formulas in ``help(imbal_estimators.imbalance.class_weights)`` and the
         README; only the ratios between weights matter to a mean-reduced loss), a float in
-        (0, 1) for binary problems (weight of the positive class ``classes[1]``,
-        ``1 - alpha`` for ``classes[0]``), a sequence with one weight per class
-        in the order of ``np.unique(y)``, or a dict ``{label: weight}``.
+        (0, 1) for binary problems (the weight of the positive class, ``1 - alpha``
+        for the other), a sequence with one weight per class in the order of
+        ``np.unique(y)``, or a dict ``{label: weight}``.
     beta : float, default=0.999
         The ``beta`` of the ``"effective"`` strategy, in [0, 1).
+    pos_label : label, optional
+        The positive class of a float ``alpha``; default: the rarer class of
+        ``y`` (the later one on a tie), as the estimator's ``pos_label=None``
+        (see :mod:`imbal_estimators.decision.positive`).
 
     Returns
     -------
@@ -82,12 +88,14 @@ def compute_alpha(y, strategy, *, beta=0.999):
     array([0.595, 3.125])
     >>> compute_alpha(y, "geometric").round(3)
     array([0.436, 2.291])
+    >>> compute_alpha(np.array(["abnormal"] * 16 + ["normal"] * 84), 0.75)
+    array([0.75, 0.25])
     """
     classes, counts = np.unique(np.asarray(y), return_counts=True)
-    return resolve_alpha(strategy, classes, counts, beta=beta)
+    return resolve_alpha(strategy, classes, counts, beta=beta, pos_label=pos_label)
 
 
-def resolve_alpha(alpha, classes, counts, *, beta=0.999):
+def resolve_alpha(alpha, classes, counts, *, beta=0.999, pos_label=None):
     """Turn any accepted ``alpha`` into a weight array ordered like ``classes``.
 
     Parameters
@@ -97,9 +105,14 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999):
     classes : ndarray of shape (n_classes,)
         The class labels, in the order the weights must follow.
     counts : array-like of shape (n_classes,)
-        Number of samples of each class; only the named strategies use it.
+        Number of samples of each class; the named strategies use it, and a
+        float ``alpha`` without ``pos_label`` (its positive class is the rarer).
     beta : float, default=0.999
         The ``beta`` of the ``"effective"`` strategy.
+    pos_label : label, optional
+        The positive class of a float ``alpha``: it gets ``alpha``, the other
+        class ``1 - alpha``. The estimator passes its ``pos_label_`` (resolved
+        on the training labels, not on resampled counts).
 
     Returns
     -------
@@ -120,7 +133,10 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999):
     if isinstance(alpha, Mapping):
         return np.array([float(alpha[c]) for c in _dict_keys_for(alpha, classes)])
     if isinstance(alpha, Real):
-        return np.array([1.0 - float(alpha), float(alpha)])
+        positive = resolve_pos_label(pos_label, classes, counts)
+        weights = np.full(2, 1.0 - float(alpha))
+        weights[np.flatnonzero(np.asarray(classes) == positive)[0]] = float(alpha)
+        return weights
     return np.asarray(alpha, dtype=np.float64)
 
 

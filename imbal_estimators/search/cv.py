@@ -20,7 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import (
@@ -33,6 +33,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
+from ..decision.metrics import METRICS, Scorer
 from .pruning import TrialPruning
 from .space import (
     DEFAULT_SEARCH_SPACE,
@@ -105,7 +106,13 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         A scikit-learn scorer, or several (a list of names or a dict
         ``{name: scorer}``): the first is optimized, all are recorded per fold
         on each trial (``trial.user_attrs``) and in ``cv_results_``. ``None``
-        uses ``estimator.score``.
+        uses ``estimator.score``. The names of
+        :mod:`imbal_estimators.decision.metrics` (``"f1"``,
+        ``"average_precision"``, ``"balanced_accuracy"``, ``"mcc"`` ...) score
+        as ``monitor`` does: a binary problem the fitted estimator's positive
+        class ``pos_label_`` (the rarer class by default, not scikit-learn's
+        label 1), a multi-class one macro-averaged. Other names are
+        scikit-learn's.
     storage : None, str, path or optuna storage, default=None
         ``None`` keeps the study in memory. A path ending in ``.db``,
         ``.sqlite`` or ``.sqlite3`` is a SQLite file; one ending in ``.log``
@@ -307,13 +314,20 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _check_scoring(self):
+        def check(scoring):
+            # the package's metric names score the estimator's positive class (pos_label_),
+            # where scikit-learn's "f1" would score the label 1
+            if isinstance(scoring, str) and scoring in METRICS:
+                return Scorer(scoring)
+            return check_scoring(self.estimator, scoring)
+
         scoring = self.scoring
         if isinstance(scoring, dict):
-            scorers = {name: check_scoring(self.estimator, s) for name, s in scoring.items()}
+            scorers = {name: check(s) for name, s in scoring.items()}
         elif isinstance(scoring, (list, tuple)):
-            scorers = {name: get_scorer(name) for name in scoring}
+            scorers = {name: check(name) for name in scoring}
         else:
-            return {"score": check_scoring(self.estimator, scoring)}
+            return {"score": check(scoring)}
         if not scorers:
             raise ValueError("scoring is empty; give at least one scorer.")
         return scorers

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from ..decision.metrics import score_probabilities
+from ..decision.metrics import score
 from ..imbalance.samplers import epoch_seed, needs_features, resample_features, resample_indices
 
 
@@ -58,11 +58,14 @@ class EpochResampler(Callback):
 class ValidationScore(Callback):
     """Score the validation predictions of each epoch with metric ``name``.
 
+    Decisions are the argmax of the probabilities; binary problems score the
+    net's positive class ``net.pos_index_`` (its ``pos_label_``).
+
     Parameters
     ----------
     name : str
-        A key of :data:`imbal_estimators.decision.metrics.MONITOR_METRICS`; recorded in
-        the history as ``valid_<name>``.
+        A metric of :mod:`imbal_estimators.decision.metrics`; recorded in the
+        history as ``valid_<name>``.
     """
 
     def __init__(self, name="balanced_accuracy"):
@@ -82,7 +85,9 @@ class ValidationScore(Callback):
             return
         y_true = torch.cat(self.y_true_).numpy()
         proba = torch.cat(self.proba_).numpy()
-        net.history.record(f"valid_{self.name}", score_probabilities(self.name, y_true, proba))
+        classes = np.arange(proba.shape[1])  # the targets are class indices
+        value = score(self.name, y_true, proba, classes, getattr(net, "pos_index_", None))
+        net.history.record(f"valid_{self.name}", value)
         self.y_true_, self.proba_ = [], []
 
 
