@@ -13,7 +13,7 @@ cross-validates, with the same network and budget:
    loss is not divided by the weights' sum, so it is scaled up ~2.5x (a
    larger effective learning rate) on top of the re-weighting;
 4. the fix: ``loss="focal", alpha=0.75`` here gives 0.75 to the positive class
-   ``classes_[1]`` (torchvision's convention), and weighted losses are
+   ``pos_label_`` (the rarer class, here 1), and weighted losses are
    normalized by the sum of the weights, so only their ratio matters;
 5. plain cross-entropy with the decision threshold tuned on held-out data,
    often the biggest F1 gain of all.
