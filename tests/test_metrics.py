@@ -168,3 +168,14 @@ def test_scorer_scores_predict_with_the_estimators_positive_class():
     assert "Scorer('f1'" in repr(Scorer("f1"))
     with pytest.raises(ValueError, match="Unknown metric"):
         Scorer("accuracy")
+
+
+def test_scorer_and_registry_pickle():
+    import pickle
+
+    scorer = pickle.loads(pickle.dumps(Scorer("average_precision", "normal")))
+    y = np.array(["normal", "abnormal", "normal", "normal"])
+    assert scorer(Fixed(), None, y) == pytest.approx(
+        metrics.average_precision_score(y == "normal", Fixed.proba[:, 1])
+    )
+    assert pickle.loads(pickle.dumps(METRICS)) == METRICS

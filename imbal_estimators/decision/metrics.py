@@ -108,17 +108,25 @@ def _mcc_counts(tp, fp, fn, tn):
     return _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
 
 
-def _averaged(function):
+def _of_positive_or_macro(function, y_true, y_pred, classes, pos_label):
     """A label metric (f1, precision, recall): the positive class's, or the macro mean."""
+    if len(classes) == 2:
+        kwargs = dict(pos_label=pos_label, average="binary")
+    else:
+        kwargs = dict(labels=classes, average="macro")
+    return function(y_true, y_pred, zero_division=0, **kwargs)
 
-    def compute(y_true, y_pred, classes, pos_label):
-        if len(classes) == 2:
-            kwargs = dict(pos_label=pos_label, average="binary")
-        else:
-            kwargs = dict(labels=classes, average="macro")
-        return function(y_true, y_pred, zero_division=0, **kwargs)
 
-    return compute
+def _f1(y_true, y_pred, classes, pos_label):
+    return _of_positive_or_macro(skm.f1_score, y_true, y_pred, classes, pos_label)
+
+
+def _precision(y_true, y_pred, classes, pos_label):
+    return _of_positive_or_macro(skm.precision_score, y_true, y_pred, classes, pos_label)
+
+
+def _recall(y_true, y_pred, classes, pos_label):
+    return _of_positive_or_macro(skm.recall_score, y_true, y_pred, classes, pos_label)
 
 
 def _f1_macro(y_true, y_pred, classes, pos_label):
@@ -133,29 +141,33 @@ def _mcc(y_true, y_pred, classes, pos_label):
     return skm.matthews_corrcoef(y_true, y_pred)
 
 
-def _ranking(function):
+def _of_positive_or_ovr(function, y_true, proba, classes, pos_label):
     """A ranking metric: of the positive class's probability, or one-vs-rest averaged."""
+    if len(classes) == 2:  # ROC AUC is the same for either column: None takes 1
+        wanted = [1 if pos_label is None else int(np.flatnonzero(classes == pos_label)[0])]
+    else:
+        wanted = [i for i, c in enumerate(classes) if np.any(y_true == c)]
+    values = []
+    for i in wanted:
+        hits = y_true == classes[i]
+        if hits.all() or not hits.any():  # undefined with one class in y_true
+            return float("nan")
+        values.append(function(hits, proba[:, i]))
+    return float(np.mean(values))
 
-    def compute(y_true, proba, classes, pos_label):
-        if len(classes) == 2:  # ROC AUC is the same for either column: None takes 1
-            wanted = [1 if pos_label is None else int(np.flatnonzero(classes == pos_label)[0])]
-        else:
-            wanted = [i for i, c in enumerate(classes) if np.any(y_true == c)]
-        values = []
-        for i in wanted:
-            hits = y_true == classes[i]
-            if hits.all() or not hits.any():  # undefined with one class in y_true
-                return float("nan")
-            values.append(function(hits, proba[:, i]))
-        return float(np.mean(values))
 
-    return compute
+def _average_precision(y_true, proba, classes, pos_label):
+    return _of_positive_or_ovr(skm.average_precision_score, y_true, proba, classes, pos_label)
+
+
+def _roc_auc(y_true, proba, classes, pos_label):
+    return _of_positive_or_ovr(skm.roc_auc_score, y_true, proba, classes, pos_label)
 
 
 METRICS = {
     metric.name: metric
     for metric in (
-        Metric("f1", _averaged(skm.f1_score), "predict", "macro", True, _f1_counts),
+        Metric("f1", _f1, "predict", "macro", True, _f1_counts),
         Metric("f1_macro", _f1_macro, "predict", "macro", False, _f1_macro_counts),
         Metric(
             "balanced_accuracy",
@@ -166,18 +178,10 @@ METRICS = {
             _balanced_accuracy_counts,
         ),
         Metric("mcc", _mcc, "predict", "native", False, _mcc_counts),
-        Metric(
-            "precision", _averaged(skm.precision_score), "predict", "macro", True, _precision_counts
-        ),
-        Metric("recall", _averaged(skm.recall_score), "predict", "macro", True, _recall_counts),
-        Metric(
-            "average_precision",
-            _ranking(skm.average_precision_score),
-            "predict_proba",
-            "ovr",
-            True,
-        ),
-        Metric("roc_auc", _ranking(skm.roc_auc_score), "predict_proba", "ovr", False),
+        Metric("precision", _precision, "predict", "macro", True, _precision_counts),
+        Metric("recall", _recall, "predict", "macro", True, _recall_counts),
+        Metric("average_precision", _average_precision, "predict_proba", "ovr", True),
+        Metric("roc_auc", _roc_auc, "predict_proba", "ovr", False),
     )
 }
 
@@ -276,7 +280,7 @@ class Scorer:
     """
 
     def __init__(self, name, pos_label=None):
-        self.metric = get_metric(name)
+        get_metric(name)  # an unknown name fails here
         self.name = name
         self.pos_label = pos_label
 
@@ -289,7 +293,7 @@ class Scorer:
             if pos_label is None:
                 counts = [np.sum(y == c) for c in classes]
                 pos_label = resolve_pos_label(None, classes, counts)
-        if self.metric.response == "predict_proba":
+        if get_metric(self.name).response == "predict_proba":
             return score(self.name, y, estimator.predict_proba(X), classes, pos_label)
         return score(self.name, y, None, classes, pos_label, y_pred=estimator.predict(X))
 
