@@ -119,6 +119,80 @@ def _add_model_options(parser):
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
 
+def _add_compare_options(parser):
+    from .methods import METHODS
+
+    group = parser.add_argument_group("the comparison")
+    group.add_argument(
+        "--methods",
+        type=_name_list,
+        metavar="NAMES",
+        help="comma-separated methods (or configuration names) to compare: "
+        + ", ".join(METHODS)
+        + " (default: all; ce is always included)",
+    )
+    group.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="a JSON or YAML file with your own list of parameter sets, e.g. "
+        '[{"loss": "focal", "gamma": 2, "alpha": "balanced"}, {"sampler": "over"}]',
+    )
+    group.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="repeats of the stratified k-fold split (repeated CV; default: 1)",
+    )
+    group.add_argument(
+        "--budget",
+        type=_budget,
+        metavar="DURATION",
+        help="shrink the plan to fit a time budget, e.g. 20m, 1h30m, 90s",
+    )
+    group.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="parallel fits through joblib (-1: one per core; default: 1)",
+    )
+    group.add_argument(
+        "--threads", type=_positive_int, help="torch threads per fit (default: torch's)"
+    )
+    group.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=3,
+        help="configurations of the frozen-feature screen that stage 2 fine-tunes (default: 3)",
+    )
+    group.add_argument(
+        "--no-screen", action="store_true", help="skip the frozen-feature screen (stage 1)"
+    )
+    group.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="do not refit the recommended configuration nor save OUT_DIR/model",
+    )
+
+
+def _name_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _budget(text):
+    from .plan import parse_budget
+
+    try:
+        parse_budget(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 20m, 1h30m or 90s, got {text!r}"
+        ) from None
+    return text
+
+
 def _add_loss_options(parser):
     group = parser.add_argument_group("imbalance handling")
     group.add_argument("--loss", choices=["ce", "focal"], default="ce", help="(default: ce)")
@@ -165,14 +239,20 @@ def build_parser():
     compare = commands.add_parser(
         "compare",
         help="cross-validate the loss x alpha x sampler x threshold grid; write a report",
-        description="Stratified k-fold cross-validation of CE, weighted CE, focal loss "
-        "(gamma 1, 2 x alpha none, balanced, effective) and random over-sampling, each also "
-        "with a tuned decision threshold (binary). Writes results.csv, fold_scores.csv, "
-        "report.md and report.html to --out.",
+        description="Stratified k-fold cross-validation of every imbalance method (CE, "
+        "weighted CE, focal gamma x alpha, class-balanced focal, LDAM+DRW, logit-adjusted, "
+        "Balanced Softmax, over-/under-sampling, class-balanced batches; the SMOTE family on "
+        "frozen features), each with a tuned decision threshold (binary) or a post-hoc logit "
+        "adjustment (multi-class). Prints the plan and its estimated time first; with a "
+        "pretrained backbone, screens every method on frozen features and fine-tunes the top "
+        "ones. Recommends only what a paired test supports, refits it on all the images and "
+        "saves it to OUT_DIR/model. Writes results.csv, fold_scores.csv, report.md and "
+        "report.html to --out.",
     )
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
+    _add_compare_options(compare)
     _add_model_options(compare)
 
     fit = commands.add_parser(
@@ -342,14 +422,22 @@ def _load_model(model_dir):
 # -- commands ----------------------------------------------------------------------------
 
 
-def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None):
+def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None, **options):
+    """Compare on ``data_dir``, write the results and the report to ``out_dir``, save the model.
+
+    ``options`` go to :func:`~imbal_estimators.app.compare.compare` (methods, grid,
+    repeats, budget, n_jobs, threads, top_k, screen, refit).
+    """
     from .compare import check_folds, compare
+    from .methods import load_grid
     from .report import comparison_blocks, write_report
 
     paths, labels = load_folder(data_dir)
     check_folds(labels, cv)
     if pos_label is not None:
         pos_label = _match_label(pos_label, labels)
+    if options.get("grid") is not None:
+        options["configurations"] = load_grid(options.pop("grid"))  # a bad file fails now
     classes, counts = np.unique(labels, return_counts=True)
     print(
         f"{data_dir}: {len(paths)} images, "
@@ -364,13 +452,19 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         pos_label=pos_label,
         estimator_params=params,
         random_state=params.get("random_state", 0),
+        log=lambda line: print(line, flush=True),
+        **options,
     )
     os.makedirs(out_dir, exist_ok=True)
-    result.write_results_csv(os.path.join(out_dir, "results.csv"))
+    model_dir = None
+    if result.best_estimator_ is not None:
+        model_dir = os.path.join(out_dir, "model")
+        result.best_estimator_.save(model_dir)
+    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
     result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-    blocks = comparison_blocks(result, data_dir)
+    blocks = comparison_blocks(result, data_dir, model_dir)
     md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-    _print_summary(result, out_dir, html_path)
+    _print_summary(result, out_dir, html_path, model_dir)
     return result
 
 
@@ -383,7 +477,11 @@ def _match_label(text, labels):
     )
 
 
-def _print_summary(result, out_dir, html_path):
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _print_summary(result, out_dir, html_path, model_dir=None):
     from .report import recommendation
 
     metric = result.scoring
@@ -393,9 +491,13 @@ def _print_summary(result, out_dir, html_path):
     if len(result.rows) > 5:
         print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
     print()
+    if result.pos_label is not None:
+        print(f"Positive class: {_plain(result.pos_label)!r}")
     for text in recommendation(result):
         print(text.replace("**", ""))
-    print(f"\nReport: {html_path}")
+    if model_dir is not None:
+        print(f"\nSaved the recommended model ({result.recommended.name}) to {model_dir}")
+    print(f"Report: {html_path}")
 
 
 def cmd_demo(args):
@@ -445,6 +547,15 @@ def cmd_compare(args):
         scoring=args.scoring,
         params=params,
         pos_label=args.pos_label,
+        methods=args.methods,
+        grid=args.grid,
+        repeats=args.repeats,
+        budget=args.budget,
+        n_jobs=args.n_jobs,
+        threads=args.threads,
+        top_k=args.top_k,
+        screen=False if args.no_screen else "auto",
+        refit=not args.no_refit,
     )
     return 0
 
