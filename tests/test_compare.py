@@ -331,3 +331,107 @@ def test_two_workers_give_the_results_of_one(binary_data, tmp_path):
             rows = list(csv.DictReader(file))
         texts.append([{k: v for k, v in r.items() if k != "fit_seconds"} for r in rows])
     assert texts[0] == texts[1]
+
+
+@pytest.fixture(scope="module")
+def pretrained_file(tmp_path_factory):
+    """A state-dict file: "pretrained" weights without a download."""
+    import torch
+    import torchvision
+
+    path = tmp_path_factory.mktemp("weights") / "shufflenet.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.shufflenet_v2_x0_5(weights=None).state_dict(), path)
+    return str(path)
+
+
+def test_pretrained_weights_screen_every_method_then_confirm_the_top(
+    binary_data, pretrained_file, monkeypatch
+):
+    tasks = []
+    original = compare_module.run_fits
+
+    def recording(batch, *args, **kwargs):
+        tasks.append(list(batch))
+        return original(batch, *args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "run_fits", recording)
+    X, y = binary_data
+    params = {k: v for k, v in PARAMS.items() if k != "module"}
+    result = compare(
+        X,
+        y,
+        methods=["ce", "over", "smote", "balanced_softmax"],
+        cv=2,
+        top_k=1,
+        estimator_params={**params, "weights": pretrained_file, "lr": 0.05},
+        progress=False,
+    )
+    screen, confirm = tasks
+    names = {"ce", "ce + over-sampling", "ce + smote", "balanced_softmax"}
+    assert {t.name for t in screen} == names
+    assert all(t.params["freeze_backbone"] for t in screen)
+    assert type(next(t for t in screen if t.name == "ce + smote").params["sampler"]).__name__ == (
+        "SMOTE"
+    )
+    assert not any(t.params.get("freeze_backbone") for t in confirm)
+    confirmed = {t.name for t in confirm}
+    assert len(confirmed) == 2 and "ce" in confirmed and "ce + smote" not in confirmed
+    screened_best = next(
+        r.configuration.name
+        for r in result.screen.rows
+        if r.configuration.name not in ("ce", "ce + smote")
+    )
+    assert confirmed == {"ce", screened_best}
+    assert [s.name for s in result.stages] == ["screen", "confirm"]
+    assert len(result.screen.rows) == 8 and len(result.rows) == 4
+    assert result.screen_note == ""
+    rho = result.rank_agreement()
+    assert np.isnan(rho) or -1 <= rho <= 1
+    from imbal_estimators.app.report import comparison_blocks, render_html
+
+    page = render_html(comparison_blocks(result), "t")
+    assert "Stage 1: screen on frozen backbone features" in page
+    assert "Stage 2: confirm, fine-tuned" in page and "Spearman" in page
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_results_of_one_worker(binary_data):
+    distributed = pytest.importorskip("dask.distributed")
+    from joblib import parallel_config
+
+    X, y = binary_data
+    kwargs = dict(
+        methods=["ce", "over"], cv=2, estimator_params=PARAMS, progress=False, refit=False
+    )
+    alone = compare(X, y, **kwargs)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+    with distributed.Client(cluster), parallel_config(backend="dask"):
+        shared = compare(X, y, n_jobs=-1, **kwargs)
+    cluster.close()
+    for a, b in zip(alone.rows, shared.rows, strict=True):
+        assert a.name == b.name and a.fold_scores == b.fold_scores and a.thresholds == b.thresholds
+
+
+def test_worker_devices_one_gpu_per_slot(tmp_path):
+    from imbal_estimators.app.parallel import claim_slot, worker_device
+
+    assert [worker_device("auto", slot, 4) for slot in range(5)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:2",
+        "cuda:3",
+        "cuda:0",
+    ]
+    assert worker_device("cuda", 1, 2) == "cuda:1"
+    assert worker_device("cpu", 1, 2) == "cpu" and worker_device("cuda:1", 0, 2) == "cuda:1"
+    assert worker_device("auto", 3, 1) == "auto"  # one GPU: nothing to spread
+    # a slot is an exclusive lock: a second claimant (another worker) gets the next slot
+    import fcntl
+
+    first = claim_slot(str(tmp_path))
+    assert first == 0 and claim_slot(str(tmp_path)) == 0  # this process keeps its slot
+    other = open(tmp_path / "slot-0.lock", "a")  # noqa: SIM115
+    with pytest.raises(OSError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    other.close()

@@ -29,6 +29,9 @@ DEMO_SETTINGS = dict(
     batch_size=16,
 )
 DEMO_CV = 3
+# every method would take ~5 minutes on 2 cores; the budget drops what does not fit (and says so)
+DEMO_BUDGET = "3m"
+DEMO_QUICK_METHODS = ["ce", "over", "balanced_softmax"]
 SMALL_CNN = "small_cnn"
 
 
@@ -194,8 +197,11 @@ def _budget(text):
 
 
 def _add_loss_options(parser):
+    from ..losses.registry import LOSSES
+    from .methods import SAMPLERS
+
     group = parser.add_argument_group("imbalance handling")
-    group.add_argument("--loss", choices=["ce", "focal"], default="ce", help="(default: ce)")
+    group.add_argument("--loss", choices=list(LOSSES), default="ce", help="(default: ce)")
     group.add_argument("--gamma", type=float, default=2.0, help="focal gamma (default: 2)")
     group.add_argument(
         "--alpha",
@@ -204,10 +210,36 @@ def _add_loss_options(parser):
     )
     group.add_argument(
         "--sampler",
-        choices=["none", "over", "under"],
+        choices=["none", *SAMPLERS],
         default="none",
-        help="random over- or under-sampling of the training images (default: none)",
+        help="resampling of the training images (the SMOTE family needs --freeze-backbone; "
+        "default: none)",
     )
+    # the loss and decision parameters a compare row can set (flag --foo-bar for foo_bar)
+    for name, kind, text in (
+        ("--beta", float, "effective-number beta (default: 0.999)"),
+        ("--tau", float, "logit_adjusted strength (default: 1)"),
+        ("--max-margin", float, "ldam largest margin (default: 0.5)"),
+        ("--ldam-s", float, "ldam logit scale (default: 30)"),
+        ("--label-smoothing", float, "label smoothing (default: 0)"),
+        ("--drw-epoch", _positive_int, "epoch the class weights switch on (default: none)"),
+        ("--posthoc-tau", float, "post-hoc logit adjustment at predict (default: none)"),
+    ):
+        group.add_argument(name, type=kind, help=text)
+    group.add_argument(
+        "--threshold",
+        type=_threshold,
+        help="binary decision threshold on the positive class, or auto (default: argmax)",
+    )
+
+
+def _threshold(text):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
 
 
 def build_parser():
@@ -228,7 +260,8 @@ def build_parser():
         description="Write the embedded imbalanced demo folder (600 vs 120 handwritten digits "
         "that ship with scikit-learn) and run compare on it with small, fast settings "
         f"({DEMO_CV}-fold CV, imbal_estimators.SmallCNN from scratch, "
-        f"{DEMO_SETTINGS['image_size']} px, {DEMO_SETTINGS['max_epochs']} epochs).",
+        f"{DEMO_SETTINGS['image_size']} px, {DEMO_SETTINGS['max_epochs']} epochs, "
+        f"--budget {DEMO_BUDGET}).",
     )
     demo.add_argument("--data", default="demo_data", help="where to write the demo folder")
     demo.add_argument("--out", default="demo_report", help="where to write the report")
@@ -340,7 +373,7 @@ def resolve_backbone(params):
 
 
 def _loss_params(args):
-    from .compare import SAMPLERS
+    from .methods import make_sampler
 
     alpha = args.alpha
     if alpha is not None:
@@ -351,8 +384,15 @@ def _loss_params(args):
                 alpha = float(alpha)
             except ValueError:
                 pass
-    sampler = None if args.sampler == "none" else SAMPLERS[args.sampler]()
-    return {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+    sampler = None if args.sampler == "none" else make_sampler(args.sampler)
+    params = {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+    for name in ("beta", "tau", "max_margin", "ldam_s", "label_smoothing", "drw_epoch"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    for name in ("threshold", "posthoc_tau"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    return params
 
 
 # -- data --------------------------------------------------------------------------------
@@ -518,9 +558,11 @@ def _run_demo(args):
 
     settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
     sizes = dict(n_majority=600, n_minority=120)
+    options = dict(budget=DEMO_BUDGET)
     if args.quick:
         settings.update(max_epochs=1, image_size=16)
         sizes = dict(n_majority=60, n_minority=15)
+        options = dict(methods=DEMO_QUICK_METHODS)
     try:
         data = make_demo_image_folder(args.data, **sizes)
     except ValueError as exc:
@@ -534,6 +576,7 @@ def _run_demo(args):
         title="imbal-estimators demo: 600 vs 120 handwritten digits"
         if not args.quick
         else "imbal-estimators demo (quick)",
+        **options,
     )
     return 0
 
