@@ -663,7 +663,9 @@ def _screen_note(screen, frozen_only, pretrained, clf):
     if frozen_only:
         return "the backbone is frozen for every fit already (freeze_backbone=True)"
     if not pretrained:
-        what = "a module of your own" if clf.module is not None else "weights=None"
+        module = clf.module
+        name = getattr(module, "__name__", type(module).__name__)
+        what = f"module={name}" if module is not None else "weights=None"
         reason = (
             f"the network has no pretrained weights ({what}), so frozen backbone features are "
             "random and would rank nothing; every configuration is fine-tuned instead"

@@ -1,7 +1,7 @@
 """The plan of a comparison: what it will fit, how long that takes here, what a budget drops.
 
 Before the first fit ``compare`` times a probe on this machine (one training
-batch step and one prediction pass of the real network, image size and device;
+epoch of four batches and one prediction pass of the real network, image size and device;
 for a screening stage also the frozen-feature pass and a head step), estimates
 every fit from it, and prints the plan. ``--budget`` shrinks the plan until the
 estimate fits, in this order, each step only while the estimate is still over
@@ -115,7 +115,8 @@ def run_probe(paths, labels, params, *, frozen=False, finetune=True):
     """
     start = time.perf_counter()
     batch = params.get("batch_size", 32)
-    rows = probe_rows(labels, batch if batch > 0 else 32)
+    # four batch steps: the per-epoch costs (loader, validation pass) weigh as in a real epoch
+    rows = probe_rows(labels, 4 * (batch if batch > 0 else 32))
     X, y = paths[rows], labels[rows]
     base = {
         **params,

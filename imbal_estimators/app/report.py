@@ -436,7 +436,7 @@ def gallery_blocks(comparison, row, stage):
         blocks.append(
             Image(
                 f"gallery_{kind}",
-                plots.to_png(plots.gallery(items, f"{label}: {what}")),
+                plots.to_png(plots.gallery(items, f"{label}: {what}".replace("`", ""))),
                 f"{label} (out-of-fold, most confident first; P is the probability of class "
                 f"`{_plain(rare)}`): {what}. Up to 12 shown.",
             )
