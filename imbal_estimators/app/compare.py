@@ -27,6 +27,7 @@ so the threshold maximizes the metric that ranks the rows.
 import csv
 import os
 import shlex
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -644,15 +645,19 @@ def compare(
     )
     run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only)
     confirm_configs = plan.configurations
-    with run.bar:
-        if screening:
-            screen_stage = run.stage("screen", plan.screen_configurations, frozen=True)
-            comparison.stages.append(screen_stage)
-            confirm_configs = _top_configurations(screen_stage, plan, scoring)
-        comparison.stages.append(run.stage("confirm", confirm_configs, frozen=frozen_only))
-        comparison.recommendation = recommend(comparison)
-        if refit:
-            run.refit(comparison)
+    try:
+        with run.bar:
+            if screening:
+                screen_stage = run.stage("screen", plan.screen_configurations, frozen=True)
+                comparison.stages.append(screen_stage)
+                confirm_configs = _top_configurations(screen_stage, plan, scoring)
+            comparison.stages.append(run.stage("confirm", confirm_configs, frozen=frozen_only))
+            comparison.recommendation = recommend(comparison)
+            if refit:
+                run.refit(comparison)
+    finally:
+        if run.cache_dir is not None:
+            shutil.rmtree(run.cache_dir, ignore_errors=True)
     return comparison
 
 
@@ -844,9 +849,7 @@ class _Runner:
 
     def refit(self, comparison):
         row = comparison.recommendation.row
-        params = comparison.row_params(row)
-        if self.cache_dir is not None:
-            params["cache"] = self.cache_dir
+        params = comparison.row_params(row)  # the user's cache: the model outlives the run
         clf = ImageImbalanceClassifier(**{**params, "sampler": make_sampler(params.get("sampler"))})
         start = time.perf_counter()
         clf.fit(comparison.paths, comparison.labels)
