@@ -264,6 +264,12 @@ steps per epoch than the others (its epochs grow to `C x` the largest class: 2.7
 the training part's size per epoch. LDAM runs with the paper's `s=30` on an unnormalized linear
 head (see [methods.md](methods.md)).
 """
+    # keep the sections other benchmarks append (answer_quality.py, speed): from the first "## "
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+        if "\n## " in old:
+            text = text.rstrip() + "\n" + old[old.index("\n## ") :]
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 

@@ -65,3 +65,12 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
     result = run("benchmarks/gpu_check.py", "--device", "cpu", "--quick", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 of 3 checks passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_answer_quality_benchmark_quick(tmp_path):
+    result = run("benchmarks/answer_quality.py", "--quick", "--splits", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for row in ("| compare (saved model) |", "| seed: focal g=2, inverse-frequency alpha |"):
+        assert row in result.stdout
+    assert "| best seed recipe (per set) |" in result.stdout and "Picks" in result.stdout

@@ -10,8 +10,8 @@ import pytest
 from conftest import TinyCNN, make_folder, write_images
 
 import imbal_estimators.app.cli as cli
-import imbal_estimators.app.compare as compare_module
 from imbal_estimators.app.cli import main
+from imbal_estimators.app.methods import default_configurations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_ARGS = ["--image-size", "16", "--max-epochs", "1", "--weights", "none", "--batch-size", "16"]
@@ -55,43 +55,108 @@ def test_every_command_has_help(command, capsys):
     assert f"imbal-estimators {command}" in capsys.readouterr().out
 
 
-def test_compare_binary_writes_results_and_report(binary_folder, tmp_path, tiny_network, capsys):
+def test_compare_binary_writes_results_report_and_model(
+    binary_folder, tmp_path, tiny_network, capsys
+):
     out = tmp_path / "out"
     assert main(["compare", binary_folder, "--out", str(out), "--cv", "2", *FAST_ARGS]) == 0
     rows = read_csv(out / "results.csv")
-    n_grid = len(compare_module.DEFAULT_GRID)
-    assert len(rows) == 2 * n_grid >= 8
-    assert sum(r["decision"] == "tuned threshold" for r in rows) == n_grid
+    # the default comparison covers every method of the table (the SMOTE family needs
+    # frozen features), each with its tuned-threshold row
+    configs = default_configurations()
+    assert {r["configuration"] for r in rows if r["decision"] == "argmax"} == {
+        c.name for c in configs
+    }
+    assert sum(r["decision"] == "tuned threshold" for r in rows) == len(configs)
     for row in rows:
         for metric in ("f1", "balanced_accuracy", "average_precision", "precision", "recall"):
             assert np.isfinite(float(row[f"{metric}_mean"])), (row["configuration"], metric)
-            assert np.isfinite(float(row[f"{metric}_std"]))
+        assert row["fit"].startswith(f"imbal-estimators fit {binary_folder} --out MODEL_DIR")
     folds = read_csv(out / "fold_scores.csv")
     assert len(folds) == 2 * len(rows)
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 6
+    assert page.count('src="data:image/png;base64,') >= 6
     assert (out / "report.md").is_file() and (out / "plots" / "reliability.png").is_file()
     stdout = capsys.readouterr().out
+    estimate = stdout.index("Estimated time:")
+    assert stdout.index("Positive class: 'dog'") < estimate < stdout.index("rank  configuration")
     assert rows[0]["configuration"] in stdout and "Report:" in stdout
+    # the recommended model is saved, loads and predicts
+    recommended = next(r for r in rows if r["recommended"] == "yes")
+    assert f"Saved the recommended model ({recommended['configuration']})" in stdout
+    import imbal_estimators
+
+    model = imbal_estimators.load(out / "model")
+    assert set(model.predict([os.path.join(binary_folder, "dog", "img_0000.png")])) <= {
+        "cat",
+        "dog",
+    }
 
 
-def test_compare_three_classes_has_at_least_eight_rows(tmp_path, tiny_network, monkeypatch):
+def test_the_fit_command_of_a_row_trains_that_model(binary_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["compare", binary_folder, "--out", str(out), "--cv", "2", "--methods", "ce"]
+    assert main([*argv, "--backbone", "small_cnn", *FAST_ARGS]) == 0
+    rows = read_csv(out / "results.csv")
+    tuned = next(r for r in rows if r["configuration"] == "ce + tuned threshold")
+    assert "--threshold auto" in tuned["fit"] and "--monitor f1" in tuned["fit"]
+    # the recommended row's command trains the model compare saved
+    recommended = next(r for r in rows if r["recommended"] == "yes")
+    command = recommended["fit"].split()
+    assert command[:2] == ["imbal-estimators", "fit"]
+    model_dir = tmp_path / "from_the_command"
+    command[command.index("MODEL_DIR")] = str(model_dir)
+    assert main(command[1:]) == 0
+    import imbal_estimators
+
+    model = imbal_estimators.load(model_dir)
+    saved = imbal_estimators.load(out / "model")
+    assert model.get_params()["threshold"] == saved.get_params()["threshold"]
+    assert model.threshold_ == saved.threshold_ and model.best_epoch_ == saved.best_epoch_
+    images = [os.path.join(binary_folder, "dog", "img_0000.png")]
+    np.testing.assert_allclose(model.predict_proba(images), saved.predict_proba(images), rtol=1e-5)
+
+
+def test_compare_options_reach_compare(binary_folder, tmp_path, tiny_network, monkeypatch):
+    import imbal_estimators.app.compare as compare_module
+
+    seen = {}
+    original = compare_module.compare
+
+    def recording(paths, labels, **kwargs):
+        seen.update(kwargs)
+        return original(paths, labels, **kwargs)
+
+    monkeypatch.setattr(compare_module, "compare", recording)
+    grid = tmp_path / "grid.json"
+    grid.write_text('[{"loss": "ce"}, {"name": "bs", "loss": "balanced_softmax"}]')
+    argv = ["compare", binary_folder, "--out", str(tmp_path / "o"), "--cv", "2", *FAST_ARGS]
+    argv += ["--grid", str(grid), "--repeats", "2", "--budget", "20m", "--no-refit"]
+    assert main(argv) == 0
+    assert [c.name for c in seen["configurations"]] == ["ce", "bs"]
+    assert seen["repeats"] == 2 and seen["budget"] == "20m" and seen["refit"] is False
+    assert not (tmp_path / "o" / "model").exists()
+    assert len(read_csv(tmp_path / "o" / "fold_scores.csv")) == 4 * 4  # 4 rows x 2x2 folds
+
+
+def test_compare_three_classes_has_post_hoc_rows(tmp_path, tiny_network):
     folder = make_folder(tmp_path / "three", {"a": 16, "b": 8, "c": 6}, size=16)
     out = tmp_path / "out"
-    assert main(["compare", folder, "--out", str(out), "--cv", "2", *FAST_ARGS]) == 0
+    argv = ["compare", folder, "--out", str(out), "--cv", "2", "--methods", "ce,focal,over"]
+    assert main([*argv, *FAST_ARGS, "--no-refit"]) == 0
     rows = read_csv(out / "results.csv")
-    assert len(rows) == len(compare_module.DEFAULT_GRID) >= 8
-    assert {r["decision"] for r in rows} == {"argmax"}
+    assert {r["decision"] for r in rows} == {"argmax", "post-hoc adjustment"}
+    assert len(rows) == 2 * 7 + 1  # ce and the 6 focal variants twice, over-sampling once
     assert all(np.isfinite(float(r["f1_mean"])) for r in rows)
 
 
-def test_demo_quick_builds_the_folder_and_the_report(tmp_path, tiny_network, monkeypatch):
-    monkeypatch.setattr(compare_module, "DEFAULT_GRID", compare_module.DEFAULT_GRID[:2])
+def test_demo_quick_builds_the_folder_the_report_and_the_model(tmp_path, tiny_network):
     data, out = tmp_path / "demo_data", tmp_path / "demo_report"
     assert main(["demo", "--quick", "--data", str(data), "--out", str(out)]) == 0
     assert sorted(os.listdir(data / "1"))[:1] and len(os.listdir(data / "0")) == 60
-    assert len(read_csv(out / "results.csv")) == 4
-    assert (out / "report.html").is_file()
+    rows = read_csv(out / "results.csv")
+    assert {r["configuration"] for r in rows} >= {"ce", "ce + tuned threshold"}
+    assert (out / "report.html").is_file() and (out / "model" / "config.json").is_file()
 
 
 def assert_one_line_error(capsys, *fragments):
@@ -153,6 +218,8 @@ def test_a_broken_image_is_named_in_one_line(tmp_path, tiny_network, capsys):
         (["compare", "d"], "required: --out"),
         (["compare", "d", "--out", "x", "--cv", "zero"], "--cv: expected a positive integer"),
         (["compare", "d", "--out", "x", "--scoring", "accuracy"], "invalid choice: 'accuracy'"),
+        (["compare", "d", "--out", "x", "--budget", "soon"], "--budget: expected a duration"),
+        (["compare", "d", "--out", "x", "--repeats", "0"], "--repeats: expected a positive"),
         (["train", "d"], "invalid choice: 'train'"),
         ([], "required: COMMAND"),
     ],

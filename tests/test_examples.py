@@ -51,6 +51,7 @@ def test_compare_losses_example_runs(tmp_path):
     result = run("examples/compare_losses.py", "--quick", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert " 6. " in result.stdout  # 3 configurations x {argmax, tuned threshold}
+    assert "Model: compare_losses_out/model" in result.stdout
     assert (tmp_path / "compare_losses_out" / "report.html").is_file()
 
 

@@ -222,6 +222,8 @@ def test_compare_and_the_estimator_agree_on_the_positive_class(rare_first, monke
         X, y, configurations=(Configuration("ce"),), cv=2, estimator_params=params, progress=False
     )
     assert result.pos_label == "abnormal"
-    assert [clf.pos_label_ for clf in fitted] == ["abnormal", "abnormal"]
+    # every fit (the timed probe, one per fold, the refit on all images) has compare's class
+    assert len(fitted) >= 2
+    assert {clf.pos_label_ for clf in fitted} == {"abnormal"}
     # compare's tuned rows threshold P(abnormal), the estimator's positive column
     assert all(clf.pos_index_ == 0 for clf in fitted)

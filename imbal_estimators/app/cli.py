@@ -29,6 +29,9 @@ DEMO_SETTINGS = dict(
     batch_size=16,
 )
 DEMO_CV = 3
+# every method would take ~5 minutes on 2 cores; the budget drops what does not fit (and says so)
+DEMO_BUDGET = "3m"
+DEMO_QUICK_METHODS = ["ce", "over", "balanced_softmax"]
 SMALL_CNN = "small_cnn"
 
 
@@ -119,9 +122,86 @@ def _add_model_options(parser):
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
 
+def _add_compare_options(parser):
+    from .methods import METHODS
+
+    group = parser.add_argument_group("the comparison")
+    group.add_argument(
+        "--methods",
+        type=_name_list,
+        metavar="NAMES",
+        help="comma-separated methods (or configuration names) to compare: "
+        + ", ".join(METHODS)
+        + " (default: all; ce is always included)",
+    )
+    group.add_argument(
+        "--grid",
+        metavar="FILE",
+        help="a JSON or YAML file with your own list of parameter sets, e.g. "
+        '[{"loss": "focal", "gamma": 2, "alpha": "balanced"}, {"sampler": "over"}]',
+    )
+    group.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="repeats of the stratified k-fold split (repeated CV; default: 1)",
+    )
+    group.add_argument(
+        "--budget",
+        type=_budget,
+        metavar="DURATION",
+        help="shrink the plan to fit a time budget, e.g. 20m, 1h30m, 90s",
+    )
+    group.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="parallel fits through joblib (-1: one per core; default: 1)",
+    )
+    group.add_argument(
+        "--threads", type=_positive_int, help="torch threads per fit (default: torch's)"
+    )
+    group.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=3,
+        help="configurations of the frozen-feature screen that stage 2 fine-tunes (default: 3)",
+    )
+    group.add_argument(
+        "--no-screen", action="store_true", help="skip the frozen-feature screen (stage 1)"
+    )
+    group.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="do not refit the recommended configuration nor save OUT_DIR/model",
+    )
+
+
+def _name_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _budget(text):
+    from .plan import parse_budget
+
+    try:
+        parse_budget(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 20m, 1h30m or 90s, got {text!r}"
+        ) from None
+    return text
+
+
 def _add_loss_options(parser):
+    from ..losses.registry import LOSSES
+    from .methods import SAMPLERS
+
     group = parser.add_argument_group("imbalance handling")
-    group.add_argument("--loss", choices=["ce", "focal"], default="ce", help="(default: ce)")
+    group.add_argument("--loss", choices=list(LOSSES), default="ce", help="(default: ce)")
     group.add_argument("--gamma", type=float, default=2.0, help="focal gamma (default: 2)")
     group.add_argument(
         "--alpha",
@@ -130,10 +210,36 @@ def _add_loss_options(parser):
     )
     group.add_argument(
         "--sampler",
-        choices=["none", "over", "under"],
+        choices=["none", *SAMPLERS],
         default="none",
-        help="random over- or under-sampling of the training images (default: none)",
+        help="resampling of the training images (the SMOTE family needs --freeze-backbone; "
+        "default: none)",
     )
+    # the loss and decision parameters a compare row can set (flag --foo-bar for foo_bar)
+    for name, kind, text in (
+        ("--beta", float, "effective-number beta (default: 0.999)"),
+        ("--tau", float, "logit_adjusted strength (default: 1)"),
+        ("--max-margin", float, "ldam largest margin (default: 0.5)"),
+        ("--ldam-s", float, "ldam logit scale (default: 30)"),
+        ("--label-smoothing", float, "label smoothing (default: 0)"),
+        ("--drw-epoch", _positive_int, "epoch the class weights switch on (default: none)"),
+        ("--posthoc-tau", float, "post-hoc logit adjustment at predict (default: none)"),
+    ):
+        group.add_argument(name, type=kind, help=text)
+    group.add_argument(
+        "--threshold",
+        type=_threshold,
+        help="binary decision threshold on the positive class, or auto (default: argmax)",
+    )
+
+
+def _threshold(text):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
 
 
 def build_parser():
@@ -154,7 +260,8 @@ def build_parser():
         description="Write the embedded imbalanced demo folder (600 vs 120 handwritten digits "
         "that ship with scikit-learn) and run compare on it with small, fast settings "
         f"({DEMO_CV}-fold CV, imbal_estimators.SmallCNN from scratch, "
-        f"{DEMO_SETTINGS['image_size']} px, {DEMO_SETTINGS['max_epochs']} epochs).",
+        f"{DEMO_SETTINGS['image_size']} px, {DEMO_SETTINGS['max_epochs']} epochs, "
+        f"--budget {DEMO_BUDGET}).",
     )
     demo.add_argument("--data", default="demo_data", help="where to write the demo folder")
     demo.add_argument("--out", default="demo_report", help="where to write the report")
@@ -165,14 +272,20 @@ def build_parser():
     compare = commands.add_parser(
         "compare",
         help="cross-validate the loss x alpha x sampler x threshold grid; write a report",
-        description="Stratified k-fold cross-validation of CE, weighted CE, focal loss "
-        "(gamma 1, 2 x alpha none, balanced, effective) and random over-sampling, each also "
-        "with a tuned decision threshold (binary). Writes results.csv, fold_scores.csv, "
-        "report.md and report.html to --out.",
+        description="Stratified k-fold cross-validation of every imbalance method (CE, "
+        "weighted CE, focal gamma x alpha, class-balanced focal, LDAM+DRW, logit-adjusted, "
+        "Balanced Softmax, over-/under-sampling, class-balanced batches; the SMOTE family on "
+        "frozen features), each with a tuned decision threshold (binary) or a post-hoc logit "
+        "adjustment (multi-class). Prints the plan and its estimated time first; with a "
+        "pretrained backbone, screens every method on frozen features and fine-tunes the top "
+        "ones. Recommends only what a paired test supports, refits it on all the images and "
+        "saves it to OUT_DIR/model. Writes results.csv, fold_scores.csv, report.md and "
+        "report.html to --out.",
     )
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
+    _add_compare_options(compare)
     _add_model_options(compare)
 
     fit = commands.add_parser(
@@ -260,7 +373,7 @@ def resolve_backbone(params):
 
 
 def _loss_params(args):
-    from .compare import SAMPLERS
+    from .methods import make_sampler
 
     alpha = args.alpha
     if alpha is not None:
@@ -271,8 +384,15 @@ def _loss_params(args):
                 alpha = float(alpha)
             except ValueError:
                 pass
-    sampler = None if args.sampler == "none" else SAMPLERS[args.sampler]()
-    return {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+    sampler = None if args.sampler == "none" else make_sampler(args.sampler)
+    params = {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+    for name in ("beta", "tau", "max_margin", "ldam_s", "label_smoothing", "drw_epoch"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    for name in ("threshold", "posthoc_tau"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    return params
 
 
 # -- data --------------------------------------------------------------------------------
@@ -342,14 +462,22 @@ def _load_model(model_dir):
 # -- commands ----------------------------------------------------------------------------
 
 
-def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None):
+def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title=None, **options):
+    """Compare on ``data_dir``, write the results and the report to ``out_dir``, save the model.
+
+    ``options`` go to :func:`~imbal_estimators.app.compare.compare` (methods, grid,
+    repeats, budget, n_jobs, threads, top_k, screen, refit).
+    """
     from .compare import check_folds, compare
+    from .methods import load_grid
     from .report import comparison_blocks, write_report
 
     paths, labels = load_folder(data_dir)
     check_folds(labels, cv)
     if pos_label is not None:
         pos_label = _match_label(pos_label, labels)
+    if options.get("grid") is not None:
+        options["configurations"] = load_grid(options.pop("grid"))  # a bad file fails now
     classes, counts = np.unique(labels, return_counts=True)
     print(
         f"{data_dir}: {len(paths)} images, "
@@ -364,13 +492,19 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         pos_label=pos_label,
         estimator_params=params,
         random_state=params.get("random_state", 0),
+        log=lambda line: print(line, flush=True),
+        **options,
     )
     os.makedirs(out_dir, exist_ok=True)
-    result.write_results_csv(os.path.join(out_dir, "results.csv"))
+    model_dir = None
+    if result.best_estimator_ is not None:
+        model_dir = os.path.join(out_dir, "model")
+        result.best_estimator_.save(model_dir)
+    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
     result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-    blocks = comparison_blocks(result, data_dir)
+    blocks = comparison_blocks(result, data_dir, model_dir)
     md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-    _print_summary(result, out_dir, html_path)
+    _print_summary(result, out_dir, html_path, model_dir)
     return result
 
 
@@ -383,7 +517,11 @@ def _match_label(text, labels):
     )
 
 
-def _print_summary(result, out_dir, html_path):
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _print_summary(result, out_dir, html_path, model_dir=None):
     from .report import recommendation
 
     metric = result.scoring
@@ -393,9 +531,13 @@ def _print_summary(result, out_dir, html_path):
     if len(result.rows) > 5:
         print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
     print()
+    if result.pos_label is not None:
+        print(f"Positive class: {_plain(result.pos_label)!r}")
     for text in recommendation(result):
         print(text.replace("**", ""))
-    print(f"\nReport: {html_path}")
+    if model_dir is not None:
+        print(f"\nSaved the recommended model ({result.recommended.name}) to {model_dir}")
+    print(f"Report: {html_path}")
 
 
 def cmd_demo(args):
@@ -416,9 +558,11 @@ def _run_demo(args):
 
     settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
     sizes = dict(n_majority=600, n_minority=120)
+    options = dict(budget=DEMO_BUDGET)
     if args.quick:
         settings.update(max_epochs=1, image_size=16)
         sizes = dict(n_majority=60, n_minority=15)
+        options = dict(methods=DEMO_QUICK_METHODS)
     try:
         data = make_demo_image_folder(args.data, **sizes)
     except ValueError as exc:
@@ -432,6 +576,7 @@ def _run_demo(args):
         title="imbal-estimators demo: 600 vs 120 handwritten digits"
         if not args.quick
         else "imbal-estimators demo (quick)",
+        **options,
     )
     return 0
 
@@ -445,6 +590,15 @@ def cmd_compare(args):
         scoring=args.scoring,
         params=params,
         pos_label=args.pos_label,
+        methods=args.methods,
+        grid=args.grid,
+        repeats=args.repeats,
+        budget=args.budget,
+        n_jobs=args.n_jobs,
+        threads=args.threads,
+        top_k=args.top_k,
+        screen=False if args.no_screen else "auto",
+        refit=not args.no_refit,
     )
     return 0
 

@@ -1,94 +1,83 @@
-"""The loss x alpha x sampler x threshold comparison behind ``imbal-estimators compare``.
+"""The comparison behind ``imbal-estimators compare``: every method, planned, tested, refitted.
 
-Stratified k-fold cross-validation of a grid of configurations
-(:data:`DEFAULT_GRID`). Each configuration is fitted once per fold; a binary
-problem then scores it with two decision rules on the same fitted model:
+:func:`compare` cross-validates the configurations of the method table
+(:mod:`~imbal_estimators.app.methods`) with stratified, optionally repeated,
+k-fold CV and hands back the recommended model:
 
-* ``argmax`` -- the class with the highest probability (threshold 0.5);
-* ``tuned threshold`` -- the threshold on the positive class's probability that
-  maximizes the scoring metric on the estimator's *internal validation split*
-  of the training fold (never on the test fold).
+1. **plan**: a timed probe estimates every fit; the plan is printed before the
+   first fit, and a ``budget`` shrinks it (:mod:`~imbal_estimators.app.plan`);
+2. **screen** (pretrained backbones only): every configuration trains a head on
+   frozen backbone features, SMOTE family included;
+3. **confirm**: the top ``top_k`` of the screen plus plain cross-entropy are
+   fine-tuned (without pretrained weights: every configuration, no screen);
+4. **recommend** only what the paired folds support
+   (:mod:`~imbal_estimators.app.recommend`), and **refit** that configuration
+   on all the images (``best_estimator_``).
 
-Multi-class problems use argmax only.
+Each configuration is fitted once per fold; every decision rule is scored on
+that one fitted model. Binary problems fit with ``threshold="auto"``: the
+``argmax`` row decides by the highest probability, the ``tuned threshold`` row
+is the estimator's own ``predict``, with the threshold it tuned on its internal
+validation split of the training fold (``threshold_``). Multi-class problems
+fit with ``posthoc_tau=1`` where it applies: ``argmax`` against the post-hoc
+logit adjustment of ``predict``. ``monitor`` follows ``scoring`` (unless given),
+so the threshold maximizes the metric that ranks the rows.
 """
 
 import csv
+import os
+import shlex
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from imblearn.over_sampling import RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
 from ..data.images import ImageLoader, scan_images
-from ..decision.evaluation import BASELINE, METRICS, TUNED_SUFFIX, score_predictions
+from ..decision import metrics
+from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
-from ..decision.posthoc import decide, threshold_metric
-from ..decision.threshold import tune_threshold
 from ..estimator.classifier import ImageImbalanceClassifier
-
-SCORING_OPTIONS = ("f1", "balanced_accuracy", "average_precision")
-SAMPLERS = {"over": RandomOverSampler, "under": RandomUnderSampler}
-
-
-@dataclass(frozen=True)
-class Configuration:
-    """One way of handling the imbalance: a loss, its class weights and a sampler.
-
-    Parameters
-    ----------
-    name : str
-    loss : {"ce", "focal"}
-    gamma : float
-        Focal focusing parameter (ignored by ``"ce"``).
-    alpha : str or None
-        A class-weight strategy of :func:`~imbal_estimators.compute_alpha`.
-    sampler : {"over", "under"} or None
-        Random over- or under-sampling of the training part, every epoch.
-    """
-
-    name: str
-    loss: str = "ce"
-    gamma: float = 0.0
-    alpha: str | None = None
-    sampler: str | None = None
-
-    def estimator_params(self):
-        """The ``ImageImbalanceClassifier`` parameters of this configuration."""
-        params = {"loss": self.loss, "alpha": self.alpha}
-        if self.loss == "focal":
-            params["gamma"] = self.gamma
-        params["sampler"] = None if self.sampler is None else SAMPLERS[self.sampler]()
-        return params
-
-
-#: The documented grid: CE, weighted CE, focal gamma {1, 2} x alpha {None,
-#: balanced, effective}, and random over-sampling with CE.
-DEFAULT_GRID = (
-    Configuration("ce"),
-    Configuration("ce, alpha=balanced", alpha="balanced"),
-    Configuration("focal g=1", loss="focal", gamma=1.0),
-    Configuration("focal g=1, alpha=balanced", loss="focal", gamma=1.0, alpha="balanced"),
-    Configuration("focal g=1, alpha=effective", loss="focal", gamma=1.0, alpha="effective"),
-    Configuration("focal g=2", loss="focal", gamma=2.0),
-    Configuration("focal g=2, alpha=balanced", loss="focal", gamma=2.0, alpha="balanced"),
-    Configuration("focal g=2, alpha=effective", loss="focal", gamma=2.0, alpha="effective"),
-    Configuration("ce + over-sampling", sampler="over"),
+from . import plan as planning
+from .methods import (
+    BASELINE,
+    SAMPLER_OBJECTS,
+    Configuration,
+    default_configurations,
+    load_grid,
+    make_sampler,
+    with_baseline,
 )
+from .parallel import FitTask, run_fits
+from .recommend import POSTHOC_SUFFIX, TUNED_SUFFIX, recommend
+from .stats import spearman
+
+# the registry's scores that compare records for every row (decision/evaluation.METRICS)
+SCORING_OPTIONS = tuple(name for name in metrics.SCORING_OPTIONS if name in METRICS)
+POSTHOC_TAU = 1.0
+ARGMAX, TUNED, POSTHOC, OWN = "argmax", "tuned threshold", "post-hoc adjustment", "as configured"
+# prior-correcting losses already remove the prior: a post-hoc adjustment would double it
+_PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
 
 
 @dataclass
 class RowResult:
-    """One row of the comparison: a configuration with one decision rule."""
+    """One row of the comparison: a configuration with one decision rule.
+
+    ``fold_scores[metric]`` has one value per fold (all repeats, in fold order);
+    ``thresholds`` the estimator's ``threshold_`` per fold (tuned rows).
+    """
 
     name: str
     configuration: Configuration
-    rule: str  # "argmax" or "tuned threshold"
+    rule: str
+    stage: str = "confirm"
     fold_scores: dict = field(default_factory=lambda: {m: [] for m in METRICS})
     thresholds: list = field(default_factory=list)
-    y_pred: np.ndarray | None = None  # out-of-fold predictions
+    y_pred: np.ndarray | None = None  # out-of-fold predictions of the first repeat
 
     def mean(self, metric):
         return float(np.mean(self.fold_scores[metric]))
@@ -98,8 +87,21 @@ class RowResult:
 
 
 @dataclass
+class Stage:
+    """One stage's ranked rows and what it ran on."""
+
+    name: str  # "screen" or "confirm"
+    rows: list
+    frozen: bool
+    proba: dict = field(default_factory=dict)  # configuration name -> OOF proba (repeat 1)
+    histories: dict = field(default_factory=dict)
+    fit_seconds: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)  # configuration name -> error
+
+
+@dataclass
 class Comparison:
-    """What :func:`compare` measured.
+    """What :func:`compare` measured and recommends.
 
     Attributes
     ----------
@@ -107,87 +109,337 @@ class Comparison:
     pos_label : label or None
         The positive class of a binary problem (None for multi-class).
     scoring : str
-        The metric that ranks the rows.
-    labels : ndarray
-        The true label of every image.
-    folds : ndarray of int
-        The test fold of every image.
+    labels, paths : ndarray
+    splits : list of (train, test)
+        Every fold of every repeat, in fold order.
+    cv, repeats : int
     rows : list of RowResult
-        Ranked, best first, by mean ``scoring``.
-    proba : dict of str to ndarray
-        Out-of-fold probabilities per configuration name.
-    histories : dict of str to list
-        Per configuration, one training history per fold: a list of epochs,
-        each a dict with ``epoch``, ``train_loss``, ``valid_loss`` and
-        ``valid_score``, plus ``best_epoch`` and ``monitor``.
-    fit_seconds : dict of str to float
-        Training time per configuration, over all folds.
+        The final stage's rows, best first.
+    stages : list of Stage
+        ``[screen, confirm]`` with screening, else ``[confirm]``.
+    screen_note : str
+        Why stage 1 did not run (empty when it did).
     estimator_params : dict
-        The parameters shared by every configuration.
+        The parameters shared by every fit.
+    plan : Plan
+    plan_lines : list of str
+    recommendation : Recommendation
+    best_estimator_ : ImageImbalanceClassifier or None
+        The recommended configuration refitted on all the images.
     """
 
     classes: np.ndarray
     pos_label: object
     scoring: str
     labels: np.ndarray
-    folds: np.ndarray
-    rows: list
-    proba: dict
-    histories: dict
-    fit_seconds: dict
+    paths: np.ndarray
+    splits: list
+    cv: int
+    repeats: int
+    stages: list
     estimator_params: dict
+    screen_note: str = ""
+    plan: object = None
+    plan_lines: list = field(default_factory=list)
+    recommendation: object = None
+    best_estimator_: object = None
+    refit_seconds: float = 0.0
+
+    @property
+    def final(self):
+        return self.stages[-1]
+
+    @property
+    def screen(self):
+        return self.stages[0] if len(self.stages) > 1 else None
+
+    @property
+    def rows(self):
+        return self.final.rows
+
+    @property
+    def proba(self):
+        return self.final.proba
+
+    @property
+    def histories(self):
+        return self.final.histories
+
+    @property
+    def fit_seconds(self):
+        return self.final.fit_seconds
 
     @property
     def n_folds(self):
-        return int(self.folds.max()) + 1
+        return len(self.splits)
+
+    @property
+    def folds(self):
+        """The test fold (of the first repeat) of every image."""
+        folds = np.empty(len(self.labels), dtype=int)
+        for fold, (_, test) in enumerate(self.splits[: self.cv]):
+            folds[test] = fold
+        return folds
+
+    @property
+    def fold_sizes(self):
+        """Mean training and test images per fold (for the corrected t-test)."""
+        n_test = float(np.mean([len(test) for _, test in self.splits]))
+        return len(self.labels) - n_test, n_test
 
     @property
     def best(self):
         return self.rows[0]
 
+    @property
+    def recommended(self):
+        return self.recommendation.row
+
     def row(self, name):
         return next(row for row in self.rows if row.name == name)
+
+    def row_or_none(self, name):
+        return next((row for row in self.rows if row.name == name), None)
 
     @property
     def baseline(self):
         return self.row(BASELINE)
 
-    def write_results_csv(self, path):
-        """One row per configuration and rule, ranked: parameters, then mean and std."""
-        header = ["rank", "configuration", "loss", "gamma", "alpha", "sampler", "decision"]
+    def rank_agreement(self):
+        """Spearman correlation of stage 1's and stage 2's means over stage 2's rows."""
+        if self.screen is None:
+            return float("nan")
+        screened = {row.name: row.mean(self.scoring) for row in self.screen.rows}
+        pairs = [(screened[r.name], r.mean(self.scoring)) for r in self.rows if r.name in screened]
+        if len(pairs) < 3:
+            return float("nan")
+        return spearman(*zip(*pairs, strict=True))
+
+    def row_params(self, row):
+        """Every estimator parameter of ``row``'s fit, its decision rule included
+        (``sampler`` as its name)."""
+        frozen = row.stage == "screen" or bool(self.estimator_params.get("freeze_backbone"))
+        return fit_params(
+            self.estimator_params, row.configuration, row.rule, self.pos_label, frozen
+        )
+
+    def fit_command(self, row, data_dir="DATA_DIR", out="MODEL_DIR"):
+        """The ``imbal-estimators fit`` command line that trains ``row``'s model."""
+        return fit_command(self.row_params(row), data_dir, out)
+
+    def write_results_csv(self, path, data_dir="DATA_DIR"):
+        """One row per stage, configuration and rule, ranked within each stage."""
+        header = ["stage", "rank", "configuration", "method", "decision", "parameters"]
         header += ["threshold"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
-        header += ["fit_seconds"]
+        header += ["fit_seconds", "recommended", "fit"]
+        recommended = self.recommendation.row if self.recommendation else None
         with open(path, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(header)
-            for rank, row in enumerate(self.rows, start=1):
-                config = row.configuration
-                threshold = np.mean(row.thresholds) if row.thresholds else ""
-                writer.writerow(
-                    [
-                        rank,
-                        row.name,
-                        config.loss,
-                        config.gamma if config.loss == "focal" else "",
-                        config.alpha or "",
-                        config.sampler or "",
-                        row.rule,
-                        "" if threshold == "" else f"{threshold:.4f}",
-                    ]
-                    + [f"{v:.6f}" for m in METRICS for v in (row.mean(m), row.std(m))]
-                    + [f"{self.fit_seconds[config.name]:.1f}"]
-                )
+            for stage in reversed(self.stages):
+                for rank, row in enumerate(stage.rows, start=1):
+                    config = row.configuration
+                    threshold = np.mean(row.thresholds) if row.thresholds else ""
+                    writer.writerow(
+                        [
+                            stage.name,
+                            rank,
+                            row.name,
+                            config.method,
+                            row.rule,
+                            _params_text(config.params),
+                            "" if threshold == "" else f"{threshold:.4f}",
+                        ]
+                        + [f"{v:.6f}" for m in METRICS for v in (row.mean(m), row.std(m))]
+                        + [
+                            f"{stage.fit_seconds.get(config.name, 0.0):.1f}",
+                            "yes" if row is recommended else "",
+                            self.fit_command(row, data_dir),
+                        ]
+                    )
 
     def write_fold_scores_csv(self, path):
         """Every row's score on every test fold (long format)."""
         with open(path, "w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["configuration", "fold", "threshold", *METRICS])
-            for row in self.rows:
-                for fold in range(self.n_folds):
-                    threshold = f"{row.thresholds[fold]:.4f}" if row.thresholds else ""
-                    scores = [f"{row.fold_scores[m][fold]:.6f}" for m in METRICS]
-                    writer.writerow([row.name, fold, threshold, *scores])
+            writer.writerow(["stage", "configuration", "fold", "repeat", "threshold", *METRICS])
+            for stage in reversed(self.stages):
+                for row in stage.rows:
+                    for fold in range(self.n_folds):
+                        threshold = f"{row.thresholds[fold]:.4f}" if row.thresholds else ""
+                        scores = [f"{row.fold_scores[m][fold]:.6f}" for m in METRICS]
+                        writer.writerow(
+                            [stage.name, row.name, fold, fold // self.cv, threshold, *scores]
+                        )
+
+
+# -- the positive class, the decision parameters, the fit command ---------------------------
+
+
+def positive_class(labels, pos_label=None):
+    """The class ``compare`` treats as positive: ``pos_label``, else the rarer class.
+
+    The one place this rule lives in compare (None for multi-class).
+    """
+    classes = np.unique(labels)
+    if len(classes) != 2:
+        return None
+    if pos_label is None:
+        return resolve_pos_label(None, *np.unique(labels, return_counts=True))
+    if pos_label not in classes:
+        raise ValueError(
+            f"pos_label {_plain(pos_label)!r} is not a class; classes: {classes.tolist()}."
+        )
+    return classes[np.flatnonzero(classes == pos_label)[0]]
+
+
+def monitor_for(scoring, n_classes):
+    """The ``monitor`` of compare's fits: the scoring itself.
+
+    A tuned threshold then maximizes the scoring too (``threshold="auto"`` tunes
+    for the monitor when it depends on the threshold, F1 otherwise). Measured
+    alternative (``docs/quality.md``): ``monitor="average_precision"`` picks
+    better epochs for the tuned rows (+0.03 F1 on held-out images) but its
+    argmax rows collapse on some folds, and plain cross-entropy at argmax is
+    what the recommendation falls back to when the folds cannot tell.
+    """
+    return scoring
+
+
+def fit_params(base, config, rule, pos_label, frozen):
+    """The estimator parameters of one fit: shared settings, configuration, decision rule.
+
+    ``sampler`` stays a name here (see :meth:`Configuration.estimator_params`).
+    """
+    params = {**base, **config.params}
+    params.update(_rule_params(rule))
+    if pos_label is not None:  # monitor, threshold and a float alpha score compare's class
+        params["pos_label"] = _plain(pos_label)
+    if frozen:
+        params["freeze_backbone"] = True
+    if params.get("drw_epoch") is not None:  # the budget may have cut the epochs
+        params["drw_epoch"] = min(params["drw_epoch"], params.get("max_epochs", 10))
+    return params
+
+
+def _rule_params(rule):
+    """The estimator parameters of a decision rule (the fit that scores it)."""
+    if rule == TUNED:
+        return {"threshold": "auto", "posthoc_tau": None}
+    if rule == POSTHOC:
+        return {"posthoc_tau": POSTHOC_TAU, "threshold": None}
+    if rule == ARGMAX:
+        return {"threshold": None, "posthoc_tau": None}
+    return {}
+
+
+def fit_rules(config, n_classes):
+    """The decision rules scored on ``config``'s fits, the fitted one last."""
+    if config.decides:
+        return (OWN,)
+    if n_classes == 2:
+        return (ARGMAX, TUNED)
+    if config.params.get("loss") in _PRIOR_LOSSES or config.sampler is not None:
+        return (ARGMAX,)  # already prior-free: a post-hoc adjustment corrects twice
+    return (ARGMAX, POSTHOC)
+
+
+def _row_name(config, rule):
+    suffix = {TUNED: TUNED_SUFFIX, POSTHOC: POSTHOC_SUFFIX}.get(rule, "")
+    return config.name + suffix
+
+
+# estimator parameters that are shared settings, with their ``fit`` flag
+_FIT_FLAGS = (
+    "loss",
+    "gamma",
+    "alpha",
+    "beta",
+    "sampler",
+    "tau",
+    "max_margin",
+    "ldam_s",
+    "label_smoothing",
+    "drw_epoch",
+    "threshold",
+    "posthoc_tau",
+    "backbone",
+    "weights",
+    "image_size",
+    "max_epochs",
+    "lr",
+    "batch_size",
+    "monitor",
+    "freeze_backbone",
+    "device",
+    "random_state",
+    "pos_label",
+)
+
+
+def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
+    """The ``imbal-estimators fit`` command of a parameter set (flag ``--foo-bar`` per
+    parameter ``foo_bar``; defaults and None left out)."""
+    defaults = ImageImbalanceClassifier().get_params(deep=False)
+    params = dict(params)
+    module = params.pop("module", None)
+    if module is not None:
+        from ..models.small_cnn import SmallCNN
+
+        if module is SmallCNN:
+            params["backbone"] = "small_cnn"
+            params.pop("weights", None)
+    words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
+    for name in _FIT_FLAGS:
+        if name not in params:
+            continue
+        value = params[name]
+        if name == "sampler":
+            value = _sampler_name(value)
+        if name == "weights" and value is None and params.get("backbone") != "small_cnn":
+            words += ["--weights", "none"]
+            continue
+        if value is None or (name in defaults and _same(value, defaults[name])):
+            continue
+        if value is True:
+            words.append("--" + name.replace("_", "-"))
+            continue
+        words += ["--" + name.replace("_", "-"), _flag_value(value)]
+    return shlex.join(words)
+
+
+def _same(value, default):
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except (TypeError, ValueError):
+        return False
+
+
+def _flag_value(value):
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(_plain(value))
+
+
+def _sampler_name(sampler):
+    if sampler is None or isinstance(sampler, str):
+        return sampler
+    for name, cls in SAMPLER_OBJECTS.items():
+        if type(sampler) is cls:
+            return name
+    return type(sampler).__name__
+
+
+def _params_text(params):
+    return ", ".join(f"{k}={_plain(v)!r}" for k, v in params.items())
+
+
+def _plain(value):
+    """A numpy scalar as its Python value, so messages show 'dog', not np.str_('dog')."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -- checks -------------------------------------------------------------------------------
 
 
 def check_folds(labels, cv):
@@ -208,17 +460,41 @@ def check_folds(labels, cv):
         )
 
 
+def _choose_configurations(configurations, methods, grid, max_epochs, features):
+    given = [x is not None for x in (configurations, methods, grid)]
+    if sum(given) > 1:
+        raise ValueError("Give at most one of configurations, methods and grid.")
+    if grid is not None:
+        configurations = load_grid(grid)
+    if configurations is None:
+        return default_configurations(methods, max_epochs=max_epochs, features=features)
+    return with_baseline(configurations)
+
+
+# -- compare ------------------------------------------------------------------------------
+
+
 def compare(
     paths,
     labels,
     *,
+    methods=None,
     configurations=None,
+    grid=None,
     cv=5,
+    repeats=1,
     scoring="f1",
     pos_label=None,
     estimator_params=None,
     random_state=0,
+    n_jobs=1,
+    threads=None,
+    budget=None,
+    top_k=3,
+    screen="auto",
+    refit=True,
     progress=True,
+    log=None,
 ):
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
@@ -226,23 +502,48 @@ def compare(
     ----------
     paths, labels : array-like of shape (n,)
         As returned by :func:`~imbal_estimators.load_image_folder`.
-    configurations : sequence of Configuration, default=None
-        Default: :data:`DEFAULT_GRID`. Must contain one named ``"ce"`` (the
-        baseline of the recommendation).
+    methods : sequence of str, optional
+        Method names (:data:`~imbal_estimators.app.methods.METHODS`) or
+        configuration names; default: every method.
+    configurations : sequence of Configuration, optional
+        Your own list instead of the method table.
+    grid : str or path, optional
+        A JSON or YAML file of parameter sets
+        (:func:`~imbal_estimators.app.methods.load_grid`).
     cv : int, default=5
-        Number of stratified folds.
+        Stratified folds.
+    repeats : int, default=1
+        Repeats of the stratified ``cv``-fold split (repeated CV), for small folders.
     scoring : {"f1", "balanced_accuracy", "average_precision"}, default="f1"
-        Ranks the rows, and is what a tuned threshold maximizes (F1 for
-        ``"average_precision"``, which no threshold changes).
+        Ranks the rows; ``monitor`` (the epoch kept, and what a tuned threshold
+        maximizes) follows it unless ``estimator_params`` sets ``monitor``.
     pos_label : label, optional
         Positive class of a binary problem; default: the rarer class.
     estimator_params : dict, optional
-        ``ImageImbalanceClassifier`` parameters shared by every configuration
-        (backbone, weights, image_size, max_epochs, ...).
+        ``ImageImbalanceClassifier`` parameters shared by every fit (backbone,
+        weights, image_size, max_epochs, ...).
     random_state : int, default=0
         Seeds the folds and every fit.
+    n_jobs : int or None, default=1
+        joblib workers for the fits (any joblib backend; see
+        :mod:`~imbal_estimators.app.parallel`). Results do not depend on it.
+    threads : int, optional
+        torch threads per fit (default: this process's count).
+    budget : float or str, optional
+        Seconds or a duration (``"20m"``): shrink the plan to fit
+        (:mod:`~imbal_estimators.app.plan`).
+    top_k : int, default=3
+        Configurations of the screen that stage 2 fine-tunes (plus plain CE).
+    screen : {"auto", True, False}, default="auto"
+        Stage 1 on frozen features: ``"auto"`` when the backbone has pretrained
+        weights (and is not frozen anyway).
+    refit : bool, default=True
+        Fit the recommended configuration on all the images
+        (``best_estimator_``).
     progress : bool, default=True
-        Show a progress bar (one step per fit).
+        Print the plan and show one progress bar over every fit.
+    log : callable, optional
+        Where the plan's lines go (default: ``print`` when ``progress``).
 
     Returns
     -------
@@ -250,121 +551,308 @@ def compare(
     """
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
-    configurations = DEFAULT_GRID if configurations is None else tuple(configurations)
     if scoring not in SCORING_OPTIONS:
         raise ValueError(f"scoring must be one of {SCORING_OPTIONS}; got {scoring!r}.")
-    if not any(config.name == BASELINE for config in configurations):
-        raise ValueError(f"configurations must include the baseline named {BASELINE!r}.")
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ValueError(f"repeats must be a positive integer; got {repeats!r}.")
+    if not (isinstance(top_k, int) and top_k >= 1):
+        raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
+    if screen not in ("auto", True, False):
+        raise ValueError(f"screen must be 'auto', True or False; got {screen!r}.")
+    budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
     classes = np.unique(labels)
-    binary = len(classes) == 2
-    if binary:
-        if pos_label is None:
-            pos_label = resolve_pos_label(None, *np.unique(labels, return_counts=True))
-        if pos_label not in classes:
-            raise ValueError(
-                f"pos_label {_plain(pos_label)!r} is not a class; classes: {classes.tolist()}."
-            )
-    else:
-        pos_label = None
-    # the estimator's monitor, threshold and float alpha use compare's positive class
+    pos_label = positive_class(labels, pos_label)
+    log = log or (print if progress else (lambda *_: None))
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
-    base["pos_label"] = pos_label
+    if "monitor" not in (estimator_params or {}):
+        base["monitor"] = monitor_for(scoring, len(classes))
+    probe_clf = ImageImbalanceClassifier(**base)
+    frozen_only = bool(probe_clf.freeze_backbone)
+    pretrained = probe_clf.module is None and probe_clf.weights is not None
+    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf)
+    screening = not screen_note
+    max_epochs = probe_clf.max_epochs
+    features = screening or frozen_only
+    candidates = _choose_configurations(configurations, methods, grid, max_epochs, features)
+    notes = []
+    confirm_configs = tuple(c for c in candidates if frozen_only or not c.needs_features)
+    left_out = [c.name for c in candidates if c not in confirm_configs]
+    if left_out and not screening:
+        notes.append(
+            "left out (they interpolate feature vectors, which need frozen backbone features): "
+            + ", ".join(left_out)
+        )
+    plan = planning.Plan(
+        configurations=confirm_configs,
+        screen_configurations=tuple(candidates) if screening else (),
+        cv=cv,
+        repeats=repeats,
+        max_epochs=max_epochs,
+        top_k=top_k,
+        frozen_only=frozen_only,
+        notes=tuple(notes),
+    )
+
     # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
-    probe = ImageImbalanceClassifier(**base)
-    scan_images(paths, ImageLoader(probe.image_size, probe.cache), name="images")
+    scan_images(paths, ImageLoader(probe_clf.image_size, probe_clf.cache), name="images")
+    probe = planning.run_probe(
+        paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
+    )
+    workload = planning.Workload(
+        len(paths), np.unique(labels, return_counts=True)[1], n_jobs=_workers(n_jobs)
+    )
+    if budget is not None:
+        plan = planning.shrink(plan, budget, probe, workload)
+    base["max_epochs"] = plan.max_epochs
+    device = probe_clf.device
+    threads = threads or _torch_threads()
+    lines = []
+    if pos_label is not None:
+        lines.append(
+            f"Positive class: {_plain(pos_label)!r} (F1, precision, recall, average precision "
+            "and the tuned threshold are those of this class"
+            + (")." if positive_class(labels) != pos_label else "; the rarer class).")
+        )
+    lines += planning.describe_plan(
+        plan, probe, workload, base, device=device, threads=threads, budget=budget
+    )
+    if screen_note:
+        lines.append(f"Stage 1 skipped: {screen_note}.")
+    for line in lines:
+        log(line)
 
-    rows, proba, histories, fit_seconds = {}, {}, {}, {}
-    for config in configurations:
-        rows[config.name] = RowResult(config.name, config, "argmax")
-        if binary:
-            name = config.name + TUNED_SUFFIX
-            rows[name] = RowResult(name, config, "tuned threshold")
-        proba[config.name] = np.zeros((len(paths), len(classes)))
-        histories[config.name] = []
-        fit_seconds[config.name] = 0.0
-    y_pred = {name: np.empty(len(paths), dtype=labels.dtype) for name in rows}
-
-    splitter = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-    folds = np.empty(len(paths), dtype=int)
-    bar = tqdm(total=cv * len(configurations), desc="compare", unit="fit", disable=not progress)
-    with bar:
-        for fold, (train, test) in enumerate(splitter.split(paths, labels)):
-            folds[test] = fold
-            for config in configurations:
-                bar.set_postfix_str(f"fold {fold + 1}/{cv}: {config.name}")
-                start = time.perf_counter()
-                clf = ImageImbalanceClassifier(**base, **config.estimator_params())
-                clf.fit(paths[train], labels[train])
-                fit_seconds[config.name] += time.perf_counter() - start
-                histories[config.name].append(training_history(clf))
-                test_proba = clf.predict_proba(paths[test])
-                proba[config.name][test] = test_proba
-                predicted = clf.classes_[test_proba.argmax(axis=1)]
-                _record(
-                    rows[config.name],
-                    y_pred,
-                    test,
-                    labels,
-                    predicted,
-                    test_proba,
-                    classes,
-                    pos_label,
-                )
-                if binary:
-                    valid = train[clf.valid_indices_]
-                    threshold = 0.5
-                    if len(valid):
-                        threshold, _ = tune_threshold(
-                            clf.predict_proba(paths[valid])[:, clf.pos_index_],
-                            labels[valid] == pos_label,
-                            threshold_metric(scoring),
-                        )
-                    predicted = classes[decide(test_proba, threshold, pos_index=clf.pos_index_)]
-                    row = rows[config.name + TUNED_SUFFIX]
-                    row.thresholds.append(threshold)
-                    _record(row, y_pred, test, labels, predicted, test_proba, classes, pos_label)
-                bar.update()
-
-    for name, row in rows.items():
-        row.y_pred = y_pred[name]
-    ranked = sorted(rows.values(), key=lambda r: (-r.mean(scoring), r.std(scoring)))
-    return Comparison(
+    splitter = RepeatedStratifiedKFold(
+        n_splits=plan.cv, n_repeats=plan.repeats, random_state=random_state
+    )
+    splits = list(splitter.split(paths, labels))
+    comparison = Comparison(
         classes=classes,
         pos_label=pos_label,
         scoring=scoring,
         labels=labels,
-        folds=folds,
-        rows=ranked,
-        proba=proba,
-        histories=histories,
-        fit_seconds=fit_seconds,
+        paths=paths,
+        splits=splits,
+        cv=plan.cv,
+        repeats=plan.repeats,
+        stages=[],
         estimator_params=base,
+        screen_note=screen_note,
+        plan=plan,
+        plan_lines=lines,
     )
+    run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only)
+    confirm_configs = plan.configurations
+    try:
+        with run.bar:
+            if screening:
+                screen_stage = run.stage("screen", plan.screen_configurations, frozen=True)
+                comparison.stages.append(screen_stage)
+                confirm_configs = _top_configurations(screen_stage, plan, scoring)
+            comparison.stages.append(run.stage("confirm", confirm_configs, frozen=frozen_only))
+            comparison.recommendation = recommend(comparison)
+            if refit:
+                run.refit(comparison)
+    finally:
+        if run.cache_dir is not None:
+            shutil.rmtree(run.cache_dir, ignore_errors=True)
+    return comparison
 
 
-def _plain(value):
-    """A numpy scalar as its Python value, so messages show 'dog', not np.str_('dog')."""
-    return value.item() if isinstance(value, np.generic) else value
+def _screen_note(screen, frozen_only, pretrained, clf):
+    """Why stage 1 does not run ("" when it does)."""
+    if screen is False:
+        return "screen=False"
+    if frozen_only:
+        return "the backbone is frozen for every fit already (freeze_backbone=True)"
+    if not pretrained:
+        module = clf.module
+        name = getattr(module, "__name__", type(module).__name__)
+        what = f"module={name}" if module is not None else "weights=None"
+        reason = (
+            f"the network has no pretrained weights ({what}), so frozen backbone features are "
+            "random and would rank nothing; every configuration is fine-tuned instead"
+        )
+        if screen is True:
+            raise ValueError(f"screen=True needs pretrained weights: {reason}.")
+        return reason
+    return ""
 
 
-def _record(row, y_pred, test, labels, predicted, test_proba, classes, pos_label):
-    y_pred[row.name][test] = predicted
-    scores = score_predictions(labels[test], predicted, test_proba, classes, pos_label)
-    for metric, value in scores.items():
-        row.fold_scores[metric].append(value)
+def _top_configurations(screen_stage, plan, scoring):
+    """Stage 2: the best ``top_k`` configurations of the screen that can be fine-tuned, and CE."""
+    chosen = []
+    for row in screen_stage.rows:
+        config = row.configuration
+        if config.needs_features or config.name == BASELINE or config in chosen:
+            continue
+        chosen.append(config)
+        if len(chosen) == plan.top_k:
+            break
+    baseline = next(c for c in plan.configurations if c.name == BASELINE)
+    return (baseline, *chosen)
 
 
-def training_history(clf):
-    """The per-epoch curves of a fitted estimator, for the training-curve plot."""
-    monitor = "valid_loss" if clf.monitor == "valid_loss" else f"valid_{clf.monitor}"
-    epochs = [
-        {
-            "epoch": entry["epoch"],
-            "train_loss": entry.get("train_loss"),
-            "valid_loss": entry.get("valid_loss"),
-            "valid_score": entry.get(monitor),
-        }
-        for entry in clf.history
-    ]
-    return {"epochs": epochs, "best_epoch": getattr(clf, "best_epoch_", None), "monitor": monitor}
+def _workers(n_jobs):
+    if n_jobs is None or n_jobs == 1:
+        return 1
+    cores = os.cpu_count() or 1
+    return cores if n_jobs < 0 else min(n_jobs, cores * 4)
+
+
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+class _Runner:
+    """Builds each stage's fit tasks, runs them through :func:`run_fits`, assembles rows."""
+
+    def __init__(self, comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only):
+        self.comparison = comparison
+        self.plan = plan
+        self.probe = probe
+        self.workload = workload
+        self.n_jobs = n_jobs
+        self.threads = threads
+        self.frozen_only = frozen_only
+        self.total_fits = plan.n_fits + 1
+        self.done = 0
+        estimate = planning.estimate(plan, probe, workload)
+        self.bar = tqdm(
+            total=max(estimate, 1e-3),
+            disable=not progress,
+            desc="compare",
+            unit="s",
+            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}<{remaining}]",
+        )
+        self.cache_dir = None
+        if n_jobs != 1 and comparison.estimator_params.get("cache", "memory") == "memory":
+            # workers share decoded images (and frozen features) through a directory cache
+            self.cache_dir = tempfile.mkdtemp(prefix="imbal-compare-cache-")
+
+    def params(self, config, rule, frozen):
+        comparison = self.comparison
+        params = fit_params(comparison.estimator_params, config, rule, comparison.pos_label, frozen)
+        params["sampler"] = make_sampler(params.get("sampler"))
+        if self.cache_dir is not None:
+            params["cache"] = self.cache_dir
+        return params
+
+    def stage(self, name, configurations, frozen):
+        comparison = self.comparison
+        n_classes = len(comparison.classes)
+        n_train = self.workload.n_images * (self.plan.cv - 1) / self.plan.cv
+        tasks = []
+        for fold, (train, test) in enumerate(comparison.splits):
+            for config in configurations:
+                rule = fit_rules(config, n_classes)[-1]
+                cost = planning.fit_seconds(
+                    config,
+                    self.probe,
+                    self.workload,
+                    self.plan,
+                    frozen=frozen,
+                    n_train_rows=n_train,
+                )
+                tasks.append(
+                    FitTask(
+                        len(tasks),
+                        config.name,
+                        self.params(config, rule, frozen),
+                        train,
+                        test,
+                        fold,
+                        cost,
+                    )
+                )
+        results = {}
+        for result in run_fits(
+            tasks, comparison.paths, comparison.labels, n_jobs=self.n_jobs, threads=self.threads
+        ):
+            results[result.index] = result
+            self._advance(tasks[result.index], name)
+        return self._assemble(name, configurations, tasks, results, frozen)
+
+    def _advance(self, task, stage):
+        self.done += 1
+        self.bar.set_description_str(
+            f"{self.done}/{self.total_fits} fits, {stage}: {task.name} (fold {task.fold + 1})",
+            refresh=False,
+        )
+        self.bar.update(min(task.cost, self.bar.total - self.bar.n))
+
+    def _assemble(self, name, configurations, tasks, results, frozen):
+        comparison = self.comparison
+        labels, classes, pos_label = comparison.labels, comparison.classes, comparison.pos_label
+        n_classes = len(classes)
+        stage = Stage(name, [], frozen)
+        rows = {}
+        for config in configurations:
+            failed = [results[t.index].error for t in tasks if t.name == config.name]
+            failed = [e for e in failed if e]
+            if failed:
+                stage.failures[config.name] = failed[0]
+                continue
+            for rule in fit_rules(config, n_classes):
+                rows[config.name, rule] = RowResult(_row_name(config, rule), config, rule, name)
+                rows[config.name, rule].y_pred = np.empty(len(labels), dtype=labels.dtype)
+            stage.proba[config.name] = np.zeros((len(labels), n_classes))
+            stage.histories[config.name] = []
+            stage.fit_seconds[config.name] = 0.0
+        if BASELINE in stage.failures:
+            raise RuntimeError(
+                f"The baseline {BASELINE!r} failed to fit, so nothing can be compared: "
+                f"{stage.failures[BASELINE]}"
+            )
+        for task in tasks:  # in fold order, so fold scores line up across rows
+            if task.name in stage.failures:
+                continue
+            result = results[task.index]
+            config = next(c for c in configurations if c.name == task.name)
+            first_repeat = task.fold < comparison.cv
+            stage.fit_seconds[task.name] += result.seconds
+            if first_repeat:
+                stage.proba[task.name][task.test] = result.proba
+                stage.histories[task.name].append(result.history)
+            for rule in fit_rules(config, n_classes):
+                row = rows[task.name, rule]
+                if rule == ARGMAX:
+                    predicted = classes[result.proba.argmax(axis=1)]
+                else:
+                    predicted = result.decision
+                if rule == TUNED:
+                    row.thresholds.append(result.threshold)
+                if first_repeat:
+                    row.y_pred[task.test] = predicted
+                scores = score_predictions(
+                    labels[task.test], predicted, result.proba, classes, pos_label
+                )
+                for metric, value in scores.items():
+                    row.fold_scores[metric].append(value)
+        order = {c.name: i for i, c in enumerate(configurations)}
+        rank_of_rule = {ARGMAX: 0, OWN: 0, TUNED: 1, POSTHOC: 1}
+        metric = comparison.scoring
+        stage.rows = sorted(
+            rows.values(),
+            key=lambda r: (
+                -round(r.mean(metric), 12),
+                round(r.std(metric), 12),
+                order[r.configuration.name],
+                rank_of_rule[r.rule],
+            ),
+        )
+        return stage
+
+    def refit(self, comparison):
+        row = comparison.recommendation.row
+        params = comparison.row_params(row)  # the user's cache: the model outlives the run
+        clf = ImageImbalanceClassifier(**{**params, "sampler": make_sampler(params.get("sampler"))})
+        start = time.perf_counter()
+        clf.fit(comparison.paths, comparison.labels)
+        comparison.best_estimator_ = clf
+        comparison.refit_seconds = time.perf_counter() - start
+        self.done += 1
+        self.bar.set_description_str(f"{self.done}/{self.total_fits} fits, refit: {row.name}")
+        self.bar.update(max(self.bar.total - self.bar.n, 0))

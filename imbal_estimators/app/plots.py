@@ -207,3 +207,32 @@ def fold_scores(rows, metric):
     ax.set(xlabel=f"{metric} per fold (bar: mean)", title=f"{metric} on each test fold")
     ax.grid(axis="x", alpha=0.3)
     return figure
+
+
+def gallery(items, title, columns=6, thumb=64):
+    """Thumbnails of image files with a caption under each.
+
+    Parameters
+    ----------
+    items : sequence of GalleryItem
+        ``path`` and ``caption`` of each image.
+    title : str
+    columns : int, default=6
+    thumb : int, default=64
+        Thumbnail side in pixels.
+    """
+    from PIL import Image, ImageOps
+
+    rows = max(1, -(-len(items) // columns))
+    figure = Figure(figsize=(1.35 * columns, 1.55 * rows + 0.4))
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, item in zip(axes, items, strict=False):
+        with Image.open(item.path) as image:
+            picture = ImageOps.exif_transpose(image).convert("RGB")
+            picture.thumbnail((thumb, thumb))
+            ax.imshow(np.asarray(picture), interpolation="nearest")
+        ax.set_title(item.caption, fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    return figure

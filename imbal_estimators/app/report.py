@@ -9,18 +9,12 @@ one self-contained file that any browser shows offline.
 import base64
 import html
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
-from ..decision.evaluation import (
-    BASELINE,
-    METRICS,
-    TUNED_SUFFIX,
-    paired_difference,
-    score_predictions,
-)
+from ..decision.evaluation import METRICS, score_predictions
 from . import plots
 
 METRIC_NAMES = {
@@ -47,6 +41,7 @@ class Paragraph:
 class Table:
     header: list
     rows: list
+    highlight: set = field(default_factory=set)  # row indices shown highlighted
 
 
 @dataclass
@@ -106,15 +101,18 @@ def render_markdown(blocks, title):
 
 
 _CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em;
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        color: #222; line-height: 1.45; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
-th { background: #f2f2f2; } td:nth-child(2), th:nth-child(2) { text-align: left; }
-tr:first-child td { background: #eef7ee; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: right; white-space: nowrap; }
+th { background: #f2f2f2; position: sticky; top: 0; }
+td:nth-child(2), th:nth-child(2) { text-align: left; white-space: normal; min-width: 12em; }
+tr.highlight td { background: #eef7ee; font-weight: 600; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; }
 figcaption { font-size: 0.85em; color: #555; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.8em;
+      white-space: pre-wrap; }
 """
 
 
@@ -123,27 +121,33 @@ def render_html(blocks, title):
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
     ]
     for block in blocks:
         if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
+            parts.append(f"<h{block.level}>{_inline(esc(block.text))}</h{block.level}>")
         elif isinstance(block, Paragraph):
-            parts.append(f"<p>{_inline_code(esc(block.text))}</p>")
+            parts.append(f"<p>{_inline(esc(block.text))}</p>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{esc(str(c))}</th>" for c in block.header)
+            head = "".join(f"<th>{_inline(esc(str(c)))}</th>" for c in block.header)
             body = "".join(
-                "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>"
-                for row in block.rows
+                (' <tr class="highlight">' if i in block.highlight else "<tr>")
+                + "".join(f"<td>{_inline(esc(str(c)))}</td>" for c in row)
+                + "</tr>"
+                for i, row in enumerate(block.rows)
             )
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            parts.append(
+                f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>"
+            )
         elif isinstance(block, Image):
             data = base64.b64encode(block.png).decode("ascii")
             parts.append(
                 f'<figure><img alt="{esc(block.caption)}" data-name="{esc(block.name)}" '
                 f'src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(block.caption)}</figcaption></figure>"
+                f"<figcaption>{_inline(esc(block.caption))}</figcaption></figure>"
             )
         elif isinstance(block, Preformatted):
             parts.append(f"<pre>{esc(block.text)}</pre>")
@@ -151,10 +155,22 @@ def render_html(blocks, title):
     return "\n".join(parts)
 
 
-def _inline_code(text):
-    """Markdown-style `code` spans as <code> (the text is already HTML-escaped)."""
+def _inline(text):
+    """Markdown's inline `code` and **bold** as HTML (the text is already HTML-escaped)."""
     pieces = text.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+    out = []
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append(f"<code>{piece}</code>")
+        else:
+            bold = piece.split("**")
+            if len(bold) % 2 == 0:  # an unpaired ** stays as it is
+                out.append(piece)
+            else:
+                out.append(
+                    "".join(f"<strong>{b}</strong>" if j % 2 else b for j, b in enumerate(bold))
+                )
+    return "".join(out)
 
 
 # -- content -----------------------------------------------------------------------------
@@ -168,114 +184,107 @@ def _averaging(classes, pos_label):
     if pos_label is None:
         return (
             f"{len(classes)} classes: F1, precision and recall are macro averages, average "
-            "precision is the one-vs-rest average precision averaged over classes; decisions "
-            "are argmax (no threshold rows)."
+            "precision is the one-vs-rest average precision averaged over classes."
         )
     return (
         f"Binary: F1, precision, recall and average precision are those of the positive class "
-        f"`{pos_label}` (the rarer class unless --pos-label says otherwise)."
+        f"`{_plain(pos_label)}` (the rarer class unless --pos-label says otherwise); a tuned "
+        "threshold applies to its probability."
     )
 
 
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _rare_per_fold(comparison):
+    counts = [
+        int(np.min(np.unique(comparison.labels[test], return_counts=True)[1]))
+        for _, test in comparison.splits
+    ]
+    return float(np.mean(counts))
+
+
 def recommendation(comparison):
-    """The plain-words verdict: is the best row better than plain cross-entropy beyond noise?"""
+    """The plain-words verdict, as paragraphs: only what the paired folds support."""
+    rec = comparison.recommendation
     metric = comparison.scoring
     name = METRIC_NAMES[metric]
-    best, baseline = comparison.best, comparison.baseline
-    k = comparison.n_folds
-    if best is baseline:
-        return [
-            f"Plain cross-entropy ranks first by mean {name} "
-            f"({_fmt(best.mean(metric), best.std(metric))} over {k} folds): none of the "
-            're-weighting, focal or resampling variants helped here. Keep `loss="ce"`.'
-        ]
-    diff = paired_difference(best.fold_scores[metric], baseline.fold_scores[metric])
+    best = rec.best
+    n = comparison.n_folds
+    folds = f"{n} folds" + (
+        f" ({comparison.cv} folds x {comparison.repeats} repeats)" if comparison.repeats > 1 else ""
+    )
     text = [
-        f"Best by mean {name}: **{best.name}** ({_fmt(best.mean(metric), best.std(metric))}), "
-        f"against plain cross-entropy {_fmt(baseline.mean(metric), baseline.std(metric))}. "
-        f"Paired over the same {k} folds the difference is {diff['mean']:+.3f} ± "
-        f"{diff['std']:.3f} (mean ± sd of the per-fold differences); it is higher in "
-        f"{diff['wins']} of {k} folds."
+        f"Best by mean {name}: {best.name} ({_fmt(best.mean(metric), best.std(metric))} over "
+        f"{folds})."
     ]
-    ce_tuned = _row_or_none(comparison, BASELINE + TUNED_SUFFIX)
-    if best.rule == "tuned threshold" and ce_tuned is not None and best is not ce_tuned:
-        # separate the loss's share of the gain from the threshold's: same decision rule
-        loss_diff = paired_difference(best.fold_scores[metric], ce_tuned.fold_scores[metric])
+    for simple in rec.simple:
+        if simple.name not in rec.tests:
+            continue
+        test = rec.tests[simple.name]
         text.append(
-            f"Against cross-entropy with a tuned threshold too "
-            f"({_fmt(ce_tuned.mean(metric), ce_tuned.std(metric))}), the difference is "
-            f"{loss_diff['mean']:+.3f} ± {loss_diff['std']:.3f}, higher in "
-            f"{loss_diff['wins']} of {k} folds."
+            f"Against {simple.name} ({_fmt(simple.mean(metric), simple.std(metric))}) the paired "
+            f"difference is {test.mean:+.3f} ± {test.std:.3f} (mean ± sd over the same {n} "
+            f"folds; higher in {test.wins} of {n}); corrected resampled t-test (Nadeau and "
+            f"Bengio 2003): t = {test.t:.2f}, p = {test.p_value:.3f}."
         )
-        if diff["exceeds_spread"] and not loss_diff["exceeds_spread"]:
-            text.append(
-                "So the gain over plain cross-entropy comes from the threshold; the loss adds "
-                "nothing beyond the fold-to-fold spread. Use the simplest: cross-entropy "
-                f"({_parameters(ce_tuned)})."
-            )
-            diff = None
-    if diff is None:
-        pass
-    elif diff["exceeds_spread"] and diff["wins"] == k:
+    row = rec.row
+    if rec.verdict == "baseline_best":
         text.append(
-            f"The difference exceeds the fold-to-fold spread and holds in every fold: use "
-            f"{best.name} ({_parameters(best)})."
+            "Plain cross-entropy ranks first: none of the re-weighting, focal, resampling or "
+            f"threshold variants helped here. Recommended: **{row.name}** ({parameters(row)})."
         )
-    elif diff["exceeds_spread"]:
+    elif rec.verdict == "supported":
         text.append(
-            f"The difference exceeds the fold-to-fold spread on average but not in every fold: "
-            f"{best.name} ({_parameters(best)}) is a reasonable choice; confirm it with more "
-            "folds or more epochs before trusting it."
+            "The paired test supports the difference against the simpler configurations "
+            f"(p < 0.05). Recommended: **{row.name}** ({parameters(row)})."
         )
     else:
+        p = rec.tests[row.name].p_value if row.name in rec.tests else float("nan")
         text.append(
-            "The difference is within the fold-to-fold spread, so these data do not show that "
-            'any variant beats plain cross-entropy: keep the simplest, `loss="ce"`, and '
-            "measure again with more data, folds or epochs if the choice matters."
-        )
-    tuned = [r for r in comparison.rows if r.rule == "tuned threshold"]
-    if tuned:
-        gains = [r.mean(metric) - comparison.row(r.configuration.name).mean(metric) for r in tuned]
-        text.append(
-            f"Moving the decision threshold (tuned on each training fold's validation split) "
-            f"changed mean {name} by {np.mean(gains):+.3f} on average over the configurations "
-            f"(from {min(gains):+.3f} to {max(gains):+.3f}); choosing the loss moved it by up to "
-            f"{_spread_of_means(comparison, metric):.3f} between argmax rows."
+            f"With {folds} and about {_rare_per_fold(comparison):.0f} rare-class images per test "
+            f"fold there are too few folds or rare images to tell {best.name} from {row.name}: "
+            f"the difference is within the noise (p = {p:.2f}). Recommended: the simplest "
+            f"configuration within the noise, **{row.name}** ({parameters(row)}). To tell them "
+            "apart, add images or folds (--repeats)."
         )
     return text
 
 
-def _row_or_none(comparison, name):
-    return next((row for row in comparison.rows if row.name == name), None)
-
-
-def _spread_of_means(comparison, metric):
-    means = [r.mean(metric) for r in comparison.rows if r.rule == "argmax"]
-    return max(means) - min(means)
-
-
-def _parameters(row):
-    config = row.configuration
-    params = [f'loss="{config.loss}"']
-    if config.loss == "focal":
-        params.append(f"gamma={config.gamma:g}")
-    if config.alpha:
-        params.append(f'alpha="{config.alpha}"')
-    if config.sampler == "over":
-        params.append("sampler=RandomOverSampler()")
-    elif config.sampler == "under":
-        params.append("sampler=RandomUnderSampler()")
-    text = ", ".join(params)
+def parameters(row):
+    """The estimator parameters of a row, as Python keyword arguments."""
+    params = dict(row.configuration.params)
     if row.rule == "tuned threshold":
-        text += (
-            f", then predict the positive class above a threshold tuned on held-out data "
-            f"(here {np.mean(row.thresholds):.2f} on average), e.g. with "
-            "TunedThresholdClassifierCV"
+        params["threshold"] = "auto"
+    elif row.rule == "post-hoc adjustment":
+        params["posthoc_tau"] = 1.0
+    if row.stage == "screen":
+        params["freeze_backbone"] = True
+    return ", ".join(f"{k}={_plain(v)!r}" for k, v in params.items() if v is not None)
+
+
+def _ranking_table(comparison, stage):
+    metric_columns = [METRIC_NAMES[m] for m in METRICS]
+    recommended = comparison.recommendation.row if comparison.recommendation else None
+    rows, highlight = [], set()
+    for rank, row in enumerate(stage.rows, start=1):
+        if row is recommended:
+            highlight.add(rank - 1)
+        rows.append(
+            [
+                rank,
+                row.name + (" (recommended)" if row is recommended else ""),
+                f"{np.mean(row.thresholds):.2f}" if row.thresholds else row.rule,
+                *[_fmt(row.mean(m), row.std(m)) for m in METRICS],
+                f"{stage.fit_seconds.get(row.configuration.name, 0.0):.0f}",
+            ]
         )
-    return text
+    header = ["rank", "configuration", "decision", *metric_columns, "fit time (s)"]
+    return Table(header, rows, highlight)
 
 
-def comparison_blocks(comparison, data_dir=None):
+def comparison_blocks(comparison, data_dir=None, model_dir=None):
     """The blocks of the ``compare`` report."""
     metric = comparison.scoring
     classes, counts = np.unique(comparison.labels, return_counts=True)
@@ -284,12 +293,15 @@ def comparison_blocks(comparison, data_dir=None):
         for k, v in comparison.estimator_params.items()
         if k in ("backbone", "weights", "image_size", "max_epochs", "lr", "batch_size", "monitor")
     }
+    folds = f"{comparison.cv}-fold" + (
+        f" x {comparison.repeats} repeats" if comparison.repeats > 1 else ""
+    )
     blocks = [
         Paragraph(
             (f"Data: `{data_dir}`, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
             + ", ".join(f"class `{c}`: {n}" for c, n in zip(classes, counts, strict=True))
-            + f". Stratified {comparison.n_folds}-fold cross-validation, ranked by mean "
+            + f". Stratified {folds} cross-validation, ranked by mean "
             f"{METRIC_NAMES[metric]}. Shared settings: "
             + ", ".join(f"{k}={v!r}" for k, v in settings.items())
             + "."
@@ -297,26 +309,91 @@ def comparison_blocks(comparison, data_dir=None):
         Paragraph(_averaging(comparison.classes, comparison.pos_label)),
         Heading("Recommendation"),
         *[Paragraph(t) for t in recommendation(comparison)],
-        Heading("Ranking"),
+    ]
+    if comparison.best_estimator_ is not None:
+        where = f" and saved to `{model_dir}`" if model_dir else ""
+        blocks.append(
+            Paragraph(
+                f"The recommended configuration was refitted on all {len(comparison.labels)} "
+                f"images{where} (load it with `imbal_estimators.load`, or "
+                "`imbal-estimators predict`). The same model from the command line: "
+                f"`{comparison.fit_command(comparison.recommended, data_dir or 'DATA_DIR')}`."
+            )
+        )
+    blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
+    blocks += _stage_blocks(comparison)
+    best = comparison.recommended
+    config_name = best.configuration.name
+    stage = comparison.final
+    blocks += [
+        Heading(f"The recommended configuration: {best.name}"),
         Paragraph(
-            "Mean ± standard deviation over the test folds. A tuned-threshold row uses the "
-            "same fitted models as the row without it; only the decision rule differs."
+            "Out-of-fold predictions (first repeat): every image is predicted by the model that "
+            "did not see it in training."
         ),
-        Table(
-            ["rank", "configuration", "threshold"]
-            + [METRIC_NAMES[m] for m in METRICS]
-            + ["fit time (s)"],
-            [
-                [
-                    rank,
-                    row.name,
-                    f"{np.mean(row.thresholds):.2f}" if row.thresholds else "argmax",
-                    *[_fmt(row.mean(m), row.std(m)) for m in METRICS],
-                    f"{comparison.fit_seconds[row.configuration.name]:.0f}",
-                ]
-                for rank, row in enumerate(comparison.rows, start=1)
-            ],
+    ]
+    blocks += gallery_blocks(comparison, best, stage)
+    blocks += evaluation_blocks(
+        comparison.labels,
+        best.y_pred,
+        stage.proba[config_name],
+        comparison.classes,
+        comparison.pos_label,
+        thresholds=best.thresholds[: comparison.cv],
+        histories=stage.histories[config_name],
+    )
+    return blocks
+
+
+def _stage_blocks(comparison):
+    metric = comparison.scoring
+    blocks = []
+    screen = comparison.screen
+    if screen is None:
+        blocks += [
+            Heading("Ranking"),
+            Paragraph(
+                f"Stage 1 (screening on frozen backbone features) was skipped: "
+                f"{comparison.screen_note}."
+            ),
+        ]
+    else:
+        rho = comparison.rank_agreement()
+        agreement = (
+            f"Spearman's rank correlation between the two stages over stage 2's rows: {rho:+.2f}"
+            if np.isfinite(rho)
+            else "too few rows in stage 2 to measure how well stage 1 ranked them"
+        )
+        blocks += [
+            Heading("Stage 1: screen on frozen backbone features"),
+            Paragraph(
+                "Every configuration trains a linear head on the frozen backbone's features "
+                "(one feature pass; the SMOTE family interpolates in this embedding space). The "
+                f"top {len({r.configuration.name for r in comparison.rows}) - 1} that can be "
+                "fine-tuned, plus plain cross-entropy, go on to stage 2."
+            ),
+            _ranking_table(comparison, screen),
+            Heading("Stage 2: confirm, fine-tuned"),
+            Paragraph(f"How well stage 1 ranked stage 2's rows: {agreement}."),
+        ]
+    failures = comparison.final.failures | (screen.failures if screen else {})
+    blocks += [
+        Paragraph(
+            "Mean ± standard deviation over the test folds. A tuned-threshold (or post-hoc "
+            "adjustment) row uses the same fitted models as the row without it; only the "
+            'decision rule differs. The threshold is the estimator\'s own (`threshold="auto"`, '
+            "tuned on the internal validation split of each training fold)."
         ),
+        _ranking_table(comparison, comparison.final),
+    ]
+    if failures:
+        blocks.append(
+            Paragraph(
+                "Could not be fitted (left out of the ranking): "
+                + "; ".join(f"{name}: {error}" for name, error in failures.items())
+            )
+        )
+    blocks.append(
         Image(
             "fold_scores",
             plots.to_png(
@@ -327,26 +404,43 @@ def comparison_blocks(comparison, data_dir=None):
             ),
             f"{METRIC_NAMES[metric]} of every configuration on each test fold: where the dots "
             "of two rows overlap, their difference is within the fold-to-fold spread.",
-        ),
-    ]
-    best = comparison.best
-    config_name = best.configuration.name
-    blocks += [
-        Heading(f"The best configuration: {best.name}"),
-        Paragraph(
-            "Out-of-fold predictions: every image is predicted by the model that did not see it "
-            "in training."
-        ),
-    ]
-    blocks += evaluation_blocks(
-        comparison.labels,
-        best.y_pred,
-        comparison.proba[config_name],
+        )
+    )
+    return blocks
+
+
+def gallery_blocks(comparison, row, stage):
+    """Thumbnails of the rare-class images ``row`` misses and of its false alarms."""
+    from .gallery import mistakes
+
+    first = np.zeros(len(comparison.labels), dtype=bool)
+    for _, test in comparison.splits[: comparison.cv]:
+        first[test] = True
+    rare, misses, alarms = mistakes(
+        comparison.paths[first],
+        comparison.labels[first],
+        row.y_pred[first],
+        stage.proba[row.configuration.name][first],
         comparison.classes,
         comparison.pos_label,
-        thresholds=best.thresholds,
-        histories=comparison.histories[config_name],
     )
+    blocks = [Heading("What it gets wrong", level=3)]
+    for items, kind, what in (
+        (misses, "misses", f"images of class `{_plain(rare)}` predicted as another class"),
+        (alarms, "false_alarms", f"images of other classes predicted as `{_plain(rare)}`"),
+    ):
+        label = "Misses" if kind == "misses" else "False alarms"
+        if not items:
+            blocks.append(Paragraph(f"{label}: none ({what})."))
+            continue
+        blocks.append(
+            Image(
+                f"gallery_{kind}",
+                plots.to_png(plots.gallery(items, f"{label}: {what}".replace("`", ""))),
+                f"{label} (out-of-fold, most confident first; P is the probability of class "
+                f"`{_plain(rare)}`): {what}. Up to 12 shown.",
+            )
+        )
     return blocks
 
 

@@ -1,0 +1,341 @@
+"""The method table of ``compare``: every way of handling the imbalance, in one place.
+
+A *method* is a registry name a user can type (``--methods focal,over``): a loss
+of :data:`imbal_estimators.losses.registry.LOSSES`, ``weighted_ce`` (cross-entropy
+with class weights), or a sampler name. Each method expands to one or more
+:class:`Configuration` s, the parameter sets that ``compare`` cross-validates.
+The decision rules (a tuned threshold for binary problems, a post-hoc logit
+adjustment for multi-class ones) are not methods: ``compare`` scores every
+configuration with them on the same fitted models.
+
+The order of :data:`METHODS` is the order in which ``--budget`` keeps methods
+(first kept longest): plain cross-entropy, then the strongest baselines of
+``docs/quality.md`` (over-sampling, Balanced Softmax, the logit-adjusted loss,
+class-balanced batches), then the rest.
+
+A grid file (``--grid FILE``, JSON or YAML) replaces the table with your own
+list of parameter sets; see :func:`load_grid`.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler
+from imblearn.under_sampling import RandomUnderSampler
+
+from ..losses.registry import LOSSES
+
+BASELINE = "ce"  # the configuration every other is compared with
+
+# Sampler names -> imbalanced-learn classes. The estimator takes "balanced_batches"
+# by name already; the others are built here until the sampler registry takes names.
+SAMPLER_OBJECTS = {
+    "over": RandomOverSampler,
+    "under": RandomUnderSampler,
+    "smote": SMOTE,
+    "borderline_smote": BorderlineSMOTE,
+    "adasyn": ADASYN,
+}
+NAMED_SAMPLERS = ("balanced_batches",)  # passed to the estimator as they are
+#: Samplers that synthesize feature vectors: only on frozen backbone features.
+FEATURE_SAMPLERS = ("smote", "borderline_smote", "adasyn")
+SAMPLERS = (*SAMPLER_OBJECTS, *NAMED_SAMPLERS)
+
+# the estimator parameters a configuration may set (the rest are shared settings)
+CONFIGURATION_PARAMS = (
+    "loss",
+    "gamma",
+    "alpha",
+    "beta",
+    "sampler",
+    "tau",
+    "max_margin",
+    "ldam_s",
+    "label_smoothing",
+    "drw_epoch",
+    "threshold",
+    "posthoc_tau",
+    "calibrate",
+)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One way of handling the imbalance: estimator parameters with a name.
+
+    Parameters
+    ----------
+    name : str
+        Unique within a comparison; rows are named after it.
+    params : dict
+        ``ImageImbalanceClassifier`` parameters (see :data:`CONFIGURATION_PARAMS`);
+        ``sampler`` is a name of :data:`SAMPLERS` or None.
+    method : str
+        The registry name ``--methods`` selects it by.
+    """
+
+    name: str
+    params: dict = field(default_factory=dict)
+    method: str = BASELINE
+
+    def __hash__(self):
+        return hash(self.name)
+
+    @property
+    def sampler(self):
+        return self.params.get("sampler")
+
+    @property
+    def needs_features(self):
+        """Whether it synthesizes feature vectors (runs on frozen features only)."""
+        return self.sampler in FEATURE_SAMPLERS
+
+    @property
+    def decides(self):
+        """Whether it sets its own decision rule (threshold or post-hoc adjustment)."""
+        return self.params.get("threshold") is not None or bool(self.params.get("posthoc_tau"))
+
+    def estimator_params(self):
+        """The ``ImageImbalanceClassifier`` parameters, sampler names made objects."""
+        params = {"loss": BASELINE, **self.params}
+        params["sampler"] = make_sampler(params.get("sampler"))
+        return params
+
+
+def make_sampler(name):
+    """The sampler object (or estimator-accepted name) for a sampler name; None stays None."""
+    if name is None or name in NAMED_SAMPLERS:
+        return name
+    if name not in SAMPLER_OBJECTS:
+        raise ValueError(
+            f"The 'sampler' of a configuration must be one of {sorted(SAMPLERS)} or None. "
+            f"Got {name!r} instead."
+        )
+    return SAMPLER_OBJECTS[name]()
+
+
+def _focal_grid():
+    return tuple(
+        Configuration(
+            f"focal g={gamma:g}" + (f", alpha={alpha}" if alpha else ""),
+            {"loss": "focal", "gamma": gamma, "alpha": alpha},
+            "focal",
+        )
+        for gamma in (2.0, 1.0)
+        for alpha in (None, "balanced", "effective")
+    )
+
+
+def _ldam_drw(max_epochs):
+    # deferred re-weighting switches the effective-number weights on two thirds in
+    drw = max(2, (2 * max_epochs) // 3 + 1)
+    return (
+        Configuration(
+            "ldam+drw",
+            {"loss": "ldam", "alpha": "effective", "beta": 0.99, "drw_epoch": drw},
+            "ldam",
+        ),
+    )
+
+
+def _losses(max_epochs):
+    """One entry per loss of the registry (the test checks none is missing)."""
+    return {
+        "ce": (Configuration("ce", {"loss": "ce"}, "ce"),),
+        "focal": _focal_grid(),
+        "cb_focal": (
+            Configuration("cb_focal", {"loss": "cb_focal", "gamma": 2.0, "beta": 0.99}, "cb_focal"),
+        ),
+        "ldam": _ldam_drw(max_epochs),
+        "logit_adjusted": (
+            Configuration(
+                "logit_adjusted", {"loss": "logit_adjusted", "tau": 1.0}, "logit_adjusted"
+            ),
+        ),
+        "balanced_softmax": (
+            Configuration("balanced_softmax", {"loss": "balanced_softmax"}, "balanced_softmax"),
+        ),
+    }
+
+
+def _sampler_configuration(name):
+    label = {"over": "ce + over-sampling", "under": "ce + under-sampling"}.get(name, f"ce + {name}")
+    return Configuration(label, {"loss": "ce", "sampler": name}, name)
+
+
+# kept longest first when --budget drops methods
+PRIORITY = (
+    "ce",
+    "over",
+    "balanced_softmax",
+    "logit_adjusted",
+    "weighted_ce",
+    "balanced_batches",
+    "cb_focal",
+    "focal",
+    "ldam",
+    "smote",
+    "under",
+    "borderline_smote",
+    "adasyn",
+)
+
+
+def method_table(max_epochs=10):
+    """Method name -> its configurations, in :data:`PRIORITY` order.
+
+    Parameters
+    ----------
+    max_epochs : int, default=10
+        LDAM's deferred re-weighting starts two thirds into the epochs.
+    """
+    table = dict(_losses(max_epochs))
+    missing = set(LOSSES) - set(table)
+    if missing:  # a loss added to the registry must get its row here
+        raise RuntimeError(f"compare has no configuration for the loss(es) {sorted(missing)}.")
+    table["weighted_ce"] = (
+        Configuration("ce, alpha=balanced", {"loss": "ce", "alpha": "balanced"}, "weighted_ce"),
+    )
+    for name in SAMPLERS:
+        table[name] = (_sampler_configuration(name),)
+    return {name: table[name] for name in PRIORITY}
+
+
+METHODS = tuple(PRIORITY)
+
+
+def default_configurations(methods=None, *, max_epochs=10, features=False):
+    """The configurations of ``methods`` (default: every method).
+
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        Method names of :data:`METHODS` or configuration names; ``"ce"`` is
+        always included (the recommendation's baseline).
+    max_epochs : int, default=10
+    features : bool, default=False
+        Whether the fits run on frozen backbone features; without them the
+        SMOTE family (which interpolates feature vectors) is left out.
+
+    Returns
+    -------
+    tuple of Configuration
+    """
+    table = method_table(max_epochs)
+    if methods is None:
+        chosen = [c for configs in table.values() for c in configs]
+    else:
+        by_name = {c.name: c for configs in table.values() for c in configs}
+        chosen = []
+        for name in methods:
+            if name in table:
+                chosen += table[name]
+            elif name in by_name:
+                chosen.append(by_name[name])
+            else:
+                raise ValueError(
+                    f"The 'methods' parameter of compare must name methods of {list(table)} "
+                    f"or configurations of {list(by_name)}. Got {name!r} instead."
+                )
+    if not features:
+        chosen = [c for c in chosen if not c.needs_features]
+    return with_baseline(chosen)
+
+
+def with_baseline(configurations):
+    """``configurations`` without duplicates, plain cross-entropy first (added if absent)."""
+    seen, out = set(), []
+    for config in configurations:
+        if config.name not in seen:
+            seen.add(config.name)
+            out.append(config)
+    baseline = next((c for c in out if c.name == BASELINE), None)
+    if baseline is None:
+        baseline = Configuration(BASELINE, {"loss": "ce"}, "ce")
+    elif baseline.params.get("loss", "ce") != "ce" or set(baseline.params) - {"loss"}:
+        raise ValueError(
+            f"The configuration named {BASELINE!r} is the baseline of the recommendation and "
+            f"must be plain cross-entropy ({{'loss': 'ce'}}); got {baseline.params!r}."
+        )
+    return (baseline, *[c for c in out if c.name != BASELINE])
+
+
+def configurations_from_dicts(entries):
+    """Configurations from a list of parameter dicts (an optional ``name`` key each)."""
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise ValueError(
+            "A grid must be a non-empty list of parameter sets, e.g. "
+            '[{"loss": "focal", "gamma": 2, "alpha": "balanced"}, {"sampler": "over"}].'
+        )
+    configs = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"grid[{i}] must be a mapping of parameters; got {entry!r}.")
+        params = {k: v for k, v in entry.items() if k != "name"}
+        unknown = sorted(set(params) - set(CONFIGURATION_PARAMS))
+        if unknown:
+            raise ValueError(
+                f"grid[{i}] has parameter(s) {unknown} that compare does not vary; a "
+                f"configuration sets {list(CONFIGURATION_PARAMS)} (the shared settings such "
+                "as max_epochs are options of compare)."
+            )
+        if params.get("sampler") is not None:
+            make_sampler(params["sampler"])  # a clear error for an unknown name, now
+        name = entry.get("name") or describe(params)
+        method = params.get("sampler") or params.get("loss", BASELINE)
+        configs.append(Configuration(str(name), params, method))
+    names = [c.name for c in configs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"grid configuration names must be unique; repeated: {duplicates}.")
+    return configs
+
+
+def describe(params):
+    """A short name for a parameter set, e.g. ``"focal gamma=2, alpha=balanced"``."""
+    loss = params.get("loss", BASELINE)
+    if set(params) <= {"loss"}:
+        return loss
+    rest = ", ".join(f"{k}={_short(v)}" for k, v in params.items() if k != "loss")
+    return f"{loss} {rest}"
+
+
+def _short(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def load_grid(path):
+    """The configurations of a JSON or YAML grid file.
+
+    The file holds a list of parameter sets, each a mapping with an optional
+    ``name``::
+
+        [{"name": "focal", "loss": "focal", "gamma": 2, "alpha": "balanced"},
+         {"loss": "ce", "sampler": "over"}]
+
+    YAML (``.yaml``/``.yml``) needs PyYAML.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"The grid file {path!r} does not exist.")
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ImportError(
+                f"Reading the YAML grid {path!r} needs PyYAML: pip install pyyaml "
+                "(or write the grid as JSON)."
+            ) from None
+        try:
+            entries = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"The grid file {path!r} is not valid YAML: {exc}") from None
+    else:
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The grid file {path!r} is not valid JSON: {exc}") from None
+    return configurations_from_dicts(entries)
