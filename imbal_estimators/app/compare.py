@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from imblearn.over_sampling import RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
@@ -33,9 +31,9 @@ from ..decision.evaluation import (
     tune_threshold,
 )
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..imbalance.samplers import make_sampler
 
 SCORING_OPTIONS = ("f1", "balanced_accuracy", "average_precision")
-SAMPLERS = {"over": RandomOverSampler, "under": RandomUnderSampler}
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class Configuration:
         params = {"loss": self.loss, "alpha": self.alpha}
         if self.loss == "focal":
             params["gamma"] = self.gamma
-        params["sampler"] = None if self.sampler is None else SAMPLERS[self.sampler]()
+        params["sampler"] = None if self.sampler is None else make_sampler(self.sampler)
         return params
 
 

@@ -14,11 +14,12 @@ returns plain numbers that the estimator stores as fitted attributes.
   logit adjustment ``argmax(log p - tau * log prior)`` (Menon et al. 2021).
 """
 
-import warnings
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..utils.class_counts import log_prior
+from ..utils.warn import warn
 
 #: Monitors whose value depends on the threshold; "auto" maximizes the monitor
 #: itself when it is one of these, and F1 otherwise (average_precision, roc_auc
@@ -136,11 +137,9 @@ def tune_threshold(proba_positive, y, metric="f1"):
     y = np.asarray(y).astype(bool)
     positives, negatives = y.sum(), (~y).sum()
     if positives == 0 or negatives == 0:
-        warnings.warn(
+        warn(
             "threshold='auto' needs both classes in the validation split; it has "
-            f"{positives} positive and {negatives} negative images. Using 0.5.",
-            UserWarning,
-            stacklevel=3,
+            f"{positives} positive and {negatives} negative images. Using 0.5."
         )
         return 0.5, float("nan")
     order = np.argsort(-scores, kind="stable")
@@ -178,10 +177,8 @@ def decide(proba, threshold=None, posthoc_tau=None, class_counts=None):
     if threshold is not None:
         return (proba[:, 1] >= threshold).astype(np.int64)
     if posthoc_tau:
-        counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
-        log_prior = np.log(counts / counts.sum())
         log_p = np.log(np.maximum(proba, np.finfo(np.float64).tiny))
-        return np.argmax(log_p - posthoc_tau * log_prior, axis=1)
+        return np.argmax(log_p - posthoc_tau * log_prior(class_counts), axis=1)
     return proba.argmax(axis=1)
 
 
