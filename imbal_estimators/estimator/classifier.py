@@ -38,7 +38,7 @@ from ..imbalance.samplers import (
     needs_features,
     resample_features,
 )
-from ..losses.registry import COUNTS_SEEN, LOSSES, get_loss
+from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -70,6 +70,7 @@ from .validation import (
     CallbackList,
     ModuleClassOrInstance,
     OptimizerClass,
+    check_module_output,
     check_params,
     check_params_for_classes,
 )
@@ -262,12 +263,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         ``posthoc_tau`` use these.
     class_weight_ : ndarray of shape (n_classes,) or None
         The resolved ``alpha``, ordered like ``classes_``.
+    class_weights_on_ : bool
+        Whether the loss uses ``class_weight_`` now (off until ``drw_epoch``).
     sampler_ : fitted sampler or None
         The sampler of the last epoch's draw.
     train_indices_, valid_indices_ : ndarray of int
         Rows of ``X`` in the training part and in the validation split.
     best_epoch_ : int
         The epoch whose weights were kept.
+    torch_seed_, split_seed_, sampling_seed_ : int
+        The seeds of this fit, drawn from ``random_state`` (or a resumed
+        checkpoint): torch (initialization, shuffling, augmentation), the
+        internal split, the sampler's draws.
     threshold_ : float or None
         The decision threshold ``predict`` uses (binary), from ``threshold``.
     temperature_ : float or None
@@ -305,21 +312,22 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     """
 
     _parameter_constraints = {
-        "loss": [StrOptions(set(LOSSES)), callable, HasMethods(["forward"])],
+        # the registries' live key views: a new entry is a valid value at once
+        "loss": [StrOptions(LOSSES.keys()), callable, HasMethods(["forward"])],
         "module": [None, ModuleClassOrInstance()],
         "optimizer": [OptimizerClass()],
         "callbacks": [None, StrOptions({"disable"}), CallbackList()],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "alpha": [
             None,
-            StrOptions(set(ALPHA_STRATEGIES)),
+            StrOptions(ALPHA_STRATEGIES.keys()),
             Interval(RealNotInt, 0, 1, closed="neither"),
             "array-like",
             dict,
             callable,
         ],
         "beta": [Interval(Real, 0, 1, closed="left")],
-        "sampler": [None, StrOptions(set(SAMPLERS)), HasMethods(["fit_resample"])],
+        "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
         "image_size": [Interval(Integral, 1, None, closed="left")],
@@ -650,7 +658,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 kwargs.setdefault("num_classes", self._n_classes_for_init())
             backbone = self.initialized_instance(self.module, kwargs)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
-            self._check_module_output(backbone)
+            check_module_output(backbone, self.image_size, self.classes_)
         model_class = FrozenBackboneModel if self.freeze_backbone else ImageModel
         self.module_ = model_class(backbone, mean, std)
         if self._on_cuda():
@@ -672,25 +680,6 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def _on_cuda(self):
         return torch.device(self.device).type == "cuda"
 
-    def _check_module_output(self, module):
-        """A user's module must give one logit per class; find out before training."""
-        was_training = module.training
-        module.eval()
-        device = next(module.parameters(), torch.zeros(0)).device
-        try:
-            with torch.no_grad():
-                images = torch.zeros(2, 3, self.image_size, self.image_size, device=device)
-                logits = module(images)
-        finally:
-            module.train(was_training)
-        if getattr(logits, "shape", None) != (2, self.n_classes_):
-            shape = tuple(getattr(logits, "shape", ()))
-            raise ValueError(
-                f"module gives outputs of shape {shape} for 2 images; it must give "
-                f"(n_images, {self.n_classes_}), one logit per class of classes_ "
-                f"{self.classes_.tolist()}."
-            )
-
     def initialize_criterion(self):
         self._n_classes_for_init()
         # off until drw_epoch (DeferredReweighting switches it on)
@@ -704,12 +693,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def _loss_options(self, raw_counts, resampled_counts):
         """The keyword arguments of ``get_loss`` besides ``gamma`` and ``alpha``.
 
-        The class counts this loss uses (``COUNTS_SEEN``), the loss
+        The class counts this loss uses (``LOSSES[name].counts``), the loss
         hyperparameters and the ``criterion__*`` parameters; a ``criterion__*``
         spelling of a hyperparameter (e.g. ``criterion__label_smoothing``) is
         accepted while the estimator parameter keeps its default.
         """
-        seen = COUNTS_SEEN.get(self.loss) if isinstance(self.loss, str) else None
+        seen = LOSSES[self.loss].counts if isinstance(self.loss, str) else None
         counts = resampled_counts if seen == "resampled" else raw_counts
         options = dict(
             class_counts=np.asarray(counts, dtype=np.float64),

@@ -259,3 +259,30 @@ def check_loss(estimator, n_classes):
             f"loss={shown}, which fails on logits {tuple(logits.shape)} and targets "
             f"{tuple(target.shape)}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def check_module_output(module, image_size, classes):
+    """A user's module must give one logit per class; find out before training.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The network built from the ``module`` parameter.
+    image_size : int
+    classes : ndarray
+        ``classes_``.
+    """
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters(), torch.zeros(0)).device
+    try:
+        with torch.no_grad():
+            logits = module(torch.zeros(2, 3, image_size, image_size, device=device))
+    finally:
+        module.train(was_training)
+    if getattr(logits, "shape", None) != (2, len(classes)):
+        shape = tuple(getattr(logits, "shape", ()))
+        raise ValueError(
+            f"module gives outputs of shape {shape} for 2 images; it must give "
+            f"(n_images, {len(classes)}), one logit per class of classes_ {classes.tolist()}."
+        )

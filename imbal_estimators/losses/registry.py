@@ -110,10 +110,8 @@ LOSSES = {
 
 #: For the losses that need class counts: ``"raw"`` (the training part's counts,
 #: ``class_counts_``) or ``"resampled"`` (the counts the loss sees after the sampler).
+#: A view of :data:`LOSSES` at import; the code reads ``LOSSES[name].counts``.
 COUNTS_SEEN = {name: entry.counts for name, entry in LOSSES.items() if entry.counts}
-
-# label smoothing is a property of a cross-entropy; the focal losses have none
-_SMOOTHABLE = tuple(name for name, entry in LOSSES.items() if entry.smoothing)
 
 
 def get_loss(
@@ -170,12 +168,14 @@ def get_loss(
                 f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an "
                 "nn.Module subclass or an nn.Module instance."
             )
-        if label_smoothing and loss not in _SMOOTHABLE:
+        entry = LOSSES[loss]
+        if label_smoothing and not entry.smoothing:
+            smoothable = tuple(name for name, e in LOSSES.items() if e.smoothing)
             raise ValueError(
                 f"label_smoothing={label_smoothing!r} applies to the cross-entropy losses "
-                f"{_SMOOTHABLE}; loss={loss!r} has none. Use label_smoothing=0."
+                f"{smoothable}; loss={loss!r} has none. Use label_smoothing=0."
             )
-        if loss in COUNTS_SEEN and class_counts is None:
+        if entry.counts and class_counts is None:
             raise ValueError(f"loss={loss!r} needs the class counts (class_counts=...).")
         opts = dict(
             gamma=gamma,
@@ -185,7 +185,7 @@ def get_loss(
             ldam_s=ldam_s,
             label_smoothing=label_smoothing,
         )
-        return LOSSES[loss].build(alpha, class_counts, opts, kwargs)
+        return entry.build(alpha, class_counts, opts, kwargs)
     if isinstance(loss, nn.Module):
         if alpha is not None or kwargs or label_smoothing:
             raise ValueError(

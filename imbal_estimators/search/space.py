@@ -97,8 +97,7 @@ def to_estimator_params(params):
         return dict(params)
     if name != NO_SAMPLER and name not in SAMPLERS:
         raise ValueError(
-            f"Unknown sampler name {name!r} in the search space; use "
-            f"{[NO_SAMPLER, *SAMPLERS]}."
+            f"Unknown sampler name {name!r} in the search space; use {[NO_SAMPLER, *SAMPLERS]}."
         )
     return {**params, "sampler": None if name == NO_SAMPLER else make_sampler(name)}
 
