@@ -42,6 +42,15 @@ def _fails_fast(clf, X, y, error, match):
     return info.value
 
 
+def _fails_before_training(clf, X, y, error, match):
+    """``fit`` raises after the pre-flight scan read the images, before any network exists."""
+    with images_read() as reads, pytest.raises(error, match=match) as info:
+        clf.fit(X, y)
+    assert set(reads) == set(X), "the scan reads every image once before raising"
+    assert not clf.initialized_
+    return info.value
+
+
 # ------------------------------------------------------------------ X and y
 
 
@@ -303,7 +312,7 @@ def test_bad_file_is_named_with_its_index(tmp_path, binary_data, kind):
     X, y = binary_data
     X = list(X)
     X[7], reason = _bad_file(kind, tmp_path, X[0])
-    error = _fails_fast(make(), X, y, ImageFileError, rf"X\[7\] '{X[7]}': {reason}")
+    error = _fails_before_training(make(), X, y, ImageFileError, rf"X\[7\] '{X[7]}': {reason}")
     assert str(error).startswith("1 of 64 image file(s) in X cannot be used")
 
 
@@ -324,7 +333,9 @@ def test_permission_denied_is_named(tmp_path, binary_data, monkeypatch):
 
         monkeypatch.setattr(data_module.Image, "open", deny)
     X[3] = locked
-    _fails_fast(make(cache=None), X, y, ImageFileError, rf"X\[3\] '{locked}': permission denied")
+    _fails_before_training(
+        make(cache=None), X, y, ImageFileError, rf"X\[3\] '{locked}': permission denied"
+    )
 
 
 def test_decompression_bomb_is_named(tmp_path, binary_data, monkeypatch):
@@ -334,7 +345,9 @@ def test_decompression_bomb_is_named(tmp_path, binary_data, monkeypatch):
     bomb = write_images(tmp_path, 1, (5, 5, 5), size=64, suffix=".png")[0]
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 * 64 > 2 * 1000
     X[2] = bomb
-    _fails_fast(make(cache=None), X, y, ImageFileError, rf"X\[2\] '{bomb}': too many pixels")
+    _fails_before_training(
+        make(cache=None), X, y, ImageFileError, rf"X\[2\] '{bomb}': too many pixels"
+    )
 
 
 def test_three_bad_files_in_one_error_before_training(tmp_path, binary_data):
@@ -342,7 +355,7 @@ def test_three_bad_files_in_one_error_before_training(tmp_path, binary_data):
     X = list(X)
     for index, kind in [(1, "missing"), (20, "text_named_jpg"), (40, "truncated_jpeg")]:
         X[index], _ = _bad_file(kind, tmp_path, X[0])
-    error = _fails_fast(make(), X, y, ImageFileError, "3 of 64 image file")
+    error = _fails_before_training(make(), X, y, ImageFileError, "3 of 64 image file")
     message = str(error)
     for index, reason in [(1, "file not found"), (20, "not an image"), (40, "truncated")]:
         assert f"X[{index}] {X[index]!r}: {reason}" in message

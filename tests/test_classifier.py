@@ -476,6 +476,13 @@ def test_bad_loss_arguments_fail_before_anything_changes(binary_data):
     _fast_fail(clash, X, y, TypeError, "Cannot build loss='focal'")
 
 
+def _fails_after_the_scan(clf, X, y, error, match):
+    """A data-dependent check (of the first sampler draw) raises before any network exists."""
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert not clf.initialized_
+
+
 def _fast_fail_fitted(clf, X, y, error, match):
     """A refit raises before it reads any image."""
     with images_read() as reads, pytest.raises(error, match=match):
@@ -541,9 +548,9 @@ def test_sampler_that_returns_nothing(binary_data):
 
     X, y = binary_data
     empty = FunctionSampler(func=lambda X, y: (X[:0], y[:0]), validate=False)
-    _fast_fail(make(sampler=empty), X, y, ValueError, "returned no training images")
+    _fails_after_the_scan(make(sampler=empty), X, y, ValueError, "returned no training images")
     only_cats = FunctionSampler(func=lambda X, y: (X[y == "cat"], y[y == "cat"]), validate=False)
-    _fast_fail(
+    _fails_after_the_scan(
         make(sampler=only_cats, alpha="balanced"), X, y, ValueError, r"no images of class.*'dog'"
     )
 

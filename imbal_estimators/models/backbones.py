@@ -11,6 +11,7 @@ torchvision weights name.
 """
 
 import difflib
+import functools
 import os
 import urllib.error
 from dataclasses import dataclass
@@ -294,7 +295,20 @@ def check_backbone(name, weights, module_kwargs=None):
             raise ValueError(_no_pretrained_message(name, weights))
         else:
             resolve_weights(name, weights)
-    kwargs = dict(module_kwargs or {})
+    items = tuple(sorted((module_kwargs or {}).items()))
+    try:
+        hash(items)
+    except TypeError:  # unhashable builder arguments: check them without the memo
+        _check_builder.__wrapped__(name, items)
+    else:
+        _check_builder(name, items)
+
+
+@functools.lru_cache(maxsize=64)
+def _check_builder(name, items):
+    """Build ``name`` with ``items`` on the meta device (tens of ms), once per combination:
+    a search checks the same backbone for every fit."""
+    kwargs = dict(items)
     try:
         with torch.device("meta"):
             if name in BACKBONES:
@@ -304,7 +318,7 @@ def check_backbone(name, weights, module_kwargs=None):
                     kwargs.setdefault("init_weights", False)
                 torchvision.models.get_model(name, weights=None, **kwargs)
     except (TypeError, ValueError) as exc:
-        given = ", ".join(f"module__{k}={v!r}" for k, v in (module_kwargs or {}).items())
+        given = ", ".join(f"module__{k}={v!r}" for k, v in items)
         raise ValueError(
             f"backbone={name!r} cannot be built with {given or 'its defaults'}: {exc}. "
             "module__* parameters go to the backbone's builder; check their names."
