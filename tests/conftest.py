@@ -1,5 +1,6 @@
 """Shared fixtures: tiny image folders written by the tests themselves (no downloads)."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -110,3 +111,22 @@ def three_class_data(tmp_path_factory):
 
     root = make_folder(tmp_path_factory.mktemp("three"), {"a": 30, "b": 12, "c": 6})
     return load_image_folder(root)
+
+
+@contextlib.contextmanager
+def images_read():
+    """The paths of every image read (decoded or taken from the cache) inside the block."""
+    from imbal_estimators.data.images import ImageLoader
+
+    reads = []
+    original = ImageLoader.__call__
+
+    def spy(self, path):
+        reads.append(path)
+        return original(self, path)
+
+    ImageLoader.__call__ = spy
+    try:
+        yield reads
+    finally:
+        ImageLoader.__call__ = original

@@ -16,13 +16,12 @@ Tested elsewhere, at the level of the function that decides:
 """
 
 import os
-import time
 
 import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import make_folder, write_images
+from conftest import images_read, make_folder, write_images
 from conftest import tiny_classifier as make
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from imblearn.under_sampling import NearMiss
@@ -35,10 +34,19 @@ from imbal_estimators import ImageFileError, ImageImbalanceClassifier, load_imag
 
 
 def _fails_fast(clf, X, y, error, match):
-    start = time.perf_counter()
-    with pytest.raises(error, match=match) as info:
+    """``fit`` raises before it reads any image and before it builds any network."""
+    with images_read() as reads, pytest.raises(error, match=match) as info:
         clf.fit(X, y)
-    assert time.perf_counter() - start < 10
+    assert reads == [], f"{len(reads)} image(s) read before the error"
+    assert not clf.initialized_
+    return info.value
+
+
+def _fails_before_training(clf, X, y, error, match):
+    """``fit`` raises after the pre-flight scan read the images, before any network exists."""
+    with images_read() as reads, pytest.raises(error, match=match) as info:
+        clf.fit(X, y)
+    assert set(reads) == set(X), "the scan reads every image once before raising"
     assert not clf.initialized_
     return info.value
 
@@ -149,7 +157,9 @@ def test_predict_names_missing_files(binary_data):
 
 
 def _shown(value):
-    return repr(value) if isinstance(value, (str, int, float, list, dict)) else type(value).__name__
+    if isinstance(value, (str, int, float, list, dict)):
+        return repr(value)
+    return getattr(value, "__name__", type(value).__name__)
 
 
 BAD_PARAMETERS = [
@@ -174,19 +184,45 @@ BAD_PARAMETERS = [
     ({"on_bad_image": "ignore"}, ValueError, "'on_bad_image' parameter"),
     ({"auto_batch_size": "yes"}, ValueError, "'auto_batch_size' parameter"),
     ({"checkpoint_dir": 3}, ValueError, "'checkpoint_dir' parameter"),
+    # each of these was reported only after every image was decoded, in torch's words
+    ({"optimizer": "adam"}, ValueError, "'optimizer' parameter .* torch.optim.AdamW .*Got 'adam'"),
+    ({"callbacks": "x"}, ValueError, "'callbacks' parameter .* skorch callbacks.*Got 'x'"),
+    ({"callbacks": [3]}, ValueError, "'callbacks' parameter .* skorch callbacks"),
+    ({"module": 42}, ValueError, "'module' parameter .* nn.Module subclass or instance. Got 42"),
+    ({"image_size": True}, ValueError, r"'image_size' parameter .* \[1, inf\). Got True"),
+    ({"loss": torch.nn.MSELoss}, ValueError, "'loss' parameter .* Got loss=MSELoss"),
+    ({"backbone": "shufflenet_v2_x0_5", "weights": "NOPE"}, ValueError, "'weights'.*'NOPE'"),
+    ({"backbone": "small_cnn", "weights": "DEFAULT"}, ValueError, "'weights'.*no pretrained"),
+    ({"backbone": "shufflenet_v2_x0_5", "module__nope": 1}, ValueError, "module__nope=1"),
+    ({"module__nope": 1}, ValueError, "module__nope=1: TinyCNN takes no argument 'nope'"),
+    ({"optimizer__nope": 1}, ValueError, "optimizer__nope=1: AdamW takes no argument"),
+    ({"class_weight": "balanced"}, ValueError, "no 'class_weight' parameter; use alpha="),
+    ({"n_epochs": 3}, ValueError, "no 'n_epochs' parameter; use max_epochs="),
+    ({"colour": "red"}, ValueError, "unexpected argument.* colour"),
+    ({"alpha": lambda counts: [1.0]}, ValueError, "alpha has 1 weight"),
+    ({"alpha": lambda counts: 1 / 0}, ValueError, "callable alpha=.*failed.*ZeroDivisionError"),
+    ({"sampler": "smote"}, ValueError, "sampler='smote' .*freeze_backbone=True"),
 ]
 
 
 @pytest.mark.parametrize(
     "params, error, match",
     BAD_PARAMETERS,
-    ids=[f"{k}={_shown(v)}" for p, _, _ in BAD_PARAMETERS for k, v in p.items()],
+    ids=[",".join(f"{k}={_shown(v)}" for k, v in p.items()) for p, _, _ in BAD_PARAMETERS],
 )
 def test_bad_parameters_fail_fast(binary_data, params, error, match):
     X, y = binary_data
     if params.get("backbone"):
         params = {**params, "module": None}
     _fails_fast(make(**params), X, y, error, match)
+
+
+def test_the_first_image_read_comes_after_every_check(binary_data):
+    """The reference for the cases above: a good fit does read the images."""
+    X, y = binary_data
+    with images_read() as reads:
+        make(max_epochs=1).fit(X, y)
+    assert set(reads) == set(X)
 
 
 @pytest.mark.parametrize("sampler", [SMOTE(), NearMiss(), RandomOverSampler(shrinkage=1.0)])
@@ -276,7 +312,7 @@ def test_bad_file_is_named_with_its_index(tmp_path, binary_data, kind):
     X, y = binary_data
     X = list(X)
     X[7], reason = _bad_file(kind, tmp_path, X[0])
-    error = _fails_fast(make(), X, y, ImageFileError, rf"X\[7\] '{X[7]}': {reason}")
+    error = _fails_before_training(make(), X, y, ImageFileError, rf"X\[7\] '{X[7]}': {reason}")
     assert str(error).startswith("1 of 64 image file(s) in X cannot be used")
 
 
@@ -297,7 +333,9 @@ def test_permission_denied_is_named(tmp_path, binary_data, monkeypatch):
 
         monkeypatch.setattr(data_module.Image, "open", deny)
     X[3] = locked
-    _fails_fast(make(cache=None), X, y, ImageFileError, rf"X\[3\] '{locked}': permission denied")
+    _fails_before_training(
+        make(cache=None), X, y, ImageFileError, rf"X\[3\] '{locked}': permission denied"
+    )
 
 
 def test_decompression_bomb_is_named(tmp_path, binary_data, monkeypatch):
@@ -307,7 +345,9 @@ def test_decompression_bomb_is_named(tmp_path, binary_data, monkeypatch):
     bomb = write_images(tmp_path, 1, (5, 5, 5), size=64, suffix=".png")[0]
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 * 64 > 2 * 1000
     X[2] = bomb
-    _fails_fast(make(cache=None), X, y, ImageFileError, rf"X\[2\] '{bomb}': too many pixels")
+    _fails_before_training(
+        make(cache=None), X, y, ImageFileError, rf"X\[2\] '{bomb}': too many pixels"
+    )
 
 
 def test_three_bad_files_in_one_error_before_training(tmp_path, binary_data):
@@ -315,7 +355,7 @@ def test_three_bad_files_in_one_error_before_training(tmp_path, binary_data):
     X = list(X)
     for index, kind in [(1, "missing"), (20, "text_named_jpg"), (40, "truncated_jpeg")]:
         X[index], _ = _bad_file(kind, tmp_path, X[0])
-    error = _fails_fast(make(), X, y, ImageFileError, "3 of 64 image file")
+    error = _fails_before_training(make(), X, y, ImageFileError, "3 of 64 image file")
     message = str(error)
     for index, reason in [(1, "file not found"), (20, "not an image"), (40, "truncated")]:
         assert f"X[{index}] {X[index]!r}: {reason}" in message

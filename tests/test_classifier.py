@@ -1,13 +1,12 @@
 """ImageImbalanceClassifier: fitting, labels, alpha, sampler, validation split, errors."""
 
 import os
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST, make_folder
+from conftest import FAST, images_read, make_folder
 from conftest import tiny_classifier as make
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
@@ -266,9 +265,20 @@ def test_best_epoch_weights_are_the_ones_kept(binary_data):
 
 
 def test_monitor_is_recorded(binary_data):
+    from sklearn.metrics import f1_score
+
     X, y = binary_data
-    clf = make(monitor="f1", max_epochs=1).fit(X, y)
-    assert 0.0 <= clf.history[-1, "valid_f1"] <= 1.0
+    # shuffled labels: an imperfect model, whose F1 differs between the two classes
+    y = np.random.default_rng(0).permutation(y)
+    clf = make(monitor="f1", alpha="balanced", max_epochs=1).fit(X, y)
+    # one epoch: the kept model is the one that was scored; "dog" is the rare class
+    valid = clf.valid_indices_
+    predicted = clf.predict(X[valid])
+    assert f1_score(y[valid], predicted, pos_label="dog") != f1_score(
+        y[valid], predicted, pos_label="cat"
+    )
+    expected = f1_score(y[valid], predicted, pos_label="dog")
+    assert clf.history[-1, "valid_f1"] == pytest.approx(expected)
 
 
 def test_no_validation_split_keeps_last_epoch(binary_data):
@@ -346,10 +356,10 @@ def test_verbose_prints_table_and_progress(binary_data, capsys):
 
 
 def _fast_fail(clf, X, y, error, match):
-    start = time.perf_counter()
-    with pytest.raises(error, match=match):
+    """``fit`` raises before it reads any image or builds any network."""
+    with images_read() as reads, pytest.raises(error, match=match):
         clf.fit(X, y)
-    assert time.perf_counter() - start < 5
+    assert reads == []
     assert not clf.initialized_
 
 
@@ -403,15 +413,36 @@ def _awkward_images(folder):
     return [*paths, str(rotated)]
 
 
+def _plain_rgb_copies(paths, folder):
+    """Each image as the 8-bit RGB PNG it must decode to (EXIF applied, 16 bits scaled)."""
+    from PIL import Image, ImageOps
+
+    folder.mkdir()
+    copies = []
+    for i, path in enumerate(paths):
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16"):
+                grey = np.rint(np.asarray(image).astype(np.float64) / 257).astype(np.uint8)
+                image = Image.fromarray(grey, "L")
+            image = image.convert("RGB")
+        copies.append(str(folder / f"{i}.png"))
+        image.save(copies[-1])
+    return copies
+
+
 def test_awkward_but_valid_encodings_fit_and_predict(tmp_path, binary_data):
     X, y = binary_data
     clf = make(max_epochs=1).fit(X, y)
     awkward = _awkward_images(tmp_path / "awkward")
-    proba = clf.predict_proba(awkward)
-    assert proba.shape == (11, 2) and np.all(np.isfinite(proba))
+    # every encoding predicts as its plain RGB copy does: same pixels reached the network
+    plain = _plain_rgb_copies(awkward, tmp_path / "plain")
+    np.testing.assert_allclose(clf.predict_proba(awkward), clf.predict_proba(plain), atol=1e-6)
     mixed = list(X[:10]) + list(X[-10:]) + awkward
     refit = make(max_epochs=1).fit(mixed, list(y[:10]) + list(y[-10:]) + ["cat"] * 11)
-    assert refit.predict(awkward).shape == (11,)
+    assert refit.skipped_images_ == []
+    assert len(refit.train_indices_) + len(refit.valid_indices_) == len(mixed)
+    assert refit.class_counts_.sum() == len(refit.train_indices_)
 
 
 def test_dataloader_workers(binary_data):
@@ -445,11 +476,18 @@ def test_bad_loss_arguments_fail_before_anything_changes(binary_data):
     _fast_fail(clash, X, y, TypeError, "Cannot build loss='focal'")
 
 
-def _fast_fail_fitted(clf, X, y, error, match):
-    start = time.perf_counter()
+def _fails_after_the_scan(clf, X, y, error, match):
+    """A data-dependent check (of the first sampler draw) raises before any network exists."""
     with pytest.raises(error, match=match):
         clf.fit(X, y)
-    assert time.perf_counter() - start < 5
+    assert not clf.initialized_
+
+
+def _fast_fail_fitted(clf, X, y, error, match):
+    """A refit raises before it reads any image."""
+    with images_read() as reads, pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert reads == []
 
 
 def test_sample_weight_is_refused_up_front(binary_data):
@@ -510,9 +548,9 @@ def test_sampler_that_returns_nothing(binary_data):
 
     X, y = binary_data
     empty = FunctionSampler(func=lambda X, y: (X[:0], y[:0]), validate=False)
-    _fast_fail(make(sampler=empty), X, y, ValueError, "returned no training images")
+    _fails_after_the_scan(make(sampler=empty), X, y, ValueError, "returned no training images")
     only_cats = FunctionSampler(func=lambda X, y: (X[y == "cat"], y[y == "cat"]), validate=False)
-    _fast_fail(
+    _fails_after_the_scan(
         make(sampler=only_cats, alpha="balanced"), X, y, ValueError, r"no images of class.*'dog'"
     )
 
@@ -549,6 +587,8 @@ def test_device_auto_outside_fit_and_predict(binary_data, tmp_path):
 def test_skorch_epoch_scoring_callbacks(int_binary_data):
     from skorch.callbacks import EpochScoring
 
+    from imbal_estimators.training.callbacks import ValidationScore
+
     X, y = int_binary_data
     clf = make(
         monitor="f1",
@@ -556,11 +596,12 @@ def test_skorch_epoch_scoring_callbacks(int_binary_data):
         callbacks=[
             ("skorch_f1", EpochScoring("f1", lower_is_better=False, name="skorch_f1")),
             ("skorch_auc", EpochScoring("roc_auc", lower_is_better=False, name="skorch_auc")),
+            ("our_auc", ValidationScore("roc_auc")),  # records valid_roc_auc
         ],
     ).fit(X, y)
     for row in clf.history:
         assert row["skorch_f1"] == pytest.approx(row["valid_f1"])
-        assert 0.0 <= row["skorch_auc"] <= 1.0
+        assert row["skorch_auc"] == pytest.approx(row["valid_roc_auc"])
 
 
 def test_skorch_epoch_scoring_with_string_labels(binary_data):

@@ -100,13 +100,33 @@ def test_threshold_and_posthoc_tau_conflict():
 
 
 def test_tuned_threshold_classifier_cv_works(binary_data):
+    from sklearn.base import clone
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+
     X, y = binary_data
+    y = np.random.default_rng(0).permutation(y)  # an imperfect model: the threshold matters
+    candidates = np.linspace(0.05, 0.95, 10)
+    clf = make(max_epochs=2, alpha="balanced", threshold="auto")
     tuned = TunedThresholdClassifierCV(
-        make(max_epochs=1, threshold="auto"), cv=2, scoring="balanced_accuracy"
+        clf, cv=2, scoring="balanced_accuracy", thresholds=candidates
     )
     tuned.fit(X, y)
-    assert 0 <= tuned.best_threshold_ <= 1
-    assert set(tuned.predict(X)) <= {"cat", "dog"}
+    # scikit-learn's procedure by hand: mean score over the folds at each candidate
+    curves = []
+    for train, test in StratifiedKFold(2).split(X, y):
+        proba = clone(clf).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+        curves.append(
+            [
+                balanced_accuracy_score(y[test], np.where(proba >= t, "dog", "cat"))
+                for t in candidates
+            ]
+        )
+    mean_curve = np.mean(curves, axis=0)
+    assert (mean_curve == mean_curve.max()).sum() == 1  # one best candidate, no tie
+    assert tuned.best_threshold_ == candidates[np.argmax(mean_curve)]
+    positive = tuned.estimator_.predict_proba(X)[:, 1] >= tuned.best_threshold_
+    np.testing.assert_array_equal(tuned.predict(X), np.where(positive, "dog", "cat"))
 
 
 def test_posthoc_tau_shifts_multiclass_decisions_to_rare_classes(three_class_data):
@@ -185,7 +205,8 @@ def test_tta_is_reproducible_per_image(binary_data):
     np.testing.assert_allclose(clf.predict_proba(X), proba)
     # an image's views do not depend on the other images predicted with it
     subset = [7, 3, 30]
-    np.testing.assert_allclose(clf.predict_proba(X[subset]), proba[subset], atol=1e-12)
+    # float32 network: other batch compositions pick other kernels, equal to float32 precision
+    np.testing.assert_allclose(clf.predict_proba(X[subset]), proba[subset], rtol=1e-5, atol=1e-6)
     plain = clf.set_params(tta=None).predict_proba(X)
     assert not np.allclose(plain, proba)
     np.testing.assert_allclose(clf.set_params(tta=1).predict_proba(X), plain)

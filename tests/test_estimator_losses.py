@@ -1,13 +1,14 @@
 """The new losses through the estimator: counts of the training part, hyperparameters,
 deferred re-weighting, double-correction warnings and parameter validation."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from conftest import tiny_classifier as make
 from imblearn.over_sampling import RandomOverSampler
 from sklearn.base import clone
-from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
 from imbal_estimators.losses.balanced import (
@@ -17,6 +18,7 @@ from imbal_estimators.losses.balanced import (
     LogitAdjustedLoss,
     ldam_margins,
 )
+from imbal_estimators.utils.param_validation import InvalidParameterError
 
 MISSING = [f"/nonexistent/img_{i}.png" for i in range(6)]
 MISSING_Y = ["a", "b", "c"] * 2
@@ -191,7 +193,16 @@ def test_double_corrections_warn(binary_data, params, match):
 
 
 def test_prior_loss_with_balancing_sampler_does_not_warn(binary_data):
-    # UserWarnings from imbal_estimators are errors in the test run
     X, y = binary_data
-    make(loss="balanced_softmax", sampler="balanced_batches", max_epochs=1).fit(X, y)
-    make(loss="ldam", ldam_s=5.0, alpha="effective", drw_epoch=2, max_epochs=1).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prior = make(loss="balanced_softmax", sampler="balanced_batches", max_epochs=1).fit(X, y)
+        drw = make(loss="ldam", ldam_s=5.0, alpha="effective", drw_epoch=2, max_epochs=1)
+        drw.fit(X, y)
+    assert [str(w.message) for w in caught if "corrected twice" in str(w.message)] == []
+    # not double: the prior the loss removes is the sampler's, uniform
+    n_train = len(prior.train_indices_)
+    np.testing.assert_allclose(prior.loss_class_counts_, [n_train / 2, n_train / 2])
+    np.testing.assert_allclose(prior.criterion_.class_counts.cpu(), [n_train / 2, n_train / 2])
+    # LDAM-DRW: the weights of alpha are off until drw_epoch
+    assert drw.history[:, "class_weights_on"] == [False]

@@ -44,7 +44,35 @@ def test_threshold_tuning_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "threshold 0.5" in result.stdout and "tuned threshold" in result.stdout
     threshold = float(result.stdout.split("tuned threshold on P(class 1):")[1])
-    assert 0.0 <= threshold <= 1.0
+    # the printed value (3 decimals) is TunedThresholdClassifierCV's on that training split
+    assert threshold == pytest.approx(_tuned_threshold_of_the_quick_example(tmp_path), abs=2e-3)
+
+
+def _tuned_threshold_of_the_quick_example(tmp_path):
+    """What examples/threshold_tuning.py --quick computes, in this process, on its data."""
+    import torch
+    from sklearn.model_selection import TunedThresholdClassifierCV, train_test_split
+
+    from imbal_estimators import ImageImbalanceClassifier, SmallCNN, load_image_folder
+
+    X, y = load_image_folder(tmp_path / "demo_data")
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    clf = ImageImbalanceClassifier(
+        module=SmallCNN,
+        image_size=16,
+        max_epochs=1,
+        lr=3e-3,
+        batch_size=16,
+        verbose=0,
+        random_state=0,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the example ran (OMP_NUM_THREADS=1)
+    try:
+        tuned = TunedThresholdClassifierCV(clf, scoring="f1", cv=2, random_state=0)
+        return tuned.fit(X_train, y_train).best_threshold_
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_compare_losses_example_runs(tmp_path):

@@ -1,8 +1,8 @@
 """The package is laid out by stage, and imports point down only.
 
 Layers, top to bottom: app -> search -> estimator -> training -> {decision, losses,
-imbalance, models} -> data -> io. The four in braces stand side by side: none imports
-another. The training core (everything below search) never imports Optuna.
+imbalance, models} -> data -> io -> utils. The four in braces stand side by side: none
+imports another. The training core (everything below search) never imports Optuna.
 """
 
 import ast
@@ -22,6 +22,9 @@ RANK = {
     "models": 2,
     "data": 1,
     "io": 0,
+    # below every stage (io too): vendored parameter validation, the warning stack level
+    # and the class-count formulas that losses, imbalance and decision share
+    "utils": -1,
 }
 
 

@@ -13,6 +13,17 @@ import sys
 
 import numpy as np
 
+from ..decision.metrics import MONITOR_OPTIONS
+from ..imbalance.class_weights import ALPHA_STRATEGIES
+from ..imbalance.samplers import SAMPLERS
+from ..losses.registry import LOSSES
+from ..models.backbones import (
+    BACKBONES,
+    WEIGHTS_FILE_SUFFIXES,
+    check_backbone_name,
+    is_weights_file,
+)
+
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
 PROG = "imbal-estimators"
@@ -32,7 +43,6 @@ DEMO_CV = 3
 # every method would take ~5 minutes on 2 cores; the budget drops what does not fit (and says so)
 DEMO_BUDGET = "3m"
 DEMO_QUICK_METHODS = ["ce", "over", "balanced_softmax"]
-SMALL_CNN = "small_cnn"
 
 
 class CLIError(Exception):
@@ -84,17 +94,81 @@ def _add_cv_options(parser, scoring_help):
     )
 
 
+def _number(kind, low=None, high=None, closed="both"):
+    """An argparse type: a float (or int) within bounds, with a one-line error."""
+    left = "[" if closed in ("both", "left") else "("
+    right = "]" if closed in ("both", "right") else ")"
+    bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        below = low is not None and (value < low if left == "[" else value <= low)
+        above = high is not None and (value > high if right == "]" else value >= high)
+        if below or above or value != value:
+            raise argparse.ArgumentTypeError(f"expected a number in {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _backbone(text):
+    try:
+        check_backbone_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _alpha(text):
+    """none, a strategy name, a float (the positive class's weight) or weights a,b,..."""
+    if text.lower() == "none":
+        return None
+    if text in ALPHA_STRATEGIES:
+        return text
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected none, one of {', '.join(ALPHA_STRATEGIES)}, a float or comma-separated "
+            f"weights, got {text!r}"
+        ) from None
+    return weights[0] if len(weights) == 1 else weights
+
+
+def _sampler(text):
+    if text != "none" and text not in SAMPLERS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from none, {', '.join(SAMPLERS)})"
+        )
+    return text
+
+
+def _threshold(text):
+    return "auto" if text == "auto" else _number(float, 0.0, 1.0)(text)
+
+
+def _listing(registry):
+    return "; ".join(f"{name}: {entry.description}" for name, entry in registry.items())
+
+
 def _add_model_options(parser):
     group = parser.add_argument_group("model and training (default: the estimator's)")
     group.add_argument(
         "--backbone",
-        help="torchvision model name, or small_cnn (imbal_estimators.SmallCNN, for quick runs "
-        "from scratch) (default: resnet34)",
+        type=_backbone,
+        help="a torchvision classification model (resnet34, resnet18, efficientnet_b0, "
+        "convnext_tiny, ...: torchvision.models.list_models()) or "
+        + _listing(BACKBONES)
+        + " (default: resnet34)",
     )
     group.add_argument(
         "--weights",
         help="none (random init), DEFAULT (ImageNet, downloaded once), a torchvision weights "
-        "name, or the path of a state-dict file (default: DEFAULT)",
+        f"name, or the path of a state-dict file ({', '.join(WEIGHTS_FILE_SUFFIXES)}) "
+        "(default: DEFAULT)",
     )
     group.add_argument("--image-size", type=_positive_int, help="image side in px (default: 224)")
     group.add_argument("--max-epochs", type=_positive_int, help="epochs per fit (default: 10)")
@@ -102,21 +176,14 @@ def _add_model_options(parser):
     group.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32)")
     group.add_argument(
         "--monitor",
-        choices=[
-            "balanced_accuracy",
-            "f1",
-            "f1_macro",
-            "average_precision",
-            "roc_auc",
-            "mcc",
-            "valid_loss",
-        ],
+        choices=list(MONITOR_OPTIONS),
         help="validation metric that picks the epoch kept (default: balanced_accuracy)",
     )
     group.add_argument(
         "--freeze-backbone",
         action="store_true",
-        help="train only the new head, on cached backbone features (fast; for pretrained weights)",
+        help="train only the new head, on cached backbone features (fast; for pretrained "
+        "weights; needed by the samplers marked (features))",
     )
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
@@ -196,50 +263,102 @@ def _budget(text):
     return text
 
 
-def _add_loss_options(parser):
-    from ..losses.registry import LOSSES
-    from .methods import SAMPLERS
+#: estimator parameters of the imbalance options, each the flag --name-with-dashes
+IMBALANCE_PARAMS = (
+    "loss",
+    "gamma",
+    "alpha",
+    "beta",
+    "sampler",
+    "tau",
+    "max_margin",
+    "ldam_s",
+    "label_smoothing",
+    "drw_epoch",
+)
+#: estimator parameters of the decision options
+DECISION_PARAMS = ("threshold", "posthoc_tau", "calibrate", "pos_label")
 
-    group = parser.add_argument_group("imbalance handling")
-    group.add_argument("--loss", choices=list(LOSSES), default="ce", help="(default: ce)")
-    group.add_argument("--gamma", type=float, default=2.0, help="focal gamma (default: 2)")
+
+def _add_imbalance_options(parser, several=False):
+    """Every loss, class-weight strategy and sampler the estimator takes, from the registries.
+
+    With ``several`` (``tune``), ``--loss``, ``--alpha`` and ``--sampler`` take one value
+    or more: one fixes the parameter, several are the choices searched.
+    """
+    title = "imbalance handling (default: the estimator's)"
+    if several:
+        title += "; for --loss, --alpha, --sampler one value fixes it, several are searched"
+    group = parser.add_argument_group(title)
+    nargs = "+" if several else None
+    group.add_argument(
+        "--loss", choices=list(LOSSES), nargs=nargs, help=_listing(LOSSES) + " (default: ce)"
+    )
+    group.add_argument(
+        "--gamma", type=_number(float, 0.0), help="focusing parameter of focal, cb_focal"
+    )
     group.add_argument(
         "--alpha",
-        help="class weights: none, balanced, inverse, geometric, effective, sqrt, or a float in "
-        "(0, 1), the weight of the positive class (default: none)",
+        type=_alpha,
+        nargs=nargs,
+        help="class weights: none; "
+        + _listing(ALPHA_STRATEGIES)
+        + "; a float in (0, 1), the weight of the positive class; or comma-separated "
+        "weights, one per class in class order (default: none)",
+    )
+    group.add_argument(
+        "--beta", type=_number(float, 0.0, 1.0, "left"), help="beta of effective, cb_focal"
+    )
+    samplers = "; ".join(
+        f"{name}: {entry.description}" + (" (features)" if entry.needs_features else "")
+        for name, entry in SAMPLERS.items()
     )
     group.add_argument(
         "--sampler",
-        choices=["none", *SAMPLERS],
-        default="none",
-        help="resampling of the training images (the SMOTE family needs --freeze-backbone; "
-        "default: none)",
+        type=_sampler,
+        nargs=nargs,
+        metavar="{none," + ",".join(SAMPLERS) + "}",
+        help=f"resampling of the training images every epoch: none; {samplers}. Those marked "
+        "(features) run on backbone features and need --freeze-backbone (default: none)",
     )
-    # the loss and decision parameters a compare row can set (flag --foo-bar for foo_bar)
-    for name, kind, text in (
-        ("--beta", float, "effective-number beta (default: 0.999)"),
-        ("--tau", float, "logit_adjusted strength (default: 1)"),
-        ("--max-margin", float, "ldam largest margin (default: 0.5)"),
-        ("--ldam-s", float, "ldam logit scale (default: 30)"),
-        ("--label-smoothing", float, "label smoothing (default: 0)"),
-        ("--drw-epoch", _positive_int, "epoch the class weights switch on (default: none)"),
-        ("--posthoc-tau", float, "post-hoc logit adjustment at predict (default: none)"),
-    ):
-        group.add_argument(name, type=kind, help=text)
+    group.add_argument("--tau", type=float, help="strength of logit_adjusted (default: 1)")
+    group.add_argument(
+        "--max-margin", type=_number(float, 0.0, None, "neither"), help="ldam's largest margin"
+    )
+    group.add_argument(
+        "--ldam-s", type=_number(float, 0.0, None, "neither"), help="ldam's logit scale"
+    )
+    group.add_argument(
+        "--label-smoothing",
+        type=_number(float, 0.0, 1.0),
+        help="label smoothing of ce, ldam, logit_adjusted, balanced_softmax (default: 0)",
+    )
+    group.add_argument(
+        "--drw-epoch",
+        type=_positive_int,
+        help="deferred re-weighting: alpha's weights switch on at this epoch (needs --alpha)",
+    )
+
+
+def _add_decision_options(parser):
+    group = parser.add_argument_group("decision (default: argmax)")
     group.add_argument(
         "--threshold",
         type=_threshold,
-        help="binary decision threshold on the positive class, or auto (default: argmax)",
+        help="binary: auto (tuned on the internal validation split) or a float in [0, 1] on "
+        "the positive class's probability",
     )
-
-
-def _threshold(text):
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+    group.add_argument(
+        "--posthoc-tau",
+        type=_number(float, 0.0),
+        help="post-hoc logit adjustment: argmax(log p - tau * log prior)",
+    )
+    group.add_argument(
+        "--calibrate", action="store_true", help="temperature scaling on the validation split"
+    )
+    group.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
 
 
 def build_parser():
@@ -295,7 +414,8 @@ def build_parser():
     )
     fit.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
-    _add_loss_options(fit)
+    _add_imbalance_options(fit)
+    _add_decision_options(fit)
     _add_model_options(fit)
 
     predict = commands.add_parser(
@@ -320,6 +440,7 @@ def build_parser():
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study", help="study name (to resume or share a study)")
     tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
+    _add_imbalance_options(tune, several=True)
     _add_model_options(tune)
 
     report = commands.add_parser(
@@ -339,8 +460,7 @@ def _weights(text):
         return None, False
     if text.lower() == "none":
         return None, True
-    looks_like_path = os.sep in text or text.endswith((".pth", ".pt", ".safetensors"))
-    if looks_like_path and not os.path.isfile(text):
+    if is_weights_file(text) and not os.path.isfile(text):
         raise CLIError(f"--weights file {text!r} does not exist; give none, DEFAULT or a file.")
     return text, True
 
@@ -353,7 +473,6 @@ def estimator_params(args, **base):
         if value is not None:
             params[name] = value
     params["random_state"] = args.random_state
-    params = resolve_backbone(params)
     weights, given = _weights(args.weights)
     if given:
         params["weights"] = weights
@@ -362,36 +481,22 @@ def estimator_params(args, **base):
     return params
 
 
-def resolve_backbone(params):
-    """``backbone="small_cnn"`` means ``module=SmallCNN``; any other name is torchvision's."""
-    if params.get("backbone") == SMALL_CNN:
-        from ..models.small_cnn import SmallCNN
+def imbalance_params(args, labels=None):
+    """The imbalance and decision parameters given on the command line (``fit``).
 
-        params = {k: v for k, v in params.items() if k != "backbone"}
-        params["module"] = SmallCNN
-    return params
-
-
-def _loss_params(args):
-    from .methods import make_sampler
-
-    alpha = args.alpha
-    if alpha is not None:
-        if alpha.lower() == "none":
-            alpha = None
-        else:
-            try:
-                alpha = float(alpha)
-            except ValueError:
-                pass
-    sampler = None if args.sampler == "none" else make_sampler(args.sampler)
-    params = {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
-    for name in ("beta", "tau", "max_margin", "ldam_s", "label_smoothing", "drw_epoch"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
-    for name in ("threshold", "posthoc_tau"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
+    Each option ``--foo-bar`` is the estimator parameter ``foo_bar``; an option not
+    given leaves the estimator's default.
+    """
+    params = {}
+    for name in (*IMBALANCE_PARAMS, *DECISION_PARAMS):
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        if name == "sampler":
+            value = None if value == "none" else value
+        if name == "pos_label" and labels is not None:
+            value = _match_label(value, labels)
+        params[name] = value
     return params
 
 
@@ -556,7 +661,7 @@ def cmd_demo(args):
 def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
-    settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
+    settings = dict(DEMO_SETTINGS, verbose=0, random_state=0)
     sizes = dict(n_majority=600, n_minority=120)
     options = dict(budget=DEMO_BUDGET)
     if args.quick:
@@ -607,7 +712,7 @@ def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     paths, labels = load_folder(args.data_dir)
-    clf = ImageImbalanceClassifier(**estimator_params(args), **_loss_params(args))
+    clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
     if not hasattr(clf, "save"):
         raise CLIError("this version of imbal_estimators cannot save models yet.")
     clf.fit(paths, labels)
@@ -687,11 +792,15 @@ def cmd_tune(args):
 
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
-    pos_label = None  # the estimator's pos_label_: the rarer class of each training part
+    pos_label = None  # then the estimator's pos_label_: the rarer class of each training part
     if args.pos_label is not None:
         pos_label = _match_label(args.pos_label, labels)
+    space, fixed = tune_search_space(args)
+    if pos_label is not None:  # the estimator's monitor, threshold and float alpha too
+        fixed["pos_label"] = pos_label
     search = search_cls(
-        ImageImbalanceClassifier(**estimator_params(args, verbose=0), pos_label=pos_label),
+        ImageImbalanceClassifier(**estimator_params(args, verbose=0), **fixed),
+        space,
         n_trials=args.trials,
         cv=args.cv,
         scoring=Scorer(args.scoring, pos_label),
@@ -705,6 +814,40 @@ def cmd_tune(args):
         search.best_estimator_.save(args.out)
         print(f"Saved the refitted best model to {args.out}", file=sys.stderr)
     return 0
+
+
+def tune_search_space(args):
+    """``tune``'s search space and fixed parameters from the imbalance options.
+
+    The default search space, where an option given once fixes its parameter
+    (it leaves the space) and an option given several values searches those.
+    """
+    from optuna.distributions import CategoricalDistribution
+
+    from ..search.space import DEFAULT_SEARCH_SPACE
+
+    space, fixed = dict(DEFAULT_SEARCH_SPACE), {}
+    for name in IMBALANCE_PARAMS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if isinstance(value, list) and name in ("loss", "alpha", "sampler"):
+            choices = list(dict.fromkeys(map(_storable, value)))
+            if len(choices) > 1:
+                space[name] = CategoricalDistribution(choices)
+                continue
+            value = value[0]
+        space.pop(name, None)
+        fixed[name] = None if name == "sampler" and value == "none" else value
+    return space, fixed
+
+
+def _storable(value):
+    if isinstance(value, list):
+        raise CLIError(
+            f"--alpha weights {value} cannot be one of several searched values; give them alone."
+        )
+    return value
 
 
 COMMANDS = {

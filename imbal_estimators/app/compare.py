@@ -41,10 +41,11 @@ from ..decision import metrics
 from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..imbalance.samplers import make_sampler as make_sampler_object
 from . import plan as planning
 from .methods import (
     BASELINE,
-    SAMPLER_OBJECTS,
+    SAMPLERS,
     Configuration,
     default_configurations,
     load_grid,
@@ -386,9 +387,9 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
     if module is not None:
         from ..models.small_cnn import SmallCNN
 
-        if module is SmallCNN:
+        if module is SmallCNN:  # the same network by its registry name
             params["backbone"] = "small_cnn"
-            params.pop("weights", None)
+            params["weights"] = None
     words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
     for name in _FIT_FLAGS:
         if name not in params:
@@ -396,7 +397,7 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
         value = params[name]
         if name == "sampler":
             value = _sampler_name(value)
-        if name == "weights" and value is None and params.get("backbone") != "small_cnn":
+        if name == "weights" and value is None:
             words += ["--weights", "none"]
             continue
         if value is None or (name in defaults and _same(value, defaults[name])):
@@ -424,8 +425,8 @@ def _flag_value(value):
 def _sampler_name(sampler):
     if sampler is None or isinstance(sampler, str):
         return sampler
-    for name, cls in SAMPLER_OBJECTS.items():
-        if type(sampler) is cls:
+    for name in SAMPLERS:
+        if type(sampler) is type(make_sampler_object(name)):
             return name
     return type(sampler).__name__
 

@@ -21,26 +21,15 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
-
+from ..imbalance.samplers import FEATURE_SAMPLERS
+from ..imbalance.samplers import SAMPLERS as SAMPLER_REGISTRY
 from ..losses.registry import LOSSES
 
 BASELINE = "ce"  # the configuration every other is compared with
 
-# Sampler names -> imbalanced-learn classes. The estimator takes "balanced_batches"
-# by name already; the others are built here until the sampler registry takes names.
-SAMPLER_OBJECTS = {
-    "over": RandomOverSampler,
-    "under": RandomUnderSampler,
-    "smote": SMOTE,
-    "borderline_smote": BorderlineSMOTE,
-    "adasyn": ADASYN,
-}
-NAMED_SAMPLERS = ("balanced_batches",)  # passed to the estimator as they are
-#: Samplers that synthesize feature vectors: only on frozen backbone features.
-FEATURE_SAMPLERS = ("smote", "borderline_smote", "adasyn")
-SAMPLERS = (*SAMPLER_OBJECTS, *NAMED_SAMPLERS)
+#: Sampler names a configuration may use: the registry's (the estimator takes them by
+#: name). Those of FEATURE_SAMPLERS run on frozen backbone features only.
+SAMPLERS = tuple(SAMPLER_REGISTRY)
 
 # the estimator parameters a configuration may set (the rest are shared settings)
 CONFIGURATION_PARAMS = (
@@ -97,22 +86,19 @@ class Configuration:
         return self.params.get("threshold") is not None or bool(self.params.get("posthoc_tau"))
 
     def estimator_params(self):
-        """The ``ImageImbalanceClassifier`` parameters, sampler names made objects."""
-        params = {"loss": BASELINE, **self.params}
-        params["sampler"] = make_sampler(params.get("sampler"))
-        return params
+        """The ``ImageImbalanceClassifier`` parameters (a sampler stays its registry name)."""
+        return {"loss": BASELINE, **self.params}
 
 
 def make_sampler(name):
-    """The sampler object (or estimator-accepted name) for a sampler name; None stays None."""
-    if name is None or name in NAMED_SAMPLERS:
-        return name
-    if name not in SAMPLER_OBJECTS:
+    """The estimator's ``sampler`` for a configuration's sampler name: the name itself,
+    checked now against the registry; None stays None."""
+    if name is not None and name not in SAMPLER_REGISTRY:
         raise ValueError(
-            f"The 'sampler' of a configuration must be one of {sorted(SAMPLERS)} or None. "
+            f"The 'sampler' of a configuration must be one of {list(SAMPLERS)} or None. "
             f"Got {name!r} instead."
         )
-    return SAMPLER_OBJECTS[name]()
+    return name
 
 
 def _focal_grid():
@@ -199,10 +185,12 @@ def method_table(max_epochs=10):
     )
     for name in SAMPLERS:
         table[name] = (_sampler_configuration(name),)
-    return {name: table[name] for name in PRIORITY}
+    # the default comparison (PRIORITY) first; the registry's other samplers by --methods
+    return {name: table[name] for name in METHODS}
 
 
-METHODS = tuple(PRIORITY)
+#: every method, in budget order: PRIORITY, then the registry's other samplers
+METHODS = (*PRIORITY, *(name for name in SAMPLERS if name not in PRIORITY))
 
 
 def default_configurations(methods=None, *, max_epochs=10, features=False):
@@ -224,7 +212,7 @@ def default_configurations(methods=None, *, max_epochs=10, features=False):
     """
     table = method_table(max_epochs)
     if methods is None:
-        chosen = [c for configs in table.values() for c in configs]
+        chosen = [c for name in METHODS for c in table[name]]
     else:
         by_name = {c.name: c for configs in table.values() for c in configs}
         chosen = []

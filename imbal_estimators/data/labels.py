@@ -49,6 +49,39 @@ def check_labels(y, n_samples):
     return labels
 
 
+def encode_labels(labels, known_classes=None):
+    """The sorted classes of ``labels`` and each label's index among them.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Checked labels (:func:`check_labels`).
+    known_classes : array-like or None
+        The classes of a network that keeps training (``partial_fit``); every
+        label must be one of them.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+    y_encoded : ndarray of int of shape (n_samples,)
+    """
+    if known_classes is not None:
+        known = np.unique(np.asarray(known_classes))
+        unseen = np.setdiff1d(np.unique(labels), known)
+        if len(unseen):
+            raise ValueError(
+                f"y has label(s) {unseen.tolist()[:10]} not among the classes "
+                f"{known.tolist()} of this network."
+            )
+        return known, np.searchsorted(known, labels)
+    classes, y_encoded = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at least two."
+        )
+    return classes, y_encoded
+
+
 def resolve_pos_label(pos_label, classes, counts, *, caller_name=None):
     """The positive class of a binary problem: ``pos_label``, or the rarer class.
 

@@ -12,10 +12,9 @@ cache and training does not pay for it twice). Bad files are then
 Either way a class left without training images is an error that names it.
 """
 
-import warnings
-
 import numpy as np
 
+from ..utils.warn import warn
 from .images import ImageFileError, find_bad_images, format_bad_files
 
 ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
@@ -80,11 +79,9 @@ def preflight_scan(
         f"(on_bad_image={on_bad_image!r}):"
     )
     if on_bad_image == "warn":
-        warnings.warn(
+        warn(
             format_bad_files(problems, paths, header=header)
-            + f"\nTraining images per class that remain: {{{remaining}}}.",
-            UserWarning,
-            stacklevel=5,
+            + f"\nTraining images per class that remain: {{{remaining}}}."
         )
     elif verbose:
         print(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..utils.class_counts import log_prior
 from .metrics import get_metric
 from .threshold import tune_threshold
 
@@ -127,10 +128,8 @@ def decide(proba, threshold=None, posthoc_tau=None, class_counts=None, pos_index
             raise ValueError(f"A threshold needs pos_index 0 or 1; got {pos_index!r}.")
         return np.where(proba[:, pos_index] >= threshold, pos_index, 1 - pos_index)
     if posthoc_tau:
-        counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
-        log_prior = np.log(counts / counts.sum())
         log_p = np.log(np.maximum(proba, np.finfo(np.float64).tiny))
-        return np.argmax(log_p - posthoc_tau * log_prior, axis=1)
+        return np.argmax(log_p - posthoc_tau * log_prior(class_counts), axis=1)
     return proba.argmax(axis=1)
 
 

@@ -30,10 +30,9 @@ all use this module. Decisions are ``positive where P(positive) >= threshold``.
   returns ``(0.5, nan)`` with a ``UserWarning`` that says so.
 """
 
-import warnings
-
 import numpy as np
 
+from ..utils.warn import warn
 from .metrics import METRICS, THRESHOLD_METRICS
 
 # Values this close to the best count as ties (float64 sums of counts).
@@ -139,12 +138,10 @@ def tune_threshold(proba_positive, is_positive, metric="f1"):
     hits = hits.astype(bool)
     n_pos = int(hits.sum())
     if n_pos in (0, len(hits)):
-        warnings.warn(
+        warn(
             f"tune_threshold needs both classes to compare thresholds; is_positive has "
             f"{n_pos} positive and {len(hits) - n_pos} negative samples. Returning the "
-            "threshold 0.5.",
-            UserWarning,
-            stacklevel=2,
+            "threshold 0.5."
         )
         return 0.5, float("nan")
     candidates = threshold_candidates(p)

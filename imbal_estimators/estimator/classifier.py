@@ -7,30 +7,19 @@ resample, monitor and keep the best epoch.
 """
 
 import copy
+import functools
 import os
-import warnings
-from contextlib import contextmanager
 from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    Options,
-    RealNotInt,
-    StrOptions,
-    validate_parameter_constraints,
-)
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
-from ..data.cache import check_cache
 from ..data.images import (
     ImageLoader,
     ImagePathDataset,
@@ -38,30 +27,24 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import check_labels, resolve_pos_label
-from ..data.preflight import ON_BAD_IMAGE_OPTIONS, preflight_scan
+from ..data.labels import check_labels, encode_labels
+from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES, check_alpha, resolve_alpha
-from ..imbalance.corrections import check_corrections
+from ..imbalance.class_weights import ALPHA_STRATEGIES, resolve_alpha
 from ..imbalance.samplers import (
-    SAMPLER_NAMES,
-    check_sampler,
-    epoch_seed,
+    SAMPLERS,
     needs_features,
     resample_features,
-    resample_indices,
 )
-from ..losses.registry import COUNTS_SEEN, LOSSES, get_loss
+from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FrozenBackboneModel,
     ImageModel,
     build_backbone,
-    check_backbone_name,
-    is_weights_file,
 )
 from ..models.features import (
     FeatureDataset,
@@ -70,26 +53,34 @@ from ..models.features import (
     weights_source,
 )
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
-from ..training.checkpoint import EpochCheckpoint, prepare_checkpoint
-from ..training.device import resolve_device, resolve_device_name
-from ..training.memory import is_out_of_memory, release_memory, smaller_batch_size
+from ..training.checkpoint import EpochCheckpoint
+from ..training.device import resolve_device_name
+from ..training.memory import train_with_memory_retry
+from ..training.plan import plan_fit
 from ..training.precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
-from ..training.split import split_rows
+from ..training.seeding import epoch_seed, seeded
+from ..utils.param_validation import (
+    HasMethods,
+    Interval,
+    Options,
+    RealNotInt,
+    StrOptions,
+)
+from .validation import (
+    CallbackList,
+    ModuleClassOrInstance,
+    OptimizerClass,
+    check_module_output,
+    check_params,
+    check_params_for_classes,
+)
 
-_SEED_RANGE = 2**31 - 1
 
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _index_of(classes, label):
-    return int(np.flatnonzero(np.asarray(classes) == label)[0])
-
-
-def softmax_probabilities(logits):
-    """Softmax over classes in float64, so rows sum to 1 to double precision."""
-    return torch.softmax(logits.double(), dim=1)
+def softmax_probabilities(logits, temperature=1.0):
+    """Softmax of ``logits / temperature`` over classes in float64 (rows sum to 1 to double
+    precision)."""
+    logits = logits.double()
+    return torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=1)
 
 
 class ImageImbalanceClassifier(NeuralNetClassifier):
@@ -295,12 +286,18 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         multi-class.
     pos_index_ : int or None
         Its column in ``predict_proba`` (its index in ``classes_``).
+    class_weights_on_ : bool
+        Whether the loss uses ``class_weight_`` now (off until ``drw_epoch``).
     sampler_ : fitted sampler or None
         The sampler of the last epoch's draw.
     train_indices_, valid_indices_ : ndarray of int
         Rows of ``X`` in the training part and in the validation split.
     best_epoch_ : int
         The epoch whose weights were kept.
+    torch_seed_, split_seed_, sampling_seed_ : int
+        The seeds of this fit, drawn from ``random_state`` (or a resumed
+        checkpoint): torch (initialization, shuffling, augmentation), the
+        internal split, the sampler's draws.
     threshold_ : float or None
         The decision threshold on ``P(pos_label_)`` that ``predict`` uses
         (binary), from ``threshold``.
@@ -339,17 +336,22 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     """
 
     _parameter_constraints = {
-        "loss": [StrOptions(set(LOSSES)), callable, HasMethods(["forward"])],
+        # the registries' live key views: a new entry is a valid value at once
+        "loss": [StrOptions(LOSSES.keys()), callable, HasMethods(["forward"])],
+        "module": [None, ModuleClassOrInstance()],
+        "optimizer": [OptimizerClass()],
+        "callbacks": [None, StrOptions({"disable"}), CallbackList()],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "alpha": [
             None,
-            StrOptions(set(ALPHA_STRATEGIES)),
+            StrOptions(ALPHA_STRATEGIES.keys()),
             Interval(RealNotInt, 0, 1, closed="neither"),
             "array-like",
             dict,
+            callable,
         ],
         "beta": [Interval(Real, 0, 1, closed="left")],
-        "sampler": [None, HasMethods(["fit_resample"]), StrOptions(set(SAMPLER_NAMES))],
+        "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
         "image_size": [Interval(Integral, 1, None, closed="left")],
@@ -384,6 +386,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         "checkpoint_dir": [None, str, os.PathLike],
         "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
         "auto_batch_size": ["boolean"],
+        "use_caching": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(
@@ -587,14 +590,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         if not reinitialize and self.__sklearn_is_fitted__():
             classes = self.classes_
         rebuild = reinitialize or not self.initialized_
-        paths, y_encoded, fitted = self._prepare_fit(X, y, classes, resume=rebuild)
+        paths, y_encoded, plan = self._plan(X, y, classes, resume=rebuild)
         # Snapshot so that a failure while building the network (e.g. weights that
         # cannot be downloaded) leaves the previous fit whole.
         snapshot = dict(self.__dict__)
         history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
-        for name, value in fitted.items():
-            setattr(self, name, value)
-        with self._seeded(self.torch_seed_):
+        plan.apply(self)
+        with seeded(self.torch_seed_, self.device):
             try:
                 if rebuild:
                     self.initialize()
@@ -606,238 +608,31 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self.history_ = history
                 raise
             try:
-                self._train(paths, y_encoded, rebuild)
+                train = functools.partial(super().partial_fit, paths, y_encoded)
+                train_with_memory_retry(self, train, rebuild)
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
         return self
 
+    def _plan(self, X, y, known_classes, resume):
+        """Check everything, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
+
+        Every parameter is checked before the first image is read; nothing on the
+        estimator changes until the plan is applied.
+        """
+        check_params(self)
+        paths = check_paths(X)
+        labels = check_labels(y, len(paths))
+        classes, y_encoded = encode_labels(labels, known_classes)
+        check_params_for_classes(self, classes, np.bincount(y_encoded, minlength=len(classes)))
+        plan = plan_fit(self, paths, labels, classes, y_encoded, resume=resume)
+        return paths, y_encoded, plan
+
     def _release_device_memory(self):
         """Hand CUDA's cached blocks back, so many fits in a search do not pile them up."""
         if torch.device(self.device).type == "cuda":
             torch.cuda.empty_cache()
-
-    def _train(self, paths, y_encoded, rebuild):
-        """skorch's ``partial_fit``; with ``auto_batch_size``, again with half the
-        batch size after an out-of-memory error in the first epoch."""
-        first_batch_size = self.batch_size_
-        while True:
-            try:
-                super().partial_fit(paths, y_encoded)
-                break
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                failed = self.batch_size_ if self.batch_size_ != -1 else len(self.train_indices_)
-                can_retry = rebuild and len(self.history) <= 1 and not self.resumed_from_epoch_
-                self.batch_size_ = smaller_batch_size(self, failed, exc, can_retry)
-            # outside the except block: the traceback no longer holds the batch's tensors
-            release_memory(self)
-            torch.manual_seed(self.torch_seed_)
-            self.initialize()
-        if self.batch_size_ != first_batch_size:
-            warnings.warn(
-                f"batch_size={first_batch_size} ran out of accelerator memory; trained with "
-                f"batch_size={self.batch_size_}, which fits (auto_batch_size=True). Pass "
-                f"batch_size={self.batch_size_} to skip the search next time.",
-                UserWarning,
-                stacklevel=4,
-            )
-
-    def _prepare_fit(self, X, y, known_classes=None, resume=True):
-        """Every check and data-dependent value, before any network is built.
-
-        Returns the paths, the encoded labels and the new fitted attributes;
-        nothing on the estimator changes until all checks have passed.
-        """
-        self._check_params()
-        paths = check_paths(X)
-        labels = check_labels(y, len(paths))
-        classes, y_encoded = self._encode_labels(labels, known_classes)
-        pos_label = self._resolve_pos_label(classes, y_encoded, continued=not resume)
-        if self.alpha is not None:
-            check_alpha(self.alpha, classes, beta=self.beta)
-        self._check_loss(len(classes))
-        check_sampler(self.sampler, features_available=self.freeze_backbone)
-        check_cache(self.cache)
-        check_corrections(self, len(classes))
-        autocast_dtype(self.precision, resolve_device(self.__dict__.get("device")))
-        if self.module is None:
-            check_backbone_name(self.backbone)
-        if self.weights is not None and is_weights_file(self.weights):
-            if not os.path.isfile(self.weights):
-                raise FileNotFoundError(
-                    f"The 'weights' file {os.fspath(self.weights)!r} does not exist."
-                )
-
-        plan = None
-        if self.checkpoint_dir is not None:
-            plan = prepare_checkpoint(
-                self.checkpoint_dir, self, paths, y_encoded, classes, resume=resume
-            )
-        # A resumed fit takes its seeds from the checkpoint, also when random_state=None.
-        torch_seed, split_seed, sampling_seed = (plan and plan.seeds) or check_random_state(
-            self.random_state
-        ).randint(_SEED_RANGE, size=3)
-        train_rows, valid_rows = split_rows(self.train_split, y_encoded, int(split_seed))
-        for name in ("calibrate", "threshold"):
-            if getattr(self, name) in (True, "auto") and len(valid_rows) == 0:
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} is fitted on the "
-                    f"internal validation split, but train_split={self.train_split!r} "
-                    f"leaves none; got {name}={getattr(self, name)!r}."
-                )
-        train_rows, valid_rows, skipped = preflight_scan(
-            paths,
-            y_encoded,
-            classes,
-            train_rows,
-            valid_rows,
-            ImageLoader(self.image_size, self.cache),
-            self.on_bad_image,
-            verbose=self.verbose,
-        )
-        if plan is not None:
-            plan.check_split(train_rows, valid_rows)
-        threshold = None if self.threshold in (None, "auto") else float(self.threshold)
-        valid_counts = np.bincount(y_encoded[valid_rows], minlength=len(classes))
-        if self.threshold == "auto" and len(valid_rows) and valid_counts.min() == 0:
-            missing = classes[np.argmin(valid_counts)]
-            warnings.warn(
-                f"threshold='auto' is tuned on the internal validation split, which holds no "
-                f"image of class {_plain(missing)!r}; no threshold can be told from another, "
-                "so threshold_ is 0.5. Give that class more images or raise train_split.",
-                UserWarning,
-                stacklevel=4,
-            )
-            threshold = 0.5
-
-        class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
-        counts_seen_by_loss, sampler = class_counts, None
-        # a sampler of backbone features draws once the features exist (get_split_datasets)
-        if self.sampler is not None and not needs_features(self.sampler):
-            rows, sampler = resample_indices(
-                self.sampler, train_rows, labels[train_rows], epoch_seed(int(sampling_seed), 1)
-            )
-            counts_seen_by_loss = np.bincount(y_encoded[rows], minlength=len(classes))
-            if hasattr(sampler, "expected_class_counts"):  # a random draw; use its mean
-                counts_seen_by_loss = sampler.expected_class_counts(class_counts)
-            if len(rows) == 0:
-                raise ValueError(
-                    f"sampler={self.sampler!r} returned no training images; check its "
-                    "sampling_strategy."
-                )
-            lost = classes[(counts_seen_by_loss == 0) & (class_counts > 0)]
-            if len(lost) and isinstance(self.alpha, str):
-                raise ValueError(
-                    f"sampler={self.sampler!r} left no images of class(es) {lost.tolist()}, "
-                    f"and alpha={self.alpha!r} needs every class; check the sampler's "
-                    "sampling_strategy or give alpha as fixed weights."
-                )
-        fitted = {
-            "classes_": classes,
-            "n_classes_": len(classes),
-            "class_counts_": class_counts,
-            "class_weight_": resolve_alpha(
-                self.alpha, classes, counts_seen_by_loss, beta=self.beta, pos_label=pos_label
-            ),
-            "pos_label_": pos_label,
-            "pos_index_": None if pos_label is None else _index_of(classes, pos_label),
-            "sampler_": sampler,
-            "train_indices_": train_rows,
-            "valid_indices_": valid_rows,
-            "torch_seed_": int(torch_seed),
-            "split_seed_": int(split_seed),
-            "sampling_seed_": int(sampling_seed),
-            "loss_class_counts_": counts_seen_by_loss,
-            "class_weights_on_": self.drw_epoch is None,
-            "threshold_": threshold,
-            "temperature_": None,
-            "ece_before_": None,
-            "ece_after_": None,
-            "batch_size_": self.batch_size,
-            "skipped_images_": skipped,
-            "resumed_from_epoch_": 0,
-            "_checkpoint_plan_": plan,
-        }
-        return paths, y_encoded, fitted
-
-    def _resolve_pos_label(self, classes, y_encoded, continued):
-        """``pos_label_`` from these labels; a continued fit (``partial_fit``,
-        ``warm_start``) keeps the positive class its network was trained for."""
-        if continued and self.pos_label is None and "pos_label_" in self.__dict__:
-            return self.__dict__["pos_label_"]
-        counts = np.bincount(y_encoded, minlength=len(classes))
-        return resolve_pos_label(self.pos_label, classes, counts, caller_name=type(self).__name__)
-
-    def _check_params(self):
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            self.get_params(deep=False),
-            caller_name=type(self).__name__,
-        )
-        if self.criterion is not None:
-            raise ValueError(
-                f"{type(self).__name__} builds its criterion from 'loss'; got "
-                f"criterion={self.criterion!r}. Pass it as loss=... instead."
-            )
-        if self.classes is not None:
-            raise ValueError(
-                f"{type(self).__name__} takes its classes from y; the 'classes' "
-                "parameter must be None."
-            )
-        self._check_prefixed_params()
-
-    def _check_prefixed_params(self):
-        """skorch's check of ``module__*``-style arguments, before anything is built.
-
-        skorch runs it at the end of ``initialize``, once the module, criterion
-        and optimizer have registered their prefixes; register them up front so
-        a typo fails before the image scan.
-        """
-        saved = self.__dict__.get("prefixes_")
-        self.__dict__["prefixes_"] = [*self.prefixes_, "module", "criterion", "optimizer"]
-        try:
-            self._validate_params()
-        finally:
-            if saved is None:
-                del self.__dict__["prefixes_"]
-            else:
-                self.__dict__["prefixes_"] = saved
-
-    def _encode_labels(self, labels, known_classes=None):
-        if known_classes is not None:
-            known = np.unique(np.asarray(known_classes))
-            unseen = np.setdiff1d(np.unique(labels), known)
-            if len(unseen):
-                raise ValueError(
-                    f"y has label(s) {unseen.tolist()[:10]} not among the classes "
-                    f"{known.tolist()} of this network."
-                )
-            return known, np.searchsorted(known, labels)
-        classes, y_encoded = np.unique(labels, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at least two."
-            )
-        return classes, y_encoded
-
-    def _check_loss(self, n_classes):
-        """Build the loss once on dummy weights, so a bad ``loss`` or ``criterion__*``
-        fails before the image scan instead of inside ``initialize``."""
-        alpha = None if self.alpha is None else torch.ones(n_classes)
-        try:
-            get_loss(
-                copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss,
-                gamma=self.gamma,
-                alpha=alpha,
-                **self._loss_options(np.ones(n_classes), np.ones(n_classes)),
-            )
-        except TypeError as exc:
-            raise TypeError(
-                f"Cannot build loss={self.loss!r} with gamma={self.gamma!r} and "
-                f"criterion__* arguments {self.get_params_for('criterion')}: {exc}"
-            ) from exc
 
     # -- skorch hooks --------------------------------------------------------------------
 
@@ -890,7 +685,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 kwargs.setdefault("num_classes", self._n_classes_for_init())
             backbone = self.initialized_instance(self.module, kwargs)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
-            self._check_module_output(backbone)
+            check_module_output(backbone, self.image_size, self.classes_)
         model_class = FrozenBackboneModel if self.freeze_backbone else ImageModel
         self.module_ = model_class(backbone, mean, std)
         if self._on_cuda():
@@ -912,25 +707,6 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def _on_cuda(self):
         return torch.device(self.device).type == "cuda"
 
-    def _check_module_output(self, module):
-        """A user's module must give one logit per class; find out before training."""
-        was_training = module.training
-        module.eval()
-        device = next(module.parameters(), torch.zeros(0)).device
-        try:
-            with torch.no_grad():
-                images = torch.zeros(2, 3, self.image_size, self.image_size, device=device)
-                logits = module(images)
-        finally:
-            module.train(was_training)
-        if getattr(logits, "shape", None) != (2, self.n_classes_):
-            shape = tuple(getattr(logits, "shape", ()))
-            raise ValueError(
-                f"module gives outputs of shape {shape} for 2 images; it must give "
-                f"(n_images, {self.n_classes_}), one logit per class of classes_ "
-                f"{self.classes_.tolist()}."
-            )
-
     def initialize_criterion(self):
         self._n_classes_for_init()
         # off until drw_epoch (DeferredReweighting switches it on)
@@ -944,12 +720,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def _loss_options(self, raw_counts, resampled_counts):
         """The keyword arguments of ``get_loss`` besides ``gamma`` and ``alpha``.
 
-        The class counts this loss uses (``COUNTS_SEEN``), the loss
+        The class counts this loss uses (``LOSSES[name].counts``), the loss
         hyperparameters and the ``criterion__*`` parameters; a ``criterion__*``
         spelling of a hyperparameter (e.g. ``criterion__label_smoothing``) is
         accepted while the estimator parameter keeps its default.
         """
-        seen = COUNTS_SEEN.get(self.loss) if isinstance(self.loss, str) else None
+        seen = LOSSES[self.loss].counts if isinstance(self.loss, str) else None
         counts = resampled_counts if seen == "resampled" else raw_counts
         options = dict(
             class_counts=np.asarray(counts, dtype=np.float64),
@@ -971,10 +747,13 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return {**options, **criterion}
 
     def rebuild_criterion(self):
-        """Build the loss again (on the net's device), e.g. when the class weights switch on."""
-        with self._current_init_context("criterion"):
-            self.initialize_criterion()
-            self.criterion_ = self.criterion_.to(self.device)
+        """Build the loss again (on the net's device), e.g. when the class weights switch on.
+
+        Only after ``initialize``: the criterion is then a registered component of
+        the net, which skorch lets any method replace.
+        """
+        self.initialize_criterion()
+        self.criterion_ = self.criterion_.to(self.device)
         return self
 
     def _fit_decision(self, paths, y_encoded):
@@ -1033,7 +812,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def _weights_from_feature_draw(self, features, y):
         """Class weights and loss counts from the first epoch's draw of a feature sampler,
-        as ``_prepare_fit`` does for samplers of rows (only now are there features)."""
+        as ``plan_fit`` does for samplers of rows (only now are there features)."""
         rows = self.train_indices_
         _, labels, _ = resample_features(
             self.sampler, features[rows], self.classes_[y[rows]], epoch_seed(self.sampling_seed_, 1)
@@ -1134,25 +913,6 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             kwargs.setdefault("drop_last", True)
         return self.iterator_train(dataset, **kwargs)
 
-    def _get_predict_nonlinearity(self):
-        if self.predict_nonlinearity == "auto":
-            temperature = self.__dict__.get("temperature_")
-            if temperature is None:
-                return softmax_probabilities
-            return lambda logits: softmax_probabilities(logits.double() / temperature)
-        return super()._get_predict_nonlinearity()
-
-    @contextmanager
-    def _seeded(self, seed):
-        """Seed torch for this fit and restore the caller's global RNG state afterwards."""
-        device = torch.device(self.device)
-        devices = []
-        if device.type == "cuda":
-            devices = [torch.cuda.current_device() if device.index is None else device.index]
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
-
     # -- predict -------------------------------------------------------------------------
 
     def predict_proba(self, X):
@@ -1179,10 +939,28 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             if isinstance(dataset, ImagePathDataset):
                 augmentation = make_augmentation(self.image_size, self.augment)
                 views = tta_views(dataset, augmentation, self.tta, self.torch_seed_)
-                return np.mean(
-                    [super(ImageImbalanceClassifier, self).predict_proba(v) for v in views], axis=0
-                )
-        return super().predict_proba(X)
+                return np.mean([self._probabilities(view) for view in views], axis=0)
+        return self._probabilities(X)
+
+    def _probabilities(self, X):
+        """skorch's ``predict_proba`` with this estimator's nonlinearity: for
+        ``predict_nonlinearity="auto"`` the float64 softmax (of ``logits /
+        temperature_`` once calibrated), whatever the loss."""
+        nonlinearity = self.predict_nonlinearity
+        if nonlinearity == "auto":
+            temperature = self.__dict__.get("temperature_")
+            nonlinearity = softmax_probabilities
+            if temperature is not None:
+                nonlinearity = functools.partial(softmax_probabilities, temperature=temperature)
+        elif nonlinearity is None:
+            nonlinearity = torch.nn.Identity()
+        elif not callable(nonlinearity):
+            raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
+        outputs = []
+        for logits in self.forward_iter(X, training=False):
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            outputs.append(nonlinearity(logits).detach().cpu().numpy())
+        return np.concatenate(outputs, 0)
 
     def predict(self, X):
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.

@@ -17,7 +17,6 @@ a file from an untrusted source cannot run code through it; ``pickle`` and
 
 import json
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -28,37 +27,17 @@ from skorch.history import History
 
 from ..io.atomic import atomic_write
 from ..io.jsonable import from_json, import_path, plain_json, resolve_import_path, to_json
+from ..training.plan import ARRAY, saved_fields
+from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
-# Fitted attributes written to config.json: name -> kind
-_ARRAYS = (
-    "class_counts_",
-    "class_weight_",
-    "loss_class_counts_",
-    "train_indices_",
-    "valid_indices_",
-)
-_SCALARS = (
-    "n_classes_",
-    "best_epoch_",
-    "torch_seed_",
-    "split_seed_",
-    "sampling_seed_",
-    "batch_size_",
-    "resumed_from_epoch_",
-    "skipped_images_",
-    "class_weights_on_",
-    "threshold_",
-    "pos_label_",
-    "pos_index_",
-    "temperature_",
-    "ece_before_",
-    "ece_after_",
-)
+# Fitted attributes written to config.json: the saved fields of the fit plan, name -> kind
+# ("array" or "value"); classes_ is written apart, with its dtype.
+FITTED = saved_fields()
 
 
 def save(estimator, path):
@@ -93,7 +72,7 @@ def save(estimator, path):
         "classes": {"values": to_json(classes.tolist(), "classes_"), "dtype": classes.dtype.str},
         "fitted": {
             name: to_json(estimator.__dict__.get(name), name)
-            for name in (*_ARRAYS, *_SCALARS)
+            for name in FITTED
             if name in estimator.__dict__
         },
         "preprocessing": {
@@ -165,11 +144,9 @@ def load(path, device=None, trusted=False):
     if device is not None:
         params["device"] = device
     elif _unavailable(params.get("device")):
-        warnings.warn(
+        warn(
             f"{path!r} was saved with device={params['device']!r}, which this machine lacks; "
-            "loading it on the CPU (device='cpu').",
-            UserWarning,
-            stacklevel=2,
+            "loading it on the CPU (device='cpu')."
         )
         params["device"] = "cpu"
     estimator = cls(**params)
@@ -177,10 +154,10 @@ def load(path, device=None, trusted=False):
     classes = config["classes"]
     estimator.classes_ = np.array(from_json(classes["values"]), dtype=np.dtype(classes["dtype"]))
     for name, value in config["fitted"].items():
-        if name not in _ARRAYS and name not in _SCALARS:
+        if name not in FITTED:
             raise ValueError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
         value = from_json(value)
-        if name in _ARRAYS and value is not None:
+        if FITTED[name] == ARRAY and value is not None:
             value = np.asarray(value)
         setattr(estimator, name, value)
     estimator.n_classes_ = len(estimator.classes_)

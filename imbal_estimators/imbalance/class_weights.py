@@ -12,14 +12,22 @@ geometric     ``1 / p_c`` divided by its geometric mean               geometric 
 effective     ``(1 - beta) / (1 - beta ** n_c)`` (Cui et al. 2019)    sums to ``C``
 sqrt          ``1 / sqrt(p_c)``                                       class mean is 1
 ============  =====================================================  ==================
+
+:data:`ALPHA_STRATEGIES` is the registry: adding a strategy is one function
+``(counts, beta) -> weights`` and one entry. Besides the names, ``alpha`` takes
+a callable ``alpha(class_counts) -> weights`` (like imbalanced-learn's callable
+``sampling_strategy``), a float (binary), a sequence or a dict;
+:func:`resolve_alpha` is the one dispatcher.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
 from ..data.labels import resolve_pos_label
+from ..utils.class_counts import effective_number_weights
 
 
 def _inverse(counts, beta):
@@ -36,8 +44,7 @@ def _geometric(counts, beta):
 
 
 def _effective(counts, beta):
-    weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
-    return weights * len(counts) / weights.sum()
+    return effective_number_weights(counts, beta)
 
 
 def _sqrt(counts, beta):
@@ -45,12 +52,33 @@ def _sqrt(counts, beta):
     return weights / weights.mean()
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """A named class-weight strategy.
+
+    Attributes
+    ----------
+    weights : callable
+        ``weights(counts, beta) -> ndarray``: float64 counts ordered like
+        ``classes_`` (all > 0) to one weight per class.
+    description : str
+        One line, for ``--help`` and the docs.
+    """
+
+    weights: object
+    description: str
+
+    def __call__(self, counts, beta):
+        return self.weights(counts, beta)
+
+
+#: The class-weight strategies by name: the only place their names exist.
 ALPHA_STRATEGIES = {
-    "inverse": _inverse,
-    "balanced": _balanced,
-    "geometric": _geometric,
-    "effective": _effective,
-    "sqrt": _sqrt,
+    "inverse": Strategy(_inverse, "1 / p_c (raw inverse frequency)"),
+    "balanced": Strategy(_balanced, "n / (C n_c), scikit-learn's; mean weight per image 1"),
+    "geometric": Strategy(_geometric, "1 / p_c over its geometric mean"),
+    "effective": Strategy(_effective, "effective number (1 - beta) / (1 - beta^n_c), Cui 2019"),
+    "sqrt": Strategy(_sqrt, "1 / sqrt(p_c), mean 1 over classes"),
 }
 
 
@@ -62,12 +90,14 @@ def compute_alpha(y, strategy, *, beta=0.999, pos_label=None):
     y : array-like of shape (n_samples,)
         Class labels, of any hashable type.
     strategy : {"inverse", "balanced", "geometric", "effective", "sqrt"}, float, \
-            sequence or dict
+            sequence, dict or callable
         A named strategy (formulas in ``help(imbal_estimators.imbalance.class_weights)`` and the
         README; only the ratios between weights matter to a mean-reduced loss), a float in
         (0, 1) for binary problems (the weight of the positive class, ``1 - alpha``
         for the other), a sequence with one weight per class in the order of
-        ``np.unique(y)``, or a dict ``{label: weight}``.
+        ``np.unique(y)``, a dict ``{label: weight}``, or a callable
+        ``strategy(class_counts) -> weights`` that gets the counts (float64, ordered
+        like ``np.unique(y)``) and returns a sequence or a dict as above.
     beta : float, default=0.999
         The ``beta`` of the ``"effective"`` strategy, in [0, 1).
     pos_label : label, optional
@@ -90,6 +120,8 @@ def compute_alpha(y, strategy, *, beta=0.999, pos_label=None):
     array([0.436, 2.291])
     >>> compute_alpha(np.array(["abnormal"] * 16 + ["normal"] * 84), 0.75)
     array([0.75, 0.25])
+    >>> compute_alpha(y, lambda counts: 1 / np.log1p(counts)).round(3)
+    array([0.225, 0.353])
     """
     classes, counts = np.unique(np.asarray(y), return_counts=True)
     return resolve_alpha(strategy, classes, counts, beta=beta, pos_label=pos_label)
@@ -100,13 +132,13 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999, pos_label=None):
 
     Parameters
     ----------
-    alpha : None, str, float, sequence or dict
+    alpha : None, str, float, sequence, dict or callable
         See :func:`compute_alpha`; ``None`` returns ``None``.
     classes : ndarray of shape (n_classes,)
         The class labels, in the order the weights must follow.
     counts : array-like of shape (n_classes,)
-        Number of samples of each class; the named strategies use it, and a
-        float ``alpha`` without ``pos_label`` (its positive class is the rarer).
+        Number of samples of each class; the named strategies and a callable use it,
+        and a float ``alpha`` without ``pos_label`` (its positive class is the rarer).
     beta : float, default=0.999
         The ``beta`` of the ``"effective"`` strategy.
     pos_label : label, optional
@@ -120,6 +152,8 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999, pos_label=None):
     """
     if alpha is None:
         return None
+    if callable(alpha) and not isinstance(alpha, type):
+        alpha = _call_strategy(alpha, classes, counts)
     check_alpha(alpha, classes, beta=beta)
     if isinstance(alpha, str):
         counts = np.asarray(counts, dtype=np.float64)
@@ -129,7 +163,7 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999, pos_label=None):
                 f"alpha={alpha!r} needs at least one sample of every class; "
                 f"class(es) {_short_list(missing)} have none."
             )
-        return ALPHA_STRATEGIES[alpha](counts, beta).astype(np.float64)
+        return np.asarray(ALPHA_STRATEGIES[alpha](counts, beta), dtype=np.float64)
     if isinstance(alpha, Mapping):
         return np.array([float(alpha[c]) for c in _dict_keys_for(alpha, classes)])
     if isinstance(alpha, Real):
@@ -140,8 +174,29 @@ def resolve_alpha(alpha, classes, counts, *, beta=0.999, pos_label=None):
     return np.asarray(alpha, dtype=np.float64)
 
 
-def check_alpha(alpha, classes, *, beta=0.999):
+def _call_strategy(strategy, classes, counts):
+    """The weights a callable ``alpha`` returns for ``counts``, or an error naming it."""
+    counts = np.asarray(counts, dtype=np.float64)
+    try:
+        weights = strategy(counts.copy())
+    except Exception as exc:
+        raise ValueError(
+            f"The callable alpha={strategy!r} failed on the class counts "
+            f"{counts.tolist()} ({type(exc).__name__}: {exc}); it must map the counts "
+            "(ordered like classes_) to one weight per class."
+        ) from exc
+    if callable(weights) or isinstance(weights, (str, Real)):
+        raise ValueError(
+            f"The callable alpha={strategy!r} returned {weights!r}; it must return one "
+            f"finite weight > 0 per class ({len(classes)}) as a sequence or a dict."
+        )
+    return weights
+
+
+def check_alpha(alpha, classes, *, beta=0.999, counts=None):
     """Check that ``alpha`` fits ``classes`` without computing anything.
+
+    A callable is called on ``counts`` (when given) and its answer checked.
 
     Raises
     ------
@@ -149,11 +204,15 @@ def check_alpha(alpha, classes, *, beta=0.999):
         With a message that names ``alpha`` (or ``beta``) and says what fits.
     """
     n_classes = len(classes)
+    if callable(alpha) and not isinstance(alpha, type):
+        if counts is None:
+            return
+        alpha = _call_strategy(alpha, classes, counts)
     if isinstance(alpha, str):
         if alpha not in ALPHA_STRATEGIES:
             raise ValueError(
                 f"Could not interpret alpha={alpha!r}; use one of "
-                f"{sorted(ALPHA_STRATEGIES)}, a float, a sequence or a dict."
+                f"{sorted(ALPHA_STRATEGIES)}, a float, a sequence, a dict or a callable."
             )
         if alpha == "effective" and not (isinstance(beta, Real) and 0 <= beta < 1):
             raise ValueError(f"beta must be in [0, 1) for alpha='effective'; got {beta!r}.")

@@ -27,7 +27,7 @@ alpha + a sampler                                  not double: alpha is computed
 =================================================  ============================================
 """
 
-import warnings
+from ..utils.warn import warn
 
 _PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
 
@@ -95,9 +95,7 @@ def _warn_double(name, loss, alpha, sampler, posthoc_tau):
             "adjusts them again at predict"
         )
     for reason in reasons:
-        warnings.warn(
+        warn(
             f"{name}: {reason}; the rare classes are corrected twice and will be "
-            "over-predicted. See imbal_estimators.imbalance.corrections.",
-            UserWarning,
-            stacklevel=4,
+            "over-predicted. See imbal_estimators.imbalance.corrections."
         )

@@ -1,20 +1,38 @@
-"""Resample training rows by index with imbalanced-learn samplers.
+"""Samplers by name, and resampling of training rows by index.
 
 A sampler sees a one-column array of row indices and the training labels, so
 any sampler that selects or duplicates rows works on image paths. Samplers that
 synthesize feature values (the SMOTE family) or choose rows by feature
-distances have no features to work with here and are refused with the reason.
+distances have no features to work with there: they run on the frozen
+backbone's features (``freeze_backbone=True``) and are refused otherwise, with
+the reason.
 
-``sampler="balanced_batches"`` is the built-in :class:`BalancedBatchSampler`.
+:data:`SAMPLERS` is the registry of the names ``sampler=`` takes (``"over"``,
+``"under"``, ``"balanced_batches"``, ``"smote"``, ...); :func:`make_sampler`
+builds one. Adding a sampler is one entry there.
 """
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from imblearn import FunctionSampler
-from imblearn.over_sampling import RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
+from imblearn.combine import SMOTEENN, SMOTETomek
+from imblearn.over_sampling import (
+    ADASYN,
+    SMOTE,
+    BorderlineSMOTE,
+    RandomOverSampler,
+)
+from imblearn.over_sampling.base import BaseOverSampler
+from imblearn.under_sampling import (
+    EditedNearestNeighbours,
+    NearMiss,
+    RandomUnderSampler,
+    TomekLinks,
+)
+from imblearn.under_sampling.base import BaseCleaningSampler, BaseUnderSampler
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 
@@ -61,19 +79,79 @@ class BalancedBatchSampler(BaseEstimator):
         return np.where(present, class_counts.sum() / max(present.sum(), 1), 0.0)
 
 
-SAMPLER_NAMES = {"balanced_batches": BalancedBatchSampler}
+@dataclass(frozen=True)
+class SamplerEntry:
+    """A named sampler of the registry.
+
+    Attributes
+    ----------
+    make : callable
+        ``make() -> sampler``: a new, unfitted sampler (its ``random_state`` is set
+        per epoch from the estimator's ``random_state``).
+    description : str
+        One line, for ``--help`` and the docs.
+    needs_features : bool, default=False
+        Whether it synthesizes or selects rows from feature values: then it runs
+        on the frozen backbone's features only (``freeze_backbone=True``).
+    """
+
+    make: object
+    description: str
+    needs_features: bool = False
+
+
+#: The samplers by name: the only place their names exist.
+SAMPLERS = {
+    "over": SamplerEntry(RandomOverSampler, "random over-sampling: repeat minority images"),
+    "under": SamplerEntry(RandomUnderSampler, "random under-sampling: drop majority images"),
+    "balanced_batches": SamplerEntry(
+        BalancedBatchSampler, "class-balanced draws with replacement, as many as images"
+    ),
+    "smote": SamplerEntry(SMOTE, "SMOTE: interpolate minority features", True),
+    "borderline_smote": SamplerEntry(
+        BorderlineSMOTE, "Borderline-SMOTE: interpolate near the class border", True
+    ),
+    "adasyn": SamplerEntry(ADASYN, "ADASYN: more synthetic rows where it is harder", True),
+    "smote_tomek": SamplerEntry(SMOTETomek, "SMOTE, then remove Tomek links", True),
+    "smote_enn": SamplerEntry(SMOTEENN, "SMOTE, then edited nearest neighbours", True),
+    "tomek_links": SamplerEntry(TomekLinks, "remove majority rows of Tomek links", True),
+    "enn": SamplerEntry(EditedNearestNeighbours, "edited nearest neighbours cleaning", True),
+    "near_miss": SamplerEntry(NearMiss, "NearMiss under-sampling by feature distances", True),
+}
+FEATURE_SAMPLERS = tuple(name for name, entry in SAMPLERS.items() if entry.needs_features)
+
+
+def make_sampler(name):
+    """A new sampler for a name of :data:`SAMPLERS`.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    sampler : an imbalanced-learn sampler (or :class:`BalancedBatchSampler`)
+
+    Raises
+    ------
+    ValueError
+        For a name not in the registry; the message lists the names.
+    """
+    return _entry(name).make()
+
+
+def _entry(name):
+    if name not in SAMPLERS:
+        raise ValueError(
+            f"Could not interpret sampler={name!r}; use one of {list(SAMPLERS)}, an "
+            "imbalanced-learn sampler (an object with fit_resample) or None."
+        )
+    return SAMPLERS[name]
 
 
 def resolve_sampler(sampler):
-    """A sampler object for a name of :data:`SAMPLER_NAMES`; anything else unchanged."""
-    if isinstance(sampler, str):
-        if sampler not in SAMPLER_NAMES:
-            raise ValueError(
-                f"sampler={sampler!r} is not a known sampler name; use one of "
-                f"{sorted(SAMPLER_NAMES)}, an imbalanced-learn sampler or None."
-            )
-        return SAMPLER_NAMES[sampler]()
-    return sampler
+    """A sampler object for a name of :data:`SAMPLERS`; anything else unchanged."""
+    return make_sampler(sampler) if isinstance(sampler, str) else sampler
 
 
 def needs_features(sampler):
@@ -83,19 +161,26 @@ def needs_features(sampler):
     distance-based under- and cleaning samplers) cannot work on image paths;
     with ``freeze_backbone=True`` they run on the backbone's features.
     """
-    sampler = resolve_sampler(sampler)
-    if sampler is None or isinstance(sampler, BalancedBatchSampler):
+    if isinstance(sampler, str):
+        return _entry(sampler).needs_features
+    if sampler is None or isinstance(sampler, (BalancedBatchSampler, FunctionSampler)):
         return False
     if isinstance(sampler, RandomOverSampler):
         return sampler.shrinkage not in (None, 0)
-    if isinstance(sampler, (RandomUnderSampler, FunctionSampler)):
+    if isinstance(sampler, RandomUnderSampler):
         return False
+    return _synthesizes(sampler) or _selects_by_features(sampler)
+
+
+def _synthesizes(sampler):
     name = type(sampler).__name__
-    kind = getattr(sampler, "_sampling_type", None)
-    return kind in _FEATURE_KINDS or "SMOTE" in name or name == "ADASYN"
+    return isinstance(sampler, BaseOverSampler) or "SMOTE" in name or name == "ADASYN"
 
 
-_FEATURE_KINDS = ("over-sampling", "under-sampling", "clean-sampling")
+def _selects_by_features(sampler):
+    return isinstance(sampler, (BaseUnderSampler, BaseCleaningSampler))
+
+
 _FEATURES_HINT = (
     " Or set freeze_backbone=True: the sampler then runs on the backbone's features "
     "(embedding space)."
@@ -106,17 +191,20 @@ def check_sampler(sampler, features_available=False):
     """Refuse samplers that need image features; return the sampler object (names resolved)."""
     if sampler is None:
         return None
+    given = sampler
     sampler = resolve_sampler(sampler)
     if isinstance(sampler, BalancedBatchSampler):
         return sampler
     if not hasattr(sampler, "fit_resample"):
         raise TypeError(
-            f"sampler must be None or an imbalanced-learn sampler (an object with "
-            f"fit_resample); got {sampler!r} of type {type(sampler).__name__}."
+            f"sampler must be None, a name of {list(SAMPLERS)} or an imbalanced-learn "
+            f"sampler (an object with fit_resample); got {sampler!r} of type "
+            f"{type(sampler).__name__}."
         )
-    name = type(sampler).__name__
     if features_available and needs_features(sampler):
         return sampler
+    name = type(sampler).__name__
+    spelled = f"sampler={given!r} ({name})" if isinstance(given, str) else f"sampler={name}()"
     if isinstance(sampler, RandomOverSampler) and sampler.shrinkage not in (None, 0):
         raise ValueError(
             f"sampler={name}(shrinkage={sampler.shrinkage!r}) synthesizes new feature "
@@ -125,19 +213,18 @@ def check_sampler(sampler, features_available=False):
         )
     if isinstance(sampler, (RandomOverSampler, RandomUnderSampler, FunctionSampler)):
         return sampler
-    kind = getattr(sampler, "_sampling_type", None)
-    if kind == "over-sampling" or "SMOTE" in name or name == "ADASYN":
+    if _synthesizes(sampler):
         raise ValueError(
-            f"sampler={name}() synthesizes new samples by interpolating feature "
+            f"{spelled} synthesizes new samples by interpolating feature "
             "vectors; image paths have no feature vectors to interpolate. Use "
-            "RandomOverSampler() to duplicate minority images instead (or an alpha "
-            "strategy to weight them)." + _FEATURES_HINT
+            "sampler='over' (RandomOverSampler) to duplicate minority images instead (or "
+            "an alpha strategy to weight them)." + _FEATURES_HINT
         )
-    if kind in ("under-sampling", "clean-sampling"):
+    if _selects_by_features(sampler):
         raise ValueError(
-            f"sampler={name}() needs feature vectors (it selects by distances or a "
+            f"{spelled} needs feature vectors (it selects by distances or a "
             "classifier's predictions, or generates prototypes); image paths have none. "
-            "Use RandomUnderSampler() instead." + _FEATURES_HINT
+            "Use sampler='under' (RandomUnderSampler) instead." + _FEATURES_HINT
         )
     return sampler
 
@@ -147,7 +234,7 @@ def resample_indices(sampler, indices, labels, seed):
 
     Parameters
     ----------
-    sampler : imbalanced-learn sampler or a name of :data:`SAMPLER_NAMES`
+    sampler : imbalanced-learn sampler or a name of :data:`SAMPLERS`
         Cloned before use; its ``random_state`` (if any) is set to ``seed``.
     indices : ndarray of int
         The training rows.
@@ -181,7 +268,7 @@ def resample_features(sampler, features, labels, seed):
 
     Parameters
     ----------
-    sampler : imbalanced-learn sampler
+    sampler : imbalanced-learn sampler or a name of :data:`SAMPLERS`
         Cloned before use; its ``random_state`` (if any) is set to ``seed``.
     features : torch.Tensor of shape (n, D)
         The training part's backbone features.
@@ -214,8 +301,3 @@ def _seeded_copy(sampler, seed):
         if key == "random_state" or key.endswith("__random_state")
     }
     return fitted.set_params(**seeds)
-
-
-def epoch_seed(base_seed, epoch):
-    """The seed of the draw of ``epoch``: independent streams for each epoch."""
-    return int(np.random.SeedSequence([base_seed, epoch]).generate_state(1)[0] >> 1)

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.class_counts import effective_number_weights, log_prior
 from .focal import check_target, focal_loss
 
 
@@ -70,24 +71,11 @@ def _per_class(values, logits):
     return values.to(device=logits.device, dtype=_compute_dtype(logits)).reshape(shape)
 
 
-def effective_number_weights(class_counts, beta):
-    """Cui et al.'s class-balanced weights ``(1 - beta) / (1 - beta ** n_c)``, summing to ``C``."""
-    counts = torch.as_tensor(class_counts, dtype=torch.float64).clamp_min(1.0)
-    weights = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts))
-    return weights * len(counts) / weights.sum()
-
-
 def ldam_margins(class_counts, max_margin=0.5):
     """LDAM margins ``Delta_c`` proportional to ``n_c ** (-1/4)``; the largest is ``max_margin``."""
     counts = torch.as_tensor(class_counts, dtype=torch.float64).clamp_min(1.0)
     margins = counts.pow(-0.25)
     return margins * (max_margin / margins.max())
-
-
-def log_prior(class_counts):
-    """``log(n_c / sum(n))``, counts of 0 taken as 1."""
-    counts = torch.as_tensor(class_counts, dtype=torch.float64).clamp_min(1.0)
-    return torch.log(counts / counts.sum())
 
 
 def cb_focal_loss(

@@ -18,13 +18,40 @@ Which class counts a loss gets (the estimator decides, see ``COUNTS_SEEN``):
 """
 
 import inspect
+from dataclasses import dataclass
 
 from torch import nn
 
 from .balanced import BalancedSoftmaxLoss, CBFocalLoss, LDAMLoss, LogitAdjustedLoss
 from .focal import FocalLoss, focal_loss
 
-__all__ = ["LOSSES", "COUNTS_SEEN", "get_loss", "FocalLoss", "focal_loss"]
+__all__ = ["LOSSES", "COUNTS_SEEN", "LossEntry", "get_loss", "FocalLoss", "focal_loss"]
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """A named loss of the registry.
+
+    Attributes
+    ----------
+    build : callable
+        ``build(alpha, class_counts, options, kwargs) -> nn.Module``; ``options``
+        holds the estimator's loss hyperparameters (``gamma``, ``beta``, ``tau``,
+        ``max_margin``, ``ldam_s``, ``label_smoothing``), ``kwargs`` the
+        ``criterion__*`` parameters.
+    description : str
+        One line, for ``--help`` and the docs.
+    counts : {None, "raw", "resampled"}, default=None
+        Which class counts the loss takes: none, the training part's
+        (``class_counts_``) or those the loss sees after the sampler.
+    smoothing : bool, default=False
+        Whether it is a cross-entropy that takes ``label_smoothing``.
+    """
+
+    build: object
+    description: str
+    counts: str | None = None
+    smoothing: bool = False
 
 
 def _ce(alpha, counts, opts, kwargs):
@@ -62,27 +89,29 @@ def _balanced_softmax(alpha, counts, opts, kwargs):
     )
 
 
-_BUILDERS = {
-    "ce": _ce,
-    "focal": _focal,
-    "cb_focal": _cb_focal,
-    "ldam": _ldam,
-    "logit_adjusted": _logit_adjusted,
-    "balanced_softmax": _balanced_softmax,
+#: The losses by name: the only place their names exist. Adding a loss is a function
+#: (or module) plus one entry here.
+LOSSES = {
+    "ce": LossEntry(_ce, "cross-entropy (weighted by alpha when given)", smoothing=True),
+    "focal": LossEntry(_focal, "focal loss (Lin 2017): gamma focuses on hard images"),
+    "cb_focal": LossEntry(
+        _cb_focal, "class-balanced focal loss (Cui 2019): effective-number weights, beta", "raw"
+    ),
+    "ldam": LossEntry(
+        _ldam, "LDAM (Cao 2019): per-class margins, max_margin and ldam_s", "raw", True
+    ),
+    "logit_adjusted": LossEntry(
+        _logit_adjusted, "logit-adjusted CE (Menon 2021): + tau log prior", "resampled", True
+    ),
+    "balanced_softmax": LossEntry(
+        _balanced_softmax, "Balanced Softmax (Ren 2020): + log class counts", "resampled", True
+    ),
 }
-LOSSES = tuple(_BUILDERS)
 
 #: For the losses that need class counts: ``"raw"`` (the training part's counts,
 #: ``class_counts_``) or ``"resampled"`` (the counts the loss sees after the sampler).
-COUNTS_SEEN = {
-    "cb_focal": "raw",
-    "ldam": "raw",
-    "logit_adjusted": "resampled",
-    "balanced_softmax": "resampled",
-}
-
-# label smoothing is a property of a cross-entropy; the focal losses have none
-_SMOOTHABLE = ("ce", "ldam", "logit_adjusted", "balanced_softmax")
+#: A view of :data:`LOSSES` at import; the code reads ``LOSSES[name].counts``.
+COUNTS_SEEN = {name: entry.counts for name, entry in LOSSES.items() if entry.counts}
 
 
 def get_loss(
@@ -134,16 +163,19 @@ def get_loss(
     nn.Module
     """
     if isinstance(loss, str):
-        if loss not in _BUILDERS:
+        if loss not in LOSSES:
             raise ValueError(
-                f"Could not interpret loss={loss!r}; use one of {LOSSES} or an nn.Module."
+                f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an "
+                "nn.Module subclass or an nn.Module instance."
             )
-        if label_smoothing and loss not in _SMOOTHABLE:
+        entry = LOSSES[loss]
+        if label_smoothing and not entry.smoothing:
+            smoothable = tuple(name for name, e in LOSSES.items() if e.smoothing)
             raise ValueError(
                 f"label_smoothing={label_smoothing!r} applies to the cross-entropy losses "
-                f"{_SMOOTHABLE}; loss={loss!r} has none. Use label_smoothing=0."
+                f"{smoothable}; loss={loss!r} has none. Use label_smoothing=0."
             )
-        if loss in COUNTS_SEEN and class_counts is None:
+        if entry.counts and class_counts is None:
             raise ValueError(f"loss={loss!r} needs the class counts (class_counts=...).")
         opts = dict(
             gamma=gamma,
@@ -153,7 +185,7 @@ def get_loss(
             ldam_s=ldam_s,
             label_smoothing=label_smoothing,
         )
-        return _BUILDERS[loss](alpha, class_counts, opts, kwargs)
+        return entry.build(alpha, class_counts, opts, kwargs)
     if isinstance(loss, nn.Module):
         if alpha is not None or kwargs or label_smoothing:
             raise ValueError(
@@ -166,7 +198,7 @@ def get_loss(
         built = _constructor_kwargs(loss, gamma, alpha, class_counts, label_smoothing)
         return loss(**built, **kwargs)
     raise TypeError(
-        f"Could not interpret loss={loss!r}; use one of {LOSSES}, an nn.Module subclass "
+        f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an nn.Module subclass "
         "or an nn.Module instance."
     )
 

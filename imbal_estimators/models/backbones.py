@@ -1,17 +1,26 @@
-"""Build a torchvision classification backbone with a fresh head.
+"""The backbone registry: build a classification backbone by name with a fresh head.
 
-``build_backbone(name, weights, n_classes)`` is the one entry point: weights and
-their preprocessing (mean and std) travel together, as with torchvision's
-``Weights.transforms()``.
+A backbone name is a torchvision classification model (``"resnet34"``, ...; the
+names come from ``torchvision.models.list_models``) or one of
+:data:`BACKBONES`, this package's own (``"small_cnn"``). ``build_backbone(name,
+weights, n_classes)`` is the one entry point: weights and their preprocessing
+(mean and std) travel together, as with torchvision's ``Weights.transforms()``.
+:func:`check_backbone` checks a name and its weights before anything is built,
+and :func:`is_weights_file` is the one rule that tells a weights file from a
+torchvision weights name.
 """
 
 import difflib
+import functools
 import os
 import urllib.error
+from dataclasses import dataclass
 
 import torch
 import torchvision
 from torch import nn
+
+from .small_cnn import SmallCNN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,9 +106,40 @@ class FrozenBackboneModel(ImageModel):
         return self.head(self.features(x))
 
 
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A backbone of this package (not torchvision's).
+
+    Attributes
+    ----------
+    build : callable
+        ``build(num_classes=..., **module_kwargs) -> nn.Module`` mapping
+        ``(N, 3, H, W)`` images to ``(N, num_classes)`` logits.
+    description : str
+        One line, for ``--help`` and the docs.
+    """
+
+    build: object
+    description: str
+
+
+#: This package's backbones by name; torchvision's come from torchvision itself. They have
+#: no pretrained weights: ``weights=None`` (random init) or a state-dict file.
+BACKBONES = {
+    "small_cnn": BackboneEntry(
+        SmallCNN, "imbal_estimators.SmallCNN: 24k weights, trains from scratch on a CPU"
+    ),
+}
+
+
 def classification_models():
     """Names of torchvision's image classification models."""
     return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def backbone_names():
+    """Every name ``backbone=`` takes: torchvision's classification models, then ours."""
+    return [*classification_models(), *BACKBONES]
 
 
 def build_backbone(name, weights, n_classes, **kwargs):
@@ -127,6 +167,8 @@ def build_backbone(name, weights, n_classes, **kwargs):
         The normalization that goes with the weights.
     """
     check_backbone_name(name)
+    if name in BACKBONES:
+        return _build_own(name, weights, n_classes, **kwargs), IMAGENET_MEAN, IMAGENET_STD
     if weights is None or is_weights_file(weights):
         state = None if weights is None else read_weights_file(weights)
         if name in _AUX_LOGIT_MODELS:
@@ -154,6 +196,28 @@ def build_backbone(name, weights, n_classes, **kwargs):
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)
     return _drop_aux_heads(replace_head(model, n_classes)), mean, std
+
+
+def _build_own(name, weights, n_classes, **kwargs):
+    """A backbone of :data:`BACKBONES`, randomly initialized or from a state-dict file."""
+    build = BACKBONES[name].build
+    if weights is None:
+        return build(num_classes=n_classes, **kwargs)
+    if not is_weights_file(weights):
+        raise ValueError(_no_pretrained_message(name, weights))
+    state = read_weights_file(weights)
+    head_name, _ = find_head(build(num_classes=n_classes, **kwargs))
+    head = state.get(f"{head_name}.weight")
+    model = build(num_classes=n_classes if head is None else head.shape[0], **kwargs)
+    return load_state(model, state, weights, n_classes, name)
+
+
+def _no_pretrained_message(name, weights):
+    return (
+        f"The 'weights' parameter must be None (random initialization) or the path of a "
+        f"state-dict file for backbone={name!r}, which has no pretrained weights. Got "
+        f"{weights!r} instead."
+    )
 
 
 def _model_from_state(name, state, path, n_classes, **kwargs):
@@ -191,24 +255,90 @@ def _drop_aux_heads(model):
 
 
 def check_backbone_name(name):
+    """Refuse a name that is neither torchvision's nor in :data:`BACKBONES`."""
+    if name in BACKBONES:
+        return
     available = classification_models()
     if name not in available:
-        close = difflib.get_close_matches(str(name), available, n=3)
+        close = difflib.get_close_matches(str(name), [*available, *BACKBONES], n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
-            f"Unknown backbone {name!r}: not a torchvision classification model.{hint} "
-            "See torchvision.models.list_models(module=torchvision.models)."
+            f"Unknown backbone {name!r}: not a torchvision classification model nor one of "
+            f"{list(BACKBONES)}.{hint} See torchvision.models.list_models("
+            "module=torchvision.models)."
         )
 
 
+def check_backbone(name, weights, module_kwargs=None):
+    """Check ``backbone``, ``weights`` and ``module__*`` before anything is built or read.
+
+    Nothing is downloaded: a torchvision weights name is looked up in
+    ``torchvision.models.get_model_weights(name)``, and the network is built on
+    the meta device (no memory, no initialization) to check ``module_kwargs``.
+
+    Raises
+    ------
+    ValueError
+        An unknown backbone or weights name, or ``module__*`` the builder refuses;
+        the message names the parameter.
+    FileNotFoundError
+        ``weights`` looks like a file that does not exist.
+    """
+    check_backbone_name(name)
+    if weights is not None:
+        if is_weights_file(weights):
+            if not os.path.isfile(weights):
+                raise FileNotFoundError(
+                    f"The 'weights' file {os.fspath(weights)!r} does not exist."
+                )
+        elif name in BACKBONES:
+            raise ValueError(_no_pretrained_message(name, weights))
+        else:
+            resolve_weights(name, weights)
+    items = tuple(sorted((module_kwargs or {}).items()))
+    try:
+        hash(items)
+    except TypeError:  # unhashable builder arguments: check them without the memo
+        _check_builder.__wrapped__(name, items)
+    else:
+        _check_builder(name, items)
+
+
+@functools.lru_cache(maxsize=64)
+def _check_builder(name, items):
+    """Build ``name`` with ``items`` on the meta device (tens of ms), once per combination:
+    a search checks the same backbone for every fit."""
+    kwargs = dict(items)
+    try:
+        with torch.device("meta"):
+            if name in BACKBONES:
+                BACKBONES[name].build(num_classes=2, **kwargs)
+            else:
+                if name in _AUX_LOGIT_MODELS:
+                    kwargs.setdefault("init_weights", False)
+                torchvision.models.get_model(name, weights=None, **kwargs)
+    except (TypeError, ValueError) as exc:
+        given = ", ".join(f"module__{k}={v!r}" for k, v in items)
+        raise ValueError(
+            f"backbone={name!r} cannot be built with {given or 'its defaults'}: {exc}. "
+            "module__* parameters go to the backbone's builder; check their names."
+        ) from exc
+
+
+WEIGHTS_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
 def is_weights_file(weights):
-    """Whether ``weights`` names a file rather than torchvision weights."""
+    """Whether ``weights`` names a file rather than torchvision weights.
+
+    A path object, an existing file, a string with a path separator or one that
+    ends like a weights file (:data:`WEIGHTS_FILE_SUFFIXES`); the estimator and the
+    command line both decide with this function.
+    """
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and (
-        os.path.isfile(weights)
-        or os.sep in weights
-        or weights.endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors"))
+        os.path.isfile(weights) or os.sep in weights or weights.endswith(WEIGHTS_FILE_SUFFIXES)
     )
 
 
@@ -218,7 +348,8 @@ def resolve_weights(name, weights):
     short = weights.split(".")[-1]
     if weights.count(".") == 1 and weights.split(".")[0] != enum.__name__:
         raise ValueError(
-            f"weights={weights!r} are not weights of backbone {name!r} ({enum.__name__})."
+            f"The 'weights' parameter {weights!r} names weights of another model than "
+            f"backbone {name!r} ({enum.__name__})."
         )
     if short == "DEFAULT":
         return enum.DEFAULT
@@ -227,8 +358,9 @@ def resolve_weights(name, weights):
     except KeyError:
         names = ["DEFAULT", *(member for member in enum.__members__ if member != "DEFAULT")]
         raise ValueError(
-            f"Unknown weights {weights!r} for backbone {name!r}; use one of {names}, None, "
-            "or the path of a state-dict file."
+            f"The 'weights' parameter must be one of {names} for backbone {name!r}, None "
+            f"(random initialization) or the path of a state-dict file. Got {weights!r} "
+            "instead."
         ) from None
 
 

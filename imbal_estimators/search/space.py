@@ -2,12 +2,12 @@
 
 A search space is a dict ``{parameter: Optuna distribution or list of
 choices}`` or a callable ``trial -> {parameter: value}``. Trial values are
-what a storage can hold (None, bool, int, float, str); :func:`to_estimator_params`
-turns the sampler names of :data:`SAMPLERS` into sampler objects.
+what a storage can hold (None, bool, int, float, str), so samplers are chosen
+by name: ``"none"`` or a name of the sampler registry
+(:data:`imbal_estimators.imbalance.samplers.SAMPLERS`), which
+:func:`to_estimator_params` turns into a sampler object.
 """
 
-from imblearn.over_sampling import RandomOverSampler
-from imblearn.under_sampling import RandomUnderSampler
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -15,14 +15,16 @@ from optuna.distributions import (
 )
 from optuna.trial import FixedTrial
 
-# A storage holds plain values only, so samplers are chosen by name.
-SAMPLERS = {"none": None, "over": RandomOverSampler, "under": RandomUnderSampler}
+from ..imbalance.samplers import SAMPLERS, make_sampler
+
+#: the storable spelling of sampler=None
+NO_SAMPLER = "none"
 
 DEFAULT_SEARCH_SPACE = {
     "loss": CategoricalDistribution(["ce", "focal"]),
     "gamma": FloatDistribution(0.0, 5.0),  # used by "focal" only; 0 is cross-entropy
     "alpha": CategoricalDistribution([None, "balanced", "sqrt", "effective"]),
-    "sampler": CategoricalDistribution(list(SAMPLERS)),
+    "sampler": CategoricalDistribution([NO_SAMPLER, "over", "under"]),
     "lr": FloatDistribution(1e-5, 1e-2, log=True),
 }
 
@@ -58,7 +60,7 @@ def _check_storable(name, choices):
     for choice in choices:
         if choice is not None and not isinstance(choice, (bool, int, float, str)):
             hint = (
-                f"use the names {list(SAMPLERS)}"
+                f"use the names {[NO_SAMPLER, *SAMPLERS]}"
                 if name == "sampler"
                 else "use a callable search_space that builds it from a name"
             )
@@ -93,12 +95,11 @@ def to_estimator_params(params):
     name = params.get("sampler")
     if not isinstance(name, str):
         return dict(params)
-    if name not in SAMPLERS:
+    if name != NO_SAMPLER and name not in SAMPLERS:
         raise ValueError(
-            f"Unknown sampler name {name!r} in the search space; use {list(SAMPLERS)}."
+            f"Unknown sampler name {name!r} in the search space; use {[NO_SAMPLER, *SAMPLERS]}."
         )
-    sampler = SAMPLERS[name]
-    return {**params, "sampler": None if sampler is None else sampler()}
+    return {**params, "sampler": None if name == NO_SAMPLER else make_sampler(name)}
 
 
 def replay(space, trial):

@@ -15,7 +15,8 @@ import torch
 from skorch.callbacks import Callback
 
 from ..decision.metrics import score
-from ..imbalance.samplers import epoch_seed, needs_features, resample_features, resample_indices
+from ..imbalance.samplers import needs_features, resample_features, resample_indices
+from .seeding import epoch_seed
 
 
 class EpochResampler(Callback):

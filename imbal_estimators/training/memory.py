@@ -11,6 +11,8 @@ import gc
 
 import torch
 
+from ..utils.warn import warn
+
 
 def is_out_of_memory(exc):
     """Whether ``exc`` is torch's CUDA out-of-memory error."""
@@ -76,3 +78,39 @@ def release_memory(net):
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def train_with_memory_retry(net, train, rebuild):
+    """Run ``train()``; with ``auto_batch_size``, again at half the batch size after an
+    out-of-memory error in the first epoch, on a rebuilt network.
+
+    Parameters
+    ----------
+    net : ImageImbalanceClassifier
+        Its ``batch_size_`` is the size tried, and ends as the size that fitted.
+    train : callable
+        One training run (skorch's ``partial_fit`` of ``net``).
+    rebuild : bool
+        Whether this fit built a new network (only such a fit may start again).
+    """
+    first_batch_size = net.batch_size_
+    while True:
+        try:
+            train()
+            break
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            failed = net.batch_size_ if net.batch_size_ != -1 else len(net.train_indices_)
+            can_retry = rebuild and len(net.history) <= 1 and not net.resumed_from_epoch_
+            net.batch_size_ = smaller_batch_size(net, failed, exc, can_retry)
+        # outside the except block: the traceback no longer holds the batch's tensors
+        release_memory(net)
+        torch.manual_seed(net.torch_seed_)
+        net.initialize()
+    if net.batch_size_ != first_batch_size:
+        warn(
+            f"batch_size={first_batch_size} ran out of accelerator memory; trained with "
+            f"batch_size={net.batch_size_}, which fits (auto_batch_size=True). Pass "
+            f"batch_size={net.batch_size_} to skip the search next time."
+        )

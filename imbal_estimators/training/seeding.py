@@ -1,0 +1,47 @@
+"""Where every random draw of a fit gets its seed.
+
+``random_state`` gives three seeds (torch, the internal split, the sampler);
+each epoch derives its own stream from them, so a fit resumed from a checkpoint
+replays the epochs it missed exactly, and the caller's global torch RNG is
+left as it was.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+_SEED_RANGE = 2**31 - 1
+
+
+def draw_seeds(random_state):
+    """The torch, split and sampling seeds of a fit: three ints from ``random_state``."""
+    torch_seed, split_seed, sampling_seed = check_random_state(random_state).randint(
+        _SEED_RANGE, size=3
+    )
+    return int(torch_seed), int(split_seed), int(sampling_seed)
+
+
+def epoch_seed(base_seed, epoch):
+    """The seed of the draw of ``epoch``: independent streams for each epoch."""
+    return int(np.random.SeedSequence([base_seed, epoch]).generate_state(1)[0] >> 1)
+
+
+@contextmanager
+def seeded(seed, device="cpu"):
+    """Seed torch with ``seed`` inside the block; restore the caller's RNG state after it.
+
+    Parameters
+    ----------
+    seed : int
+    device : str or torch.device, default="cpu"
+        On a CUDA device, that device's generator is saved and restored too.
+    """
+    device = torch.device(device)
+    devices = []
+    if device.type == "cuda":
+        devices = [torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
