@@ -72,6 +72,7 @@ from ..models.features import (
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
 from ..training.checkpoint import EpochCheckpoint, prepare_checkpoint
 from ..training.device import resolve_device, resolve_device_name
+from ..training.divergence import DivergenceCheck
 from ..training.memory import is_out_of_memory, release_memory, smaller_batch_size
 from ..training.precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
 from ..training.split import split_rows
@@ -565,6 +566,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                     self.initialize()
                 else:  # training goes on: the loss follows this data's class weights
                     self.rebuild_criterion()
+                    if self.__dict__.get("_callbacks_pending_"):  # set by load()
+                        self.initialize_callbacks()
             except BaseException:
                 self.__dict__.clear()
                 self.__dict__.update(snapshot)
@@ -575,6 +578,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
+                if self._checkpoint_plan_ is not None:
+                    self._checkpoint_plan_.release()  # the lock of checkpoint_dir
         return self
 
     def _release_device_memory(self):
@@ -792,6 +797,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
+            ("divergence", DivergenceCheck()),
         ]
         if self.monitor != "valid_loss":
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
@@ -805,6 +811,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return callbacks
 
     def initialize_callbacks(self):
+        self.__dict__.pop("_callbacks_pending_", None)
         super().initialize_callbacks()
         if self.checkpoint_dir is not None:  # last: it saves what the others recorded
             self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))
