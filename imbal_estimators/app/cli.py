@@ -119,6 +119,26 @@ def _add_model_options(parser):
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
 
+def _add_on_bad_image_option(parser):
+    from ..data.preflight import ON_BAD_IMAGE_OPTIONS
+
+    parser.add_argument(
+        "--on-bad-image",
+        choices=list(ON_BAD_IMAGE_OPTIONS),
+        help="files that cannot be decoded: raise (default) lists them all and stops; warn "
+        "or skip trains on the other images",
+    )
+
+
+def _add_trusted_option(parser):
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="load a model whose config.json names code outside the allow-list (your own "
+        "network class, a function): only for models you saved yourself",
+    )
+
+
 def _add_loss_options(parser):
     group = parser.add_argument_group("imbalance handling")
     group.add_argument("--loss", choices=["ce", "focal"], default="ce", help="(default: ce)")
@@ -174,6 +194,7 @@ def build_parser():
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
     _add_model_options(compare)
+    _add_on_bad_image_option(compare)
 
     fit = commands.add_parser(
         "fit",
@@ -184,6 +205,7 @@ def build_parser():
     fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
     _add_loss_options(fit)
     _add_model_options(fit)
+    _add_on_bad_image_option(fit)
 
     predict = commands.add_parser(
         "predict",
@@ -194,6 +216,7 @@ def build_parser():
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("inputs", metavar="PATHS_OR_DIR", nargs="+")
     predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
+    _add_trusted_option(predict)
 
     tune = commands.add_parser(
         "tune",
@@ -208,6 +231,7 @@ def build_parser():
     tune.add_argument("--study", help="study name (to resume or share a study)")
     tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
     _add_model_options(tune)
+    _add_on_bad_image_option(tune)
 
     report = commands.add_parser(
         "report",
@@ -218,6 +242,7 @@ def build_parser():
     report.add_argument("model_dir", metavar="MODEL_DIR")
     report.add_argument("data_dir", metavar="DATA_DIR")
     report.add_argument("--out", required=True, metavar="OUT_DIR")
+    _add_trusted_option(report)
     return parser
 
 
@@ -246,6 +271,8 @@ def estimator_params(args, **base):
         params["weights"] = weights
     if args.freeze_backbone:
         params["freeze_backbone"] = True
+    if getattr(args, "on_bad_image", None):
+        params["on_bad_image"] = args.on_bad_image
     return params
 
 
@@ -273,6 +300,48 @@ def _loss_params(args):
                 pass
     sampler = None if args.sampler == "none" else SAMPLERS[args.sampler]()
     return {"loss": args.loss, "gamma": args.gamma, "alpha": alpha, "sampler": sampler}
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+MODEL_FILES = ("config.json", "model.safetensors")
+
+
+def check_output(path, option, kind="directory"):
+    """Fail now, before any work, when ``path`` cannot be written.
+
+    ``kind`` is ``"directory"`` (a report), ``"model"`` (a directory that
+    ``clf.save`` replaces: empty or a saved model, in a writable folder) or
+    ``"file"``. Nothing is created.
+    """
+    shown = path
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.lexists(path):
+        if kind == "file" and os.path.isdir(path):
+            raise CLIError(f"{option} {shown!r} is a directory; give the name of a file.")
+        if kind != "file" and not os.path.isdir(path):
+            raise CLIError(f"{option} {shown!r} is a file, not a directory.")
+        if kind == "model":
+            foreign = sorted(set(os.listdir(path)) - set(MODEL_FILES))
+            if foreign:
+                raise CLIError(
+                    f"{option} {shown!r} holds other files ({', '.join(foreign[:3])}); save "
+                    "writes a model directory of its own: give a new or empty directory."
+                )
+        writable = parent if kind in ("model", "file") else path
+        if not os.access(writable, os.W_OK | os.X_OK):
+            raise CLIError(f"{option} {shown!r} cannot be written: {writable!r} is not writable.")
+        return
+    ancestor = parent
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise CLIError(
+            f"{option} {shown!r} cannot be created: {ancestor!r} is a file, not a directory."
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {shown!r} cannot be created: {ancestor!r} is not writable.")
 
 
 # -- data --------------------------------------------------------------------------------
@@ -325,7 +394,7 @@ def image_files(inputs):
     return files
 
 
-def _load_model(model_dir):
+def _load_model(model_dir, trusted=False):
     import imbal_estimators
 
     if not os.path.isdir(model_dir):
@@ -336,7 +405,7 @@ def _load_model(model_dir):
     load = getattr(imbal_estimators, "load", None)
     if load is None:
         raise CLIError("this version of imbal_estimators cannot load saved models yet.")
-    return load(model_dir)
+    return load(model_dir, trusted=trusted)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -346,7 +415,10 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     from .compare import check_folds, compare
     from .report import comparison_blocks, write_report
 
+    check_output(out_dir, "--out")
     paths, labels = load_folder(data_dir)
+    if params.get("on_bad_image", "raise") != "raise":
+        paths, labels = drop_bad_images(paths, labels, params)
     check_folds(labels, cv)
     if pos_label is not None:
         pos_label = _match_label(pos_label, labels)
@@ -372,6 +444,28 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
     _print_summary(result, out_dir, html_path)
     return result
+
+
+def drop_bad_images(paths, labels, params):
+    """``--on-bad-image skip|warn`` for compare: the files that cannot be decoded leave
+    the data before the folds are drawn (the decode fills the cache the fits use)."""
+    from ..data.images import ImageLoader, find_bad_images, format_bad_files
+    from ..estimator.classifier import ImageImbalanceClassifier
+
+    probe = ImageImbalanceClassifier(**params)
+    problems = find_bad_images(paths, ImageLoader(probe.image_size, probe.cache))
+    if not problems:
+        return paths, labels
+    header = (
+        f"Skipping {len(problems)} of {len(paths)} image file(s) that cannot be used "
+        f"(--on-bad-image {params['on_bad_image']}):"
+    )
+    if params["on_bad_image"] == "warn":
+        print(format_bad_files(problems, paths, "images", header=header), file=sys.stderr)
+    else:
+        print(f"Skipped {len(problems)} unusable image file(s).", file=sys.stderr)
+    keep = np.setdiff1d(np.arange(len(paths)), [index for index, _ in problems])
+    return paths[keep], labels[keep]
 
 
 def _match_label(text, labels):
@@ -414,6 +508,7 @@ def cmd_demo(args):
 def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
+    check_output(args.out, "--out")
     settings = resolve_backbone(dict(DEMO_SETTINGS, verbose=0, random_state=0))
     sizes = dict(n_majority=600, n_minority=120)
     if args.quick:
@@ -452,6 +547,7 @@ def cmd_compare(args):
 def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
+    check_output(args.out, "--out", kind="model")
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **_loss_params(args))
     if not hasattr(clf, "save"):
@@ -467,7 +563,9 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
-    clf = _load_model(args.model_dir)
+    if args.output:
+        check_output(args.output, "--output", kind="file")
+    clf = _load_model(args.model_dir, trusted=args.trusted)
     files = image_files(args.inputs)
     proba = predict_proba_with_progress(clf, files)
     labels = clf.classes_[proba.argmax(axis=1)]
@@ -506,7 +604,8 @@ def _write_csv(file, header, rows):
 def cmd_report(args):
     from .report import model_blocks, write_report
 
-    clf = _load_model(args.model_dir)
+    check_output(args.out, "--out")
+    clf = _load_model(args.model_dir, trusted=args.trusted)
     paths, labels = load_folder(args.data_dir)
     unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
     if unknown:
@@ -531,6 +630,8 @@ def cmd_tune(args):
     from ..estimator.classifier import ImageImbalanceClassifier
     from .compare import check_folds
 
+    if args.out:
+        check_output(args.out, "--out", kind="model")
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
     pos_label = default_pos_label(labels)
@@ -588,7 +689,11 @@ def main(argv=None):
             raise
         from ..data.images import ImageFileError
 
-        if isinstance(exc, CLIError | ImageFileError | OSError | ValueError | TypeError):
+        if isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
+            print(f"{PROG} {args.command}: error: {str(exc).strip()}", file=sys.stderr)
+            if args.command in ("fit", "compare", "tune"):
+                print("(on the command line: --on-bad-image skip or warn)", file=sys.stderr)
+        elif isinstance(exc, CLIError | OSError | ValueError | TypeError | ImportError):
             print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         else:
             print(
