@@ -48,8 +48,9 @@ def _proba_and_losses(clf, X):
 
 
 class Marker(Callback):
-    """A user's callback with state: it counts the epochs it saw and lowers the learning
-    rate with that count (a hand-written schedule). A resume must restore the count."""
+    """A user's callback with state: it counts the epochs it saw and sets the learning rate
+    from that count (a hand-written schedule, fourfold per epoch). A resume must restore the
+    count."""
 
     def __init__(self, path=None):
         self.path = path
@@ -61,7 +62,7 @@ class Marker(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         for group in net.optimizer_.param_groups:
-            group["lr"] = 0.05 / (1 + 3 * self.seen_)
+            group["lr"] = 2e-3 * 4**self.seen_
 
     def on_batch_end(self, net, training=False, **kwargs):
         if training and self.path:
@@ -147,6 +148,8 @@ def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run_with_user_callb
         make(**RUN, checkpoint_dir=tmp_path, callbacks=callbacks).fit(X, y)
     state = read_checkpoint(checkpoint_file(tmp_path))
     assert state["epoch"] == 2 and state["callbacks"]["marker"]["attributes"]["seen_"] == 2
+    best_valid_loss = min(row["valid_loss"] for row in json.loads(state["history"]))
+    assert state["callbacks"]["valid_loss"]["attributes"]["best_score_"] == best_valid_loss
 
     marker = Marker()
     resumed = make(**RUN, checkpoint_dir=tmp_path, callbacks=[("marker", marker)]).fit(X, y)
@@ -160,6 +163,9 @@ def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run_with_user_callb
     np.testing.assert_allclose(proba, expected_proba, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     assert resumed.best_epoch_ == uninterrupted.best_epoch_
+    # skorch's own scoring callbacks resume their best score too (a Checkpoint on
+    # valid_loss_best would otherwise save and reload another epoch)
+    assert resumed.history[:, "valid_loss_best"] == uninterrupted.history[:, "valid_loss_best"]
     assert losses[2] > 0 and losses[3] > 0  # epochs 3 and 4 still learned
 
 

@@ -223,12 +223,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         same image always gets the same views). Needs ``augment``.
     checkpoint_dir : str, path or None, default=None
         Write a checkpoint there atomically after every epoch (model,
-        optimizer, scheduler, best-epoch and early-stopping states, history,
-        seeds). A ``fit`` with the same directory and a compatible
-        configuration resumes after the last completed epoch, up to
-        ``max_epochs`` in total; an incompatible checkpoint (other classes,
-        data, split or training parameters) is refused. See
-        ``docs/reliability.md``.
+        optimizer, scheduler, callback states, history, seeds), one per data
+        set (``checkpoint-<key>.pt``), with a checksum and a lock. A ``fit``
+        with the same directory, data and a compatible configuration resumes
+        after the last completed epoch, up to ``max_epochs`` in total; a
+        checkpoint of other training parameters or split, of changed image
+        files, or a damaged one is refused. See ``docs/reliability.md``.
     on_bad_image : {"raise", "warn", "skip"}, default="raise"
         What ``fit`` does with files that cannot be decoded: list them all in
         one :class:`~imbal_estimators.ImageFileError` before training, or drop

@@ -55,6 +55,10 @@ class FileLock:
     def held(self):
         return self._file is not None
 
+    def __getstate__(self):
+        # a copy (a pickle of the estimator during training) never holds the lock
+        return {"path": self.path, "_file": None}
+
     def acquire(self):
         """Take the lock or raise :class:`LockedError`; a dead holder's lock is taken over."""
         if self._file is not None or fcntl is None:
