@@ -463,3 +463,38 @@ def test_random_state_none_stays_random(binary_data):
     first, second = (make(**params).fit(X, y) for _ in range(2))
     assert first.torch_seed_ != second.torch_seed_
     assert not np.array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_a_fit_that_failed_before_training_does_not_block_the_next(tmp_path):
+    """The failed fit's traceback (kept here, as a notebook keeps sys.last_traceback) still
+    references its lock; the next fit of this process on the same data takes it over."""
+    from imbal_estimators import ImageFileError
+
+    X, y = load_image_folder(make_folder(tmp_path / "data", {"a": 12, "b": 6}, size=16))
+    good = open(X[3], "rb").read()
+    open(X[3], "wb").write(b"not an image")
+    with pytest.raises(ImageFileError) as kept:
+        make(**{**RUN, "max_epochs": 1}, checkpoint_dir=tmp_path / "ckpt").fit(X, y)
+    open(X[3], "wb").write(good)
+    clf = make(**{**RUN, "max_epochs": 1}, checkpoint_dir=tmp_path / "ckpt").fit(X, y)
+    assert clf.resumed_from_epoch_ == 0 and kept.value is not None
+
+
+class FitAgainWhileTraining(Callback):
+    """Starts a second fit on the same data and checkpoint_dir from inside the first."""
+
+    def __init__(self, X, y, directory):
+        self.X, self.y, self.directory = X, y, directory
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            make(**{**RUN, "max_epochs": 1}, checkpoint_dir=self.directory).fit(self.X, self.y)
+        except CheckpointLockedError as exc:
+            self.error_ = str(exc)
+
+
+def test_a_second_fit_of_this_process_is_refused_while_the_first_trains(binary_data, tmp_path):
+    X, y = binary_data
+    probe = FitAgainWhileTraining(X, y, str(tmp_path))
+    make(**{**RUN, "max_epochs": 1}, checkpoint_dir=tmp_path, callbacks=[probe]).fit(X, y)
+    assert f"in use by process {os.getpid()}" in probe.error_

@@ -31,6 +31,7 @@ import io
 import json
 import os
 import tempfile
+import weakref
 
 import numpy as np
 import torch
@@ -146,6 +147,7 @@ class CheckpointPlan:
         self.images = images
         self.state = state
         self.lock = lock
+        self.training = False  # between on_train_begin and release()
 
     @property
     def key(self):
@@ -172,8 +174,16 @@ class CheckpointPlan:
 
     def release(self):
         """Give up the lock of the checkpoint (the file stays)."""
+        self.training = False
         if self.lock is not None:
             self.lock.release()
+
+
+# The plans of this process that hold a lock, by lock path. A fit that failed before
+# training began (a bad image, a refused checkpoint) may still hold one, kept alive by
+# the traceback; the next fit of this process on the same data takes it over, unless
+# that fit is training.
+_HELD = weakref.WeakValueDictionary()
 
 
 def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
@@ -209,6 +219,9 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
     fingerprint.update(data_fingerprint(paths, y_encoded, classes))
     plan = CheckpointPlan(directory, fingerprint, image_stats(paths))
     plan.lock = FileLock(plan.lock_path)
+    held = _HELD.get(os.path.realpath(plan.lock_path))
+    if held is not None and not held.training:
+        held.release()
     try:
         plan.lock.acquire()
     except LockedError as exc:
@@ -219,6 +232,7 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
         ) from None
     except OSError as exc:
         raise CheckpointError(f"Cannot lock {plan.lock_path!r}: {exc}") from exc
+    _HELD[os.path.realpath(plan.lock_path)] = plan
     try:
         _read_plan_state(plan, estimator, resume, paths)
     except BaseException:
@@ -534,6 +548,8 @@ class EpochCheckpoint(Callback):
 
     def on_train_begin(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)
+        if plan is not None:
+            plan.training = True
         if plan is None or plan.state is None:
             return
         state, plan.state = plan.state, None  # the weights are not needed twice
