@@ -576,3 +576,16 @@ def test_a_truncated_0_1_save_without_a_digest_names_the_file(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(ModelFileError, match=f"{weights}.*cannot be read as safetensors"):
         load(legacy)
+
+
+def test_save_over_an_earlier_save_where_directories_cannot_be_swapped(
+    binary_data, tmp_path, monkeypatch
+):
+    import imbal_estimators.io.atomic as atomic
+
+    first, second = _two_models(binary_data)
+    first.save(tmp_path / "m")
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # no renameat2 here
+    second.save(tmp_path / "m")
+    _assert_one_of(load(tmp_path / "m"), [second])
+    assert os.listdir(tmp_path) == ["m"]

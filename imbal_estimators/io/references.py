@@ -144,7 +144,7 @@ def resolve_reference(text, kind, trusted=False):
         return import_reference(*split_reference(text))
     module, qualname = check_reference(text, kind)
     obj = import_reference(module, qualname)
-    if kind == "estimator" or f"{module}:{qualname}" in ALLOWED_FUNCTIONS:
+    if kind == "estimator" or (kind == "refer" and f"{module}:{qualname}" in ALLOWED_FUNCTIONS):
         return obj
     if inspect.isclass(obj) and issubclass(obj, _bases(kind)):
         from skorch.callbacks import LoadInitState
