@@ -376,3 +376,46 @@ def test_animated_files_train_on_their_first_frame(tmp_path, binary_data, suffix
     X[0] = str(path)
     clf = make(max_epochs=1).fit(X, y)
     assert clf.predict_proba([str(path)]).shape == (1, 2)
+
+
+def test_a_png_with_bytes_after_iend_trains(tmp_path, binary_data):
+    """Some tools append data after IEND (decoders ignore it); more than the 4 KiB the
+    0.1 check looked at."""
+    X, y = binary_data
+    X = list(X)
+    trailing = tmp_path / "trailing.png"
+    trailing.write_bytes(open(X[0], "rb").read() + os.urandom(64 * 1024))
+    X[5] = str(trailing)
+    clf = make(max_epochs=1).fit(X, y)
+    assert clf.skipped_images_ == []
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_a_png_cut_before_its_iend_is_truncated(tmp_path, binary_data, keep):
+    X, y = binary_data
+    X = list(X)
+    rng = np.random.default_rng(0)
+    cut = tmp_path / "cut.png"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(cut)
+    data = cut.read_bytes()
+    cut.write_bytes(data[: int(len(data) * keep)])
+    X[5] = str(cut)
+    _fails_before_training(make(cache=None), X, y, ImageFileError, rf"X\[5\] '{cut}': truncated")
+
+
+def test_imbalance_search_with_more_folds_than_rare_images_fails_before_any_fit(
+    tmp_path, monkeypatch
+):
+    from imbal_estimators import ImbalanceSearchCV
+
+    X, y = load_image_folder(make_folder(tmp_path, {"big": 20, "small": 3}, size=16))
+    fits = []
+    monkeypatch.setattr(ImageImbalanceClassifier, "fit", lambda self, *a: fits.append(1))
+    search = ImbalanceSearchCV(make(), {"gamma": [0.0, 2.0]}, n_trials=2, cv=5)
+    with pytest.raises(
+        ValueError, match="'cv' parameter .*5 stratified folds, .*'small' has only 3"
+    ):
+        search.fit(X, y)
+    with pytest.raises(ValueError, match="class 'small' has only 3"):
+        ImbalanceSearchCV(make(), {"gamma": [0.0]}, cv=StratifiedKFold(4)).fit(X, y)
+    assert fits == []

@@ -86,7 +86,7 @@ def test_compare_binary_writes_results_report_and_model(
     assert f"Saved the recommended model ({recommended['configuration']})" in stdout
     import imbal_estimators
 
-    model = imbal_estimators.load(out / "model")
+    model = imbal_estimators.load(out / "model", trusted=True)  # conftest.TinyCNN
     assert set(model.predict([os.path.join(binary_folder, "dog", "img_0000.png")])) <= {
         "cat",
         "dog",
@@ -203,12 +203,15 @@ def test_bad_paths_and_values_give_one_line_and_exit_1(
     assert_one_line_error(capsys, *fragments)
 
 
-def test_a_broken_image_is_named_in_one_line(tmp_path, tiny_network, capsys):
+def test_a_broken_image_is_named_with_the_whole_message(tmp_path, tiny_network, capsys):
     folder = make_folder(tmp_path / "data", {"a": 8, "b": 6}, size=8)
     broken = tmp_path / "data" / "b" / "broken.png"
     broken.write_bytes(b"not a png")
     assert main(["compare", folder, "--out", str(tmp_path / "out"), "--cv", "2", *FAST_ARGS]) == 1
-    assert_one_line_error(capsys, "images[8]", "broken.png", "cannot be used")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("imbal-estimators compare: error: ")
+    for fragment in ("images[8]", "broken.png", "cannot be used", "--on-bad-image skip"):
+        assert fragment in err, err
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from imbal_estimators.io.jsonable import (
     from_json,
     to_json,
 )
+from imbal_estimators.io.references import resolve_reference
 
 
 def _round_trip(value, trusted=False):
@@ -63,7 +64,7 @@ def test_classes_functions_and_torch_values_by_name():
     assert _round_trip(FocalLoss) is FocalLoss
     assert _round_trip(torch.optim.SGD) is torch.optim.SGD
     assert _round_trip(print) is print  # skorch callbacks' default sink
-    with pytest.raises(UntrustedReferenceError, match="'numpy:mean', which is not a class"):
+    with pytest.raises(UntrustedReferenceError, match="'numpy:mean', which is not on the allow"):
         _round_trip(np.mean)
     assert _round_trip(np.mean, trusted=True) is np.mean
     assert _round_trip(torch.device("cuda:1")) == torch.device("cuda:1")
@@ -103,3 +104,53 @@ def test_only_parameter_kinds_are_built_from_a_file():
     with pytest.raises(UntrustedReferenceError, match="'torch.utils.data:TensorDataset'"):
         from_json(dataset)  # may be referred to (skorch's dataset=), not built from a file
     assert from_json({"__import__": "torch.utils.data:TensorDataset"}) is TensorDataset
+
+
+# ------------------------------------------------------------------ the allow-list
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["os:system", "subprocess:Popen", "this:x", "payload:M", "builtins:eval", "torch:__import__"],
+)
+def test_references_outside_the_allow_list_are_refused_before_import(reference, monkeypatch):
+    import importlib
+
+    imported = []
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", lambda n, *a: imported.append(n) or real(n))
+    for kind in ("refer", "build", "estimator"):
+        with pytest.raises(UntrustedReferenceError, match=f"names (the estimator )?'{reference}'"):
+            resolve_reference(reference, kind)
+    assert imported == []
+
+
+def test_allowed_references():
+    from sklearn.metrics import balanced_accuracy_score
+    from skorch.callbacks import EpochScoring
+
+    from imbal_estimators import ImageImbalanceClassifier, SmallCNN
+
+    assert resolve_reference("skorch.callbacks.scoring:EpochScoring", "build") is EpochScoring
+    assert resolve_reference("torch.optim.adamw:AdamW", "refer") is torch.optim.AdamW
+    metric = "sklearn.metrics._classification:balanced_accuracy_score"
+    assert resolve_reference(metric, "refer") is balanced_accuracy_score
+    for function in (metric, "builtins:print"):  # referred to, never called to build
+        with pytest.raises(UntrustedReferenceError, match="not a class of a kind that loading b"):
+            resolve_reference(function, "build")
+    with pytest.raises(UntrustedReferenceError, match="not a class"):
+        resolve_reference("sklearn.utils:check_random_state", "refer")  # not a metric
+    estimator = "imbal_estimators.classifier:ImageImbalanceClassifier"  # a 0.1 path
+    assert resolve_reference(estimator, "estimator") is ImageImbalanceClassifier
+    assert resolve_reference("imbal_estimators.small_cnn:SmallCNN", "build") is SmallCNN
+    with pytest.raises(UntrustedReferenceError, match="names the estimator 'sklearn.svm:SVC'"):
+        resolve_reference("sklearn.svm:SVC", "estimator")
+
+
+def test_load_init_state_is_refused_unless_trusted():
+    from skorch.callbacks import LoadInitState
+
+    reference = "skorch.callbacks.training:LoadInitState"
+    with pytest.raises(UntrustedReferenceError, match="LoadInitState loads files with torch.load"):
+        resolve_reference(reference, "build")
+    assert resolve_reference(reference, "build", trusted=True) is LoadInitState

@@ -130,7 +130,7 @@ def test_threshold_applies_to_the_positive_class_probability(rare_first, tmp_pat
     fixed = clf.set_params(threshold=0.3).fit(X, y)
     predicted = np.where(fixed.predict_proba(X)[:, 0] >= 0.3, "abnormal", "normal")
     np.testing.assert_array_equal(fixed.predict(X), predicted)
-    loaded = load(fixed.save(tmp_path / "model"))
+    loaded = load(fixed.save(tmp_path / "model"), trusted=True)  # conftest.TinyCNN
     assert (loaded.pos_label_, loaded.pos_index_) == ("abnormal", 0)
     np.testing.assert_array_equal(loaded.predict(X), predicted)
 

@@ -26,10 +26,12 @@ from sklearn.linear_model import LogisticRegression
 from imbal_estimators import ImbalanceSearchCV
 from imbal_estimators.search.space import DEFAULT_SEARCH_SPACE
 from imbal_estimators.search.studies import (
+    FINGERPRINT_ATTR,
     RETRY_ATTR,
     WORKER_ATTR,
     SkipTrial,
     _claim,
+    database_url,
     make_storage,
     recover_dead_trials,
     worker_alive,
@@ -349,7 +351,8 @@ def test_worker_liveness():
 
 
 def test_running_trials_of_dead_workers_are_failed_and_queued_again(tmp_path):
-    study = optuna.create_study(storage=make_storage(tmp_path / "s.log"), direction="maximize")
+    storage = make_storage(tmp_path / "s.log")
+    study = optuna.create_study(storage=storage, direction="maximize")
     dead, live = study.ask(), study.ask()
     for trial, worker in [
         (dead, {**worker_identity(), "pid": dead_pid()}),
@@ -357,12 +360,12 @@ def test_running_trials_of_dead_workers_are_failed_and_queued_again(tmp_path):
     ]:
         trial.suggest_float("lr", 1e-4, 1e-2)
         trial.set_user_attr(WORKER_ATTR, worker)
-    assert recover_dead_trials(study) == 1
+    assert recover_dead_trials(study, storage) == 1
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == trials[0].params and trials[2].system_attrs[RETRY_ATTR] == 0
     assert trials[2].user_attrs == {}
-    assert recover_dead_trials(study) == 0
+    assert recover_dead_trials(study, storage) == 0
 
 
 def test_a_trial_over_the_count_or_on_a_taken_grid_point_does_not_run(tmp_path):
@@ -493,3 +496,108 @@ def test_default_search_space_is_storable(tmp_path):
     trial = optuna.load_study(study_name="default", storage=url).trials[0]
     assert set(trial.params) == set(DEFAULT_SEARCH_SPACE)
     assert isinstance(DEFAULT_SEARCH_SPACE["sampler"], CategoricalDistribution)
+
+
+# -- a study knows its data ------------------------------------------------------------------
+
+
+def test_a_study_records_what_it_was_built_on(numeric_data, tmp_path):
+    X, y = numeric_data
+    search = fast_search(storage=str(tmp_path / "s.db"), study_name="known").fit(X, y)
+    assert search.study_.study_name == "known"
+    assert set(search.study_.user_attrs[FINGERPRINT_ATTR]) == {
+        "data",
+        "scoring",
+        "cv",
+        "search_space",
+    }
+
+
+def test_a_study_built_on_other_data_is_never_reused(numeric_data, tmp_path):
+    X, y = numeric_data
+    storage = str(tmp_path / "s.log")
+    first = fast_search(storage=storage, study_name="pets", scoring="f1").fit(X, y)
+    changes = {
+        "other rows": ((X[::-1], y[::-1]), {}),
+        "other values": ((X + 1.0, y), {}),
+        "scoring": ((X, y), {"scoring": "roc_auc"}),
+        "cv": ((X, y), {"cv": 4}),
+        "search space": ((X, y), {"search_space": {"C": [0.5, 5.0]}, "n_trials": 2}),
+    }
+    names = {"pets"}
+    for change, ((X2, y2), params) in changes.items():
+        params = {"scoring": "f1", **params}
+        other = fast_search(storage=storage, study_name="pets", **params).fit(X2, y2)
+        assert other.n_trials_run_ == other.n_trials, change  # none of the first's trials
+        assert other.study_.study_name.startswith("pets-"), change
+        names.add(other.study_.study_name)
+    assert len(names) == 1 + len(changes)
+    assert len(first.study_.trials) == 4  # the first study is left alone
+    (X2, y2), params = changes["scoring"]
+    mine = fast_search(storage=storage, study_name="pets", **params).fit(X2, y2)
+    assert mine.n_trials_run_ == 0  # the rerun continues its own study ...
+    fresh = fast_search(storage=None, **params).fit(X2, y2)
+    assert mine.best_score_ == pytest.approx(fresh.best_score_)  # ... of roc_auc, not f1
+    back = fast_search(storage=storage, study_name="pets", scoring="f1").fit(X, y)
+    assert back.n_trials_run_ == 0 and back.study_.study_name == "pets"
+
+
+def test_a_study_with_trials_but_no_fingerprint_is_not_reused(numeric_data, tmp_path):
+    X, y = numeric_data
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=url, study_name="old", direction="maximize")
+    study.enqueue_trial({"C": 1.0})
+    study.optimize(lambda trial: trial.suggest_float("C", 0.1, 10) * 0 + 0.99, n_trials=1)
+    search = fast_search(storage=url, study_name="old").fit(X, y)
+    assert search.n_trials_run_ == 4 and search.study_.study_name.startswith("old-")
+    assert search.best_score_ < 0.99  # not the old study's value
+
+
+def test_a_search_nested_in_cross_val_score_runs_in_every_outer_fold(numeric_data, tmp_path):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = numeric_data
+    storage = str(tmp_path / "nested.db")
+    search = fast_search(storage=storage, study_name="inner", n_trials=2, cv=2)
+    scores = cross_val_score(search, X, y, cv=3, error_score="raise")
+    assert np.all(np.isfinite(scores))
+    studies = optuna.get_all_study_summaries(make_storage(storage))
+    assert len(studies) == 3 and all(s.n_trials == 2 for s in studies)
+
+
+def test_postgresql_urls_get_the_driver_that_is_installed(monkeypatch):
+    import importlib.util
+
+    import imbal_estimators.search.studies as studies
+
+    installed = set()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        studies.importlib.util,
+        "find_spec",
+        lambda name, *a: (
+            (real("json") if name in installed else None)
+            if name in ("psycopg", "psycopg2")
+            else real(name, *a)
+        ),
+    )
+    url = "postgresql://imbal:secret@127.0.0.1:5432/db"
+    with pytest.raises(ImportError, match=r"imbal-estimators\[postgresql\]") as info:
+        database_url(url)
+    assert "secret" not in str(info.value)
+    installed.add("psycopg2")  # what the postgresql and dev extras install, as CI tests it
+    assert database_url(url) == "postgresql+psycopg2://imbal:secret@127.0.0.1:5432/db"
+    assert database_url("postgres://h/db") == "postgresql+psycopg2://h/db"
+    installed.add("psycopg")  # SQLAlchemy's own choice for a plain URL
+    assert database_url(url) == url
+    explicit = "postgresql+psycopg2://h/db"
+    assert database_url(explicit) == explicit
+
+
+def test_a_sqlite_url_into_a_missing_folder_names_it(numeric_data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing' / 'study.db'}"
+    with pytest.raises(FileNotFoundError, match=f"folder '{tmp_path / 'missing'}' does not exist"):
+        make_storage(url)
+    with pytest.raises(FileNotFoundError, match="study.db"):
+        fast_search(storage=url).fit(*numeric_data)
+    assert database_url("sqlite:///:memory:") == "sqlite:///:memory:"

@@ -189,6 +189,26 @@ def _add_model_options(parser):
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
 
+def _add_on_bad_image_option(parser):
+    from ..data.preflight import ON_BAD_IMAGE_OPTIONS
+
+    parser.add_argument(
+        "--on-bad-image",
+        choices=list(ON_BAD_IMAGE_OPTIONS),
+        help="files that cannot be decoded: raise (default) lists them all and stops; warn "
+        "or skip trains on the other images",
+    )
+
+
+def _add_trusted_option(parser):
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="load a model whose config.json names code outside the allow-list (your own "
+        "network class, a function): only for models you saved yourself",
+    )
+
+
 def _add_compare_options(parser):
     from .methods import METHODS
 
@@ -406,6 +426,7 @@ def build_parser():
     _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
     _add_compare_options(compare)
     _add_model_options(compare)
+    _add_on_bad_image_option(compare)
 
     fit = commands.add_parser(
         "fit",
@@ -417,6 +438,7 @@ def build_parser():
     _add_imbalance_options(fit)
     _add_decision_options(fit)
     _add_model_options(fit)
+    _add_on_bad_image_option(fit)
 
     predict = commands.add_parser(
         "predict",
@@ -427,6 +449,7 @@ def build_parser():
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("inputs", metavar="PATHS_OR_DIR", nargs="+")
     predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
+    _add_trusted_option(predict)
 
     tune = commands.add_parser(
         "tune",
@@ -442,6 +465,7 @@ def build_parser():
     tune.add_argument("--out", metavar="MODEL_DIR", help="save the refitted best model here")
     _add_imbalance_options(tune, several=True)
     _add_model_options(tune)
+    _add_on_bad_image_option(tune)
 
     report = commands.add_parser(
         "report",
@@ -452,6 +476,7 @@ def build_parser():
     report.add_argument("model_dir", metavar="MODEL_DIR")
     report.add_argument("data_dir", metavar="DATA_DIR")
     report.add_argument("--out", required=True, metavar="OUT_DIR")
+    _add_trusted_option(report)
     return parser
 
 
@@ -478,6 +503,8 @@ def estimator_params(args, **base):
         params["weights"] = weights
     if args.freeze_backbone:
         params["freeze_backbone"] = True
+    if getattr(args, "on_bad_image", None):
+        params["on_bad_image"] = args.on_bad_image
     return params
 
 
@@ -498,6 +525,48 @@ def imbalance_params(args, labels=None):
             value = _match_label(value, labels)
         params[name] = value
     return params
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+MODEL_FILES = ("config.json", "model.safetensors")
+
+
+def check_output(path, option, kind="directory"):
+    """Fail now, before any work, when ``path`` cannot be written.
+
+    ``kind`` is ``"directory"`` (a report), ``"model"`` (a directory that
+    ``clf.save`` replaces: empty or a saved model, in a writable folder) or
+    ``"file"``. Nothing is created.
+    """
+    shown = path
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.lexists(path):
+        if kind == "file" and os.path.isdir(path):
+            raise CLIError(f"{option} {shown!r} is a directory; give the name of a file.")
+        if kind != "file" and not os.path.isdir(path):
+            raise CLIError(f"{option} {shown!r} is a file, not a directory.")
+        if kind == "model":
+            foreign = sorted(set(os.listdir(path)) - set(MODEL_FILES))
+            if foreign:
+                raise CLIError(
+                    f"{option} {shown!r} holds other files ({', '.join(foreign[:3])}); save "
+                    "writes a model directory of its own: give a new or empty directory."
+                )
+        writable = parent if kind in ("model", "file") else path
+        if not os.access(writable, os.W_OK | os.X_OK):
+            raise CLIError(f"{option} {shown!r} cannot be written: {writable!r} is not writable.")
+        return
+    ancestor = parent
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise CLIError(
+            f"{option} {shown!r} cannot be created: {ancestor!r} is a file, not a directory."
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {shown!r} cannot be created: {ancestor!r} is not writable.")
 
 
 # -- data --------------------------------------------------------------------------------
@@ -550,7 +619,7 @@ def image_files(inputs):
     return files
 
 
-def _load_model(model_dir):
+def _load_model(model_dir, trusted=False):
     import imbal_estimators
 
     if not os.path.isdir(model_dir):
@@ -561,7 +630,7 @@ def _load_model(model_dir):
     load = getattr(imbal_estimators, "load", None)
     if load is None:
         raise CLIError("this version of imbal_estimators cannot load saved models yet.")
-    return load(model_dir)
+    return load(model_dir, trusted=trusted)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -577,7 +646,10 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     from .methods import load_grid
     from .report import comparison_blocks, write_report
 
+    check_output(out_dir, "--out")
     paths, labels = load_folder(data_dir)
+    if params.get("on_bad_image", "raise") != "raise":
+        paths, labels = drop_bad_images(paths, labels, params)
     check_folds(labels, cv)
     if pos_label is not None:
         pos_label = _match_label(pos_label, labels)
@@ -611,6 +683,28 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
     _print_summary(result, out_dir, html_path, model_dir)
     return result
+
+
+def drop_bad_images(paths, labels, params):
+    """``--on-bad-image skip|warn`` for compare: the files that cannot be decoded leave
+    the data before the folds are drawn (the decode fills the cache the fits use)."""
+    from ..data.images import ImageLoader, find_bad_images, format_bad_files
+    from ..estimator.classifier import ImageImbalanceClassifier
+
+    probe = ImageImbalanceClassifier(**params)
+    problems = find_bad_images(paths, ImageLoader(probe.image_size, probe.cache))
+    if not problems:
+        return paths, labels
+    header = (
+        f"Skipping {len(problems)} of {len(paths)} image file(s) that cannot be used "
+        f"(--on-bad-image {params['on_bad_image']}):"
+    )
+    if params["on_bad_image"] == "warn":
+        print(format_bad_files(problems, paths, "images", header=header), file=sys.stderr)
+    else:
+        print(f"Skipped {len(problems)} unusable image file(s).", file=sys.stderr)
+    keep = np.setdiff1d(np.arange(len(paths)), [index for index, _ in problems])
+    return paths[keep], labels[keep]
 
 
 def _match_label(text, labels):
@@ -661,6 +755,7 @@ def cmd_demo(args):
 def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
+    check_output(args.out, "--out")
     settings = dict(DEMO_SETTINGS, verbose=0, random_state=0)
     sizes = dict(n_majority=600, n_minority=120)
     options = dict(budget=DEMO_BUDGET)
@@ -711,6 +806,7 @@ def cmd_compare(args):
 def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
+    check_output(args.out, "--out", kind="model")
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
     if not hasattr(clf, "save"):
@@ -726,7 +822,9 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
-    clf = _load_model(args.model_dir)
+    if args.output:
+        check_output(args.output, "--output", kind="file")
+    clf = _load_model(args.model_dir, trusted=args.trusted)
     files = image_files(args.inputs)
     proba = predict_proba_with_progress(clf, files)
     labels = clf.classes_[proba.argmax(axis=1)]
@@ -765,7 +863,8 @@ def _write_csv(file, header, rows):
 def cmd_report(args):
     from .report import model_blocks, write_report
 
-    clf = _load_model(args.model_dir)
+    check_output(args.out, "--out")
+    clf = _load_model(args.model_dir, trusted=args.trusted)
     paths, labels = load_folder(args.data_dir)
     unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
     if unknown:
@@ -790,6 +889,8 @@ def cmd_tune(args):
     from ..estimator.classifier import ImageImbalanceClassifier
     from .compare import check_folds
 
+    if args.out:
+        check_output(args.out, "--out", kind="model")
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
     pos_label = None  # then the estimator's pos_label_: the rarer class of each training part
@@ -885,7 +986,11 @@ def main(argv=None):
             raise
         from ..data.images import ImageFileError
 
-        if isinstance(exc, CLIError | ImageFileError | OSError | ValueError | TypeError):
+        if isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
+            print(f"{PROG} {args.command}: error: {str(exc).strip()}", file=sys.stderr)
+            if args.command in ("fit", "compare", "tune"):
+                print("(on the command line: --on-bad-image skip or warn)", file=sys.stderr)
+        elif isinstance(exc, CLIError | OSError | ValueError | TypeError | ImportError):
             print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         else:
             print(

@@ -14,12 +14,18 @@ Two kinds of entries, each under keys that cannot go stale:
 The estimator's ``cache`` parameter picks the store: ``"memory"`` (an LRU in
 this process), a directory (files shared by processes, with the memory LRU in
 front) or ``None``.
+
+A directory cache is best-effort: an entry that cannot be written (a full disk,
+an entry path that is a directory, no permission) or read back (a foreign or
+truncated file, another key, shape or dtype) is a :class:`CacheWarning` (once per
+directory and kind of problem) and a miss, never an error of the image.
 """
 
 import hashlib
 import os
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -91,12 +97,41 @@ class MemoryTensorCache:
         return self._bytes
 
 
+class CacheWarning(UserWarning):
+    """The directory cache could not store or read an entry; the data was decoded instead."""
+
+
+_warned = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(directory, what, exc):
+    """One warning per cache directory and kind of problem, in this process."""
+    kind = (directory, what, getattr(exc, "errno", None) or type(exc).__name__)
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    warnings.warn(
+        f"The cache directory {directory!r} cannot {what} ({type(exc).__name__}: {exc}); "
+        "the images are decoded without it (the cache is best-effort).",
+        CacheWarning,
+        stacklevel=3,
+    )
+
+
+def _key_digest(key):
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
 class DirectoryTensorCache:
     """Tensors stored as ``.npy`` files under ``directory``, shared by processes.
 
-    Reads go through ``memory`` first. Files are written to a temporary name and
-    renamed, so a reader never sees half a file; an unreadable file (a disk
-    error, a foreign file) counts as a miss and is rewritten.
+    Reads go through ``memory`` first. Each file holds two arrays: the SHA-256 of
+    the entry's key, then the tensor; a file whose key, shape or dtype is not the
+    one asked for is a miss. Files are written to a temporary name and renamed, so
+    a reader never sees half a file. Every failure to read or write an entry is a
+    :class:`CacheWarning` and a miss (or a write skipped): the cache is best-effort.
 
     Parameters
     ----------
@@ -109,15 +144,35 @@ class DirectoryTensorCache:
         self.memory = memory
 
     def path_of(self, key):
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()
+        digest = _key_digest(key)
         return os.path.join(self.directory, digest[:2], digest + ".npy")
 
-    def get(self, key):
+    def get(self, key, shape=None, dtype=None):
+        """The tensor stored under ``key``, or None.
+
+        Parameters
+        ----------
+        key : hashable
+        shape : tuple of int, optional
+            Expected shape; a file with another is a miss.
+        dtype : torch.dtype, optional
+            Expected dtype; a file with another is a miss.
+        """
         if self.memory is not None and (tensor := self.memory.get(key)) is not None:
             return tensor
+        path = self.path_of(key)
         try:
-            array = np.load(self.path_of(key), allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            with open(path, "rb") as file:
+                stored_key = np.load(file, allow_pickle=False)
+                array = np.load(file, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - a directory, a foreign or cut file
+            _warn_once(self.directory, "read an entry", exc)
+            return None
+        problem = _entry_problem(stored_key, array, key, shape, dtype)
+        if problem:
+            _warn_once(self.directory, "use an entry", ValueError(f"{path}: {problem}"))
             return None
         tensor = torch.from_numpy(array)
         if self.memory is not None:
@@ -125,19 +180,38 @@ class DirectoryTensorCache:
         return tensor
 
     def put(self, key, tensor):
+        """Store ``tensor`` under ``key``; a failed write is a warning, not an error."""
         if self.memory is not None:
             self.memory.put(key, tensor)
         path = self.path_of(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        temporary = None
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             with os.fdopen(handle, "wb") as file:
+                digest = np.frombuffer(bytes.fromhex(_key_digest(key)), dtype=np.uint8)
+                np.save(file, digest, allow_pickle=False)
                 np.save(file, tensor.numpy(), allow_pickle=False)
             os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+            temporary = None
+        except Exception as exc:  # noqa: BLE001 - a full disk, a directory in the way, ...
+            _warn_once(self.directory, "store an entry", exc)
+        finally:
+            if temporary is not None and os.path.lexists(temporary):
+                try:
+                    os.remove(temporary)
+                except OSError as exc:
+                    _warn_once(self.directory, "remove a temporary file", exc)
+
+
+def _entry_problem(stored_key, array, key, shape, dtype):
+    if stored_key.dtype != np.uint8 or stored_key.tobytes().hex() != _key_digest(key):
+        return "it was not written for this key"
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        return f"shape {array.shape}, expected {tuple(shape)}"
+    if dtype is not None and array.dtype != np.dtype(str(dtype).removeprefix("torch.")):
+        return f"dtype {array.dtype}, expected {dtype}"
+    return None
 
 
 _MEMORY_IMAGES = MemoryTensorCache(DEFAULT_MAX_BYTES)
@@ -181,6 +255,9 @@ def _store(cache, kind, memory):
 
 
 def clear_memory_caches():
-    """Empty this process's in-memory image and feature caches."""
+    """Empty this process's in-memory image and feature caches (and forget which cache
+    problems were warned about)."""
     _MEMORY_IMAGES.clear()
     _MEMORY_FEATURES.clear()
+    with _warned_lock:
+        _warned.clear()

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .cache import get_cache, image_key
+from .cache import MemoryTensorCache, get_cache, image_key
 
 MAX_LISTED_BAD_FILES = 50
 
@@ -137,17 +137,33 @@ def read_image(path, image_size):
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-_PNG_END = b"IEND\xaeB`\x82"
-_PNG_TAIL_BYTES = 4096
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _check_png_end(path):
-    """PIL decodes a PNG whose last bytes are cut off; a complete file has IEND near its end."""
+    """PIL decodes a PNG whose last bytes are cut off; a complete file reaches its IEND chunk.
+
+    Walks the chunk headers (length, type; the data is skipped) from the signature to
+    IEND. Bytes after IEND are allowed: decoders ignore them, and some tools append them.
+    """
     with open(path, "rb") as file:
-        file.seek(0, os.SEEK_END)
-        file.seek(max(file.tell() - _PNG_TAIL_BYTES, 0))
-        if _PNG_END not in file.read():
-            raise OSError("image file is truncated (the PNG has no IEND chunk at its end)")
+        size = os.fstat(file.fileno()).st_size
+        if file.read(8) != _PNG_SIGNATURE:
+            return  # PIL read it as a PNG in another way; nothing to walk
+        position = 8
+        while True:
+            header = file.read(8)
+            if len(header) < 8:
+                break
+            length = int.from_bytes(header[:4], "big")
+            end = position + 8 + length + 4  # header, data, CRC
+            if end > size:
+                break
+            if header[4:8] == b"IEND":
+                return
+            position = end
+            file.seek(position)
+    raise OSError("image file is truncated (the PNG ends before its IEND chunk)")
 
 
 class UnusableFileError(OSError):
@@ -215,10 +231,14 @@ class ImageLoader:
         if store is None:
             return read_image(path, self.image_size)
         key = image_key(path, self.image_size)
-        tensor = store.get(key)
+        size = self.image_size
+        if isinstance(store, MemoryTensorCache):
+            tensor = store.get(key)
+        else:  # a directory cache checks the entry it reads
+            tensor = store.get(key, shape=(3, size, size), dtype=torch.uint8)
         if tensor is None:
-            tensor = read_image(path, self.image_size)
-            store.put(key, tensor)
+            tensor = read_image(path, size)
+            store.put(key, tensor)  # best-effort: a failed write is a CacheWarning
         return tensor
 
 
@@ -257,6 +277,8 @@ def find_bad_images(paths, loader, n_threads=None):
     def check(index):
         try:
             loader(paths[index])
+        except Warning:
+            raise  # a warning turned into an error (a filter) is not the image's fault
         except Exception as exc:  # noqa: BLE001 - every failure is reported
             return index, describe_image_error(paths[index], exc)
         return None

@@ -55,6 +55,7 @@ from ..models.features import (
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
+from ..training.divergence import DivergenceCheck
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
 from ..training.precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
@@ -239,12 +240,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         same image always gets the same views). Needs ``augment``.
     checkpoint_dir : str, path or None, default=None
         Write a checkpoint there atomically after every epoch (model,
-        optimizer, scheduler, best-epoch and early-stopping states, history,
-        seeds). A ``fit`` with the same directory and a compatible
-        configuration resumes after the last completed epoch, up to
-        ``max_epochs`` in total; an incompatible checkpoint (other classes,
-        data, split or training parameters) is refused. See
-        ``docs/reliability.md``.
+        optimizer, scheduler, callback states, history, seeds), one per data
+        set (``checkpoint-<key>.pt``), with a checksum and a lock. A ``fit``
+        with the same directory, data and a compatible configuration resumes
+        after the last completed epoch, up to ``max_epochs`` in total; a
+        checkpoint of other training parameters or split, of changed image
+        files, or a damaged one is refused. See ``docs/reliability.md``.
     on_bad_image : {"raise", "warn", "skip"}, default="raise"
         What ``fit`` does with files that cannot be decoded: list them all in
         one :class:`~imbal_estimators.ImageFileError` before training, or drop
@@ -602,6 +603,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                     self.initialize()
                 else:  # training goes on: the loss follows this data's class weights
                     self.rebuild_criterion()
+                    if self.__dict__.get("_callbacks_pending_"):  # set by load()
+                        self.initialize_callbacks()
             except BaseException:
                 self.__dict__.clear()
                 self.__dict__.update(snapshot)
@@ -613,6 +616,8 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
+                if self._checkpoint_plan_ is not None:
+                    self._checkpoint_plan_.release()  # the lock of checkpoint_dir
         return self
 
     def _plan(self, X, y, known_classes, resume):
@@ -645,6 +650,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
+            ("divergence", DivergenceCheck()),
         ]
         if self.monitor != "valid_loss":
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
@@ -658,6 +664,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         return callbacks
 
     def initialize_callbacks(self):
+        self.__dict__.pop("_callbacks_pending_", None)
         super().initialize_callbacks()
         if self.checkpoint_dir is not None:  # last: it saves what the others recorded
             self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))

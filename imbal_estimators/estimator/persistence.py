@@ -6,27 +6,40 @@
 * ``config.json``: the format version, the estimator class, its parameters
   (see :mod:`imbal_estimators.io.jsonable` for classes and objects), ``classes_``
   with their dtype, the class weights and counts, the preprocessing, the best
-  epoch and the history.
+  epoch, the history, and the size and SHA-256 of ``model.safetensors``.
 
-:func:`load` imports the estimator class and the parameter classes named in
-``config.json`` (installed code), builds the network for the saved classes
-without downloading any weights, and loads the tensors. It never unpickles, so
-a file from an untrusted source cannot run code through it; ``pickle`` and
-``joblib`` keep working, for trusted files only.
+The directory is published whole (:func:`imbal_estimators.io.atomic.publish_directory`):
+both files are written into a sibling directory that replaces ``path`` in one
+rename, so a kill during ``save`` leaves the previous model or the new one.
+
+:func:`load` checks every name in ``config.json`` against the allow-list of
+:mod:`imbal_estimators.io.references` before importing anything, refuses the
+parameters that would read pickles later (``torch_load_kwargs`` other than
+``weights_only=True``, skorch's ``LoadInitState``, a ``Checkpoint`` whose files
+lie in the model directory), checks the weights against the recorded digest,
+builds the network for the saved classes without downloading any weights, and
+loads the tensors. Callbacks are initialized when training begins, not at load
+(skorch's ``Checkpoint.initialize`` creates its directory). It never unpickles.
+``trusted=True`` skips the allow-list; ``pickle`` and ``joblib`` keep working, for
+trusted files only.
 """
 
+import hashlib
 import json
 import os
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
 
-from ..io.atomic import atomic_write
-from ..io.jsonable import from_json, import_path, plain_json, resolve_import_path, to_json
+from ..io.atomic import publish_directory
+from ..io.jsonable import from_json, import_path, plain_json, to_json
+from ..io.references import UntrustedReferenceError, resolve_reference
 from ..training.plan import ARRAY, saved_fields
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
@@ -57,6 +70,8 @@ def save(estimator, path):
     ------
     UnserializableParameterError
         A parameter cannot be written as JSON; the message names it.
+    FileExistsError
+        ``path`` is a file, or a directory holding files other than a saved model's.
     """
     check_is_fitted(estimator)
     path = os.fspath(path)
@@ -82,15 +97,22 @@ def save(estimator, path):
         },
         "history": plain_json(list(estimator.history)),
     }
-    text = json.dumps(config, indent=1)  # fails here, before anything is written
     tensors = {
         key: value.detach().to("cpu").contiguous().clone()
         for key, value in estimator.module_.state_dict().items()
     }
-    os.makedirs(path, exist_ok=True)
-    weights = os.path.join(path, WEIGHTS_FILE)
-    atomic_write(weights, lambda file: file.write(safetensors_bytes(tensors, {"format": "pt"})))
-    atomic_write(os.path.join(path, CONFIG_FILE), lambda file: file.write(text.encode()))
+    weights = safetensors_bytes(tensors, {"format": "pt"})
+    config["files"] = {
+        WEIGHTS_FILE: {"bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
+    }
+    text = json.dumps(config, indent=1)  # fails here, before anything is written
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    publish_directory(
+        path,
+        {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()},
+        replaceable=(WEIGHTS_FILE, CONFIG_FILE),
+    )
     return path
 
 
@@ -106,12 +128,16 @@ def load(path, device=None, trusted=False):
         kept, except that ``"cuda"`` falls back to ``"cpu"`` (with a warning)
         on a machine without CUDA.
     trusted : bool, default=False
-        ``config.json`` names classes by their import path. By default only
-        the estimator class and classes of the kinds parameters hold (torch
-        modules, optimizers, schedulers, datasets, scikit-learn estimators and
-        samplers, skorch callbacks) are imported and built. A file you saved
-        yourself with a function as a parameter (e.g. ``FunctionSampler(func=...)``
-        or a scorer) needs ``trusted=True``.
+        ``config.json`` names classes by their import path. By default every
+        name is checked against an allow-list before anything is imported:
+        the estimator class, and classes of torch, torchvision, skorch,
+        scikit-learn, imbalanced-learn and imbal_estimators of the kinds
+        parameters hold (torch modules, optimizers, schedulers, datasets,
+        estimators and samplers, skorch callbacks), plus skorch's default
+        functions and scikit-learn's metrics. A file you saved yourself with
+        your own network class, a function as a parameter (e.g.
+        ``FunctionSampler(func=...)``), ``torch_load_kwargs`` or
+        ``LoadInitState`` needs ``trusted=True``.
 
     Returns
     -------
@@ -119,28 +145,26 @@ def load(path, device=None, trusted=False):
         Fitted: ``predict`` and ``predict_proba`` give what the saved one gave.
         The optimizer state is not saved; further ``partial_fit`` starts a
         fresh optimizer.
+
+    Raises
+    ------
+    UntrustedReferenceError
+        ``config.json`` names something outside the allow-list, or a parameter
+        that reads pickles during training; the message names it.
+    ModelFileError
+        A file is missing, truncated, damaged, or from another save; the message
+        names it.
     """
     path = os.fspath(path)
     config_path = os.path.join(path, CONFIG_FILE)
+    config = _read_config(path, config_path)
+    cls = _estimator_class(config, config_path, trusted)
     try:
-        with open(config_path, encoding="utf-8") as file:
-            config = json.load(file)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{path!r} has no {CONFIG_FILE}; it is not a directory written by clf.save(path)."
-        ) from None
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{config_path!r} has format_version {config.get('format_version')!r}; this "
-            f"version of imbal_estimators reads format_version {FORMAT_VERSION}."
-        )
-    cls = resolve_import_path(config["estimator"])
-    if not (isinstance(cls, type) and issubclass(cls, ImageImbalanceClassifier)):
-        raise ValueError(
-            f"{config_path!r} names estimator {config['estimator']!r}, which is not an "
-            "ImageImbalanceClassifier."
-        )
-    params = {name: from_json(value, trusted) for name, value in config["params"].items()}
+        params = {name: from_json(value, trusted) for name, value in config["params"].items()}
+    except UntrustedReferenceError as exc:
+        raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+    if not trusted:
+        _refuse_pickle_loading(params, path, config_path)
     if device is not None:
         params["device"] = device
     elif _unavailable(params.get("device")):
@@ -153,7 +177,7 @@ def load(path, device=None, trusted=False):
 
     classes = config["classes"]
     estimator.classes_ = np.array(from_json(classes["values"]), dtype=np.dtype(classes["dtype"]))
-    for name, value in config["fitted"].items():
+    for name, value in config.get("fitted", {}).items():
         if name not in FITTED:
             raise ValueError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
         value = from_json(value)
@@ -167,19 +191,153 @@ def load(path, device=None, trusted=False):
         binary = estimator.pos_index_ is not None
         estimator.pos_label_ = estimator.classes_[1].item() if binary else None
 
-    # Build the network for the saved classes without fetching pretrained weights:
-    # every tensor comes from model.safetensors.
-    saved_weights = estimator.weights
-    estimator.weights = None
+    state = _read_weights(path, config, config_path)
+    # Build the network for the saved classes without fetching pretrained weights
+    # (every tensor comes from model.safetensors) and without initializing the
+    # callbacks: that happens when training begins.
+    saved_weights, saved_callbacks = estimator.weights, estimator.callbacks
+    estimator.weights, estimator.callbacks = None, "disable"
     try:
         estimator.initialize()
     finally:
-        estimator.weights = saved_weights
-    state = load_file(os.path.join(path, WEIGHTS_FILE), device="cpu")
-    estimator.module_.load_state_dict(state)
+        estimator.weights, estimator.callbacks = saved_weights, saved_callbacks
+    estimator.__dict__[CALLBACKS_PENDING] = True
+    try:
+        estimator.module_.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"{os.path.join(path, WEIGHTS_FILE)!r} does not fit the network that "
+            f"{config_path!r} describes: {exc}"
+        ) from None
     estimator.module_.to(estimator.device)
     estimator.history_ = History(config["history"])
     return estimator
+
+
+class ModelFileError(ValueError):
+    """A file of a saved model is missing, truncated, damaged or from another save."""
+
+
+#: set by :func:`load`: the estimator initializes its callbacks before it trains
+CALLBACKS_PENDING = "_callbacks_pending_"
+
+
+def _read_config(path, config_path):
+    try:
+        with open(config_path, "rb") as file:
+            config = json.loads(file.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path!r} has no {CONFIG_FILE}; it is not a directory written by clf.save(path)."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(
+            f"{config_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
+            "the model again."
+        ) from None
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        version = config.get("format_version") if isinstance(config, dict) else None
+        raise ValueError(
+            f"{config_path!r} has format_version {version!r}; this "
+            f"version of imbal_estimators reads format_version {FORMAT_VERSION}."
+        )
+    missing = [key for key in ("estimator", "params", "classes", "history") if key not in config]
+    if missing:
+        raise ModelFileError(f"{config_path!r} lacks {missing}: it is not a complete save.")
+    return config
+
+
+def _estimator_class(config, config_path, trusted):
+    try:
+        cls = resolve_reference(config["estimator"], "estimator", trusted)
+    except UntrustedReferenceError as exc:
+        raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, ImageImbalanceClassifier)):
+        raise ValueError(
+            f"{config_path!r} names estimator {config['estimator']!r}, which is not an "
+            "ImageImbalanceClassifier."
+        )
+    return cls
+
+
+def _read_weights(path, config, config_path):
+    """The tensors of model.safetensors, checked against the size and digest in config.json."""
+    weights_path = os.path.join(path, WEIGHTS_FILE)
+    try:
+        with open(weights_path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{weights_path!r} is missing: the directory is not a complete save."
+        ) from None
+    expected = config.get("files", {}).get(WEIGHTS_FILE)
+    if expected is not None:  # saves of version 0.1 recorded no digest
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) != expected.get("bytes") or digest != expected.get("sha256"):
+            raise ModelFileError(
+                f"{weights_path!r} ({len(data)} bytes) is not the file {config_path!r} was "
+                f"saved with ({expected.get('bytes')} bytes, another SHA-256): it is truncated, "
+                "damaged or from another save. Save the model again."
+            )
+    try:
+        return safetensors_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{weights_path!r} cannot be read as safetensors ({exc}): it is truncated or damaged."
+        ) from None
+
+
+def _refuse_pickle_loading(params, path, config_path):
+    """Parameters that would read pickles or files of the model directory during training."""
+    kwargs = params.get("torch_load_kwargs")
+    if kwargs is not None and not (
+        isinstance(kwargs, dict)
+        and kwargs.get("weights_only") is True
+        and set(kwargs) <= {"weights_only", "mmap"}
+    ):
+        raise UntrustedReferenceError(
+            f"{config_path!r} sets torch_load_kwargs={kwargs!r}: torch.load without "
+            "weights_only=True unpickles (runs code). If you trust the file, pass trusted=True."
+        )
+    directory = os.path.realpath(path)
+    for name, value in params.items():
+        for checkpoint in _checkpoints_in(value):
+            targets = [checkpoint.dirname or "."]
+            targets += [
+                os.path.join(checkpoint.dirname or "", f"{checkpoint.fn_prefix}{file_name}")
+                for key, file_name in vars(checkpoint).items()
+                if key.startswith("f_") and isinstance(file_name, str)
+            ]
+            inside = [t for t in targets if _inside(os.path.realpath(t), directory)]
+            if inside:
+                raise UntrustedReferenceError(
+                    f"{config_path!r} sets a {type(checkpoint).__name__} in {name!r} whose "
+                    f"files lie in the model directory ({inside[0]!r}): training would load "
+                    "them. If you trust the file, pass trusted=True."
+                )
+        if name.startswith("callbacks__") and isinstance(value, str):
+            if name.endswith("__dirname") or "__f_" in name:
+                if _inside(os.path.realpath(value or "."), directory):
+                    raise UntrustedReferenceError(
+                        f"{config_path!r} sets {name}={value!r}, inside the model directory: "
+                        "training would load files from it. If you trust the file, pass "
+                        "trusted=True."
+                    )
+
+
+def _checkpoints_in(value):
+    if isinstance(value, (Checkpoint, TrainEndCheckpoint)):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _checkpoints_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _checkpoints_in(item)
+
+
+def _inside(target, directory):
+    return target == directory or target.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _unavailable(device):

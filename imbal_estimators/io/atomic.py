@@ -1,8 +1,12 @@
-"""Write a file so that a crash at any moment leaves the old or the new version whole."""
+"""Write a file, or a directory of files, so that a crash at any moment leaves the old or
+the new version whole."""
 
 import contextlib
+import ctypes
 import errno
 import os
+import secrets
+import shutil
 import tempfile
 
 
@@ -42,3 +46,102 @@ def _fsync_directory(directory):
             raise
     finally:
         os.close(fd)
+
+
+# -- whole directories ------------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+)
+_AT_FDCWD = -100
+
+
+def _exchange(a, b):
+    """Swap the directories ``a`` and ``b`` in one step (Linux ``renameat2``); False if
+    this system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # no such call, or not this FS
+        return False
+    raise OSError(err, os.strerror(err), a)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_siblings(parent, prefix):
+    """Temporary directories of writers that died (their pid is in the name) go."""
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix) :].split("-")[0]
+        if os.name == "posix" and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _write_new_file(path, data):
+    # 0o666: the umask decides the permissions, as for any file the user writes
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def publish_directory(path, files, replaceable=()):
+    """Make ``path`` a directory holding exactly ``files`` (name -> bytes), all at once.
+
+    The files are written into a new sibling directory, fsynced, and the directory is
+    renamed to ``path``; an existing ``path`` is swapped with it in one step
+    (``renameat2(RENAME_EXCHANGE)``) and removed afterwards. A kill at any moment
+    leaves ``path`` as it was or as it is now, never a mix (where the system cannot
+    swap, ``path`` is missing for the moment between two renames). Permissions follow
+    the umask.
+
+    An existing ``path`` may hold only names in ``replaceable`` (the files of an
+    earlier publication); otherwise it is refused (``FileExistsError``).
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    if os.path.lexists(path):
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise FileExistsError(errno.EEXIST, "exists and is not a directory", path)
+        foreign = sorted(set(os.listdir(path)) - set(replaceable))
+        if foreign:
+            raise FileExistsError(
+                errno.ENOTEMPTY, f"holds other files ({', '.join(foreign[:5])})", path
+            )
+    prefix = f".{name}.tmp-"
+    _remove_stale_siblings(parent, prefix)
+    tmp = os.path.join(parent, f"{prefix}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(tmp, 0o777)
+    try:
+        for file_name, data in files.items():
+            _write_new_file(os.path.join(tmp, file_name), data)
+        _fsync_directory(tmp)
+        if not os.path.lexists(path):
+            os.rename(tmp, path)
+        elif _exchange(tmp, path):
+            pass  # tmp now holds the previous version, removed below
+        else:
+            aside = f"{tmp}-old"
+            os.rename(path, aside)
+            os.rename(tmp, path)
+            os.rename(aside, tmp)
+        _fsync_directory(parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -12,14 +12,15 @@ they are. Everything else is written as a small tagged dict:
   (``get_params()``, as scikit-learn estimators, imbalanced-learn samplers and
   skorch callbacks have, or attributes named like the ``__init__`` arguments)
 
-Decoding imports the named classes (installed code only) and calls their
-constructors; it never unpickles bytes. Unless told the data is trusted, it
-builds only classes of the kinds estimator parameters hold (torch modules,
-optimizers, schedulers, datasets, scikit-learn estimators, skorch callbacks):
-a file that names ``os:system`` with arguments is refused, not run.
+Decoding imports the named classes and calls their constructors; it never
+unpickles bytes. Unless told the data is trusted, every name is checked against
+the allow-list of :mod:`imbal_estimators.io.references` on the text, before its
+module is imported, and only classes of the kinds estimator parameters hold
+(torch modules, optimizers, schedulers, datasets, scikit-learn estimators,
+skorch callbacks) are built: a file that names ``os:system`` with arguments, or a
+module of its own directory, is refused, not run.
 """
 
-import importlib
 import inspect
 import json
 import math
@@ -27,6 +28,23 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+
+from .references import (
+    UntrustedReferenceError,
+    import_reference,
+    resolve_reference,
+    split_reference,
+)
+
+__all__ = [
+    "UnserializableParameterError",
+    "UntrustedReferenceError",
+    "describe",
+    "from_json",
+    "import_path",
+    "plain_json",
+    "to_json",
+]
 
 
 class UnserializableParameterError(TypeError):
@@ -43,17 +61,13 @@ def import_path(obj):
         return (
             f"{module}:{qualname}" if resolve_import_path(f"{module}:{qualname}") is obj else None
         )
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, UntrustedReferenceError):
         return None
 
 
 def resolve_import_path(path):
-    """The object named by ``"module:qualname"``."""
-    module_name, _, qualname = path.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+    """The object named by ``"module:qualname"`` (imports the module: trusted names only)."""
+    return import_reference(*split_reference(path))
 
 
 def constructor_params(obj):
@@ -142,43 +156,6 @@ def _object_to_json(value, name):
     }
 
 
-class UntrustedReferenceError(ValueError):
-    """A saved file names a callable that ``load`` does not build unless trusted."""
-
-
-def _safe_bases(build):
-    """Classes a file may name: built from its arguments, or (``build=False``) only referred to."""
-    from sklearn.base import BaseEstimator
-    from skorch.callbacks import Callback
-    from skorch.dataset import ValidSplit
-
-    built = (torch.nn.Module, BaseEstimator, Callback, ValidSplit)
-    if build:
-        return built
-    return (
-        *built,
-        torch.optim.Optimizer,
-        torch.optim.lr_scheduler.LRScheduler,
-        torch.optim.lr_scheduler.ReduceLROnPlateau,
-        torch.utils.data.Dataset,
-        torch.utils.data.DataLoader,
-    )
-
-
-def _resolve_checked(path, trusted, build=False):
-    obj = resolve_import_path(path)
-    if trusted or (obj is print and not build):  # print: skorch callbacks' default sink
-        return obj
-    if inspect.isclass(obj) and issubclass(obj, _safe_bases(build)):
-        return obj
-    raise UntrustedReferenceError(
-        f"The saved file names {path!r}, which is not a class of a kind that loading "
-        "builds (torch modules, optimizers, schedulers, datasets and data loaders, "
-        "scikit-learn estimators and samplers, skorch callbacks): a file could name any "
-        "function and its arguments. If you trust the file (you saved it), pass trusted=True."
-    )
-
-
 def from_json(data, trusted=False):
     """Decode what :func:`to_json` wrote.
 
@@ -186,10 +163,12 @@ def from_json(data, trusted=False):
     ----------
     data : JSON data
     trusted : bool, default=False
-        Without it, only classes of the kinds an estimator's parameters hold
-        (torch modules, optimizers, schedulers, datasets, scikit-learn
-        estimators, skorch callbacks) are imported and built; functions and
-        other classes named in ``data`` raise :class:`UntrustedReferenceError`.
+        Without it, every name is checked against the allow-list of
+        :mod:`imbal_estimators.io.references` before its module is imported,
+        and only classes of the kinds an estimator's parameters hold (torch
+        modules, optimizers, schedulers, datasets, scikit-learn estimators,
+        skorch callbacks) are built; anything else raises
+        :class:`UntrustedReferenceError` naming it.
     """
 
     def decode(item):
@@ -217,9 +196,9 @@ def from_json(data, trusted=False):
             raise ValueError(f"{data['__torch_dtype__']!r} is not a torch dtype.")
         return dtype
     if "__import__" in data:
-        return _resolve_checked(data["__import__"], trusted)
+        return resolve_reference(data["__import__"], "refer", trusted)
     if "__object__" in data:
-        cls = _resolve_checked(data["__object__"], trusted, build=True)
+        cls = resolve_reference(data["__object__"], "build", trusted)
         return cls(**{key: decode(item) for key, item in data["params"].items()})
     return {key: decode(item) for key, item in data.items()}
 

@@ -16,12 +16,13 @@ import numpy as np
 import optuna
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, GridSampler, TPESampler
+from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+from sklearn.model_selection import KFold, RepeatedStratifiedKFold, StratifiedKFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
@@ -44,7 +45,14 @@ from .space import (
     suggest,
     to_estimator_params,
 )
-from .studies import FINISHED, count_finished, make_storage, run_trials
+from .studies import (
+    FINISHED,
+    count_finished,
+    make_storage,
+    open_study,
+    run_trials,
+    study_fingerprint,
+)
 
 __all__ = ["DEFAULT_SEARCH_SPACE", "ImbalanceSearchCV"]
 
@@ -277,15 +285,18 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         scorers = self._check_scoring()
         random_state = check_random_state(self.random_state)
         seed = None if self.random_state is None else int(random_state.randint(_SEED_RANGE))
-        splits = list(self._check_cv(y, seed).split(X, y))
+        cv = self._check_cv(y, seed)
+        self._check_fold_counts(cv, y)
+        splits = list(cv.split(X, y))
         sampler, n_trials = self._make_sampler(space, seed)
-        study = optuna.create_study(
-            storage=make_storage(self.storage),
-            study_name=self.study_name or DEFAULT_STUDY_NAME,
+        storage = make_storage(self.storage) or InMemoryStorage()
+        study = open_study(
+            storage,
+            self.study_name or DEFAULT_STUDY_NAME,
+            study_fingerprint(X, y, self.scoring, splits, self.search_space),
             sampler=sampler,
             pruner=self._make_pruner(),
             direction="maximize",
-            load_if_exists=True,
         )
         if study.direction != StudyDirection.MAXIMIZE:
             raise ValueError(
@@ -298,7 +309,9 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         def objective(trial):
             return self._cross_validate(trial, space, X, y, splits, scorers)
 
-        self.n_trials_run_ = run_trials(study, objective, n_trials, timeout=self.timeout)
+        self.n_trials_run_ = run_trials(
+            study, objective, n_trials, storage=storage, timeout=self.timeout
+        )
         self.study_ = study
         self.n_trials_ = count_finished(study)
         self.n_splits_ = len(splits)
@@ -338,6 +351,23 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         stratify = is_classifier(self.estimator) and type_of_target(y) in ("binary", "multiclass")
         folds = StratifiedKFold if stratify else KFold
         return folds(self.cv, shuffle=seed is not None, random_state=seed)
+
+    def _check_fold_counts(self, cv, y):
+        """Stratified folds need as many images of each class as there are folds: with
+        fewer, some test folds have none of a class (F1 0 or undefined in every trial)."""
+        if not isinstance(cv, (StratifiedKFold, RepeatedStratifiedKFold)):
+            return
+        n_splits = cv.get_n_splits()
+        classes, counts = np.unique(np.asarray(y), return_counts=True)
+        if counts.min() < n_splits:
+            small = classes[np.argmin(counts)]
+            small = small.item() if isinstance(small, np.generic) else small
+            raise ValueError(
+                f"The 'cv' parameter of {type(self).__name__} asks for {n_splits} stratified "
+                f"folds, but class {small!r} has only {counts.min()} sample(s): "
+                f"{n_splits - counts.min()} test fold(s) would have none of it. Use cv <= "
+                f"{counts.min()}, or more samples of that class."
+            )
 
     def _make_sampler(self, space, seed):
         """The Optuna sampler and the number of finished trials to reach."""

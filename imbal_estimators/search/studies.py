@@ -1,6 +1,10 @@
 """Persistent Optuna studies shared by several workers.
 
 * :func:`make_storage` turns a file path or URL into an Optuna storage.
+* :func:`open_study` opens the study for one data set: a study records the
+  fingerprint of its data, scoring, cv and search space, and a study of the same
+  name built on another is never reused (a study of its own is opened under a
+  derived name).
 * :func:`run_trials` runs trials until the study holds ``n_trials`` finished
   (COMPLETE or PRUNED) trials, however many processes share it, and however
   often they were killed before.
@@ -8,8 +12,14 @@
   same parameters (:func:`recover_dead_trials`). A worker is known dead when
   its heartbeat is stale (RDB storages, Optuna's own mechanism) or, on the
   machine that ran it, when its process is gone (any storage).
+
+Only Optuna's public API is used: the functions that need the storage take it as
+an argument (a study does not hand it out).
 """
 
+import hashlib
+import importlib.util
+import json
 import os
 import socket
 import time
@@ -17,6 +27,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.samplers import GridSampler
@@ -44,6 +55,9 @@ RETRY_ATTR = "imbal_retry_of"  # system attr: number of the trial this one repea
 SKIPPED_ATTR = "imbal_skipped"  # user attr of a trial dropped at start, with the reason
 # System attrs that say which parameters a queued trial runs (grid point, enqueue_trial).
 _KEPT_SYSTEM_ATTRS = ("grid_id", "search_space", "fixed_params")
+FINGERPRINT_ATTR = "imbal_fingerprint"  # study user attr: what the study was built on
+# SQLAlchemy 2.1 maps "postgresql://" to psycopg 3; the extra installs psycopg2.
+POSTGRESQL_EXTRA = "postgresql"
 
 
 def make_storage(storage):
@@ -52,11 +66,12 @@ def make_storage(storage):
     Parameters
     ----------
     storage : None, str, path or optuna.storages.BaseStorage
-        ``None``: in memory. A URL (``sqlite:///...``, ``postgresql://...``,
-        ``mysql://...``): an RDB storage with heartbeats. A path ending in
-        ``.db``, ``.sqlite`` or ``.sqlite3``: a SQLite file (RDB, heartbeats). A
-        path ending in ``.log`` or ``.jsonl``: an Optuna journal file (no
-        heartbeat; dead workers are found by process id on the same machine).
+        ``None``: in memory. A URL (``sqlite:///...``, ``postgresql+psycopg2://...``,
+        ``mysql://...``): an RDB storage with heartbeats; a plain ``postgresql://``
+        URL uses psycopg2 where psycopg 3 is not installed (:func:`database_url`). A
+        path ending in ``.db``, ``.sqlite`` or ``.sqlite3``: a SQLite file (RDB,
+        heartbeats). A path ending in ``.log`` or ``.jsonl``: an Optuna journal file
+        (no heartbeat; dead workers are found by process id on the same machine).
         A storage object is used as it is.
 
     Returns
@@ -67,7 +82,7 @@ def make_storage(storage):
         return storage
     text = os.fspath(storage)
     if "://" in text:
-        return _rdb_storage(text)
+        return _rdb_storage(database_url(text))
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if suffix not in SQLITE_SUFFIXES + JOURNAL_SUFFIXES:
@@ -83,6 +98,46 @@ def make_storage(storage):
     if suffix in JOURNAL_SUFFIXES:
         return JournalStorage(JournalFileBackend(str(path.resolve())))
     return _rdb_storage(f"sqlite:///{path.resolve()}")
+
+
+def database_url(url):
+    """``url`` with the driver it can use, checked before any connection.
+
+    * ``postgresql://`` and ``postgres://`` name no driver, and SQLAlchemy 2.1 picks
+      psycopg 3 for them; where only psycopg2 is installed (the ``postgresql`` extra,
+      as ``.ci/run`` tests it) they become ``postgresql+psycopg2://``. With neither
+      driver it is an ``ImportError`` that names the extra.
+    * ``sqlite:///path`` into a folder that does not exist is a ``FileNotFoundError``
+      naming the folder (SQLite's own error does not).
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg") is not None:
+            return f"postgresql://{rest}"
+        if importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+        raise ImportError(
+            f"storage={_hide_password(url)!r} needs a PostgreSQL driver: pip install "
+            f"'imbal-estimators[{POSTGRESQL_EXTRA}]' (psycopg2), or psycopg 3."
+        )
+    if scheme.startswith("sqlite"):
+        database = rest[1:].split("?")[0] if rest.startswith("/") else ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = os.path.dirname(os.path.abspath(database))
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(
+                    f"storage={url!r} names the SQLite file {database!r}, whose folder "
+                    f"{folder!r} does not exist: create it first."
+                )
+    return url
+
+
+def _hide_password(url):
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if at and ":" in credentials:
+        credentials = credentials.split(":")[0] + ":***"
+    return f"{scheme}{sep}{credentials}{at}{host}"
 
 
 def _rdb_storage(url):
@@ -105,13 +160,116 @@ def _rdb_storage(url):
             sqlalchemy.exc.IntegrityError,
             sqlalchemy.exc.OperationalError,
             sqlalchemy.exc.ProgrammingError,
-        ):
+        ) as exc:
             # Workers started together on an empty database all create Optuna's tables;
             # one wins and the others fail ("duplicate key value" on PostgreSQL, "table
             # already exists" on SQLite). The tables exist on the next attempt.
             if attempt == _SCHEMA_ATTEMPTS - 1:
-                raise
+                raise ValueError(
+                    f"Cannot open storage={_hide_password(url)!r}: {exc.orig}"
+                ) from exc
             time.sleep(0.2 * (attempt + 1))
+
+
+# -- the study of one data set ----------------------------------------------------------
+
+
+def _stable_text(value):
+    """A text for ``value`` that is the same in every process (no memory addresses)."""
+    if isinstance(value, dict):
+        return {str(k): _stable_text(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_stable_text(v) for v in value]
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    text = repr(value)
+    if " at 0x" in text:
+        from ..io.jsonable import describe
+
+        return describe(value)
+    return text
+
+
+def _array_digest(sha, values):
+    array = np.asarray(values)
+    if array.dtype.kind in "biufc":
+        sha.update(f"{array.dtype.str}{array.shape}".encode())
+        sha.update(np.ascontiguousarray(array).tobytes())
+    else:
+        sha.update(json.dumps([str(v) for v in np.ravel(array)]).encode())
+
+
+def study_fingerprint(X, y, scoring, splits, search_space):
+    """What a study's results depend on, as digests: the data (paths or values and the
+    labels), the scoring, the folds and the search space."""
+
+    def digest(*parts):
+        sha = hashlib.sha256()
+        for part in parts:
+            if isinstance(part, str):
+                sha.update(part.encode())
+            else:
+                _array_digest(sha, part)
+            sha.update(b"\0")
+        return sha.hexdigest()[:16]
+
+    folds = [index for train, test in splits for index in (train, [-1], test, [-2])]
+    return {
+        "data": digest(X, y),
+        "scoring": digest(json.dumps(_stable_text(scoring))),
+        "cv": digest(np.concatenate(folds) if folds else np.zeros(0, dtype=np.int64)),
+        "search_space": digest(json.dumps(_stable_text(search_space))),
+    }
+
+
+def open_study(storage, study_name, fingerprint, **create_kwargs):
+    """The study ``study_name`` of ``storage`` for the data of ``fingerprint``.
+
+    A new study, or one that recorded the same fingerprint, is used as it is. A study
+    of that name that recorded another fingerprint (other data, scoring, folds or
+    search space), or that has trials and none, is left alone: the study opened is
+    ``"<study_name>-<12 hex digits of the fingerprint>"`` instead, created or continued.
+    So a rerun on the same data continues its study, and a search nested in
+    ``cross_val_score`` runs in every outer fold.
+
+    Returns
+    -------
+    optuna.Study
+        ``study.study_name`` says which.
+    """
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, load_if_exists=True, **create_kwargs
+    )
+    direction = create_kwargs.get("direction")
+    if direction is not None and study.direction.name.lower() != direction:
+        raise ValueError(
+            f"Study {study_name!r} {study.direction.name.lower()}s; ImbalanceSearchCV "
+            f"{direction}s scores. Use another study_name."
+        )
+    if _claim_study(study, fingerprint):
+        return study
+    text = json.dumps(fingerprint, sort_keys=True).encode()
+    derived = f"{study_name}-{hashlib.sha256(text).hexdigest()[:12]}"
+    study = optuna.create_study(
+        storage=storage, study_name=derived, load_if_exists=True, **create_kwargs
+    )
+    if not _claim_study(study, fingerprint):
+        raise ValueError(
+            f"Study {derived!r} in the storage records a fingerprint "
+            f"{study.user_attrs.get(FINGERPRINT_ATTR)} other than this search's "
+            f"{fingerprint}; it was not reused. Use another study_name."
+        )
+    return study
+
+
+def _claim_study(study, fingerprint):
+    """Whether ``study`` is this data's: it recorded ``fingerprint``, or is empty and now does."""
+    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    if recorded is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+        # another worker may have claimed it at the same moment: the stored value decides
+        recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    return recorded == fingerprint
 
 
 # -- workers ----------------------------------------------------------------------------
@@ -161,8 +319,8 @@ def _proc_stat(pid):
     return fields[0], int(fields[19])
 
 
-def _heartbeat_enabled(study):
-    get_interval = getattr(study._storage, "get_heartbeat_interval", None)
+def _heartbeat_enabled(storage):
+    get_interval = getattr(storage, "get_heartbeat_interval", None)
     return get_interval is not None and get_interval() is not None
 
 
@@ -187,12 +345,14 @@ def retry_trial(study, trial):
     )
 
 
-def _fail(study, trial):
+def _fail(storage, study, trial):
     """Mark a RUNNING trial FAIL; ``False`` if another worker finished it first."""
-    # Optuna has no public call for failing another process's trial; this is what
-    # its own fail_stale_trials does.
+    # What Optuna's own fail_stale_trials does, through the storage's public methods
+    # (Study.tell would also run the sampler's after_trial for another process's trial).
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     try:
-        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
 
@@ -205,16 +365,19 @@ def _is_dead(trial, now):
     return worker_alive(worker) is False
 
 
-def recover_dead_trials(study):
-    """Fail the RUNNING trials of dead workers and queue each again; return how many."""
-    if _heartbeat_enabled(study):
+def recover_dead_trials(study, storage):
+    """Fail the RUNNING trials of dead workers and queue each again; return how many.
+
+    ``storage`` is the study's storage (the object given to ``optuna.create_study``).
+    """
+    if _heartbeat_enabled(storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             fail_stale_trials(study)  # calls retry_trial for each stale trial
     now = datetime.now()
     recovered = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _is_dead(trial, now) and _fail(study, trial):
+        if _is_dead(trial, now) and _fail(storage, study, trial):
             retry_trial(study, trial)
             recovered += 1
     return recovered
@@ -275,9 +438,9 @@ def _claim(study, trial, n_trials):
     raise SkipTrial(f"Trial {trial.number} not run: {reason}.")
 
 
-def _worth_waiting_for(study, trial, now):
+def _worth_waiting_for(storage, trial, now):
     """Will this running trial end, or be found dead, without our help?"""
-    if _heartbeat_enabled(study):
+    if _heartbeat_enabled(storage):
         return True
     worker = trial.user_attrs.get(WORKER_ATTR)
     if worker is None:
@@ -290,7 +453,7 @@ def count_finished(study):
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def run_trials(study, objective, n_trials, *, timeout=None):
+def run_trials(study, objective, n_trials, *, storage, timeout=None):
     """Run trials of ``objective`` until ``study`` holds ``n_trials`` finished ones.
 
     Trials finished earlier, by this or any other worker, count. While the
@@ -305,6 +468,8 @@ def run_trials(study, objective, n_trials, *, timeout=None):
         ``trial -> float``, as for ``Study.optimize``.
     n_trials : int
         The study's total of COMPLETE + PRUNED trials.
+    storage : optuna.storages.BaseStorage
+        The study's storage (the object given to ``optuna.create_study``).
     timeout : float or None
         Seconds after which no new trial starts.
 
@@ -328,7 +493,7 @@ def run_trials(study, objective, n_trials, *, timeout=None):
         return objective(trial)
 
     while deadline is None or time.monotonic() < deadline:
-        recover_dead_trials(study)
+        recover_dead_trials(study, storage)
         if grid:
             requeue_failed_grid_points(study)
         finished = count_finished(study)
@@ -337,7 +502,7 @@ def run_trials(study, objective, n_trials, *, timeout=None):
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if finished + len(running) >= n_trials:
             now = datetime.now()
-            if not any(_worth_waiting_for(study, t, now) for t in running):
+            if not any(_worth_waiting_for(storage, t, now) for t in running):
                 break  # their workers cannot be checked from here: leave them the trials
             time.sleep(POLL_SECONDS)
             continue

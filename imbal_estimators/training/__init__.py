@@ -1,2 +1,3 @@
 """What happens during ``fit`` besides the forward pass: callbacks, checkpoints, the
-internal validation split, device and precision, out-of-memory handling."""
+divergence check, the internal validation split, device and precision, out-of-memory
+handling."""

@@ -9,6 +9,7 @@
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -162,6 +163,17 @@ class DeferredReweighting(Callback):
     ``class_weights_on`` (bool) per epoch in the history. Does nothing when
     ``net.drw_epoch`` is None.
     """
+
+    def on_train_begin(self, net, **kwargs):
+        last = len(net.history) + net.max_epochs  # partial_fit continues the count
+        if net.drw_epoch is not None and net.drw_epoch > last:
+            warnings.warn(
+                f"drw_epoch={net.drw_epoch} is after the last epoch of this fit "
+                f"(max_epochs={net.max_epochs}): the class weights of alpha never switch on. "
+                "Lower drw_epoch, raise max_epochs, or continue with partial_fit.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def on_epoch_begin(self, net, **kwargs):
         if net.drw_epoch is None:

@@ -1,39 +1,50 @@
-"""Atomic per-epoch checkpoints and resuming a fit from them (``checkpoint_dir=``).
+"""Atomic, checksummed per-epoch checkpoints and resuming a fit from them (``checkpoint_dir=``).
 
-After every epoch :class:`EpochCheckpoint` writes one file,
-``<checkpoint_dir>/checkpoint.pt``: the module, optimizer, float16 loss-scaler and
-learning-rate scheduler states, the states of the best-model keeper and of early stopping,
-the history, the epoch number, the seeds (the sampler and the torch RNG are
-reseeded per epoch from them, so they replay exactly) and the RNG states. The
-file is written next to its final name, flushed and fsynced, then renamed over
-the old one (``os.replace``), so a kill at any moment leaves either the
-previous or the new checkpoint, never a torn one. A write that fails raises.
+After every epoch :class:`EpochCheckpoint` writes one file per data set,
+``<checkpoint_dir>/checkpoint-<key>.pt``, where ``key`` is a digest of the classes, the
+image paths and their labels: inside cross-validation every fold has its own. It holds the
+module, optimizer, float16 loss-scaler and learning-rate scheduler states, the states of
+the best-model keeper, of early stopping and of every other callback (their attributes
+that are numbers, strings, arrays, tensors or containers of them), the history, the epoch
+number, the seeds (the sampler and the torch RNG are reseeded per epoch from them, so they
+replay exactly), the RNG states, and the size and modification time of every image.
 
-A later ``fit`` with the same directory and a compatible configuration (same
-classes, data, split and training parameters) continues after the last
-completed epoch up to ``max_epochs`` in total; anything else is refused with an
-error that names what differs. The file is read with ``torch.load(...,
-weights_only=True)``, which rebuilds tensors and plain containers only.
+The file is written next to its final name, flushed and fsynced, then renamed over the old
+one (``os.replace``), so a kill at any moment leaves either the previous or the new
+checkpoint. It carries the SHA-256 of its content (:mod:`imbal_estimators.io.checksummed`),
+checked before anything is resumed: a damaged checkpoint is refused with
+:class:`CheckpointError` naming the file. Every failed write (a full disk included) is a
+:class:`CheckpointError`. One process at a time fits into a checkpoint
+(``checkpoint-<key>.lock``, :mod:`imbal_estimators.io.lock`).
+
+A later ``fit`` with the same directory and data and a compatible configuration (same
+split and training parameters, unchanged image files) continues after the last completed
+epoch up to ``max_epochs`` in total; anything else is refused with an error that names
+what differs. The payload is read with ``torch.load(..., weights_only=True)``, which
+rebuilds tensors and plain containers only.
 """
 
 import contextlib
 import glob
 import hashlib
+import io
 import json
 import os
 import tempfile
+import weakref
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog, ProgressBar
 from skorch.history import History
 
-from ..io.atomic import atomic_write
+from ..io.checksummed import ChecksumError, read_checksummed, write_checksummed
 from ..io.jsonable import describe, plain_json
+from ..io.lock import FileLock, LockedError, describe_holder
 from .callbacks import KeepBestModel
 
-CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT_VERSION = 1
+CHECKPOINT_PREFIX = "checkpoint-"
+FORMAT_VERSION = 2
 
 # Parameters that may change between the interrupted fit and the one that resumes
 # it: they do not change what is learned (or, for max_epochs, only how long).
@@ -51,14 +62,19 @@ RESUME_IGNORED_PARAMS = frozenset(
     }
 )
 _IGNORED_SUFFIXES = ("__num_workers", "__pin_memory", "__persistent_workers", "__prefetch_factor")
+_LISTED_FILES = 5
 
 
 class CheckpointError(OSError):
     """A checkpoint cannot be written or read; the message names the file."""
 
 
+class CheckpointLockedError(CheckpointError):
+    """Another process (or another fit of this process) trains into the same checkpoint."""
+
+
 class CheckpointMismatchError(ValueError):
-    """``checkpoint_dir`` holds the checkpoint of another training run."""
+    """``checkpoint_dir`` holds a checkpoint of this data made by another training run."""
 
 
 def _digest(*arrays):
@@ -93,6 +109,22 @@ def split_fingerprint(train_rows, valid_rows):
     return {"split": _digest(train_rows, valid_rows)}
 
 
+def checkpoint_key(fingerprint):
+    """The 16 hex digits that name the checkpoint of this data (classes, paths, labels)."""
+    text = json.dumps([fingerprint["classes"], fingerprint["data"]])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def image_stats(paths):
+    """``(n, 2)`` int64: size and modification time (ns) of each file; -1 where it is gone."""
+    stats = np.full((len(paths), 2), -1, dtype=np.int64)
+    for i, path in enumerate(paths):
+        with contextlib.suppress(OSError):
+            status = os.stat(path)
+            stats[i] = (status.st_size, status.st_mtime_ns)
+    return stats
+
+
 class CheckpointPlan:
     """What ``fit`` found in ``checkpoint_dir`` and what the run must match.
 
@@ -101,18 +133,33 @@ class CheckpointPlan:
     directory : str
     fingerprint : dict
         Parameter, class, data and split fingerprints of this fit.
+    images : ndarray of shape (n_images, 2)
+        :func:`image_stats` of the paths.
     state : dict or None
         The checkpoint to resume from (checked compatible), or None.
+    lock : FileLock or None
+        Held from :func:`prepare_checkpoint` until :meth:`release`.
     """
 
-    def __init__(self, directory, fingerprint, state=None):
+    def __init__(self, directory, fingerprint, images=None, state=None, lock=None):
         self.directory = directory
         self.fingerprint = fingerprint
+        self.images = images
         self.state = state
+        self.lock = lock
+        self.training = False  # between on_train_begin and release()
+
+    @property
+    def key(self):
+        return checkpoint_key(self.fingerprint)
 
     @property
     def path(self):
-        return os.path.join(self.directory, CHECKPOINT_FILE)
+        return os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{self.key}.pt")
+
+    @property
+    def lock_path(self):
+        return os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{self.key}.lock")
 
     @property
     def seeds(self):
@@ -125,17 +172,38 @@ class CheckpointPlan:
         if self.state is not None:
             _check_same(self.path, json.loads(self.state["fingerprint"]), self.fingerprint)
 
+    def release(self):
+        """Give up the lock of the checkpoint (the file stays)."""
+        self.training = False
+        if self.lock is not None:
+            self.lock.release()
+
+
+# The plans of this process that hold a lock, by lock path. A fit that failed before
+# training began (a bad image, a refused checkpoint) may still hold one, kept alive by
+# the traceback; the next fit of this process on the same data takes it over, unless
+# that fit is training.
+_HELD = weakref.WeakValueDictionary()
+
 
 def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
-    """Create ``directory`` (checking it can be written) and read a checkpoint to resume.
+    """Create ``directory`` (checking it can be written), lock this data's checkpoint in it
+    and read the checkpoint to resume.
 
     Raises
     ------
     CheckpointError
-        The directory cannot be created or written, or its checkpoint cannot be read.
+        The directory cannot be created or written, or its checkpoint cannot be read
+        or fails its checksum.
+    CheckpointLockedError
+        Another process fits into the same checkpoint; the message names it.
     CheckpointMismatchError
-        The checkpoint belongs to a fit with other parameters, classes or data.
+        The checkpoint belongs to a fit with other parameters, or the image files
+        changed since it was written.
     """
+    previous = estimator.__dict__.get("_checkpoint_plan_")
+    if previous is not None:  # a fit of this estimator that failed before releasing it
+        previous.release()
     directory = os.fspath(directory)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -149,16 +217,43 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
         ) from exc
     fingerprint = {"params": params_fingerprint(estimator)}
     fingerprint.update(data_fingerprint(paths, y_encoded, classes))
-    plan = CheckpointPlan(directory, fingerprint)
-    # Temporary files of a write that was killed: never a valid checkpoint.
-    for stale in glob.glob(os.path.join(glob.escape(directory), CHECKPOINT_FILE + ".*.tmp")):
+    plan = CheckpointPlan(directory, fingerprint, image_stats(paths))
+    plan.lock = FileLock(plan.lock_path)
+    held = _HELD.get(os.path.realpath(plan.lock_path))
+    if held is not None and not held.training:
+        held.release()
+    try:
+        plan.lock.acquire()
+    except LockedError as exc:
+        raise CheckpointLockedError(
+            f"checkpoint_dir {directory!r}: the checkpoint {plan.path!r} of this data is in "
+            f"use by {describe_holder(exc.holder)}, which is fitting into it. Wait for it, "
+            "or use another checkpoint_dir."
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(f"Cannot lock {plan.lock_path!r}: {exc}") from exc
+    _HELD[os.path.realpath(plan.lock_path)] = plan
+    try:
+        _read_plan_state(plan, estimator, resume, paths)
+    except BaseException:
+        plan.release()
+        raise
+    return plan
+
+
+def _read_plan_state(plan, estimator, resume, paths):
+    # Temporary files of a write that was killed (this data's only; we hold its lock).
+    pattern = glob.escape(plan.path) + ".*.tmp"
+    for stale in glob.glob(pattern):
         with contextlib.suppress(OSError):
             os.unlink(stale)
     if not resume or not os.path.exists(plan.path):
-        return plan
+        return
     state = read_checkpoint(plan.path)
     saved = json.loads(state["fingerprint"])
-    _check_same(plan.path, saved, {k: v for k, v in fingerprint.items() if k != "split"})
+    current = {k: v for k, v in plan.fingerprint.items() if k != "split"}
+    _check_same(plan.path, saved, current)
+    _check_images(plan.path, state.get("images"), plan.images, paths)
     epoch = int(state["epoch"])
     if epoch > estimator.max_epochs:
         raise CheckpointMismatchError(
@@ -167,7 +262,23 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
             "max_epochs, or use another checkpoint_dir."
         )
     plan.state = state
-    return plan
+
+
+def _check_images(path, saved, current, paths):
+    """Refuse to resume on image files whose size or modification time changed."""
+    if saved is None or current is None:
+        return
+    saved = saved.numpy()
+    changed = np.flatnonzero(np.any(saved != current, axis=1))
+    if not len(changed):
+        return
+    names = [f"X[{i}] {str(paths[i])!r}" for i in changed[:_LISTED_FILES]]
+    more = f" and {len(changed) - _LISTED_FILES} more" if len(changed) > _LISTED_FILES else ""
+    raise CheckpointMismatchError(
+        f"The checkpoint {path!r} was written on other image files: {len(changed)} file(s) "
+        f"changed since (size or modification time): {', '.join(names)}{more}. Resuming "
+        "would mix training on two versions of the data; delete the checkpoint to start over."
+    )
 
 
 def _check_same(path, saved, current):
@@ -195,13 +306,29 @@ def _check_same(path, saved, current):
 
 
 def read_checkpoint(path):
-    """Load a checkpoint file onto the CPU (tensors and plain containers only)."""
+    """Load a checkpoint file onto the CPU after checking its SHA-256.
+
+    Raises
+    ------
+    CheckpointError
+        The file cannot be read, fails its checksum, or is not a checkpoint of this
+        version; the message names it.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        payload = read_checksummed(path)
+    except ChecksumError as exc:
+        raise CheckpointError(
+            f"The checkpoint {path!r} is damaged or not a checkpoint of this version of "
+            f"imbal_estimators: {exc}. It was not resumed; delete it to start over."
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read the checkpoint {path!r}: {exc}") from exc
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"Cannot read the checkpoint {path!r} ({type(exc).__name__}): it is damaged or "
-            "not a checkpoint of imbal_estimators. Delete it to start over."
+            f"Cannot read the checkpoint {path!r} ({type(exc).__name__}: {exc}): it is not "
+            "a checkpoint of imbal_estimators. Delete it to start over."
         ) from exc
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
@@ -211,7 +338,26 @@ def read_checkpoint(path):
     return state
 
 
+def write_checkpoint(path, state):
+    """Write ``state`` to ``path`` atomically with its checksum.
+
+    Raises
+    ------
+    CheckpointError
+        For any failure (a full disk, a missing directory, a tensor torch cannot save),
+        naming the file; the previous checkpoint stays as it was.
+    """
+    try:
+        write_checksummed(path, lambda file: torch.save(state, file))
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"Cannot write the checkpoint {path!r}: {exc}") from exc
+
+
 # -- what a checkpoint holds ----------------------------------------------------------
+
+
+# Callbacks that only display progress: their state is not worth a resume.
+_DISPLAY_ONLY = (PrintLog, ProgressBar)
 
 
 def _callback_state(callback):
@@ -236,7 +382,68 @@ def _callback_state(callback):
         }
     if hasattr(callback, "state_dict") and hasattr(callback, "load_state_dict"):
         return callback.state_dict()
-    return None
+    if isinstance(callback, (_DISPLAY_ONLY, EpochCheckpoint)):
+        return None
+    return {"attributes": attribute_state(callback)}
+
+
+def attribute_state(callback):
+    """The attributes of a callback that are not constructor parameters, where they are
+    plain values (numbers, strings, numpy arrays, tensors, lists, tuples and dicts of
+    them): a user's callback that counts or remembers resumes where it was."""
+    try:
+        params = set(callback.get_params(deep=False)) if hasattr(callback, "get_params") else set()
+    except TypeError:
+        params = set()
+    state = {}
+    for name, value in vars(callback).items():
+        if name in params or name.startswith("__"):
+            continue
+        encoded = _plain_value(value)
+        if encoded is not _NOT_PLAIN:
+            state[name] = encoded
+    return state
+
+
+_NOT_PLAIN = object()
+_NUMPY_TAG = "__numpy__"
+
+
+def _plain_value(value, depth=0):
+    """``value`` as torch.load(weights_only=True) reads it back, or ``_NOT_PLAIN``."""
+    if depth > 20:
+        return _NOT_PLAIN
+    if isinstance(value, np.generic):  # before float: np.float64 is a float
+        return value.item() if value.dtype.kind in "biuf" else _NOT_PLAIN
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return type(value)(value) if value is not None else None
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {_NUMPY_TAG: torch.from_numpy(np.array(value))}
+    if isinstance(value, (list, tuple)):
+        items = [_plain_value(item, depth + 1) for item in value]
+        if any(item is _NOT_PLAIN for item in items):
+            return _NOT_PLAIN
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and all(isinstance(k, (str, int)) for k in value):
+        items = {k: _plain_value(item, depth + 1) for k, item in value.items()}
+        if any(item is _NOT_PLAIN for item in items.values()):
+            return _NOT_PLAIN
+        return items
+    return _NOT_PLAIN
+
+
+def _from_plain(value):
+    if isinstance(value, dict):
+        if set(value) == {_NUMPY_TAG}:
+            return value[_NUMPY_TAG].numpy()
+        return {k: _from_plain(item) for k, item in value.items()}
+    if isinstance(value, list):
+        return [_from_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_from_plain(item) for item in value)
+    return value
 
 
 def _restore_callback(callback, state):
@@ -255,6 +462,9 @@ def _restore_callback(callback, state):
         callback.batch_idx_ = state["batch_idx"]
     elif hasattr(callback, "load_state_dict"):
         callback.load_state_dict(state)
+    elif "attributes" in state:
+        for name, value in state["attributes"].items():
+            setattr(callback, name, _from_plain(value))
 
 
 def _rng_states():
@@ -310,6 +520,7 @@ def checkpoint_state(net, plan):
         "grad_scaler": None if scaler is None else scaler.state_dict(),
         "callbacks": callbacks,
         "rng": _rng_states(),
+        "images": None if plan.images is None else torch.from_numpy(plan.images),
     }
 
 
@@ -332,11 +543,13 @@ class EpochCheckpoint(Callback):
 
     The estimator appends it after every other callback, so it restores the
     states those callbacks created in ``on_train_begin`` and saves what they
-    recorded in ``on_epoch_end``.
+    recorded in ``on_epoch_end``. At the end of training it gives up the lock.
     """
 
     def on_train_begin(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)
+        if plan is not None:
+            plan.training = True
         if plan is None or plan.state is None:
             return
         state, plan.state = plan.state, None  # the weights are not needed twice
@@ -352,8 +565,9 @@ class EpochCheckpoint(Callback):
         plan = getattr(net, "_checkpoint_plan_", None)
         if plan is None:
             return
-        state = checkpoint_state(net, plan)
-        try:
-            atomic_write(plan.path, lambda file: torch.save(state, file))
-        except OSError as exc:
-            raise CheckpointError(f"Cannot write the checkpoint {plan.path!r}: {exc}") from exc
+        write_checkpoint(plan.path, checkpoint_state(net, plan))
+
+    def on_train_end(self, net, **kwargs):
+        plan = getattr(net, "_checkpoint_plan_", None)
+        if plan is not None:
+            plan.release()

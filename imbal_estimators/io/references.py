@@ -1,0 +1,166 @@
+"""What a saved file may name: an allow-list checked on the text before anything is imported.
+
+A saved model's ``config.json`` names classes and functions as ``"module:qualname"``.
+Importing a module runs its code, so the name is checked first, as a string:
+
+* its module must belong to a package that imbal_estimators itself imports (torch,
+  torchvision, skorch, scikit-learn, imbalanced-learn, imbal_estimators), and that package
+  must already be imported (so a ``torch.py`` in the working directory cannot stand in);
+* a function must be one of :data:`ALLOWED_FUNCTIONS` or a public function of
+  ``sklearn.metrics`` (the scoring functions skorch's ``EpochScoring`` takes);
+* names of version 0.1 (``imbal_estimators.classifier:...``) are mapped to where the code
+  lives now (:func:`imbal_estimators.io.legacy.new_module_name`), on the string.
+
+Only then is the module imported, and the object must be of a kind that loading builds
+or refers to (torch modules, optimizers, schedulers, datasets and data loaders,
+scikit-learn estimators and samplers, skorch callbacks). skorch's ``LoadInitState`` is
+refused: it unpickles files when training begins. ``trusted=True`` skips every check.
+"""
+
+import importlib
+import inspect
+import re
+import sys
+
+from .legacy import new_module_name
+
+#: top-level packages whose modules a saved file may name
+ALLOWED_PACKAGES = ("imbal_estimators", "imblearn", "sklearn", "skorch", "torch", "torchvision")
+
+#: functions a saved file may name (skorch callbacks' defaults)
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "builtins:print",
+        "skorch.utils:noop",
+        "skorch.utils:to_numpy",
+        "skorch.utils:to_tensor",
+        "skorch.utils:freeze_parameter",
+        "skorch.utils:unfreeze_parameter",
+        "skorch.scoring:loss_scoring",
+    }
+)
+
+#: the estimator classes ``load`` builds without ``trusted=True``
+ALLOWED_ESTIMATORS = frozenset({"imbal_estimators.estimator.classifier:ImageImbalanceClassifier"})
+
+_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+_TRUST_HINT = "If you trust the file (you saved it yourself), pass trusted=True."
+
+
+class UntrustedReferenceError(ValueError):
+    """A saved file names something that ``load`` does not import or build unless trusted."""
+
+
+def split_reference(text):
+    """``(module, qualname)`` of ``"module:qualname"``, with 0.1 module names mapped."""
+    if not isinstance(text, str) or not _NAME.match(text):
+        raise UntrustedReferenceError(
+            f"The saved file names {text!r}, which is not a 'module:qualname' reference."
+        )
+    module, _, qualname = text.partition(":")
+    return new_module_name(module) or module, qualname
+
+
+def check_reference(text, kind):
+    """Refuse ``text`` unless the allow-list admits it; nothing is imported.
+
+    Parameters
+    ----------
+    text : str
+        ``"module:qualname"``.
+    kind : {"estimator", "build", "refer"}
+        The estimator class of the file, a class built from its arguments, or a
+        class or function a parameter refers to.
+
+    Returns
+    -------
+    module, qualname : str
+    """
+    module, qualname = split_reference(text)
+    name = f"{module}:{qualname}"
+    if kind == "estimator":
+        if name not in ALLOWED_ESTIMATORS:
+            raise UntrustedReferenceError(
+                f"The saved file names the estimator {text!r}; load builds "
+                f"{sorted(ALLOWED_ESTIMATORS)} only (a subclass lives in your own code, "
+                f"which loading does not import). {_TRUST_HINT}"
+            )
+        return module, qualname
+    if name in ALLOWED_FUNCTIONS:
+        return module, qualname
+    top = module.split(".")[0]
+    dunder = any(part.startswith("__") for part in qualname.split("."))
+    if top not in ALLOWED_PACKAGES or top not in sys.modules or dunder:
+        raise UntrustedReferenceError(
+            f"The saved file names {text!r}, which is not on the allow-list of what loading "
+            f"imports: modules of {', '.join(ALLOWED_PACKAGES)} (importing any other module "
+            f"runs its code). {_TRUST_HINT}"
+        )
+    return module, qualname
+
+
+def import_reference(module, qualname):
+    """The object ``qualname`` of ``module`` (imports the module)."""
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _bases(kind):
+    from sklearn.base import BaseEstimator
+    from skorch.callbacks import Callback
+    from skorch.dataset import ValidSplit
+    from torch import nn, optim
+    from torch.utils import data
+
+    built = (nn.Module, BaseEstimator, Callback, ValidSplit)
+    if kind == "build":
+        return built
+    scheduler = optim.lr_scheduler
+    referred = (optim.Optimizer, scheduler.LRScheduler, scheduler.ReduceLROnPlateau)
+    return (*built, *referred, data.Dataset, data.DataLoader)
+
+
+def _is_metric_function(module, qualname, obj):
+    if not module.startswith("sklearn.metrics") or "." in qualname:
+        return False
+    import sklearn.metrics
+
+    return qualname in sklearn.metrics.__all__ and getattr(sklearn.metrics, qualname) is obj
+
+
+def resolve_reference(text, kind, trusted=False):
+    """The object ``text`` names, checked against the allow-list unless ``trusted``.
+
+    Raises
+    ------
+    UntrustedReferenceError
+        Before any import when the text is not allowed; after it when the object
+        is not of a kind loading builds or refers to. The message names ``text``.
+    """
+    if trusted:
+        return import_reference(*split_reference(text))
+    module, qualname = check_reference(text, kind)
+    obj = import_reference(module, qualname)
+    if kind == "estimator" or (kind == "refer" and f"{module}:{qualname}" in ALLOWED_FUNCTIONS):
+        return obj
+    if inspect.isclass(obj) and issubclass(obj, _bases(kind)):
+        from skorch.callbacks import LoadInitState
+
+        if issubclass(obj, LoadInitState):
+            raise UntrustedReferenceError(
+                f"The saved file names {text!r}: LoadInitState loads files with torch.load "
+                f"(pickle) when training begins. {_TRUST_HINT}"
+            )
+        return obj
+    if kind == "refer" and _is_metric_function(module, qualname, obj):
+        return obj
+    raise UntrustedReferenceError(
+        f"The saved file names {text!r}, which is not a class of a kind that loading "
+        + ("builds" if kind == "build" else "refers to")
+        + " (torch modules, optimizers, schedulers, datasets and data loaders, scikit-learn "
+        "estimators and samplers, skorch callbacks) nor an allowed function: a file could "
+        f"name any function and its arguments. {_TRUST_HINT}"
+    )

@@ -1,0 +1,100 @@
+"""Stop a fit whose loss or weights are no longer finite, and say where it happened.
+
+A learning rate far too high (``optimizer=torch.optim.SGD, lr=1e12``) sends the loss to
+infinity and the weights to NaN within a few batches; without a check the fit ends
+"successfully" and every prediction is NaN. :class:`DivergenceCheck` is one of the
+estimator's default callbacks (named ``"divergence"``).
+"""
+
+import math
+import warnings
+
+import torch
+from skorch.callbacks import Callback
+
+DIVERGENCE_ACTIONS = ("raise", "restore")
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss, the validation loss or the weights became NaN or infinite."""
+
+
+class DivergenceCheck(Callback):
+    """Stop training when the loss or the weights stop being finite.
+
+    Checks the loss of every training batch, and after each epoch the validation
+    loss and the module's parameters.
+
+    Parameters
+    ----------
+    action : {"raise", "restore"}, default="raise"
+        ``"raise"``: stop with :class:`TrainingDivergedError`, naming the epoch,
+        the batch and the learning rate. ``"restore"``: stop training, drop the
+        diverged epoch from the history, keep the best epoch before it (the
+        estimator's best-epoch keeper restores it) and warn; when no earlier
+        epoch was scored there is nothing to keep and it raises. Set it with
+        ``ImageImbalanceClassifier(callbacks__divergence__action="restore")``;
+        ``callbacks__divergence=None`` turns the check off.
+    """
+
+    def __init__(self, action="raise"):
+        self.action = action
+
+    def initialize(self):
+        if self.action not in DIVERGENCE_ACTIONS:
+            raise ValueError(
+                f"The 'action' parameter of DivergenceCheck must be one of "
+                f"{list(DIVERGENCE_ACTIONS)}. Got {self.action!r} instead."
+            )
+        return self
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if not training or loss is None:
+            return
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if not math.isfinite(value):
+            self._diverged(net, f"the training loss is {value}", _train_batches(net))
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        valid_loss = row.get("valid_loss")
+        if valid_loss is not None and not math.isfinite(valid_loss):
+            self._diverged(net, f"the validation loss is {valid_loss}", _train_batches(net))
+        for name, param in net.module_.named_parameters():
+            if param.requires_grad and not bool(torch.isfinite(param.detach()).all()):
+                self._diverged(net, f"the weights of {name!r} are not finite", _train_batches(net))
+
+    def _diverged(self, net, what, batch):
+        epoch = len(net.history)
+        lrs = sorted({float(group["lr"]) for group in net.optimizer_.param_groups})
+        lr = ", ".join(f"{value:g}" for value in lrs)
+        optimizer = type(net.optimizer_).__name__
+        message = (
+            f"Training diverged: {what} at epoch {epoch}, batch {batch} "
+            f"(lr={lr}, optimizer {optimizer})."
+        )
+        keeper = dict(net.callbacks_).get("keep_best")
+        kept = getattr(keeper, "best_epoch_", None)
+        if self.action == "restore" and kept is not None:
+            del net.history[-1]  # the diverged epoch did not finish
+            warnings.warn(
+                f"{message} Stopped training and kept epoch {kept}, the best before it "
+                '(callbacks__divergence__action="restore").',
+                UserWarning,
+                stacklevel=2,
+            )
+            raise KeyboardInterrupt  # skorch's way to end training early (see EarlyStopping)
+        hint = (
+            " No earlier epoch was scored on the validation split, so there is none to keep."
+            if self.action == "restore"
+            else ' Or pass callbacks__divergence__action="restore" to keep the best epoch '
+            "before it."
+        )
+        raise TrainingDivergedError(
+            f"{message} Lower lr (or use an adaptive optimizer such as AdamW), check the "
+            f"data and the loss, or clip gradients.{hint}"
+        )
+
+
+def _train_batches(net):
+    return sum("train_loss" in batch for batch in net.history[-1]["batches"])
