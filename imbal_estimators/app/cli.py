@@ -296,6 +296,9 @@ def build_parser():
     fit.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
     _add_loss_options(fit)
+    fit.add_argument(
+        "--pos-label", help="positive class of a binary problem (default: the rarer class)"
+    )
     _add_model_options(fit)
 
     predict = commands.add_parser(
@@ -607,7 +610,10 @@ def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     paths, labels = load_folder(args.data_dir)
-    clf = ImageImbalanceClassifier(**estimator_params(args), **_loss_params(args))
+    params = {**estimator_params(args), **_loss_params(args)}
+    if args.pos_label is not None:  # compare's fit commands name the class they scored
+        params["pos_label"] = args.pos_label
+    clf = ImageImbalanceClassifier(**params)
     if not hasattr(clf, "save"):
         raise CLIError("this version of imbal_estimators cannot save models yet.")
     clf.fit(paths, labels)
