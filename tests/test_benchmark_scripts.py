@@ -74,3 +74,4 @@ def test_answer_quality_benchmark_quick(tmp_path):
     for row in ("| compare (saved model) |", "| seed: focal g=2, inverse-frequency alpha |"):
         assert row in result.stdout
     assert "| best seed recipe (per set) |" in result.stdout and "Picks" in result.stdout
+    assert "Acceptance (compare >= best seed recipe - 0.03 on every set):" in result.stdout

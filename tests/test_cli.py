@@ -99,7 +99,7 @@ def test_the_fit_command_of_a_row_trains_that_model(binary_folder, tmp_path, cap
     assert main([*argv, "--backbone", "small_cnn", *FAST_ARGS]) == 0
     rows = read_csv(out / "results.csv")
     tuned = next(r for r in rows if r["configuration"] == "ce + tuned threshold")
-    assert "--threshold auto" in tuned["fit"] and "--monitor f1" in tuned["fit"]
+    assert "--threshold auto" in tuned["fit"] and "--monitor average_precision" in tuned["fit"]
     # the recommended row's command trains the model compare saved
     recommended = next(r for r in rows if r["recommended"] == "yes")
     command = recommended["fit"].split()

@@ -140,7 +140,7 @@ def test_binary_rows_pair_argmax_and_tuned_threshold(binary_comparison):
     assert np.allclose(result.proba["ce"].sum(axis=1), 1)
     history = result.histories["ce"][0]
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
-    assert history["monitor"] == "valid_f1"  # monitor follows scoring="f1"
+    assert history["monitor"] == "valid_average_precision"  # binary F1: see monitor_for
 
 
 def test_a_tuned_row_is_the_estimators_own_threshold(binary_comparison, binary_data):
@@ -150,7 +150,7 @@ def test_a_tuned_row_is_the_estimators_own_threshold(binary_comparison, binary_d
     result = binary_comparison
     row = result.row("focal g=2, alpha=balanced + tuned threshold")
     params = result.row_params(row)
-    assert params["threshold"] == "auto" and params["monitor"] == "f1"
+    assert params["threshold"] == "auto" and params["monitor"] == "average_precision"
     for fold in (0, 2):
         train, test = result.splits[fold]
         clf = ImageImbalanceClassifier(**{**params, "sampler": None}).fit(X[train], y[train])
@@ -219,7 +219,7 @@ def test_results_csv_has_the_fit_command_of_every_row(binary_comparison, tmp_pat
     assert command[:5] == ["imbal-estimators", "fit", "data/pets", "--out", "MODEL_DIR"]
     pairs = dict(zip(command[5::2], command[6::2], strict=False))
     assert pairs["--loss"] == "focal" and pairs["--alpha"] == "balanced"
-    assert pairs["--max-epochs"] == "2" and pairs["--monitor"] == "f1"
+    assert pairs["--max-epochs"] == "2" and pairs["--monitor"] == "average_precision"
     assert "--threshold" not in pairs and "--gamma" not in pairs  # gamma=2 is the default
     tuned = next(r for r in rows if r["configuration"] == "ce + over-sampling + tuned threshold")
     assert "--sampler over" in tuned["fit"] and "--threshold auto" in tuned["fit"]

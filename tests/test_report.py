@@ -79,7 +79,7 @@ def test_markdown_links_figures_written_beside_it(binary_report):
     assert f"{best.mean('f1'):.3f} ± {best.std('f1'):.3f}" in markdown
 
 
-def fake_comparison(scores_of, n_images=75, cv=3, repeats=1):
+def fake_comparison(scores_of, n_images=75, cv=3, repeats=1, classes=(0, 1)):
     """A comparison with the given F1 per fold (no fits, no plots): ``{row name: scores}``."""
     rows = []
     for name, scores in scores_of.items():
@@ -101,8 +101,8 @@ def fake_comparison(scores_of, n_images=75, cv=3, repeats=1):
             test = np.sort(order[fold::cv])
             splits.append((np.setdiff1d(np.arange(n_images), test), test))
     comparison = Comparison(
-        classes=np.array([0, 1]),
-        pos_label=1,
+        classes=np.array(classes),
+        pos_label=1 if len(classes) == 2 else None,
         scoring="f1",
         labels=labels,
         paths=np.array([f"{i}.png" for i in range(n_images)], dtype=object),
@@ -128,9 +128,11 @@ def test_three_folds_do_not_carry_a_winner_the_paired_test_rejects():
     )
     text = " ".join(recommendation(result))
     assert result.recommendation.verdict == "simplest_within_noise"
-    assert result.recommended.name == "ce"
+    assert result.recommended.name == "ce + tuned threshold"
     assert "too few folds or rare images to tell" in text
-    assert "Recommended: the simplest configuration within the noise, **ce**" in text
+    assert (
+        "Recommended: the simplest configuration within the noise, **ce + tuned threshold**" in text
+    )
     assert "use focal" not in text.lower() and "holds in every fold" not in text
     assert "higher in 3 of 3" in text and "Nadeau and Bengio" in text
 
@@ -148,6 +150,43 @@ def test_ce_with_a_tuned_threshold_comes_before_any_other_loss():
     assert result.recommended.name == "ce + tuned threshold"
     text = " ".join(recommendation(result))
     assert "**ce + tuned threshold** (loss='ce', threshold='auto')" in text
+
+
+def test_binary_problems_try_the_tuned_threshold_before_argmax():
+    # plain CE at argmax is best but within the noise of CE with a tuned threshold
+    result = fake_comparison(
+        {
+            "ce": [0.72, 0.70, 0.75],
+            "ce + tuned threshold": [0.70, 0.71, 0.69],
+            "focal g=2": [0.60, 0.65, 0.62],
+        }
+    )
+    assert [row.name for row in result.recommendation.simple] == ["ce + tuned threshold", "ce"]
+    assert result.recommendation.verdict == "simplest_within_noise"
+    assert result.recommended.name == "ce + tuned threshold"
+    assert result.recommendation.best.name == "ce"
+
+
+def test_ce_with_a_tuned_threshold_ranking_first_is_said_so():
+    result = fake_comparison({"ce + tuned threshold": [0.80, 0.81, 0.82], "ce": [0.70, 0.71, 0.72]})
+    assert result.recommendation.verdict == "baseline_best"
+    text = " ".join(recommendation(result))
+    assert "Plain cross-entropy with a tuned threshold ranks first" in text
+    assert "focal or resampling variants helped" in text
+
+
+def test_multi_class_problems_try_plain_ce_first():
+    result = fake_comparison(
+        {
+            "focal g=2": [0.62, 0.70, 0.66],
+            "ce + post-hoc adjustment": [0.61, 0.70, 0.64],
+            "ce": [0.60, 0.69, 0.66],
+        },
+        classes=(0, 1, 2),
+    )
+    simple = [row.name for row in result.recommendation.simple]
+    assert simple == ["ce", "ce + post-hoc adjustment"]
+    assert result.recommended.name == "ce"
 
 
 def test_a_gain_the_paired_test_supports_is_recommended():

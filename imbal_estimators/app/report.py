@@ -231,9 +231,12 @@ def recommendation(comparison):
         )
     row = rec.row
     if rec.verdict == "baseline_best":
+        tuned = row.rule == "tuned threshold"
+        first = "Plain cross-entropy" + (" with a tuned threshold" if tuned else "")
+        variants = "focal or resampling" if tuned else "focal, resampling or threshold"
         text.append(
-            "Plain cross-entropy ranks first: none of the re-weighting, focal, resampling or "
-            f"threshold variants helped here. Recommended: **{row.name}** ({parameters(row)})."
+            f"{first} ranks first: none of the re-weighting, {variants} variants helped "
+            f"here. Recommended: **{row.name}** ({parameters(row)})."
         )
     elif rec.verdict == "supported":
         text.append(
