@@ -1,17 +1,25 @@
-"""A GridSearchCV of 8 candidates x 3 folds: cache on/off, frozen backbone vs full fine-tuning.
+"""A grid of 8 candidates x 3 folds: cache on/off, frozen backbone vs full fine-tuning.
 
 The grid is focal loss with ``gamma`` in {1, 2} x ``alpha`` in {None, "balanced",
 "effective", "sqrt"}, scored by F1 with ``StratifiedKFold(3)`` (24 fits, no refit).
 The backbone starts from a weights file, as a user's ImageNet weights would
 (downloads are not possible here, so the file holds a random initialization: the
-cost is the same). Each configuration starts with empty in-memory caches; the
-first row is then run a second time in the same process ("warm").
+cost is the same). Each configuration starts with empty in-memory caches (decoded
+images, features, head recipes, pre-flight scans); the first row is then run a
+second time in the same process ("warm").
+
+The rows run scikit-learn's ``GridSearchCV`` (one ``fit`` per candidate and fold),
+except the ``fit_many`` rows: the same 24 fits, the 8 candidates of each fold
+trained together by :func:`imbal_estimators.training.heads.fit_many`, scored
+the same way (the best mean F1 must equal GridSearchCV's).
 
 Run::
 
     python benchmarks/grid_search.py                 # resnet34, 240 images at 64 px
     python benchmarks/grid_search.py --frozen-only   # skip the (slow) full fine-tuning rows
+    python benchmarks/grid_search.py --frozen-only --image-size 128
     python benchmarks/grid_search.py --quick         # a few seconds, for CI
+    python benchmarks/grid_search.py --profile       # cProfile of one warm cached grid
 """
 
 import argparse
@@ -22,22 +30,34 @@ import time
 import numpy as np
 import torch
 import torchvision
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 
 from imbal_estimators import ImageImbalanceClassifier, load_image_folder, make_demo_image_folder
 from imbal_estimators.data.cache import clear_memory_caches
+from imbal_estimators.data.preflight import clear_scan_memo
+from imbal_estimators.models.features import clear_head_recipes
+from imbal_estimators.training.heads import fit_many
 
 GRID = {"gamma": [1.0, 2.0], "alpha": [None, "balanced", "effective", "sqrt"]}
+CV = StratifiedKFold(3, shuffle=True, random_state=0)
+
+
+def clear_process_caches():
+    clear_memory_caches()
+    clear_head_recipes()
+    clear_scan_memo()
 
 
 def run_grid(X, y, clear=True, **params):
-    """Seconds for the whole grid, and the best mean F1."""
+    """Seconds for the whole grid with GridSearchCV, and the best mean F1."""
     if clear:
-        clear_memory_caches()
+        clear_process_caches()
     search = GridSearchCV(
         ImageImbalanceClassifier(loss="focal", **params),
         GRID,
-        cv=StratifiedKFold(3, shuffle=True, random_state=0),
+        cv=CV,
         scoring="f1",
         refit=False,
         error_score="raise",
@@ -47,6 +67,36 @@ def run_grid(X, y, clear=True, **params):
     return time.perf_counter() - start, search.best_score_
 
 
+def run_fit_many(X, y, clear=True, **params):
+    """Seconds for the same grid with the candidates of each fold fitted by fit_many."""
+    if clear:
+        clear_process_caches()
+    base = ImageImbalanceClassifier(loss="focal", **params)
+    candidates = list(ParameterGrid(GRID))
+    scorer = get_scorer("f1")
+    start = time.perf_counter()
+    scores = np.zeros((len(candidates), CV.get_n_splits()))
+    for fold, (train, test) in enumerate(CV.split(X, y)):
+        fitted = fit_many([clone(base).set_params(**p) for p in candidates], X[train], y[train])
+        for i, estimator in enumerate(fitted):
+            scores[i, fold] = scorer(estimator, X[test], y[test])
+    return time.perf_counter() - start, scores.mean(axis=1).max()
+
+
+def profile_grid(X, y, **params):
+    """cProfile of the second (warm) GridSearchCV run of the cached frozen grid."""
+    import cProfile
+    import pstats
+
+    print(f"cold run (features computed, not profiled): {run_grid(X, y, **params)[0]:.1f} s")
+    profile = cProfile.Profile()
+    profile.enable()
+    seconds, _ = run_grid(X, y, clear=False, **params)
+    profile.disable()
+    print(f"warm run: {seconds:.1f} s for 24 fits and their scoring; the biggest costs:")
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(r"imbal_estimators|skorch|torch", 30)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=240)
@@ -54,7 +104,13 @@ def main():
     parser.add_argument("--backbone", default="resnet34")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--frozen-only", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only profile a warm GridSearchCV run of the frozen, cached grid (cProfile)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.n_images, args.image_size, args.backbone = 48, 16, "shufflenet_v2_x0_5"
@@ -82,33 +138,46 @@ def main():
             device="cpu",
             verbose=0,
             random_state=0,
+            precision=args.precision,
         )
+        frozen = dict(freeze_backbone=True, cache="memory")
+        if args.profile:
+            profile_grid(X, y, **common, **frozen)
+            return
         rows = [
-            ("freeze_backbone=True, cache='memory'", dict(freeze_backbone=True, cache="memory")),
-            ("freeze_backbone=True, cache=None", dict(freeze_backbone=True, cache=None)),
+            ("freeze_backbone=True, cache='memory'", run_grid, frozen),
+            ("freeze_backbone=True, cache=None", run_grid, dict(freeze_backbone=True, cache=None)),
+            ("fit_many, freeze_backbone=True, cache='memory'", run_fit_many, frozen),
         ]
         if not args.frozen_only:
             rows += [
-                ("full fine-tuning, cache='memory'", dict(cache="memory")),
-                ("full fine-tuning, cache=None", dict(cache=None)),
+                ("full fine-tuning, cache='memory'", run_grid, dict(cache="memory")),
+                ("full fine-tuning, cache=None", run_grid, dict(cache=None)),
             ]
         results = {}
-        for name, params in rows:
-            results[name] = run_grid(X, y, **common, **params)
+        for name, run, params in rows:
+            results[name] = run(X, y, **common, **params)
             print(f"  {name}: {results[name][0]:.1f} s", flush=True)
-        warm_name = rows[0][0] + ", run again in the same process"
-        results[warm_name] = run_grid(X, y, clear=False, **common, **rows[0][1])
+        for name, run, params in (rows[0], rows[2]):
+            again = name + ", run again"
+            results[again] = run(X, y, clear=False, **common, **params)
+            print(f"  {again}: {results[again][0]:.1f} s", flush=True)
 
     reference = results["freeze_backbone=True, cache=None"][0]
     print(
         f"\n{args.backbone}, {len(X)} images at {args.image_size} px, {args.epochs} epochs, "
-        f"8 candidates x 3 folds, CPU threads {torch.get_num_threads()}"
+        f"8 candidates x 3 folds, precision={args.precision!r}, "
+        f"CPU threads {torch.get_num_threads()}"
     )
     print(f"{'configuration':<62} {'seconds':>8} {'best F1':>8} {'speed-up':>9}")
     for name, (seconds, score) in results.items():
         print(f"{name:<62} {seconds:>8.1f} {score:>8.3f} {reference / seconds:>8.1f}x")
-    print("(speed-up against freeze_backbone=True, cache=None)")
-    assert np.isfinite([score for _, score in results.values()]).all()
+    print("(speed-up against freeze_backbone=True, cache=None; 'run again': same process,")
+    print(" caches kept)")
+    scores = [score for _, score in results.values()]
+    assert np.isfinite(scores).all()
+    frozen_scores = [results[name][1] for name in results if "freeze_backbone=True" in name]
+    assert np.allclose(frozen_scores, frozen_scores[0]), "the frozen rows disagree"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ Run from the repository root::
 
 writes ``docs/quality.md`` (the table) and ``docs/quality.png`` (the chart); ``--out-dir``
 writes them elsewhere.
+
+``--precisions fp32 bf16`` runs the same evaluation once per ``precision`` (same
+configurations, folds and seeds) and prints, per method and set, the mean balanced
+accuracy and F1 of each with the difference and the fold spread, instead of writing
+the docs (``--out-dir`` then gets ``precision.md``)::
+
+    PYTHONPATH=$PWD python benchmarks/quality.py --quick --precisions fp32 bf16
 """
 
 import argparse
@@ -148,8 +155,11 @@ def methods(max_epochs):
     }
 
 
-def base_estimator(max_epochs, seed):
+def base_estimator(max_epochs, seed, precision="fp32"):
+    # float32 unless asked: "auto" is bfloat16 on some CPUs, and the table should not
+    # depend on the machine that wrote it
     return ImageImbalanceClassifier(
+        precision=precision,
         module=SmallCNN,
         weights=None,
         image_size=24,
@@ -298,6 +308,48 @@ def plot(results, method_names, data_names, path):
     plt.close(fig)
 
 
+def compare_precisions(precisions, quick=False, seed=0, folds=None, max_epochs=None, threads=1):
+    """The evaluation once per precision; returns the markdown table of the differences."""
+    folds = folds or (2 if quick else 3)
+    max_epochs = max_epochs or (2 if quick else 8)
+    torch.set_num_threads(threads)
+    results = {precision: {} for precision in precisions}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        datasets = build_datasets(tmp, quick, seed)
+        for name, params in methods(max_epochs).items():
+            for data_name, (X, y, _) in datasets.items():
+                for precision in precisions:
+                    base = base_estimator(max_epochs, seed, precision)
+                    results[precision][name, data_name] = evaluate(base, params, X, y, folds, seed)
+                print(f"{name:17s} {data_name:17s} done", flush=True)
+    first, second = precisions[0], precisions[1]
+    lines = [
+        f"| method | set | metric | {first} | {second} | {second} - {first} | within the spread |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    within = total = 0
+    for (name, data_name), scores in results[first].items():
+        other = results[second][name, data_name]
+        for index, metric in enumerate(("bal. acc.", "F1")):
+            a, b = scores[index], other[index]
+            spread = max(a.std(), b.std())
+            inside = abs(b.mean() - a.mean()) <= spread
+            within += inside
+            total += 1
+            lines.append(
+                f"| {name} | {data_name} | {metric} | {a.mean():.3f} ± {a.std():.3f} | "
+                f"{b.mean():.3f} ± {b.std():.3f} | {b.mean() - a.mean():+.3f} | "
+                f"{'yes' if inside else 'no'} |"
+            )
+    table = "\n".join(lines)
+    summary = (
+        f"{within} of {total} differences are within the larger fold standard deviation; "
+        f"{folds} folds, {max_epochs} epochs, {time.perf_counter() - start:.0f} s in all."
+    )
+    return table + "\n\n" + summary
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sets, 2 folds, 2 epochs")
@@ -306,7 +358,20 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out-dir", default=None, help="where quality.md/.png go (docs/)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--precisions", nargs=2, metavar="PRECISION", help="compare two precisions, e.g. fp32 bf16"
+    )
     args = parser.parse_args(argv)
+    if args.precisions:
+        table = compare_precisions(
+            args.precisions, args.quick, args.seed, args.folds, args.epochs, args.threads
+        )
+        print(table)
+        if args.out_dir:
+            os.makedirs(args.out_dir, exist_ok=True)
+            with open(os.path.join(args.out_dir, "precision.md"), "w", encoding="utf-8") as f:
+                f.write(table + "\n")
+        return table
     return run(args.quick, args.seed, args.folds, args.epochs, args.out_dir, args.threads)
 
 

@@ -25,6 +25,8 @@ def no_downloads(monkeypatch):
 
 
 # Small and fast everywhere: 16 px images, a tiny torchvision backbone, no weights.
+# float32: precision="auto" is bfloat16 on CPUs with native bfloat16, and the suite must
+# give the same results on every CPU (tests/test_precision.py covers bfloat16).
 FAST = dict(
     backbone="shufflenet_v2_x0_5",
     weights=None,
@@ -35,6 +37,7 @@ FAST = dict(
     device="cpu",
     verbose=0,
     random_state=0,
+    precision="fp32",
 )
 
 

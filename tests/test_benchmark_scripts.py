@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = (
@@ -61,10 +62,24 @@ def test_grid_search_benchmark_quick(tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_check_dry_run_on_cpu(tmp_path):
-    result = run("benchmarks/gpu_check.py", "--device", "cpu", "--quick", cwd=tmp_path)
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only behaviour of the script")
+def test_gpu_check_without_cuda_says_no_cuda_check_ran(tmp_path):
+    refused = run("benchmarks/gpu_check.py", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "the CUDA checks did not run" in refused.stdout
+    result = run("benchmarks/gpu_check.py", "--cpu-dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 of 3 checks passed" in result.stdout
+    assert "1 of 1 checks passed (CPU dry run: no CUDA check ran)" in result.stdout
+    assert "CUDA fp32 fits agree" not in result.stdout
+    assert "resnet34 training at 32 px on CPU" in result.stdout
+
+
+@pytest.mark.slow
+def test_cpu_precision_benchmark_quick(tmp_path):
+    result = run("benchmarks/cpu_precision.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "bf16 channels-last" in result.stdout
+    assert "fit time fp32 / auto:" in result.stdout
 
 
 @pytest.mark.slow

@@ -12,7 +12,11 @@ from conftest import FAST, TinyCNN, tiny_classifier
 from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.data.cache import clear_memory_caches, get_feature_cache
 from imbal_estimators.models.backbones import FrozenBackboneModel
-from imbal_estimators.models.features import weights_fingerprint
+from imbal_estimators.models.features import (
+    LazyFrozenModel,
+    clear_head_recipes,
+    weights_fingerprint,
+)
 from imbal_estimators.training.precision import autocast_dtype, loader_defaults
 
 
@@ -33,8 +37,10 @@ def count_body_calls(monkeypatch):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     clear_memory_caches()
+    clear_head_recipes()
     yield
     clear_memory_caches()
+    clear_head_recipes()
 
 
 def frozen(**params):
@@ -242,8 +248,13 @@ def test_bf16_precision_on_cpu(binary_data):
     assert clf.grad_scaler_ is None
 
 
-def test_precision_values():
+def test_precision_values(monkeypatch):
+    import imbal_estimators.training.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert autocast_dtype("auto", "cpu") is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert autocast_dtype("auto", "cpu") is torch.bfloat16
     assert autocast_dtype("fp32", "cpu") is None
     assert autocast_dtype("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
@@ -273,7 +284,7 @@ def test_loader_defaults():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32", "auto"])
 def test_cuda_precisions_and_channels_last(binary_data, precision):
     X, y = binary_data
     clf = ImageImbalanceClassifier(**{**FAST, "device": "cuda", "precision": precision}).fit(X, y)
@@ -281,3 +292,130 @@ def test_cuda_precisions_and_channels_last(binary_data, precision):
     conv = next(m for m in clf.module_.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert np.isfinite(clf.predict_proba(X)).all()
+
+
+@pytest.fixture
+def shufflenet_file(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "shufflenet.pth"
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def count_builds(monkeypatch):
+    """Count the backbones built from their weights."""
+    import imbal_estimators.estimator.classifier as classifier
+
+    builds = []
+    original = classifier.build_backbone
+    monkeypatch.setattr(
+        classifier, "build_backbone", lambda *a, **k: builds.append(a[0]) or original(*a, **k)
+    )
+    return builds
+
+
+def frozen_from(weights, **params):
+    return ImageImbalanceClassifier(
+        **{**FAST, "freeze_backbone": True, "weights": weights, "max_epochs": 2, **params}
+    )
+
+
+def test_cached_features_skip_building_the_body(binary_data, shufflenet_file, count_builds):
+    X, y = binary_data
+    first = frozen_from(shufflenet_file).fit(X, y)
+    assert count_builds == ["shufflenet_v2_x0_5"]
+    again = frozen_from(shufflenet_file).fit(X, y)
+    other = frozen_from(shufflenet_file, loss="focal", alpha="balanced").fit(X, y)
+    assert count_builds == ["shufflenet_v2_x0_5"]  # all features cached: no body built
+    for clf in (again, other):
+        assert isinstance(clf.module_, LazyFrozenModel) and not clf.module_.body_built
+        assert [name for name, _ in clf.get_all_learnable_params()] == ["head.weight", "head.bias"]
+    # the same fit as the one that built its body, to the bit
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    assert [list(r) for r in again.history] == [list(r) for r in first.history]
+    np.testing.assert_array_equal(again.history[:, "train_loss"], first.history[:, "train_loss"])
+    assert not again.module_.body_built  # predicting cached images needs no body either
+
+
+def test_another_random_state_or_class_count_builds_again(
+    binary_data, three_class_data, shufflenet_file, count_builds
+):
+    X, y = binary_data
+    frozen_from(shufflenet_file).fit(X, y)
+    frozen_from(shufflenet_file, random_state=1).fit(X, y)
+    frozen_from(shufflenet_file).fit(*three_class_data)
+    frozen_from(shufflenet_file, cache=None).fit(X, y)
+    frozen_from(shufflenet_file, cache=None).fit(X, y)
+    assert len(count_builds) == 5
+
+
+def test_deferred_body_is_built_for_new_images(binary_data, shufflenet_file, tmp_path):
+    X, y = binary_data
+    eager = frozen_from(shufflenet_file).fit(X[:-4], y[:-4])
+    lazy = frozen_from(shufflenet_file).fit(X[:-4], y[:-4])
+    assert not lazy.module_.body_built
+    np.testing.assert_allclose(lazy.predict_proba(X), eager.predict_proba(X), rtol=1e-6)
+    assert lazy.module_.body_built
+    assert set(lazy.module_.state_dict()) == set(eager.module_.state_dict())
+    assert list(lazy.module_.state_dict()) == list(eager.module_.state_dict())
+
+
+def test_deferred_body_is_built_to_pickle_and_save(binary_data, shufflenet_file, tmp_path):
+    import pickle
+
+    from imbal_estimators import load
+
+    X, y = binary_data
+    frozen_from(str(shufflenet_file)).fit(X, y)
+    lazy = frozen_from(str(shufflenet_file)).fit(X, y)
+    saved = frozen_from(str(shufflenet_file)).fit(X, y)
+    expected = lazy.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(lazy))
+    assert restored.module_.body_built
+    saved.save(tmp_path / "saved")
+    assert saved.module_.body_built
+    np.testing.assert_allclose(load(tmp_path / "saved").predict_proba(X), expected, atol=1e-5)
+    shufflenet_file.unlink()  # what was pickled no longer needs the file
+    clear_memory_caches()
+    np.testing.assert_allclose(restored.predict_proba(X), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_deferred_body_refuses_a_replaced_weights_file(binary_data, shufflenet_file):
+    import torchvision
+
+    X, y = binary_data
+    frozen_from(shufflenet_file).fit(X[:-2], y[:-2])
+    lazy = frozen_from(shufflenet_file).fit(X[:-2], y[:-2])
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), shufflenet_file)
+    with pytest.raises(RuntimeError, match="weights changed after this estimator was fitted"):
+        lazy.predict_proba(X[-2:])
+
+
+def test_pre_flight_scan_of_unchanged_files_is_remembered(binary_data, monkeypatch, tmp_path):
+    import shutil
+
+    import imbal_estimators.data.preflight as preflight
+
+    X, y = binary_data
+    X = [shutil.copy(p, tmp_path / f"{i}.png") for i, p in enumerate(X)]
+    scans = []
+    original = preflight.find_bad_images
+    monkeypatch.setattr(
+        preflight,
+        "find_bad_images",
+        lambda paths, *a: scans.append(len(paths)) or original(paths, *a),
+    )
+    preflight.clear_scan_memo()
+    tiny_classifier(cache=None).fit(X, y)
+    tiny_classifier(cache=None, alpha="balanced").fit(X, y)
+    assert scans == [len(X)]
+    os.utime(X[3], ns=(10**9, 10**9))  # a touched file is a new key: scanned again
+    tiny_classifier(cache=None).fit(X, y)
+    assert scans == [len(X), len(X)]
+    with open(X[5], "wb") as file:
+        file.write(b"not an image")
+    with pytest.raises(ValueError, match=r"X\[5\]"):
+        tiny_classifier(cache=None).fit(X, y)

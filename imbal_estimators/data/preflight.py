@@ -10,14 +10,30 @@ cache and training does not pay for it twice). Bad files are then
 * ``"skip"``: dropped quietly (a one-line note when ``verbose``).
 
 Either way a class left without training images is an error that names it.
+
+A set of files that scanned clean is remembered in the process under a digest
+of every file's identity and times, so fitting the same unchanged files again
+(the candidates and folds of a search) skips the decode.
 """
+
+import hashlib
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from ..utils.warn import warn
+from .cache import image_key
 from .images import ImageFileError, find_bad_images, format_bad_files
 
 ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
+
+# Digests of image sets whose every file decoded, most recently used last: a search
+# fits the same files dozens of times, and an unchanged file (same path, inode,
+# size, modification and change times) decodes as it did.
+_CLEAN_SCANS = OrderedDict()
+_CLEAN_SCANS_LOCK = threading.Lock()
+MAX_CLEAN_SCANS = 256
 
 
 def preflight_scan(
@@ -51,8 +67,18 @@ def preflight_scan(
     ValueError
         When a class has no usable training image left.
     """
+    digest = _scan_digest(paths, loader.image_size)
+    with _CLEAN_SCANS_LOCK:
+        if digest is not None and digest in _CLEAN_SCANS:
+            _CLEAN_SCANS.move_to_end(digest)
+            return train_rows, valid_rows, []
     problems = find_bad_images(paths, loader)
     if not problems:
+        if digest is not None:
+            with _CLEAN_SCANS_LOCK:
+                _CLEAN_SCANS[digest] = True
+                while len(_CLEAN_SCANS) > MAX_CLEAN_SCANS:
+                    _CLEAN_SCANS.popitem(last=False)
         return train_rows, valid_rows, []
     if on_bad_image == "raise":
         raise ImageFileError(
@@ -93,6 +119,24 @@ def preflight_scan(
         for index, reason in problems
     ]
     return train_rows, valid_rows, skipped
+
+
+def _scan_digest(paths, image_size):
+    """A digest of every file's cache key (identity and times) at ``image_size``, or None
+    when a file cannot even be stat'ed (the scan then reports it)."""
+    digest = hashlib.sha256(str(int(image_size)).encode())
+    try:
+        for path in paths:
+            digest.update(repr(image_key(path, image_size)).encode())
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+def clear_scan_memo():
+    """Forget which image sets scanned clean (the next ``fit`` decodes every file again)."""
+    with _CLEAN_SCANS_LOCK:
+        _CLEAN_SCANS.clear()
 
 
 def _plain(label):

@@ -9,6 +9,7 @@ resample, monitor and keep the best epoch.
 import copy
 import functools
 import os
+from functools import partial
 from inspect import signature
 from numbers import Integral, Real
 
@@ -17,8 +18,6 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
-from skorch.dataset import unpack_data
-from skorch.utils import TeeGenerator
 
 from ..data.images import (
     ImageLoader,
@@ -32,33 +31,32 @@ from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES, resolve_alpha
+from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import (
     SAMPLERS,
-    needs_features,
-    resample_features,
 )
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FrozenBackboneModel,
     ImageModel,
     build_backbone,
 )
-from ..models.features import (
-    FeatureDataset,
-    compute_features,
-    remember_weights_source,
-    weights_source,
-)
+from ..models.features import FeatureDataset, remember_weights_source, weights_source
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
+from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
+from ..training.heads import HeadTrainingMixin
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
-from ..training.precision import PRECISIONS, autocast, autocast_dtype, loader_defaults
+from ..training.precision import (
+    PRECISIONS,
+    MixedPrecisionMixin,
+    loader_defaults,
+    to_memory_format,
+)
 from ..training.seeding import epoch_seed, seeded
 from ..utils.param_validation import (
     HasMethods,
@@ -84,7 +82,7 @@ def softmax_probabilities(logits, temperature=1.0):
     return torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=1)
 
 
-class ImageImbalanceClassifier(NeuralNetClassifier):
+class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNetClassifier):
     """Fine-tune a torchvision backbone on image paths, with imbalance handling as parameters.
 
     A :class:`skorch.NeuralNetClassifier` whose loss, class-weight strategy and
@@ -177,8 +175,12 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
         them. Augmentation is not applied (features are of the plain image).
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
-        (float16 with loss scaling where bfloat16 is unsupported) and float32 on
-        the CPU; ``"fp16"`` needs CUDA. The loss is computed in float32.
+        (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
+        with native bfloat16 (AMX or AVX512-BF16, see
+        :func:`~imbal_estimators.training.precision.cpu_has_native_bf16`),
+        float32 on other CPUs; ``"fp16"`` needs CUDA. bfloat16 runs the network
+        in channels-last format. The loss is computed in float32, and so is a
+        frozen backbone's head on its cached features.
     module : nn.Module class or instance, default=None
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
@@ -684,35 +686,34 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         if self.module is None:
-            backbone, mean, std = build_backbone(
-                self.backbone, self.weights, self._n_classes_for_init(), **kwargs
-            )
+            n_classes = self._n_classes_for_init()
+            build = partial(build_backbone, self.backbone, self.weights, n_classes, **kwargs)
         else:
-            if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
-                kwargs.setdefault("num_classes", self._n_classes_for_init())
-            backbone = self.initialized_instance(self.module, kwargs)
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
-            check_module_output(backbone, self.image_size, self.classes_)
-        model_class = FrozenBackboneModel if self.freeze_backbone else ImageModel
-        self.module_ = model_class(backbone, mean, std)
-        if self._on_cuda():
-            self.module_ = self.module_.to(memory_format=torch.channels_last)
+            build = self._build_module
+        if not self.freeze_backbone:
+            module = ImageModel(*build())
+        elif self.module is None and self.weights is not None:
+            module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
+        else:
+            module = frozen_model(self, build)
+        self.module_ = to_memory_format(module, self.precision, self.device)
         return self
+
+    def _build_module(self):
+        """The user's ``module``, checked, with ImageNet's normalization."""
+        kwargs = self.get_params_for("module")
+        if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
+            kwargs.setdefault("num_classes", self._n_classes_for_init())
+        backbone = self.initialized_instance(self.module, kwargs)
+        check_module_output(backbone, self.image_size, self.classes_)
+        return backbone, IMAGENET_MEAN, IMAGENET_STD
 
     def initialize(self):
         super().initialize()
-        dtype = autocast_dtype(self.precision, self.device)
-        # float16 gradients underflow without loss scaling; bfloat16 has float32's range
-        device_type = torch.device(self.device).type
-        scaling = dtype == torch.float16
-        self.grad_scaler_ = torch.amp.GradScaler(device_type) if scaling else None
         if self.freeze_backbone and self.module is None and self.weights is not None:
             source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
             remember_weights_source(self.module_, source)
         return self
-
-    def _on_cuda(self):
-        return torch.device(self.device).type == "cuda"
 
     def initialize_criterion(self):
         self._n_classes_for_init()
@@ -769,7 +770,7 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
             return
         rows = self.valid_indices_
         if self.freeze_backbone:
-            valid = FeatureDataset(self._features(np.asarray(paths)[rows]), y_encoded[rows])
+            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
         else:
             loader = ImageLoader(self.image_size, self.cache)
             valid = ImagePathDataset(paths, y_encoded, loader, rows)
@@ -798,107 +799,25 @@ class ImageImbalanceClassifier(NeuralNetClassifier):
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
-            features = self._features(X)
-            if needs_features(self.sampler):
-                self._weights_from_feature_draw(features, y)
-            train = FeatureDataset(features, y, self.train_indices_)
-            valid = FeatureDataset(features, y, self.valid_indices_)
-        else:
-            loader = ImageLoader(self.image_size, self.cache)
-            augmentation = make_augmentation(self.image_size, self.augment)
-            train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
-            valid = ImagePathDataset(X, y, loader, self.valid_indices_)
+            return frozen_split_datasets(self, X, y)
+        loader = ImageLoader(self.image_size, self.cache)
+        augmentation = make_augmentation(self.image_size, self.augment)
+        train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
+        valid = ImagePathDataset(X, y, loader, self.valid_indices_)
         return train, (valid if len(self.valid_indices_) else None)
 
     def get_dataset(self, X, y=None):
         if isinstance(X, torch.utils.data.Dataset):
             return X
         if self.freeze_backbone:
-            return FeatureDataset(self._features(X), None)
+            return FeatureDataset(frozen_features(self, X), None)
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
-
-    def _weights_from_feature_draw(self, features, y):
-        """Class weights and loss counts from the first epoch's draw of a feature sampler,
-        as ``plan_fit`` does for samplers of rows (only now are there features)."""
-        rows = self.train_indices_
-        _, labels, _ = resample_features(
-            self.sampler, features[rows], self.classes_[y[rows]], epoch_seed(self.sampling_seed_, 1)
-        )
-        counts = np.bincount(np.searchsorted(self.classes_, labels), minlength=self.n_classes_)
-        self.loss_class_counts_ = counts
-        self.class_weight_ = resolve_alpha(
-            self.alpha, self.classes_, counts, beta=self.beta, pos_label=self.pos_label_
-        )
-        self.rebuild_criterion()
-
-    def _features(self, paths):
-        """The frozen body's features of ``paths``, through the feature cache."""
-        return compute_features(
-            self.module_,
-            paths,
-            ImageLoader(self.image_size, self.cache),
-            cache=self.cache,
-            batch_size=self._predict_batch_size(),
-            device=self.device,
-            autocast=self._autocast,
-        )
-
-    def _predict_batch_size(self):
-        default = self.__dict__.get("batch_size_", self.batch_size)  # what get_iterator uses
-        size = self.get_params_for("iterator_valid").get("batch_size", default)
-        return max(size, 1) if size != -1 else 256
-
-    def _autocast(self):
-        return autocast(self.device, autocast_dtype(self.precision, self.device))
 
     def get_all_learnable_params(self):
         # A frozen backbone's weights are not handed to the optimizer at all.
         for name, param in super().get_all_learnable_params():
             if param.requires_grad:
                 yield name, param
-
-    def infer(self, x, **fit_params):
-        if not isinstance(x, torch.Tensor):
-            return super().infer(x, **fit_params)
-        on_cuda = self._on_cuda()
-        x = x.to(self.device, non_blocking=on_cuda)  # pinned batches copy asynchronously
-        if on_cuda and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            logits = self.module_(x, **fit_params)
-        return logits.float()
-
-    def train_step_single(self, batch, **fit_params):
-        if getattr(self, "grad_scaler_", None) is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        self.grad_scaler_.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
-
-    def train_step(self, batch, **fit_params):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super().train_step(batch, **fit_params)
-        # GradScaler.step takes no closure, so this is skorch's train_step unrolled.
-        accumulator = self.get_train_step_accumulator()
-        self._zero_grad_optimizer()
-        accumulator.store_step(self.train_step_single(batch, **fit_params))
-        optimizers = [getattr(self, name + "_") for name in self._optimizers]
-        for optimizer in optimizers:
-            scaler.unscale_(optimizer)  # callbacks such as gradient clipping see true gradients
-        self.notify(
-            "on_grad_computed",
-            named_parameters=TeeGenerator(self.get_all_learnable_params()),
-            batch=batch,
-            training=True,
-        )
-        for optimizer in optimizers:
-            scaler.step(optimizer)
-        scaler.update()
-        return accumulator
 
     def get_iterator(self, dataset, training=False):
         defaults = loader_defaults(self.device, holds_images=isinstance(dataset, ImagePathDataset))

@@ -5,10 +5,19 @@ With ``freeze_backbone=True`` only the head trains, so the body's output for an
 :func:`compute_features` looks each image up in the feature cache under its
 image key plus :func:`weights_fingerprint` of the body, and runs the body only
 on the misses.
+
+A search fits many heads on the same body. :class:`LazyFrozenModel` is a
+frozen model whose body is built only when a feature is missing (or its weights
+are read, saved or pickled), and :class:`HeadRecipes` remembers, per weights
+source, class count and random state, the head a fresh build starts from, so a
+fit whose features are all cached never reads the weights file.
 """
 
+import copy
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from contextlib import nullcontext
 
 import numpy as np
@@ -17,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ..data.cache import get_feature_cache, image_key
 from ..data.images import ImageFileError, describe_image_error
-from .backbones import is_weights_file, resolve_weights
+from .backbones import FrozenBackboneModel, is_weights_file, resolve_weights
 
 
 def weights_fingerprint(module):
@@ -34,7 +43,16 @@ def weights_fingerprint(module):
     return digest.hexdigest()
 
 
-def compute_features(model, paths, loader, cache=None, batch_size=64, device="cpu", autocast=None):
+def compute_features(
+    model,
+    paths,
+    loader,
+    cache=None,
+    batch_size=64,
+    device="cpu",
+    autocast=None,
+    channels_last=False,
+):
     """The ``(len(paths), D)`` float32 features of ``model``'s body, through the cache.
 
     Parameters
@@ -50,6 +68,9 @@ def compute_features(model, paths, loader, cache=None, batch_size=64, device="cp
     device : torch.device or str
     autocast : callable returning a context manager, optional
         The estimator's mixed-precision context.
+    channels_last : bool, default=False
+        Feed the body channels-last batches (see
+        :func:`imbal_estimators.training.precision.uses_channels_last`).
 
     Returns
     -------
@@ -70,6 +91,8 @@ def compute_features(model, paths, loader, cache=None, batch_size=64, device="cp
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
             images = torch.stack([_read(loader, paths, i) for i in chunk]).to(device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             with torch.no_grad(), autocast() if autocast else nullcontext():
                 batch = model.features(images).float().cpu()
             for i, row in zip(chunk, batch, strict=True):
@@ -106,8 +129,10 @@ def remember_weights_source(model, source):
 
 def _tensor_state(model):
     # load_state_dict copies in place, which bumps a tensor's version; moving or
-    # replacing a tensor changes its address
-    tensors = [*model.backbone.state_dict().values(), model.mean, model.std]
+    # replacing a tensor changes its address. A body not built yet has no tensors
+    # to change (and asking for them would build it).
+    body = model.backbone.state_dict().values() if getattr(model, "body_built", True) else ()
+    tensors = [*body, model.mean, model.std]
     return tuple((t.data_ptr(), t._version) for t in tensors)
 
 
@@ -153,3 +178,167 @@ class FeatureDataset(Dataset):
         index = int(self.indices[i])
         target = -1 if self.targets is None else int(self.targets[index])
         return self.features[index], torch.tensor(target, dtype=torch.long)
+
+
+class LazyFrozenModel(FrozenBackboneModel):
+    """A :class:`FrozenBackboneModel` whose body is built on first need.
+
+    A head trained on cached features never runs the body, so a fit whose
+    features are all in the cache does not need to read the weights file. The
+    body is built, once, when something needs it: a feature that is not
+    cached, ``backbone``, ``state_dict``/``load_state_dict``, pickling or
+    saving. Until then ``parameters()`` holds only the head, which is all the
+    optimizer ever gets.
+
+    Parameters
+    ----------
+    head : nn.Linear
+        The trainable head.
+    mean, std : sequence of 3 floats
+        The normalization of the weights.
+    build : callable
+        Returns ``(backbone, mean, std)`` like
+        :func:`~imbal_estimators.models.backbones.build_backbone`; the body is
+        that backbone without its head. Called with the caller's random state
+        preserved (the throw-away head it builds draws from it).
+    source : str
+        The weights' :func:`weights_source`, which keys the cached features.
+    current_source : callable
+        Returns the weights' source as they are now. When the body is built
+        and this differs from ``source`` (the weights file was replaced after
+        the fit), the build is refused: the head was trained on the old
+        weights' features.
+    memory_format : torch.memory_format, default=torch.preserve_format
+        The body's memory format once built.
+    """
+
+    def __init__(
+        self, head, mean, std, build, source, current_source, memory_format=torch.preserve_format
+    ):
+        torch.nn.Module.__init__(self)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.head = head
+        self._build = build
+        self._source = source
+        self._current_source = current_source
+        self._memory_format = memory_format
+
+    @property
+    def body_built(self):
+        """Whether the frozen body exists yet."""
+        return "backbone" in self._modules
+
+    def __getattr__(self, name):
+        if name == "backbone" and self.__dict__.get("_build") is not None:
+            return self.build_body().backbone
+        return super().__getattr__(name)
+
+    def build_body(self):
+        """Build the frozen body now (a no-op once built); returns ``self``."""
+        if self.body_built:
+            return self
+        if self._current_source() != self._source:
+            raise RuntimeError(
+                "The backbone's weights changed after this estimator was fitted on their "
+                f"features ({self._source}); its frozen body cannot be rebuilt from them. "
+                "Fit again with the current weights."
+            )
+        with torch.random.fork_rng(devices=[]):
+            backbone, mean, std = self._build()
+        body = FrozenBackboneModel(backbone, mean, std).backbone
+        body = body.to(device=self.mean.device, memory_format=self._memory_format)
+        head = self._modules.pop("head")
+        self.backbone = body  # registered before the head, as in FrozenBackboneModel
+        self.head = head
+        self._build = self._current_source = None
+        remember_weights_source(self, self._source)
+        return self
+
+    def frozen_state_keys(self):
+        if not self.body_built:
+            return {"mean", "std"}
+        return super().frozen_state_keys()
+
+    def trainable_state_dict(self):
+        """The head's ``state_dict`` entries (references, not copies); builds nothing."""
+        return {f"head.{key}": value for key, value in self.head.state_dict().items()}
+
+    def state_dict(self, *args, **kwargs):
+        self.build_body()
+        return super().state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        self.build_body()
+        return super().load_state_dict(*args, **kwargs)
+
+    def __getstate__(self):
+        self.build_body()
+        return super().__getstate__()
+
+
+class HeadRecipes:
+    """The head a fresh frozen model starts from, per weights source, class count and RNG state.
+
+    Building a frozen model draws its new head from torch's global random
+    state; the recipe keeps a copy of that head, the normalization and the
+    random state the build leaves behind, under a key of the weights source,
+    the class count and a digest of the random state before the build. A
+    model made from a recipe (:class:`LazyFrozenModel`) is therefore the one
+    a build would give, down to the random state that follows.
+
+    Parameters
+    ----------
+    max_entries : int, default=256
+        Least recently used recipes are dropped past this many (each holds
+        one small head).
+    """
+
+    def __init__(self, max_entries=256):
+        self.max_entries = max_entries
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(source, n_classes):
+        """The key of a build from ``source`` for ``n_classes`` in the current random state."""
+        state = torch.random.get_rng_state().numpy().tobytes()
+        return (source, int(n_classes), hashlib.sha256(state).hexdigest())
+
+    def get(self, key):
+        """A fresh copy of ``(head, mean, std)`` for ``key`` (and the random state set as a
+        build would leave it), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        head, mean, std, state_after = entry
+        torch.random.set_rng_state(state_after)
+        return copy.deepcopy(head), mean, std
+
+    def put(self, key, model):
+        """Remember the freshly built ``model``'s head (call before it trains)."""
+        mean = tuple(model.mean.flatten().tolist())
+        std = tuple(model.std.flatten().tolist())
+        entry = (copy.deepcopy(model.head).cpu(), mean, std, torch.random.get_rng_state())
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
+
+
+HEAD_RECIPES = HeadRecipes()
+
+
+def clear_head_recipes():
+    """Forget every head recipe of this process (the next frozen fit builds its body)."""
+    HEAD_RECIPES.clear()

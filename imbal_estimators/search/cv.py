@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.metrics import METRICS, Scorer
+from ..training.heads import can_fit_together, fit_many
 from ..utils.param_validation import (
     HasMethods,
     Interval,
@@ -391,11 +392,18 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         params = to_estimator_params(suggest(trial, space))
         first = next(iter(scorers))
         scores = {name: [] for name in scorers}
+        together = self._fit_folds_together(params, X, y, splits)
         for fold, (train, test) in enumerate(splits):
-            estimator = self._fold_estimator(params, trial, fold)
-            start = time.perf_counter()
-            estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train))
-            fit_time = time.perf_counter() - start
+            if together is None:
+                estimator = self._fold_estimator(params, trial, fold)
+                start = time.perf_counter()
+                estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train))
+                fit_time = time.perf_counter() - start
+            else:
+                estimator, fit_time = together[fold]
+                reporter = self._pruning_reporter(estimator, trial, fold)
+                if reporter is not None:
+                    reporter.replay(estimator)
             X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
             start = time.perf_counter()
             fold_scores = {
@@ -418,15 +426,36 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _fold_estimator(self, params, trial, fold):
         estimator = clone(self.estimator).set_params(**params)
-        if self.pruning is False or "callbacks" not in estimator.get_params(deep=False):
+        reporter = self._pruning_reporter(estimator, trial, fold)
+        if reporter is None:
             return estimator
-        monitor = getattr(estimator, "monitor", "valid_loss")
-        key = "valid_loss" if monitor == "valid_loss" else f"valid_{monitor}"
-        max_epochs = estimator.get_params(deep=False).get("max_epochs", 0)
-        reporter = TrialPruning(trial, key, key == "valid_loss", step_offset=fold * max_epochs)
         callbacks = list(estimator.callbacks or [])
         estimator.set_params(callbacks=[*callbacks, ("imbal_trial_pruning", reporter)])
         return estimator
+
+    def _pruning_reporter(self, estimator, trial, fold):
+        """The fold's per-epoch pruning callback, or None without pruning."""
+        if self.pruning is False or "callbacks" not in estimator.get_params(deep=False):
+            return None
+        monitor = getattr(estimator, "monitor", "valid_loss")
+        key = "valid_loss" if monitor == "valid_loss" else f"valid_{monitor}"
+        max_epochs = estimator.get_params(deep=False).get("max_epochs", 0)
+        return TrialPruning(trial, key, key == "valid_loss", step_offset=fold * max_epochs)
+
+    def _fit_folds_together(self, params, X, y, splits):
+        """The folds' estimators fitted together by ``fit_many`` (frozen-backbone heads on
+        cached features) with each fold's share of the time, or None where they cannot be.
+        Pruning is then replayed from each fold's history: the trial reports and prunes as
+        it would have while the folds trained one after another."""
+        estimators = [clone(self.estimator).set_params(**params) for _ in splits]
+        if len(splits) < 2 or not all(can_fit_together(e) for e in estimators):
+            return None
+        X_train = [_safe_indexing(X, train) for train, _ in splits]
+        y_train = [_safe_indexing(y, train) for train, _ in splits]
+        start = time.perf_counter()
+        fit_many(estimators, X_train, y_train, per_estimator=True)
+        share = (time.perf_counter() - start) / len(splits)
+        return [(estimator, share) for estimator in estimators]
 
     # -- results ------------------------------------------------------------------------
 

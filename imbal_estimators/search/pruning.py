@@ -34,12 +34,22 @@ class TrialPruning(Callback):
         self.step_offset = step_offset
 
     def on_epoch_end(self, net, **kwargs):
-        score = net.history[-1].get(self.monitor)
+        self._report(net.history[-1], len(net.history))
+
+    def replay(self, net):
+        """Report each epoch of ``net``'s finished fit in order, as ``on_epoch_end`` would
+        have during it, pruning at the same epoch (for folds that trained together in
+        :func:`~imbal_estimators.training.heads.fit_many`)."""
+        for epoch in range(1, len(net.history) + 1):
+            self._report(net.history[epoch - 1], epoch)
+
+    def _report(self, row, epoch):
+        score = row.get(self.monitor)
         if score is None:
             return
-        step = self.step_offset + len(net.history) - 1
+        step = self.step_offset + epoch - 1
         self.trial.report(-float(score) if self.lower_is_better else float(score), step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(
-                f"{self.monitor}={float(score):.4g} at epoch {len(net.history)} (step {step})"
+                f"{self.monitor}={float(score):.4g} at epoch {epoch} (step {step})"
             )

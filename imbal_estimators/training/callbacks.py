@@ -131,19 +131,16 @@ class KeepBestModel(Callback):
         if improved:
             self.best_score_ = score
             self.best_epoch_ = len(net.history)
-            # a frozen backbone cannot change: copying (and later restoring) it is waste
-            frozen = getattr(net.module_, "frozen_state_keys", set)()
             self.best_state_ = {
                 key: value.detach().to("cpu", copy=True)
-                for key, value in net.module_.state_dict().items()
-                if key not in frozen
+                for key, value in _trainable_state(net.module_).items()
             }
 
     def on_train_end(self, net, **kwargs):
         if self.best_state_ is not None:
             # copy in place, key by key: load_state_dict would also rewrite the
             # BatchNorm counters a partial state leaves out
-            current = net.module_.state_dict()
+            current = _trainable_state(net.module_)
             with torch.no_grad():
                 for key, value in self.best_state_.items():
                     current[key].copy_(value)
@@ -152,6 +149,15 @@ class KeepBestModel(Callback):
             net.best_epoch_ = len(net.history) or None
         # the copy is not needed any more; do not pickle it with the estimator
         self.best_state_ = None
+
+
+def _trainable_state(module):
+    """The ``state_dict`` entries training can change. A frozen backbone's are left out:
+    copying (and later restoring) them is waste, and a body not built yet stays unbuilt."""
+    if hasattr(module, "trainable_state_dict"):
+        return module.trainable_state_dict()
+    frozen = getattr(module, "frozen_state_keys", set)()
+    return {key: value for key, value in module.state_dict().items() if key not in frozen}
 
 
 class DeferredReweighting(Callback):

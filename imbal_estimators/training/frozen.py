@@ -1,0 +1,118 @@
+"""The estimator's frozen-backbone path: the model, its features and their datasets.
+
+With ``freeze_backbone=True`` the body's features come from the feature cache
+(:func:`frozen_features`), training and validation run on
+:class:`~imbal_estimators.models.features.FeatureDataset` rows
+(:func:`frozen_split_datasets`), and :func:`frozen_model` builds the body only
+when a feature is missing: a search over head-side parameters pays for reading
+the weights file once, not once per fit.
+"""
+
+from functools import partial
+
+import numpy as np
+import torch
+
+from ..data.images import ImageLoader
+from ..imbalance.class_weights import resolve_alpha
+from ..imbalance.samplers import needs_features, resample_features
+from ..models.backbones import FrozenBackboneModel
+from ..models.features import (
+    HEAD_RECIPES,
+    FeatureDataset,
+    LazyFrozenModel,
+    compute_features,
+    weights_source,
+)
+from .precision import uses_channels_last
+from .seeding import epoch_seed
+from .threads import body_threads
+
+
+def frozen_model(net, build, build_args=None):
+    """The frozen model of ``net``: built now, or from a head recipe with its body deferred.
+
+    Parameters
+    ----------
+    net : ImageImbalanceClassifier
+    build : callable
+        Returns ``(backbone, mean, std)``.
+    build_args : tuple or None
+        ``(backbone_name, weights, n_classes, module_kwargs)`` when the
+        weights have a source that keys features without hashing the body (a
+        weights file or torchvision weights, a torchvision backbone); None
+        otherwise (random initialization, a user's ``module``), where the
+        model is always built.
+
+    Returns
+    -------
+    FrozenBackboneModel
+        A :class:`~imbal_estimators.models.features.LazyFrozenModel` whose
+        body is not built yet when this process has built the same head
+        before (same weights source, class count and random state) and
+        ``net.cache`` is not None.
+    """
+    if build_args is None:
+        return FrozenBackboneModel(*build())
+    name, weights, n_classes, module_kwargs = build_args
+    current_source = partial(weights_source, name, weights, module_kwargs)
+    source = current_source()
+    key = HEAD_RECIPES.key(source, n_classes) if net.cache is not None else None
+    recipe = HEAD_RECIPES.get(key) if key is not None else None
+    if recipe is None:
+        model = FrozenBackboneModel(*build())
+        if key is not None:
+            HEAD_RECIPES.put(key, model)
+        return model
+    head, mean, std = recipe
+    memory_format = torch.preserve_format
+    if uses_channels_last(net.device, net._autocast_dtype()):
+        memory_format = torch.channels_last
+    return LazyFrozenModel(head, mean, std, build, source, current_source, memory_format)
+
+
+def frozen_features(net, paths):
+    """The frozen body's ``(len(paths), D)`` features, through the feature cache."""
+    with body_threads():
+        return compute_features(
+            net.module_,
+            paths,
+            ImageLoader(net.image_size, net.cache),
+            cache=net.cache,
+            batch_size=predict_batch_size(net),
+            device=net.device,
+            autocast=net._autocast,
+            channels_last=net._channels_last(),
+        )
+
+
+def frozen_split_datasets(net, X, y):
+    """Training and validation datasets of features (validation None without a split)."""
+    features = frozen_features(net, X)
+    if needs_features(net.sampler):
+        weights_from_feature_draw(net, features, y)
+    train = FeatureDataset(features, y, net.train_indices_)
+    valid = FeatureDataset(features, y, net.valid_indices_)
+    return train, (valid if len(net.valid_indices_) else None)
+
+
+def weights_from_feature_draw(net, features, y):
+    """Class weights and loss counts from the first epoch's draw of a feature sampler, as
+    the estimator computes them for samplers of rows (only now are there features)."""
+    rows = net.train_indices_
+    _, labels, _ = resample_features(
+        net.sampler, features[rows], net.classes_[y[rows]], epoch_seed(net.sampling_seed_, 1)
+    )
+    counts = np.bincount(np.searchsorted(net.classes_, labels), minlength=net.n_classes_)
+    net.loss_class_counts_ = counts
+    net.class_weight_ = resolve_alpha(
+        net.alpha, net.classes_, counts, beta=net.beta, pos_label=net.pos_label_
+    )
+    net.rebuild_criterion()
+
+
+def predict_batch_size(net):
+    """The batch size of prediction, which the feature pass also uses."""
+    default = net.__dict__.get("batch_size_", net.batch_size)  # what get_iterator uses
+    size = net.get_params_for("iterator_valid").get("batch_size", default)
+    return max(size, 1) if size != -1 else 256

@@ -1,0 +1,361 @@
+"""Train many frozen-backbone heads at once on cached features.
+
+A search over head-side parameters (loss, gamma, alpha, beta, sampler, lr,
+threshold, ...) with ``freeze_backbone=True`` trains one linear head per
+candidate on the same cached features. :func:`fit_many` fits such estimators
+together: each goes through its own ``fit`` (checks, split, sampler, class
+weights, callbacks, kept epoch, threshold and calibration: nothing is
+re-implemented), and their epochs run in lock-step, where one stacked matrix
+product computes the logits of every head, one backward pass their gradients,
+and each head's own optimizer takes its step. The fitted estimators are those
+separate ``fit`` calls give, to float32 precision.
+
+How: the estimators' ``fit`` calls are nested. Each one's ``fit_loop``
+(:class:`HeadTrainingMixin`) registers its datasets with the group and starts
+the next estimator's ``fit``; the innermost trains every registered head, and
+then each ``fit`` returns and finishes as usual (restoring its best epoch,
+fitting its threshold). So the whole of ``fit`` stays the one code path.
+"""
+
+import torch
+from skorch.utils import TeeGenerator
+from torch.utils.data import Dataset
+
+from .threads import head_threads
+
+__all__ = ["HeadTrainingMixin", "can_fit_together", "fit_many"]
+
+DEFAULT_CHUNK_SIZE = 32  # heads per group; each nested fit adds about 15 stack frames
+
+
+class HeadTrainingMixin:
+    """skorch hooks of the estimator for frozen-backbone heads.
+
+    Head-only epochs and predictions on the CPU run on one intra-op thread
+    (:func:`~imbal_estimators.training.threads.head_threads`; the feature pass
+    of the body keeps every thread). Inside :func:`fit_many`, ``fit_loop``
+    hands the estimator's training to its group.
+    """
+
+    def _trains_head_only_on_cpu(self):
+        return self.freeze_backbone and torch.device(self.device).type == "cpu"
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        group = self.__dict__.get("_head_group")
+        if group is not None:
+            return group.train(self, X, y, epochs, fit_params)
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        with head_threads(self._trains_head_only_on_cpu()):
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        # a generator: the block stays open while the caller applies the softmax
+        with head_threads(self._trains_head_only_on_cpu()):
+            yield from super().forward_iter(X, training=training, device=device)
+
+
+def can_fit_together(estimator):
+    """Whether :func:`fit_many` can train ``estimator`` in a group (else it fits alone).
+
+    It can when it is an ImageImbalanceClassifier with ``freeze_backbone=True``
+    that trains from scratch (no ``warm_start``, ``checkpoint_dir`` or
+    ``compile``), with the default data loaders (no ``iterator_train__*`` or
+    ``iterator_valid__*`` besides ``batch_size``) and an optimizer that
+    evaluates its closure once (not ``LBFGS``).
+    """
+    return _reason_alone(estimator) is None
+
+
+def _reason_alone(estimator):
+    if not isinstance(estimator, HeadTrainingMixin):
+        return "not an ImageImbalanceClassifier"
+    params = estimator.get_params(deep=False)
+    if not params.get("freeze_backbone"):
+        return "freeze_backbone=False"
+    for name in ("warm_start", "compile"):
+        if params.get(name):
+            return f"{name}=True"
+    if params.get("checkpoint_dir") is not None:
+        return "checkpoint_dir is set"
+    loaders = {**estimator.get_params_for("iterator_train")}
+    loaders.update(estimator.get_params_for("iterator_valid"))
+    if set(loaders) - {"batch_size"}:
+        return "custom data loader parameters"
+    optimizer = params.get("optimizer")
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.LBFGS):
+        return "LBFGS evaluates its closure several times"
+    return None
+
+
+def fit_many(estimators, X, y, *, per_estimator=False, chunk_size=DEFAULT_CHUNK_SIZE):
+    """Fit frozen-backbone estimators together: one feature pass, their heads in lock-step.
+
+    Parameters
+    ----------
+    estimators : list of ImageImbalanceClassifier
+        Usually unfitted clones of one estimator with ``freeze_backbone=True``
+        that differ in head-side parameters (``loss``, ``gamma``, ``alpha``,
+        ``beta``, ``sampler``, ``lr``, ``threshold``, ``calibrate``,
+        ``drw_epoch``, ``optimizer__*``, ...). Each is fitted in place, as its
+        ``fit(X, y)`` would fit it. Estimators that
+        :func:`can_fit_together` refuses are fitted one by one.
+    X : paths, or a sequence of them with ``per_estimator=True``
+    y : labels, or a sequence of them with ``per_estimator=True``
+    per_estimator : bool, default=False
+        ``X[i], y[i]`` are the data of ``estimators[i]`` (e.g. the training
+        folds of a cross-validation: the features of every image are still
+        computed once, through the cache).
+    chunk_size : int, default=32
+        At most this many heads train together.
+
+    Returns
+    -------
+    estimators : list
+        The same estimators, fitted. Predictions, ``history`` (the same keys
+        per epoch and batch), ``best_epoch_``, ``threshold_`` and the other
+        fitted attributes equal those of separate ``fit`` calls to float32
+        precision (the stacked product sums in another order).
+
+    Notes
+    -----
+    Estimators share the features when they share ``backbone``, ``weights``,
+    ``image_size``, ``precision`` and a ``cache`` that is not None; heads of
+    other bodies also train together, each on its own features. If training
+    the group fails, the group's estimators are fitted one by one, so an
+    error comes from the estimator that causes it.
+
+    Examples
+    --------
+    >>> from sklearn.base import clone
+    >>> from imbal_estimators.training.heads import fit_many
+    >>> base = ImageImbalanceClassifier(freeze_backbone=True, weights="r34.pth")  # doctest: +SKIP
+    >>> grid = [{"loss": "focal", "gamma": g, "alpha": a} for g in (1, 2)
+    ...         for a in (None, "balanced")]
+    >>> fitted = fit_many([clone(base).set_params(**p) for p in grid], X, y)  # doctest: +SKIP
+    """
+    estimators = list(estimators)
+    if per_estimator:
+        X, y = list(X), list(y)
+        if not len(X) == len(y) == len(estimators):
+            raise ValueError(
+                f"per_estimator=True needs one X and one y per estimator; got "
+                f"{len(estimators)} estimators, {len(X)} X and {len(y)} y."
+            )
+        data = list(zip(X, y, strict=True))
+    else:
+        data = [(X, y)] * len(estimators)
+    if len({id(e) for e in estimators}) != len(estimators):
+        raise ValueError("fit_many got the same estimator object twice; pass clones.")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1; got {chunk_size}.")
+    together = [i for i, e in enumerate(estimators) if can_fit_together(e)]
+    for i in sorted(set(range(len(estimators))) - set(together)):
+        estimators[i].fit(*data[i])
+    for start in range(0, len(together), chunk_size):
+        chunk = together[start : start + chunk_size]
+        if len(chunk) == 1:
+            estimators[chunk[0]].fit(*data[chunk[0]])
+            continue
+        try:
+            _HeadGroup([(estimators[i], *data[i]) for i in chunk]).run()
+        except Exception:  # noqa: BLE001 - refit alone, so the error names its estimator
+            for i in chunk:
+                estimators[i].fit(*data[i])
+    return estimators
+
+
+class _GroupFailed(RuntimeError):
+    """Training a group failed; :func:`fit_many` fits its estimators one by one instead."""
+
+
+class _Rows(Dataset):
+    """The positions ``0 .. len(dataset) - 1`` of a dataset, served in batches.
+
+    The estimator's own ``get_iterator`` over this gives the DataLoader a
+    separate fit uses over the dataset (batch size, shuffling, ``drop_last``,
+    the same random draws), without collating rows one by one.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return i
+
+    def __getitems__(self, positions):
+        return list(positions)
+
+
+class _Head:
+    """One estimator of a group: its datasets, loaders and the current epoch's batches."""
+
+    def __init__(self, net, dataset_train, dataset_valid, epochs):
+        linear = net.module_.head
+        if type(linear) is not torch.nn.Linear:
+            raise TypeError(f"the head is a {type(linear).__name__}, not a Linear layer")
+        self.net = net
+        self.linear = linear
+        self.datasets = {"train": dataset_train, "valid": dataset_valid}
+        self.loaders = {"train": net.get_iterator(_Rows(dataset_train), training=True)}
+        if dataset_valid is not None:
+            self.loaders["valid"] = net.get_iterator(_Rows(dataset_valid), training=False)
+        self.epochs = epochs
+        self.done = False
+        self.batches = {}
+
+    def begin_epoch(self):
+        datasets = self.datasets
+        self.net.notify(
+            "on_epoch_begin", dataset_train=datasets["train"], dataset_valid=datasets["valid"]
+        )
+        # drawn now, right after this net seeded its epoch, as its own loop would draw them
+        self.batches = {prefix: list(loader) for prefix, loader in self.loaders.items()}
+
+    def batch(self, prefix, step):
+        """The ``(features, targets)`` batch ``step`` of this epoch, as the loader collates it."""
+        dataset = self.datasets[prefix]
+        rows = dataset.indices[self.batches[prefix][step].numpy()]
+        targets = torch.as_tensor(dataset.targets[rows], dtype=torch.long)
+        return dataset.features[rows], targets
+
+    def end_epoch(self):
+        try:
+            self.net.notify(
+                "on_epoch_end",
+                dataset_train=self.datasets["train"],
+                dataset_valid=self.datasets["valid"],
+            )
+        except KeyboardInterrupt:  # EarlyStopping's way to stop; skorch's loop ends there too
+            self.done = True
+
+
+class _HeadGroup:
+    """Estimators whose ``fit`` calls nest, and whose heads train in one loop."""
+
+    def __init__(self, jobs):
+        self.pending = list(jobs)
+        self.heads = []
+
+    def run(self):
+        net, X, y = self.pending.pop(0)
+        net.__dict__["_head_group"] = self
+        try:
+            net.fit(X, y)
+        finally:
+            net.__dict__.pop("_head_group", None)
+
+    def train(self, net, X, y, epochs, fit_params):
+        """``net``'s ``fit_loop`` inside the group: register, then fit the next estimator
+        (or, for the last one, train all heads)."""
+        unexpected = set(fit_params) - {"_routing_method"}
+        if unexpected:
+            raise TypeError(f"fit_many passes no fit parameters; got {sorted(unexpected)}")
+        net.check_data(X, y)
+        net.check_training_readiness()
+        epochs = net.max_epochs if epochs is None else epochs
+        dataset_train, dataset_valid = net.get_split_datasets(X, y)
+        self.heads.append(_Head(net, dataset_train, dataset_valid, epochs))
+        # Any failure past this point is the group's: raised as _GroupFailed, so that no
+        # enclosing fit takes it for its own (its out-of-memory retry, for one).
+        try:
+            if self.pending:
+                self.run()
+            else:
+                self._train_heads()
+        except _GroupFailed:
+            raise
+        except Exception as exc:
+            raise _GroupFailed(f"{type(exc).__name__}: {exc}") from exc
+        return net
+
+    def _train_heads(self):
+        on_cpu = all(torch.device(h.net.device).type == "cpu" for h in self.heads)
+        for epoch in range(max(h.epochs for h in self.heads)):
+            heads = [h for h in self.heads if not h.done and epoch < h.epochs]
+            if not heads:
+                break
+            for head in heads:
+                head.begin_epoch()
+            with head_threads(on_cpu):
+                self._run_epoch(heads, "train")
+                self._run_epoch([h for h in heads if "valid" in h.loaders], "valid")
+            for head in heads:
+                head.end_epoch()
+
+    def _run_epoch(self, heads, prefix):
+        """skorch's ``run_single_epoch`` for every head at once."""
+        training = prefix == "train"
+        for step in range(max((len(h.batches[prefix]) for h in heads), default=0)):
+            active = [h for h in heads if step < len(h.batches[prefix])]
+            batches = [h.batch(prefix, step) for h in active]
+            for head, batch in zip(active, batches, strict=True):
+                head.net.notify("on_batch_begin", batch=batch, training=training)
+            if training:
+                for head in active:
+                    head.net.optimizer_.zero_grad()
+                    head.net.module_.train(True)
+                    head.net.criterion_.train(True)
+                losses, logits = self._losses(active, batches, training=True)
+                torch.stack(losses).sum().backward()
+                for head, batch in zip(active, batches, strict=True):
+                    head.net.notify(
+                        "on_grad_computed",
+                        named_parameters=TeeGenerator(head.net.get_all_learnable_params()),
+                        batch=batch,
+                        training=True,
+                    )
+                    head.net.optimizer_.step()
+            else:
+                for head in active:
+                    head.net.module_.train(False)
+                    head.net.criterion_.train(False)
+                with torch.no_grad():
+                    losses, logits = self._losses(active, batches, training=False)
+            for head, batch, loss, y_pred in zip(active, batches, losses, logits, strict=True):
+                history = head.net.history
+                history.record_batch(f"{prefix}_loss", loss.item())
+                history.record_batch(f"{prefix}_batch_size", len(batch[0]))
+                head.net.notify(
+                    "on_batch_end", batch=batch, training=training, loss=loss, y_pred=y_pred
+                )
+        for head in heads:
+            head.net.history.record(f"{prefix}_batch_count", len(head.batches[prefix]))
+
+    @staticmethod
+    def _losses(heads, batches, training):
+        """Each head's loss and float32 logits; heads of one shape share one stacked product."""
+        logits = [None] * len(heads)
+        shapes = {}
+        for i, head in enumerate(heads):
+            weight = head.linear.weight
+            shapes.setdefault((tuple(weight.shape), weight.device), []).append(i)
+        for (_, device), members in shapes.items():
+            inputs = [batches[i][0].to(device) for i in members]
+            sizes = [len(x) for x in inputs]
+            if len(set(sizes)) == 1:
+                stacked = torch.stack(inputs)
+            else:  # ragged last batches: zero rows that no loss reads
+                stacked = inputs[0].new_zeros(len(inputs), max(sizes), inputs[0].shape[1])
+                for row, x in enumerate(inputs):
+                    stacked[row, : len(x)] = x
+            weights = torch.stack([heads[i].linear.weight for i in members])
+            biases = torch.stack([_bias(heads[i].linear) for i in members])
+            out = torch.baddbmm(biases.unsqueeze(1), stacked, weights.transpose(1, 2))
+            for row, (i, size) in enumerate(zip(members, sizes, strict=True)):
+                logits[i] = out[row, :size].float()
+        losses = [
+            head.net.get_loss(y_pred, batch[1], X=batch[0], training=training)
+            for head, batch, y_pred in zip(heads, batches, logits, strict=True)
+        ]
+        return losses, logits
+
+
+def _bias(linear):
+    if linear.bias is not None:
+        return linear.bias
+    return linear.weight.new_zeros(linear.out_features)
