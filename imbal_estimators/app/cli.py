@@ -23,6 +23,7 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -281,23 +282,6 @@ def _budget(text):
             f"expected a duration such as 20m, 1h30m or 90s, got {text!r}"
         ) from None
     return text
-
-
-#: estimator parameters of the imbalance options, each the flag --name-with-dashes
-IMBALANCE_PARAMS = (
-    "loss",
-    "gamma",
-    "alpha",
-    "beta",
-    "sampler",
-    "tau",
-    "max_margin",
-    "ldam_s",
-    "label_smoothing",
-    "drw_epoch",
-)
-#: estimator parameters of the decision options
-DECISION_PARAMS = ("threshold", "posthoc_tau", "calibrate", "pos_label")
 
 
 def _add_imbalance_options(parser, several=False):

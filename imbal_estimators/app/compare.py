@@ -47,6 +47,7 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from . import plan as planning
 from .methods import (
     BASELINE,
+    IMBALANCE_PARAMS,
     SAMPLERS,
     Configuration,
     default_configurations,
@@ -366,16 +367,7 @@ def _row_name(config, rule):
 
 # estimator parameters that are shared settings, with their ``fit`` flag
 _FIT_FLAGS = (
-    "loss",
-    "gamma",
-    "alpha",
-    "beta",
-    "sampler",
-    "tau",
-    "max_margin",
-    "ldam_s",
-    "label_smoothing",
-    "drw_epoch",
+    *IMBALANCE_PARAMS,
     "threshold",
     "posthoc_tau",
     "backbone",

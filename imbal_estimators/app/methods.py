@@ -31,7 +31,23 @@ BASELINE = "ce"  # the configuration every other is compared with
 #: name). Those of FEATURE_SAMPLERS run on frozen backbone features only.
 SAMPLERS = tuple(SAMPLER_REGISTRY)
 
-# the estimator parameters a configuration may set (the rest are shared settings)
+#: estimator parameters of the imbalance handling; each is the CLI flag --name-with-dashes
+IMBALANCE_PARAMS = (
+    "loss",
+    "gamma",
+    "alpha",
+    "beta",
+    "sampler",
+    "tau",
+    "max_margin",
+    "ldam_s",
+    "label_smoothing",
+    "drw_epoch",
+)
+#: estimator parameters of the decision rule
+DECISION_PARAMS = ("threshold", "posthoc_tau", "calibrate", "pos_label")
+#: the estimator parameters a configuration may set (the rest are shared settings)
+CONFIGURATION_PARAMS = (*IMBALANCE_PARAMS, *DECISION_PARAMS[:3])
 CONFIGURATION_PARAMS = (
     "loss",
     "gamma",
