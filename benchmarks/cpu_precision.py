@@ -14,6 +14,7 @@ Run::
 
     python benchmarks/cpu_precision.py            # both parts (about 10 minutes on 2 cores)
     python benchmarks/cpu_precision.py --part fit
+    python benchmarks/cpu_precision.py --threads 1  # steadier on a machine shared with others
     python benchmarks/cpu_precision.py --quick    # seconds, for CI
 """
 
@@ -146,8 +147,11 @@ def main():
     parser.add_argument("--fit-images", type=int, default=160)
     parser.add_argument("--fit-size", type=int, default=128)
     parser.add_argument("--fit-epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
         args.backbone, args.sizes, args.rounds, args.batch_size = "resnet18", [32], 2, 8
         args.fit_images, args.fit_size, args.fit_epochs = 24, 32, 1

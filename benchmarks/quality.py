@@ -25,9 +25,12 @@ writes them elsewhere.
 ``--precisions fp32 bf16`` runs the same evaluation once per ``precision`` (same
 configurations, folds and seeds) and prints, per method and set, the mean balanced
 accuracy and F1 of each with the difference and the fold spread, instead of writing
-the docs (``--out-dir`` then gets ``precision.md``)::
+the docs (``--out-dir`` then gets ``precision.md``). ``PRECISION@SEED`` trains with
+another ``random_state`` (same data and folds): ``fp32 fp32@1`` measures how far the
+scores move with the training seed alone, the noise to read the bf16 differences by::
 
-    PYTHONPATH=$PWD python benchmarks/quality.py --quick --precisions fp32 bf16
+    PYTHONPATH=$PWD python benchmarks/quality.py --precisions fp32 bf16
+    PYTHONPATH=$PWD python benchmarks/quality.py --precisions fp32 fp32@1
 """
 
 import argparse
@@ -319,9 +322,10 @@ def compare_precisions(precisions, quick=False, seed=0, folds=None, max_epochs=N
         datasets = build_datasets(tmp, quick, seed)
         for name, params in methods(max_epochs).items():
             for data_name, (X, y, _) in datasets.items():
-                for precision in precisions:
-                    base = base_estimator(max_epochs, seed, precision)
-                    results[precision][name, data_name] = evaluate(base, params, X, y, folds, seed)
+                for spec in precisions:
+                    precision, _, training_seed = spec.partition("@")
+                    base = base_estimator(max_epochs, int(training_seed or seed), precision)
+                    results[spec][name, data_name] = evaluate(base, params, X, y, folds, seed)
                 print(f"{name:17s} {data_name:17s} done", flush=True)
     first, second = precisions[0], precisions[1]
     lines = [
@@ -359,7 +363,10 @@ def main(argv=None):
     parser.add_argument("--out-dir", default=None, help="where quality.md/.png go (docs/)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
-        "--precisions", nargs=2, metavar="PRECISION", help="compare two precisions, e.g. fp32 bf16"
+        "--precisions",
+        nargs=2,
+        metavar="PRECISION[@SEED]",
+        help="compare two precisions, e.g. fp32 bf16 (or fp32 fp32@1: the seed's noise)",
     )
     args = parser.parse_args(argv)
     if args.precisions:

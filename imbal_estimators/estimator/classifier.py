@@ -42,7 +42,12 @@ from ..models.backbones import (
     ImageModel,
     build_backbone,
 )
-from ..models.features import FeatureDataset, remember_weights_source, weights_source
+from ..models.features import (
+    FeatureDataset,
+    collate_batch,
+    remember_weights_source,
+    weights_source,
+)
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
@@ -821,6 +826,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def get_iterator(self, dataset, training=False):
         defaults = loader_defaults(self.device, holds_images=isinstance(dataset, ImagePathDataset))
+        if isinstance(dataset, FeatureDataset):
+            defaults["collate_fn"] = collate_batch  # its __getitems__ gives whole batches
         # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
         batch_size = self.__dict__.get("batch_size_", self.batch_size)
         if not training:

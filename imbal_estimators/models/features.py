@@ -179,6 +179,21 @@ class FeatureDataset(Dataset):
         target = -1 if self.targets is None else int(self.targets[index])
         return self.features[index], torch.tensor(target, dtype=torch.long)
 
+    def __getitems__(self, positions):
+        """A whole batch at once, as ``(features, targets)``: what ``collate_batch`` passes
+        through (the values a per-row collation stacks, without the per-row work)."""
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        if self.targets is None:
+            targets = torch.full((len(rows),), -1, dtype=torch.long)
+        else:
+            targets = torch.as_tensor(np.asarray(self.targets)[rows], dtype=torch.long)
+        return self.features[torch.as_tensor(rows)], targets
+
+
+def collate_batch(batch):
+    """The ``collate_fn`` of a :class:`FeatureDataset` loader: its batches come whole."""
+    return batch
+
 
 class LazyFrozenModel(FrozenBackboneModel):
     """A :class:`FrozenBackboneModel` whose body is built on first need.

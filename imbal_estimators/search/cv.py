@@ -192,6 +192,11 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    With a frozen-backbone estimator (``freeze_backbone=True``), the folds of a
+    trial train together (:func:`~imbal_estimators.training.heads.fit_many`),
+    and each fold's per-epoch pruning reports are replayed from its history, so
+    a trial is pruned at the same epoch as when the folds train one by one.
+
     Several workers: start the same ``fit`` in several processes with one
     ``storage`` and ``study_name``. Each trial claims its slot when it starts,
     so together they stop at ``n_trials``; a worker whose last trials run

@@ -217,11 +217,8 @@ class _Head:
         self.batches = {prefix: list(loader) for prefix, loader in self.loaders.items()}
 
     def batch(self, prefix, step):
-        """The ``(features, targets)`` batch ``step`` of this epoch, as the loader collates it."""
-        dataset = self.datasets[prefix]
-        rows = dataset.indices[self.batches[prefix][step].numpy()]
-        targets = torch.as_tensor(dataset.targets[rows], dtype=torch.long)
-        return dataset.features[rows], targets
+        """The ``(features, targets)`` batch ``step`` of this epoch, as its loader gives it."""
+        return self.datasets[prefix].__getitems__(self.batches[prefix][step].tolist())
 
     def end_epoch(self):
         try:
