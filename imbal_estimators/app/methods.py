@@ -47,22 +47,7 @@ IMBALANCE_PARAMS = (
 #: estimator parameters of the decision rule
 DECISION_PARAMS = ("threshold", "posthoc_tau", "calibrate", "pos_label")
 #: the estimator parameters a configuration may set (the rest are shared settings)
-CONFIGURATION_PARAMS = (*IMBALANCE_PARAMS, *DECISION_PARAMS[:3])
-CONFIGURATION_PARAMS = (
-    "loss",
-    "gamma",
-    "alpha",
-    "beta",
-    "sampler",
-    "tau",
-    "max_margin",
-    "ldam_s",
-    "label_smoothing",
-    "drw_epoch",
-    "threshold",
-    "posthoc_tau",
-    "calibrate",
-)
+CONFIGURATION_PARAMS = (*IMBALANCE_PARAMS, "threshold", "posthoc_tau", "calibrate")
 
 
 @dataclass(frozen=True)
