@@ -133,3 +133,28 @@ def images_read():
         yield reads
     finally:
         ImageLoader.__call__ = original
+
+
+@pytest.fixture
+def fresh_caches():
+    """Empty the process's decoded-image, feature and frozen-head caches around a test."""
+    from imbal_estimators.data.cache import clear_memory_caches
+    from imbal_estimators.models.features import clear_head_recipes
+
+    clear_memory_caches()
+    clear_head_recipes()
+    yield
+    clear_memory_caches()
+    clear_head_recipes()
+
+
+@pytest.fixture
+def shufflenet_file(tmp_path):
+    """A state-dict file of a randomly initialized shufflenet_v2_x0_5, written here."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "shufflenet.pth"
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
+    return path

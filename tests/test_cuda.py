@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.data.cache import clear_memory_caches
-from imbal_estimators.models.features import LazyFrozenModel, clear_head_recipes
+from imbal_estimators.models.features import LazyFrozenModel
 from imbal_estimators.training.heads import fit_many
 
 pytestmark = [
@@ -23,22 +23,8 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_memory_caches()
-    clear_head_recipes()
-    yield
-    clear_memory_caches()
-    clear_head_recipes()
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    import torchvision
-
-    torch.manual_seed(0)
-    path = tmp_path / "shufflenet.pth"
-    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
-    return str(path)
+def _fresh_caches(fresh_caches):
+    """Every test here starts and ends with empty caches (conftest.fresh_caches)."""
 
 
 def cuda_classifier(**params):
@@ -67,9 +53,9 @@ def test_cuda_mixed_precision_fits(binary_data, precision):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
-def test_cuda_frozen_heads_train_together_and_build_their_body_lazily(binary_data, weights_file):
+def test_cuda_frozen_heads_train_together_and_build_their_body_lazily(binary_data, shufflenet_file):
     X, y = binary_data
-    base = cuda_classifier(freeze_backbone=True, weights=weights_file, max_epochs=3)
+    base = cuda_classifier(freeze_backbone=True, weights=shufflenet_file, max_epochs=3)
     grid = [{"alpha": None}, {"alpha": "balanced"}, {"loss": "focal", "lr": 0.01}]
     separate = [clone(base).set_params(**p).fit(X, y) for p in grid]
     together = fit_many([clone(base).set_params(**p) for p in grid], X, y)

@@ -14,7 +14,6 @@ from imbal_estimators.data.cache import clear_memory_caches, get_feature_cache
 from imbal_estimators.models.backbones import FrozenBackboneModel
 from imbal_estimators.models.features import (
     LazyFrozenModel,
-    clear_head_recipes,
     weights_fingerprint,
 )
 from imbal_estimators.training.precision import autocast_dtype, loader_defaults
@@ -35,12 +34,8 @@ def count_body_calls(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_memory_caches()
-    clear_head_recipes()
-    yield
-    clear_memory_caches()
-    clear_head_recipes()
+def _fresh_caches(fresh_caches):
+    """Every test here starts and ends with empty caches (conftest.fresh_caches)."""
 
 
 def frozen(**params):
@@ -292,16 +287,6 @@ def test_cuda_precisions_and_channels_last(binary_data, precision):
     conv = next(m for m in clf.module_.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert np.isfinite(clf.predict_proba(X)).all()
-
-
-@pytest.fixture
-def shufflenet_file(tmp_path):
-    import torchvision
-
-    torch.manual_seed(0)
-    path = tmp_path / "shufflenet.pth"
-    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
-    return path
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from skorch.callbacks import EarlyStopping
 
 import imbal_estimators.training.heads as heads
 from imbal_estimators import ImageImbalanceClassifier
-from imbal_estimators.data.cache import clear_memory_caches
 from imbal_estimators.models.backbones import FrozenBackboneModel
-from imbal_estimators.models.features import clear_head_recipes
 from imbal_estimators.training.heads import can_fit_together, fit_many
 from imbal_estimators.training.threads import body_threads, head_threads
 
@@ -31,22 +29,8 @@ GRID = [
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_memory_caches()
-    clear_head_recipes()
-    yield
-    clear_memory_caches()
-    clear_head_recipes()
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    import torchvision
-
-    torch.manual_seed(0)
-    path = tmp_path / "shufflenet.pth"
-    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
-    return path
+def _fresh_caches(fresh_caches):
+    """Every test here starts and ends with empty caches (conftest.fresh_caches)."""
 
 
 @pytest.fixture
@@ -63,12 +47,12 @@ def groups(monkeypatch):
     return sizes
 
 
-def frozen_base(weights_file, **params):
+def frozen_base(shufflenet_file, **params):
     return ImageImbalanceClassifier(
         **{
             **FAST,
             "freeze_backbone": True,
-            "weights": weights_file,
+            "weights": shufflenet_file,
             "max_epochs": 3,
             "batch_size": 8,
             **params,
@@ -95,9 +79,9 @@ def assert_same_fit(a, b, X):
             np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_fit_many_equals_separate_fits(binary_data, weights_file, groups):
+def test_fit_many_equals_separate_fits(binary_data, shufflenet_file, groups):
     X, y = binary_data
-    base = frozen_base(weights_file)
+    base = frozen_base(shufflenet_file)
     separate = [clone(base).set_params(**p).fit(X, y) for p in GRID]
     together = fit_many([clone(base).set_params(**p) for p in GRID], X, y)
     assert groups == [len(GRID)]
@@ -106,14 +90,14 @@ def test_fit_many_equals_separate_fits(binary_data, weights_file, groups):
         assert_same_fit(a, b, X)
 
 
-def test_fit_many_computes_each_feature_once(binary_data, weights_file, monkeypatch):
+def test_fit_many_computes_each_feature_once(binary_data, shufflenet_file, monkeypatch):
     X, y = binary_data
     calls = []
     original = FrozenBackboneModel.features
     monkeypatch.setattr(
         FrozenBackboneModel, "features", lambda self, x: calls.append(len(x)) or original(self, x)
     )
-    fit_many([clone(frozen_base(weights_file)).set_params(**p) for p in GRID[:4]], X, y)
+    fit_many([clone(frozen_base(shufflenet_file)).set_params(**p) for p in GRID[:4]], X, y)
     assert sum(calls) == len(X)
 
 
@@ -130,9 +114,9 @@ def test_fit_many_on_folds_equals_separate_fits(three_class_data, groups):
         assert_same_fit(a, b, X)
 
 
-def test_early_stopping_heads_stop_alone(binary_data, weights_file, groups):
+def test_early_stopping_heads_stop_alone(binary_data, shufflenet_file, groups):
     X, y = binary_data
-    base = frozen_base(weights_file, max_epochs=6, lr=0.2)
+    base = frozen_base(shufflenet_file, max_epochs=6, lr=0.2)
     params = [
         {"callbacks": [("stop", EarlyStopping(patience=1, monitor="train_loss"))]},
         {"callbacks": None},
