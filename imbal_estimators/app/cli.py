@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
@@ -700,10 +701,6 @@ def _match_label(text, labels):
     )
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _print_summary(result, out_dir, html_path, model_dir=None):
     from .report import recommendation
 
@@ -715,7 +712,7 @@ def _print_summary(result, out_dir, html_path, model_dir=None):
         print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
     print()
     if result.pos_label is not None:
-        print(f"Positive class: {_plain(result.pos_label)!r}")
+        print(f"Positive class: {plain_value(result.pos_label)!r}")
     for text in recommendation(result):
         print(text.replace("**", ""))
     if model_dir is not None:

@@ -39,6 +39,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
 from ..data.images import ImageLoader, scan_images
+from ..data.labels import plain_value
 from ..decision import metrics
 from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
@@ -292,7 +293,7 @@ def positive_class(labels, pos_label=None):
         return resolve_pos_label(None, *np.unique(labels, return_counts=True))
     if pos_label not in classes:
         raise ValueError(
-            f"pos_label {_plain(pos_label)!r} is not a class; classes: {classes.tolist()}."
+            f"pos_label {plain_value(pos_label)!r} is not a class; classes: {classes.tolist()}."
         )
     return classes[np.flatnonzero(classes == pos_label)[0]]
 
@@ -330,7 +331,7 @@ def fit_params(base, config, rule, pos_label, frozen):
     params = {**base, **config.params}
     params.update(_rule_params(rule))
     if pos_label is not None:  # monitor, threshold and a float alpha score compare's class
-        params["pos_label"] = _plain(pos_label)
+        params["pos_label"] = plain_value(pos_label)
     if frozen:
         params["freeze_backbone"] = True
     if params.get("drw_epoch") is not None:  # the budget may have cut the epochs
@@ -425,7 +426,7 @@ def _same(value, default):
 def _flag_value(value):
     if isinstance(value, float):
         return f"{value:g}"
-    return str(_plain(value))
+    return str(plain_value(value))
 
 
 def _sampler_name(sampler):
@@ -438,12 +439,7 @@ def _sampler_name(sampler):
 
 
 def _params_text(params):
-    return ", ".join(f"{k}={_plain(v)!r}" for k, v in params.items())
-
-
-def _plain(value):
-    """A numpy scalar as its Python value, so messages show 'dog', not np.str_('dog')."""
-    return value.item() if isinstance(value, np.generic) else value
+    return ", ".join(f"{k}={plain_value(v)!r}" for k, v in params.items())
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -619,7 +615,7 @@ def compare(
     lines = []
     if pos_label is not None:
         lines.append(
-            f"Positive class: {_plain(pos_label)!r} (F1, precision, recall, average precision "
+            f"Positive class: {plain_value(pos_label)!r} (F1, precision, recall, average precision "
             "and the tuned threshold are those of this class"
             + (")." if positive_class(labels) != pos_label else "; the rarer class).")
         )

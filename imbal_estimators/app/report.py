@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
+from ..data.labels import plain_value
 from ..decision.evaluation import METRICS, score_predictions
 from . import plots
 
@@ -188,13 +189,9 @@ def _averaging(classes, pos_label):
         )
     return (
         f"Binary: F1, precision, recall and average precision are those of the positive class "
-        f"`{_plain(pos_label)}` (the rarer class unless --pos-label says otherwise); a tuned "
+        f"`{plain_value(pos_label)}` (the rarer class unless --pos-label says otherwise); a tuned "
         "threshold applies to its probability."
     )
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _rare_per_fold(comparison):
@@ -264,7 +261,7 @@ def parameters(row):
         params["posthoc_tau"] = 1.0
     if row.stage == "screen":
         params["freeze_backbone"] = True
-    return ", ".join(f"{k}={_plain(v)!r}" for k, v in params.items() if v is not None)
+    return ", ".join(f"{k}={plain_value(v)!r}" for k, v in params.items() if v is not None)
 
 
 def _ranking_table(comparison, stage):
@@ -429,8 +426,8 @@ def gallery_blocks(comparison, row, stage):
     )
     blocks = [Heading("What it gets wrong", level=3)]
     for items, kind, what in (
-        (misses, "misses", f"images of class `{_plain(rare)}` predicted as another class"),
-        (alarms, "false_alarms", f"images of other classes predicted as `{_plain(rare)}`"),
+        (misses, "misses", f"images of class `{plain_value(rare)}` predicted as another class"),
+        (alarms, "false_alarms", f"images of other classes predicted as `{plain_value(rare)}`"),
     ):
         label = "Misses" if kind == "misses" else "False alarms"
         if not items:
@@ -441,7 +438,7 @@ def gallery_blocks(comparison, row, stage):
                 f"gallery_{kind}",
                 plots.to_png(plots.gallery(items, f"{label}: {what}".replace("`", ""))),
                 f"{label} (out-of-fold, most confident first; P is the probability of class "
-                f"`{_plain(rare)}`): {what}. Up to 12 shown.",
+                f"`{plain_value(rare)}`): {what}. Up to 12 shown.",
             )
         )
     return blocks

@@ -129,20 +129,20 @@ def resolve_pos_label(pos_label, classes, counts, *, caller_name=None):
         if len(classes) != 2:
             return None
         counts = np.asarray(counts)
-        return _plain(classes[0] if counts[0] < counts[1] else classes[1])
+        return plain_value(classes[0] if counts[0] < counts[1] else classes[1])
     if len(classes) != 2:
         raise ValueError(
             f"{owner} names the positive class of a binary problem; y has {len(classes)} "
             f"classes {_plain_list(classes)}, whose metrics average over the classes. "
-            f"Use pos_label=None. Got {_plain(pos_label)!r} instead."
+            f"Use pos_label=None. Got {plain_value(pos_label)!r} instead."
         )
     matches = [i for i, label in enumerate(classes.tolist()) if _same_label(label, pos_label)]
     if not matches:
         raise ValueError(
             f"{owner} must be one of the classes {_plain_list(classes)}. "
-            f"Got {_plain(pos_label)!r} instead."
+            f"Got {plain_value(pos_label)!r} instead."
         )
-    return _plain(classes[matches[0]])
+    return plain_value(classes[matches[0]])
 
 
 def _same_label(label, pos_label):
@@ -154,8 +154,9 @@ def _same_label(label, pos_label):
     return label == pos_label
 
 
-def _plain(value):
-    """A numpy scalar as its Python value (``'a'``, not ``np.str_('a')``)."""
+def plain_value(value):
+    """A numpy scalar as its Python value (``'a'``, not ``np.str_('a')``), for messages
+    and JSON; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
 
 

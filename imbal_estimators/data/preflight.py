@@ -25,6 +25,7 @@ import numpy as np
 from ..utils.warn import warn
 from .cache import image_key
 from .images import ImageFileError, find_bad_images, format_bad_files
+from .labels import plain_value
 
 ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
 
@@ -93,12 +94,12 @@ def preflight_scan(
     if empty:
         raise ValueError(
             format_bad_files(problems, paths)
-            + f"\nWithout them class(es) {[_plain(c) for c in empty]} have no training "
+            + f"\nWithout them class(es) {[plain_value(c) for c in empty]} have no training "
             f'image left (on_bad_image="{on_bad_image}"); a classifier needs images of '
             "every class in y."
         )
     remaining = ", ".join(
-        f"{_plain(label)!r}: {count}" for label, count in zip(classes, counts, strict=True)
+        f"{plain_value(label)!r}: {count}" for label, count in zip(classes, counts, strict=True)
     )
     header = (
         f"Skipping {len(problems)} of {len(paths)} image file(s) in X that cannot be used "
@@ -137,7 +138,3 @@ def clear_scan_memo():
     """Forget which image sets scanned clean (the next ``fit`` decodes every file again)."""
     with _CLEAN_SCANS_LOCK:
         _CLEAN_SCANS.clear()
-
-
-def _plain(label):
-    return label.item() if isinstance(label, np.generic) else label

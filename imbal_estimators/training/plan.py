@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..data.images import ImageLoader
-from ..data.labels import resolve_pos_label
+from ..data.labels import plain_value, resolve_pos_label
 from ..data.preflight import preflight_scan
 from ..imbalance.class_weights import resolve_alpha
 from ..imbalance.samplers import needs_features, resample_indices
@@ -134,7 +134,7 @@ def plan_fit(estimator, paths, labels, classes, y_encoded, resume=True):
         missing = classes[np.argmin(valid_counts)]
         warn(
             f"threshold='auto' is tuned on the internal validation split, which holds no "
-            f"image of class {_plain(missing)!r}; no threshold can be told from another, "
+            f"image of class {plain_value(missing)!r}; no threshold can be told from another, "
             "so threshold_ is 0.5. Give that class more images or raise train_split."
         )
         threshold = 0.5
@@ -181,10 +181,6 @@ def _positive_class(estimator, classes, y_encoded, continued):
     return resolve_pos_label(
         estimator.pos_label, classes, counts, caller_name=type(estimator).__name__
     )
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _first_draw(estimator, labels, y_encoded, classes, train_rows, class_counts, seed):
