@@ -8,6 +8,7 @@ resampling (imbalanced-learn samplers) are estimator parameters, so
 from .data.demo import make_demo_image_folder
 from .data.images import ImageFileError, load_image_folder
 from .estimator.classifier import ImageImbalanceClassifier
+from .estimator.ensemble import SeedEnsembleClassifier
 from .estimator.persistence import load
 from .imbalance.class_weights import compute_alpha
 from .imbalance.samplers import BalancedBatchSampler
@@ -49,5 +50,6 @@ __all__ = [
     "load_image_folder",
     "logit_adjusted_loss",
     "make_demo_image_folder",
+    "SeedEnsembleClassifier",
     "SmallCNN",
 ]

@@ -83,7 +83,8 @@ def test_compare_binary_writes_results_report_and_model(
     assert rows[0]["configuration"] in stdout and "Report:" in stdout
     # the recommended model is saved, loads and predicts
     recommended = next(r for r in rows if r["recommended"] == "yes")
-    assert f"Saved the recommended model ({recommended['configuration']})" in stdout
+    saved = f"Saved the recommended model ({recommended['configuration']}, an ensemble of 3 fits)"
+    assert saved in stdout
     import imbal_estimators
 
     model = imbal_estimators.load(out / "model", trusted=True)  # conftest.TinyCNN
@@ -109,10 +110,14 @@ def test_the_fit_command_of_a_row_trains_that_model(binary_folder, tmp_path, cap
     assert main(command[1:]) == 0
     import imbal_estimators
 
+    assert command[-2:] == ["--ensemble", "3"]  # compare saves an ensemble of 3 refits
     model = imbal_estimators.load(model_dir)
     saved = imbal_estimators.load(out / "model")
-    assert model.get_params()["threshold"] == saved.get_params()["threshold"]
-    assert model.threshold_ == saved.threshold_ and model.best_epoch_ == saved.best_epoch_
+    assert len(model.members_) == len(saved.members_) == 3
+    for ours, theirs in zip(model.members_, saved.members_, strict=True):
+        assert ours.get_params()["threshold"] == theirs.get_params()["threshold"] == "auto"
+        assert ours.threshold_ == theirs.threshold_ and ours.best_epoch_ == theirs.best_epoch_
+    assert model.threshold_ == saved.threshold_
     images = [os.path.join(binary_folder, "dog", "img_0000.png")]
     np.testing.assert_allclose(model.predict_proba(images), saved.predict_proba(images), rtol=1e-5)
 
@@ -156,7 +161,7 @@ def test_demo_quick_builds_the_folder_the_report_and_the_model(tmp_path, tiny_ne
     assert sorted(os.listdir(data / "1"))[:1] and len(os.listdir(data / "0")) == 60
     rows = read_csv(out / "results.csv")
     assert {r["configuration"] for r in rows} >= {"ce", "ce + tuned threshold"}
-    assert (out / "report.html").is_file() and (out / "model" / "config.json").is_file()
+    assert (out / "report.html").is_file() and (out / "model" / "ensemble.json").is_file()
 
 
 def assert_one_line_error(capsys, *fragments):

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY
 
 import imbal_estimators.app.compare as compare_module
-from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators import ImageImbalanceClassifier, SeedEnsembleClassifier
 from imbal_estimators.app.compare import compare
 from imbal_estimators.app.methods import (
     FEATURE_SAMPLERS,
@@ -233,13 +233,34 @@ def test_results_csv_has_the_fit_command_of_every_row(binary_comparison, tmp_pat
 def test_the_recommended_model_is_refitted_on_all_images(binary_comparison, binary_data):
     X, y = binary_data
     result = binary_comparison
-    clf = result.best_estimator_
-    assert len(clf.train_indices_) + len(clf.valid_indices_) == len(X)
+    ensemble = result.best_estimator_
+    assert isinstance(ensemble, SeedEnsembleClassifier) and len(ensemble.members_) == 3
     expected = result.row_params(result.recommended)
-    for name in ("loss", "threshold", "monitor", "max_epochs"):
-        assert getattr(clf, name) == expected[name], name
-    assert clf.alpha == expected.get("alpha")
-    assert set(clf.predict(X[:5])) <= {"cat", "dog"}
+    assert [m.random_state for m in ensemble.members_] == [
+        expected["random_state"] + i for i in range(3)
+    ]
+    for clf in ensemble.members_:
+        assert len(clf.train_indices_) + len(clf.valid_indices_) == len(X)
+        for name in ("loss", "threshold", "monitor", "max_epochs"):
+            assert getattr(clf, name) == expected[name], name
+        assert clf.alpha == expected.get("alpha")
+    proba = ensemble.predict_proba(X[:5])
+    np.testing.assert_allclose(
+        proba, np.mean([m.predict_proba(X[:5]) for m in ensemble.members_], axis=0)
+    )
+    assert set(ensemble.predict(X[:5])) <= {"cat", "dog"}
+    assert result.plan.refits == 3 and "then 3 refits" in "\n".join(result.plan_lines)
+
+
+def test_ensemble_1_refits_a_single_model(binary_data):
+    X, y = binary_data
+    configurations = [Configuration("ce", {"loss": "ce"})]
+    kwargs = dict(configurations=configurations, cv=2, estimator_params=PARAMS, progress=False)
+    single = compare(X, y, ensemble=1, **kwargs)
+    assert isinstance(single.best_estimator_, ImageImbalanceClassifier)
+    assert single.plan.refits == 1 and "then one refit" in "\n".join(single.plan_lines)
+    with pytest.raises(ValueError, match="ensemble must be a positive integer"):
+        compare(X, y, ensemble=0, **kwargs)
 
 
 def test_a_configuration_that_cannot_fit_is_reported_and_left_out(binary_data):
@@ -283,7 +304,7 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
     text = "\n".join(lines)
     assert fits_when_printed[0] == len(lines)  # every line before the first fit
     assert "Positive class: 'dog'" in text and "the rarer class" in text
-    assert "Plan: 3 fits (2 folds" in text and "Estimated time:" in text
+    assert "Plan: 2 fits (2 folds; no refit)" in text and "Estimated time:" in text
     assert "Stage 1 skipped: the network has no pretrained weights" in text
 
 

@@ -264,6 +264,15 @@ def _add_compare_options(parser):
         action="store_true",
         help="do not refit the recommended configuration nor save OUT_DIR/model",
     )
+    _add_ensemble_option(group, "the saved model averages K refits of the recommended "
+                         "configuration (seeds random_state, random_state+1, ...; default: 3; "
+                         "1: a single model)", default=3)
+
+
+def _add_ensemble_option(parser, help_text, default):
+    parser.add_argument(
+        "--ensemble", type=_positive_int, default=default, metavar="K", help=help_text
+    )
 
 
 def _name_list(text):
@@ -424,6 +433,12 @@ def build_parser():
     _add_decision_options(fit)
     _add_model_options(fit)
     _add_on_bad_image_option(fit)
+    _add_ensemble_option(
+        fit,
+        "fit K models with seeds random_state, random_state+1, ... and save their "
+        "SeedEnsembleClassifier (probabilities averaged; default: 1, one model)",
+        default=1,
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -716,7 +731,9 @@ def _print_summary(result, out_dir, html_path, model_dir=None):
     for text in recommendation(result):
         print(text.replace("**", ""))
     if model_dir is not None:
-        print(f"\nSaved the recommended model ({result.recommended.name}) to {model_dir}")
+        refits = result.plan.refits
+        members = f", an ensemble of {refits} fits" if refits > 1 else ""
+        print(f"\nSaved the recommended model ({result.recommended.name}{members}) to {model_dir}")
     print(f"Report: {html_path}")
 
 
@@ -780,6 +797,7 @@ def cmd_compare(args):
         top_k=args.top_k,
         screen=False if args.no_screen else "auto",
         refit=not args.no_refit,
+        ensemble=args.ensemble,
     )
     return 0
 
@@ -790,13 +808,18 @@ def cmd_fit(args):
     check_output(args.out, "--out", kind="model")
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
-    if not hasattr(clf, "save"):
-        raise CLIError("this version of imbal_estimators cannot save models yet.")
+    if args.ensemble > 1:
+        from ..estimator.ensemble import SeedEnsembleClassifier
+
+        clf = SeedEnsembleClassifier(clf, n_members=args.ensemble)
     clf.fit(paths, labels)
     clf.save(args.out)
+    members = getattr(clf, "members_", [clf])
+    epochs = ", ".join(str(m.best_epoch_) for m in members)
+    what = "the model" if len(members) == 1 else f"an ensemble of {len(members)} models"
     print(
-        f"Saved the model (classes {clf.classes_.tolist()}, epoch {clf.best_epoch_} kept) to "
-        f"{args.out}",
+        f"Saved {what} (classes {clf.classes_.tolist()}, epoch {epochs} kept; decides by "
+        f"{clf.decision_rule()}) to {args.out}",
         file=sys.stderr,
     )
     return 0
@@ -808,7 +831,7 @@ def cmd_predict(args):
     clf = _load_model(args.model_dir, trusted=args.trusted)
     files = image_files(args.inputs)
     proba = predict_proba_with_progress(clf, files)
-    labels = clf.classes_[proba.argmax(axis=1)]
+    labels = clf.decide(proba)  # the model's own rule: its tuned threshold, if it has one
     header = ["path", "label", *[f"proba_{c}" for c in clf.classes_]]
     rows = [
         [path, label, *[f"{p:.6f}" for p in row]]

@@ -13,8 +13,9 @@ the budget (see :data:`SHRINK_ORDER`):
 4. folds down to 3;
 5. methods, lowest priority first (:data:`~imbal_estimators.app.methods.PRIORITY`,
    or the end of your grid), down to cross-entropy and one other;
-6. epochs halved, down to 1;
-7. folds down to 2.
+6. members of the refitted ensemble down to 1;
+7. epochs halved, down to 1;
+8. folds down to 2.
 
 If even the smallest plan is over the budget, the plan says so and runs it.
 """
@@ -28,7 +29,16 @@ import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
 
-SHRINK_ORDER = ("repeats", "variants", "top_k", "folds to 3", "methods", "epochs", "folds to 2")
+SHRINK_ORDER = (
+    "repeats",
+    "variants",
+    "top_k",
+    "folds to 3",
+    "methods",
+    "ensemble",
+    "epochs",
+    "folds to 2",
+)
 
 _UNITS = {"h": 3600, "m": 60, "s": 1}
 
@@ -171,6 +181,9 @@ class Plan:
     screen_configurations : tuple of Configuration
         Stage 1 (frozen features); empty without screening.
     cv, repeats, max_epochs, top_k : int
+    refits : int
+        Fits of the recommended configuration on all the images afterwards: the
+        members of the saved ensemble (0 without a refit).
     dropped : tuple of str
         What the budget removed, in words.
     """
@@ -181,6 +194,7 @@ class Plan:
     repeats: int = 1
     max_epochs: int = 10
     top_k: int = 3
+    refits: int = 1
     frozen_only: bool = False
     dropped: tuple = ()
     notes: tuple = field(default=())
@@ -271,7 +285,7 @@ def estimate(plan, probe, workload):
         n_train_rows=workload.n_images,
     )
     workers = max(1, workload.n_jobs)
-    return total / workers + refit
+    return total / workers + plan.refits * refit
 
 
 def shrink(plan, budget, probe, workload):
@@ -308,6 +322,9 @@ def shrink(plan, budget, probe, workload):
         plan = replace(plan, configurations=plan.configurations[:-1])
     if removed:
         dropped.append("methods: " + ", ".join(removed))
+    if over(plan) and plan.refits > 1:
+        dropped.append(f"ensemble members {plan.refits} -> 1")
+        plan = replace(plan, refits=1)
     epochs = plan.max_epochs
     while over(plan) and plan.max_epochs > 1:
         plan = replace(plan, max_epochs=max(1, plan.max_epochs // 2))
@@ -337,14 +354,23 @@ def _one_per_method(configurations):
     return tuple(kept), removed
 
 
+def _refit_text(plan, workload):
+    where = f"the recommended configuration on all {workload.n_images} images"
+    if plan.refits == 0:
+        return "no refit"
+    if plan.refits == 1:
+        return f"then one refit of {where}"
+    return f"then {plan.refits} refits of {where}, averaged as one ensemble"
+
+
 def describe_plan(plan, probe, workload, params, *, device, threads, budget=None):
     """The plan in lines of text, printed before the first fit."""
     n_train = workload.n_images * (plan.cv - 1) / plan.cv
     folds = f"{plan.cv} folds" + (f" x {plan.repeats} repeats" if plan.repeats > 1 else "")
     name = "small network" if params.get("module") is not None else params.get("backbone")
     lines = [
-        f"Plan: {plan.n_fits + 1} fits ({folds}; then one refit of the recommended "
-        f"configuration on all {workload.n_images} images), {plan.max_epochs} epochs each, "
+        f"Plan: {plan.n_fits + plan.refits} fits ({folds}; {_refit_text(plan, workload)}), "
+        f"{plan.max_epochs} epochs each, "
         f"~{int(n_train)} training images per fit, {name} at {params.get('image_size')} px, "
         f"on {device} ({threads} torch thread(s) per fit, {workload.n_jobs} worker(s))."
     ]

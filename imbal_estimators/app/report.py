@@ -312,12 +312,22 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     ]
     if comparison.best_estimator_ is not None:
         where = f" and saved to `{model_dir}`" if model_dir else ""
+        refits = comparison.plan.refits
+        members = (
+            f" {refits} times (seeds random_state, random_state + 1, ...), its probabilities "
+            "averaged as one ensemble,"
+            if refits > 1
+            else ""
+        )
+        command = comparison.fit_command(
+            comparison.recommended, data_dir or "DATA_DIR", ensemble=refits
+        )
         blocks.append(
             Paragraph(
-                f"The recommended configuration was refitted on all {len(comparison.labels)} "
-                f"images{where} (load it with `imbal_estimators.load`, or "
-                "`imbal-estimators predict`). The same model from the command line: "
-                f"`{comparison.fit_command(comparison.recommended, data_dir or 'DATA_DIR')}`."
+                f"The recommended configuration was refitted{members} on all "
+                f"{len(comparison.labels)} images{where} (load it with `imbal_estimators.load`, "
+                "or `imbal-estimators predict`). The same model from the command line: "
+                f"`{command}`."
             )
         )
     blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
@@ -501,37 +511,38 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
     labels = np.asarray(labels)
     proba = clf.predict_proba(paths) if proba is None else np.asarray(proba)
     classes = clf.classes_
-    y_pred = classes[proba.argmax(axis=1)]
+    y_pred = clf.decide(proba)  # the model's own decision rule, as predict
     pos_label = getattr(clf, "pos_label_", None)  # the class the model was fitted for
     if pos_label is None and len(classes) == 2:  # a pickle of 0.1 thresholded classes_[1]
         pos_label = classes[1]
     scores = score_predictions(labels, y_pred, proba, classes, pos_label)
     present, counts = np.unique(labels, return_counts=True)
-    history = (
-        [
-            {
-                "epochs": [
-                    {
-                        "epoch": e.get("epoch"),
-                        "train_loss": e.get("train_loss"),
-                        "valid_loss": e.get("valid_loss"),
-                        "valid_score": e.get(f"valid_{clf.monitor}"),
-                    }
-                    for e in clf.history
-                ],
-                "best_epoch": getattr(clf, "best_epoch_", None),
-                "monitor": f"valid_{clf.monitor}",
-            }
-        ]
-        if len(getattr(clf, "history", []) or [])
-        else []
-    )
+    members = getattr(clf, "members_", [clf])  # an ensemble: one history per member
+    history = [
+        {
+            "epochs": [
+                {
+                    "epoch": e.get("epoch"),
+                    "train_loss": e.get("train_loss"),
+                    "valid_loss": e.get("valid_loss"),
+                    "valid_score": e.get(f"valid_{member.monitor}"),
+                }
+                for e in member.history
+            ],
+            "best_epoch": getattr(member, "best_epoch_", None),
+            "monitor": f"valid_{member.monitor}",
+        }
+        for member in members
+        if len(getattr(member, "history", []) or [])
+    ]
     blocks = [
         Paragraph(
             (f"Data: `{data_dir}`, " if data_dir else "")
             + f"{len(labels)} images; "
             + ", ".join(f"class `{c}`: {n}" for c, n in zip(present, counts, strict=True))
-            + f". Model classes: {np.asarray(classes).tolist()}; decisions: argmax."
+            + f". Model classes: {np.asarray(classes).tolist()}"
+            + (f" ({len(members)} members, probabilities averaged)" if len(members) > 1 else "")
+            + f"; decisions: {clf.decision_rule()}."
         ),
         Paragraph(_averaging(classes, pos_label)),
         Table([METRIC_NAMES[m] for m in METRICS], [[f"{scores[m]:.3f}" for m in METRICS]]),

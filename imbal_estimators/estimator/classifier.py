@@ -26,7 +26,7 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import check_labels, encode_labels
+from ..data.labels import check_labels, encode_labels, plain_value
 from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
@@ -902,17 +902,53 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``EpochScoring`` scores the validation split that way), it returns class
         indices, the encoding of the targets that dataset holds.
         """
-        indices = decide(
-            self.predict_proba(X),
+        indices = self._decide_indices(self.predict_proba(X))
+        if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
+            return indices
+        return self.classes_[indices]
+
+    def _decide_indices(self, proba):
+        return decide(
+            proba,
             threshold=self.threshold_,
             posthoc_tau=self.posthoc_tau,
             class_counts=self.loss_class_counts_,
             # models fitted before pos_label existed thresholded classes_[1]
             pos_index=self.__dict__.get("pos_index_", 1),
         )
-        if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
-            return indices
-        return self.classes_[indices]
+
+    def decide(self, proba):
+        """The labels :meth:`predict` gives for the probabilities ``proba``.
+
+        For callers that already hold ``predict_proba``'s output (the CLI's
+        ``predict`` writes both): the same decision rule, ``threshold_``,
+        ``posthoc_tau`` or argmax, without a second pass over the images.
+
+        Parameters
+        ----------
+        proba : array-like of shape (n_samples, n_classes_)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        check_is_fitted(self)
+        return self.classes_[self._decide_indices(proba)]
+
+    def decision_rule(self, threshold=None):
+        """How :meth:`predict` decides, in words (for reports and the CLI).
+
+        ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
+        """
+        check_is_fitted(self)
+        threshold = self.threshold_ if threshold is None else threshold
+        if threshold is not None:
+            positive = self.classes_[self.__dict__.get("pos_index_", 1)]
+            return f"threshold {threshold:.3f} on P({plain_value(positive)!r})"
+        if self.posthoc_tau:
+            return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
+        return "argmax"
 
     def save(self, path):
         """Save the fitted estimator as safetensors weights and JSON, without pickle.

@@ -8,6 +8,10 @@
   with their dtype, the class weights and counts, the preprocessing, the best
   epoch, the history, and the size and SHA-256 of ``model.safetensors``.
 
+A :class:`~imbal_estimators.estimator.ensemble.SeedEnsembleClassifier` writes
+``ensemble.json`` (the format version and the member folders) and one folder per
+member, ``member-0/``, ``member-1/``, ..., each holding those two files.
+
 The directory is published whole (:func:`imbal_estimators.io.atomic.publish_directory`):
 both files are written into a sibling directory that replaces ``path`` in one
 rename, so a kill during ``save`` leaves the previous model or the new one.
@@ -27,12 +31,14 @@ trusted files only.
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
@@ -43,10 +49,15 @@ from ..io.references import UntrustedReferenceError, resolve_reference
 from ..training.plan import ARRAY, saved_fields
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
+from .ensemble import SeedEnsembleClassifier
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_REFERENCE = "imbal_estimators.SeedEnsembleClassifier"
+MEMBER_PREFIX = "member-"
+MEMBER_NAME = re.compile(r"member-[0-9]{1,4}")
 
 # Fitted attributes written to config.json: the saved fields of the fit plan, name -> kind
 # ("array" or "value"); classes_ is written apart, with its dtype.
@@ -58,8 +69,10 @@ def save(estimator, path):
 
     Parameters
     ----------
-    estimator : ImageImbalanceClassifier
-        Fitted.
+    estimator : ImageImbalanceClassifier or SeedEnsembleClassifier
+        Fitted. An ensemble writes ``ensemble.json`` and one folder per member
+        (``member-0/``, ...), each a single model's ``config.json`` and
+        ``model.safetensors``.
     path : str or os.PathLike
 
     Returns
@@ -75,6 +88,27 @@ def save(estimator, path):
     """
     check_is_fitted(estimator)
     path = os.fspath(path)
+    if isinstance(estimator, SeedEnsembleClassifier):
+        members = estimator.members_
+        names = [f"{MEMBER_PREFIX}{i}" for i in range(len(members))]
+        files = {
+            ENSEMBLE_FILE: json.dumps(
+                {"format_version": FORMAT_VERSION, "estimator": ENSEMBLE_REFERENCE, "members": names},
+                indent=1,
+            ).encode()
+        }
+        for name, member in zip(names, members, strict=True):
+            files.update({f"{name}/{f}": data for f, data in _model_files(member).items()})
+    else:
+        files = _model_files(estimator)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    publish_directory(path, files, replaceable=_saved_names(path))
+    return path
+
+
+def _model_files(estimator):
+    """File name -> bytes of one fitted ``ImageImbalanceClassifier``."""
     params = {
         name: to_json(value, f"parameter {name!r}")
         for name, value in estimator.get_params(deep=False).items()
@@ -106,14 +140,23 @@ def save(estimator, path):
         WEIGHTS_FILE: {"bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
     }
     text = json.dumps(config, indent=1)  # fails here, before anything is written
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    publish_directory(
-        path,
-        {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()},
-        replaceable=(WEIGHTS_FILE, CONFIG_FILE),
-    )
-    return path
+    return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+
+
+def _saved_names(path):
+    """The entries of an existing ``path`` that an earlier save wrote (a save may replace them)."""
+    names = [CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE]
+    if os.path.isdir(path) and not os.path.islink(path):
+        for name in os.listdir(path):
+            folder = os.path.join(path, name)
+            if (
+                MEMBER_NAME.fullmatch(name)
+                and os.path.isdir(folder)
+                and not os.path.islink(folder)
+                and set(os.listdir(folder)) <= {CONFIG_FILE, WEIGHTS_FILE}
+            ):
+                names.append(name)
+    return names
 
 
 def load(path, device=None, trusted=False):
@@ -141,7 +184,7 @@ def load(path, device=None, trusted=False):
 
     Returns
     -------
-    estimator : ImageImbalanceClassifier
+    estimator : ImageImbalanceClassifier or SeedEnsembleClassifier
         Fitted: ``predict`` and ``predict_proba`` give what the saved one gave.
         The optimizer state is not saved; further ``partial_fit`` starts a
         fresh optimizer.
@@ -156,6 +199,8 @@ def load(path, device=None, trusted=False):
         names it.
     """
     path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, ENSEMBLE_FILE)):
+        return _load_ensemble(path, device, trusted)
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
@@ -212,6 +257,52 @@ def load(path, device=None, trusted=False):
     estimator.module_.to(estimator.device)
     estimator.history_ = History(config["history"])
     return estimator
+
+
+def _load_ensemble(path, device, trusted):
+    """The :class:`SeedEnsembleClassifier` of ``path``: ``ensemble.json`` and its members."""
+    ensemble_path = os.path.join(path, ENSEMBLE_FILE)
+    try:
+        with open(ensemble_path, "rb") as file:
+            config = json.loads(file.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(
+            f"{ensemble_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
+            "the model again."
+        ) from None
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        version = config.get("format_version") if isinstance(config, dict) else None
+        raise ValueError(
+            f"{ensemble_path!r} has format_version {version!r}; this version of "
+            f"imbal_estimators reads format_version {FORMAT_VERSION}."
+        )
+    if config.get("estimator") != ENSEMBLE_REFERENCE:
+        raise UntrustedReferenceError(
+            f"{ensemble_path!r} names estimator {config.get('estimator')!r}; an ensemble file "
+            f"names {ENSEMBLE_REFERENCE!r}."
+        )
+    names = config.get("members")
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(n, str) and MEMBER_NAME.fullmatch(n) for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ModelFileError(
+            f"{ensemble_path!r} lists members {names!r}; expected a non-empty list of "
+            f"distinct folder names like '{MEMBER_PREFIX}0'."
+        )
+    members = []
+    for name in names:
+        folder = os.path.join(path, name)
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            raise ModelFileError(
+                f"{folder!r}, a member that {ensemble_path!r} lists, is missing: the "
+                "directory is not a complete save."
+            )
+        members.append(load(folder, device=device, trusted=trusted))
+    ensemble = SeedEnsembleClassifier(clone(members[0]), n_members=len(members))
+    return ensemble._set_members(members)
 
 
 class ModelFileError(ValueError):

@@ -105,6 +105,8 @@ def _write_new_file(path, data):
 def publish_directory(path, files, replaceable=()):
     """Make ``path`` a directory holding exactly ``files`` (name -> bytes), all at once.
 
+    A name may hold ``/`` (``"member-0/config.json"``): its folders are created inside.
+
     The files are written into a new sibling directory, fsynced, and the directory is
     renamed to ``path``; an existing ``path`` is swapped with it in one step
     (``renameat2(RENAME_EXCHANGE)``) and removed afterwards. A kill at any moment
@@ -130,8 +132,18 @@ def publish_directory(path, files, replaceable=()):
     tmp = os.path.join(parent, f"{prefix}{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(tmp, 0o777)
     try:
+        subdirectories = set()
         for file_name, data in files.items():
-            _write_new_file(os.path.join(tmp, file_name), data)
+            target = os.path.join(tmp, file_name)
+            if not _inside(target, tmp):
+                raise ValueError(f"{file_name!r} is not a name inside the published directory.")
+            folder = os.path.dirname(target)
+            if folder != tmp and folder not in subdirectories:
+                os.makedirs(folder, 0o777, exist_ok=True)
+                subdirectories.add(folder)
+            _write_new_file(target, data)
+        for folder in sorted(subdirectories, key=len, reverse=True):
+            _fsync_directory(folder)
         _fsync_directory(tmp)
         if not os.path.lexists(path):
             os.rename(tmp, path)
@@ -145,3 +157,8 @@ def publish_directory(path, files, replaceable=()):
         _fsync_directory(parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _inside(target, directory):
+    target, directory = os.path.normpath(target), os.path.normpath(directory)
+    return target.startswith(directory + os.sep)

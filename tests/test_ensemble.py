@@ -1,0 +1,199 @@
+"""SeedEnsembleClassifier: several seeds of one configuration, saved and loaded as one model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import TINY
+from conftest import tiny_classifier as make
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from imbal_estimators import ImageImbalanceClassifier, SeedEnsembleClassifier, load
+from imbal_estimators.app.cli import main
+from imbal_estimators.app.report import model_blocks
+from imbal_estimators.estimator.ensemble import member_seeds
+from imbal_estimators.estimator.persistence import ModelFileError
+from imbal_estimators.io.atomic import publish_directory
+from imbal_estimators.io.references import UntrustedReferenceError
+
+
+@pytest.fixture(scope="module")
+def fitted(binary_data):
+    X, y = binary_data
+    return SeedEnsembleClassifier(make(threshold="auto", random_state=5), n_members=3).fit(X, y)
+
+
+def test_members_differ_only_in_their_seed(fitted):
+    assert [m.random_state for m in fitted.members_] == [5, 6, 7]
+    params = [m.get_params(deep=False) for m in fitted.members_]
+    for p in params:
+        p.pop("random_state")
+    assert all(p.keys() == params[0].keys() for p in params)
+    assert member_seeds(None, 2) == [None, None] and member_seeds(0, 3) == [0, 1, 2]
+
+
+def test_probabilities_are_the_members_mean_and_decide_at_their_mean_threshold(
+    fitted, binary_data
+):
+    X, _ = binary_data
+    members = [m.predict_proba(X) for m in fitted.members_]
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba, np.mean(members, axis=0), rtol=1e-12)
+    assert not np.allclose(members[0], members[1])  # the seeds make different models
+    threshold = np.mean([m.threshold_ for m in fitted.members_])
+    assert fitted.threshold_ == pytest.approx(threshold, rel=1e-12)
+    dog = list(fitted.classes_).index("dog")
+    assert fitted.pos_label_ == "dog"
+    expected = np.where(proba[:, dog] >= threshold, "dog", "cat")
+    np.testing.assert_array_equal(fitted.predict(X), expected)
+    np.testing.assert_array_equal(fitted.decide(proba), expected)
+    assert fitted.decision_rule() == f"threshold {threshold:.3f} on P('dog')"
+
+
+def test_one_member_is_the_plain_fit(binary_data):
+    X, y = binary_data
+    single = SeedEnsembleClassifier(make(random_state=3), n_members=1).fit(X, y)
+    plain = make(random_state=3).fit(X, y)
+    np.testing.assert_array_equal(single.predict_proba(X), plain.predict_proba(X))
+    assert single.threshold_ is None and single.decision_rule() == "argmax"
+
+
+@pytest.mark.parametrize("n_members", [0, -1, 2.5, "3", True])
+def test_bad_n_members_is_refused_before_any_fit(binary_data, n_members):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="'n_members' parameter of SeedEnsembleClassifier"):
+        SeedEnsembleClassifier(make(), n_members=n_members).fit(X, y)
+
+
+def test_an_estimator_that_is_not_ours_is_refused(binary_data):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = binary_data
+    with pytest.raises(TypeError, match="'estimator' parameter of SeedEnsembleClassifier"):
+        SeedEnsembleClassifier(LogisticRegression()).fit(X, y)
+
+
+def test_it_is_a_scikit_learn_estimator(binary_data):
+    X, y = binary_data
+    ensemble = SeedEnsembleClassifier(make(), n_members=2)
+    assert clone(ensemble).get_params()["estimator__loss"] == "ce"
+    scores = cross_val_score(ensemble, X, y, cv=2, scoring="f1_macro")
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_save_and_load_give_the_same_predictions(fitted, binary_data, tmp_path):
+    X, _ = binary_data
+    path = tmp_path / "model"
+    fitted.save(path)
+    assert sorted(os.listdir(path)) == ["ensemble.json", "member-0", "member-1", "member-2"]
+    loaded = load(path, trusted=True)  # conftest.TinyCNN is not on the allow-list
+    assert isinstance(loaded, SeedEnsembleClassifier) and len(loaded.members_) == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+    assert loaded.threshold_ == fitted.threshold_
+    assert [m.random_state for m in loaded.members_] == [5, 6, 7]
+    assert loaded.estimator.random_state == 5
+
+
+def test_a_single_model_and_an_ensemble_replace_each_other(fitted, binary_data, tmp_path):
+    X, y = binary_data
+    path = tmp_path / "model"
+    fitted.save(path)
+    single = make().fit(X, y)
+    single.save(path)
+    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"]
+    assert isinstance(load(path, trusted=True), ImageImbalanceClassifier)
+    fitted.save(path)
+    assert "config.json" not in os.listdir(path)
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        single.save(path)  # never deletes a file a save did not write
+
+
+def _corrupt(path, **changes):
+    config = json.loads((path / "ensemble.json").read_text())
+    config.update(changes)
+    (path / "ensemble.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    "changes, error, message",
+    [
+        ({"members": ["../elsewhere"]}, ModelFileError, "lists members"),
+        ({"members": []}, ModelFileError, "lists members"),
+        ({"members": ["member-0", "member-0"]}, ModelFileError, "lists members"),
+        ({"members": ["member-0", "member-7"]}, ModelFileError, "member-7"),
+        ({"estimator": "os.system"}, UntrustedReferenceError, "os.system"),
+        ({"format_version": 99}, ValueError, "format_version 99"),
+    ],
+)
+def test_a_damaged_ensemble_file_is_refused_with_its_name(
+    fitted, tmp_path, changes, error, message
+):
+    path = tmp_path / "model"
+    fitted.save(path)
+    _corrupt(path, **changes)
+    with pytest.raises(error, match=message):
+        load(path, trusted=True)
+
+
+def test_a_truncated_ensemble_file_is_refused(fitted, tmp_path):
+    path = tmp_path / "model"
+    fitted.save(path)
+    (path / "ensemble.json").write_text('{"format_version": 1, "memb')
+    with pytest.raises(ModelFileError, match="ensemble.json.*not valid JSON"):
+        load(path, trusted=True)
+
+
+def test_a_member_is_checked_like_any_saved_model(fitted, tmp_path):
+    path = tmp_path / "model"
+    fitted.save(path)
+    weights = path / "member-1" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(ModelFileError, match="member-1"):
+        load(path, trusted=True)
+
+
+def test_publish_directory_refuses_names_outside_the_directory(tmp_path):
+    with pytest.raises(ValueError, match="not a name inside"):
+        publish_directory(tmp_path / "out", {"../escape.txt": b"x"})
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out").exists()
+    publish_directory(tmp_path / "out", {"a/b/c.txt": b"1", "d.txt": b"2"})
+    assert (tmp_path / "out" / "a" / "b" / "c.txt").read_bytes() == b"1"
+
+
+def test_fit_on_the_command_line_saves_an_ensemble(binary_folder, tmp_path, capsys):
+    out = tmp_path / "model"
+    argv = ["fit", binary_folder, "--out", str(out), "--backbone", "small_cnn"]
+    argv += ["--image-size", "16", "--max-epochs", "1", "--weights", "none"]
+    argv += ["--threshold", "auto", "--random-state", "2", "--ensemble", "2"]
+    assert main(argv) == 0
+    assert "Saved an ensemble of 2 models" in capsys.readouterr().err
+    model = load(out)
+    assert [m.random_state for m in model.members_] == [2, 3]
+
+
+def test_predict_on_the_command_line_uses_the_models_threshold(binary_data, tmp_path, capsys):
+    X, y = binary_data
+    images = X[-20:]  # dogs, the positive class
+    clf = ImageImbalanceClassifier(**{**TINY, "module": None, "backbone": "small_cnn"}).fit(X, y)
+    dog = list(clf.classes_).index("dog")
+    clf.threshold_ = float(np.median(clf.predict_proba(images)[:, dog]))  # above half of them
+    clf.pos_index_ = dog
+    clf.save(tmp_path / "model")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "model"), *images]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[1:]
+    labels = [line.split(",")[1] for line in lines]
+    assert labels == clf.predict(images).tolist()
+    assert 0 < labels.count("dog") < 20  # the threshold, not the argmax, decided
+
+
+def test_the_report_of_a_model_scores_its_own_decisions(fitted, binary_data):
+    X, y = binary_data
+    blocks = model_blocks(fitted, X, y)
+    text = " ".join(str(getattr(b, "text", "")) for b in blocks)
+    assert "3 members, probabilities averaged" in text
+    assert f"threshold {fitted.threshold_:.3f}" in text
