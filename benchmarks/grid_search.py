@@ -97,7 +97,9 @@ def profile_grid(X, y, **params):
     seconds, _ = run_grid(X, y, clear=False, **params)
     profile.disable()
     print(f"warm run: {seconds:.1f} s for 24 fits and their scoring; the biggest costs:")
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(r"imbal_estimators|skorch|torch", 30)
+    pstats.Stats(profile).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(
+        r"imbal_estimators|skorch|torch", int(os.environ.get("NPROF", 30))
+    )
 
 
 def main():
