@@ -106,7 +106,9 @@ def _checked_params_key(estimator):
     items = []
     for name in sorted(params):
         value = params[name]
-        if value is None or type(value) in _PLAIN_TYPES:
+        if name.startswith("_"):  # e.g. scikit-learn's _parent_callback_ctx: not checked
+            items.append((name, "private", None))
+        elif value is None or type(value) in _PLAIN_TYPES:
             items.append((name, type(value).__name__, value))
         elif isinstance(value, type):
             items.append((name, "class", value))

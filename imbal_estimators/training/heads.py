@@ -20,7 +20,7 @@ fitting its threshold). So the whole of ``fit`` stays the one code path.
 import torch
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .threads import head_threads
 
@@ -152,6 +152,37 @@ def _tell(net, listeners, event, **kwargs):
         getattr(callback, event)(net, **kwargs)
 
 
+def _batches(loader):
+    """The batches of one pass over ``loader``, as its iterator yields them.
+
+    A main-process ``DataLoader`` over a map-style dataset is iterated here in its
+    own steps (the sampler's batches of indices, the base seed its iterator draws
+    first, ``__getitems__`` or one item per index, ``collate_fn``), so the same
+    random draws give the same batches; anything else is iterated as it is.
+    Building the iterator cost more than a head's batch.
+    """
+    plain = (
+        type(loader) is DataLoader
+        and loader.num_workers == 0
+        and not loader.pin_memory
+        and loader._auto_collation
+        and not isinstance(loader.dataset, IterableDataset)
+    )
+    if not plain:
+        yield from loader
+        return
+    dataset, collate = loader.dataset, loader.collate_fn
+    indices = iter(loader._index_sampler)
+    # what _BaseDataLoaderIter.__init__ draws, after iter(sampler) and before the first batch
+    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+    getitems = getattr(dataset, "__getitems__", None)
+    for batch_indices in indices:
+        if getitems:
+            yield collate(getitems(batch_indices))
+        else:
+            yield collate([dataset[i] for i in batch_indices])
+
+
 def _direct_epoch(net, iterator, training, listeners):
     """``run_single_epoch`` with ``train_step`` or ``validation_step`` inlined."""
     if iterator is None:
@@ -159,7 +190,7 @@ def _direct_epoch(net, iterator, training, listeners):
     prefix = "train" if training else "valid"
     history = net.history
     batch_count = 0
-    for batch in iterator:
+    for batch in _batches(iterator):
         _tell(net, listeners, "on_batch_begin", batch=batch, training=training)
         if training:
             first = []  # skorch's FirstStepAccumulator: the first closure call's step
