@@ -9,6 +9,7 @@ resample, monitor and keep the best epoch.
 import copy
 import functools
 import os
+from collections import OrderedDict
 from functools import partial
 from inspect import signature
 from numbers import Integral, Real
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import EpochTimer, ProgressBar
 
 from ..data.images import (
     ImageLoader,
@@ -37,10 +38,12 @@ from ..imbalance.samplers import (
 )
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
+    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageModel,
     build_backbone,
+    is_weights_file,
 )
 from ..models.features import (
     FeatureDataset,
@@ -48,7 +51,14 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
-from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel, ValidationScore
+from ..training.callbacks import (
+    DeferredReweighting,
+    EpochLog,
+    EpochLossScoring,
+    EpochResampler,
+    KeepBestModel,
+    ValidationScore,
+)
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
@@ -62,7 +72,7 @@ from ..training.precision import (
     loader_defaults,
     to_memory_format,
 )
-from ..training.seeding import epoch_seed, seeded
+from ..training.seeding import epoch_seed, seed_torch, seeded
 from ..utils.param_validation import (
     HasMethods,
     Interval,
@@ -78,6 +88,52 @@ from .validation import (
     check_params,
     check_params_for_classes,
 )
+
+# Parameter sets that passed check_params, so that the fits of a search (the same
+# values again and again) are not checked anew each time; bounded, oldest dropped.
+_CHECKED_PARAMS = OrderedDict()
+_CHECKED_PARAMS_MAX = 256
+_PLAIN_TYPES = (bool, int, float, str)
+
+
+def _checked_params_key(estimator):
+    """A key of the parameter values ``check_params`` reads, or None where a value is not
+    a plain scalar or a class (a list, an array, an object could change in place) or the
+    check reads the file system (a cache directory)."""
+    params = estimator.get_params(deep=False)
+    if params.get("cache") not in (None, "memory"):
+        return None
+    items = []
+    for name in sorted(params):
+        value = params[name]
+        if name.startswith("_"):  # e.g. scikit-learn's _parent_callback_ctx: not checked
+            items.append((name, "private", None))
+        elif value is None or type(value) in _PLAIN_TYPES:
+            items.append((name, type(value).__name__, value))
+        elif isinstance(value, type):
+            items.append((name, "class", value))
+        else:
+            return None
+    # the registries name the valid strings; an entry added or removed changes the answer
+    registries = tuple(tuple(r) for r in (LOSSES, ALPHA_STRATEGIES, SAMPLERS, BACKBONES))
+    return type(estimator), tuple(items), registries
+
+
+def _check_params_once(estimator):
+    """``check_params``, skipped for a set of plain values that passed it before (the
+    weights file's existence, which can change, is checked every time)."""
+    key = _checked_params_key(estimator)
+    if key is not None and key in _CHECKED_PARAMS:
+        _CHECKED_PARAMS.move_to_end(key)
+        weights = estimator.weights
+        if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
+            raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
+        return
+    check_params(estimator)
+    if key is not None:
+        _CHECKED_PARAMS[key] = True
+        while len(_CHECKED_PARAMS) > _CHECKED_PARAMS_MAX:
+            _CHECKED_PARAMS.popitem(last=False)
 
 
 def softmax_probabilities(logits, temperature=1.0):
@@ -633,7 +689,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         Every parameter is checked before the first image is read; nothing on the
         estimator changes until the plan is applied.
         """
-        check_params(self)
+        _check_params_once(self)
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
         classes, y_encoded = encode_labels(labels, known_classes)
@@ -653,8 +709,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         monitor = "valid_loss" if self.monitor == "valid_loss" else f"valid_{self.monitor}"
         callbacks = [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
+            ("valid_loss", EpochLossScoring(name="valid_loss")),
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
             ("divergence", DivergenceCheck()),
@@ -667,7 +723,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         ignored = ["train_class_counts", "class_weights_on"]
-        callbacks.append(("print_log", PrintLog(keys_ignored=ignored)))
+        callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
         return callbacks
 
     def initialize_callbacks(self):
@@ -681,7 +737,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
         # Shuffling, augmentation and dropout draw from a stream seeded per epoch,
         # so a fit resumed from a checkpoint replays the epochs it missed exactly.
-        torch.manual_seed(epoch_seed(self.torch_seed_, len(self.history)))
+        seed_torch(epoch_seed(self.torch_seed_, len(self.history)), self.device)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         if epochs is None and self.__dict__.get("resumed_from_epoch_"):

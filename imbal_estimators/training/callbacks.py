@@ -6,6 +6,8 @@
 * :class:`KeepBestModel` keeps the weights of the best epoch and restores them
   when training ends (like skorch's ``Checkpoint`` + ``LoadInitState``, in memory).
 * :class:`DeferredReweighting` switches the class weights on at epoch ``drw_epoch``.
+* :class:`EpochLossScoring` and :class:`EpochLog` are skorch's ``PassthroughScoring``
+  and ``PrintLog`` with less work per epoch (same records, same output).
 """
 
 import math
@@ -13,7 +15,7 @@ import warnings
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PassthroughScoring, PrintLog
 
 from ..decision.metrics import score
 from ..imbalance.samplers import needs_features, resample_features, resample_indices
@@ -189,3 +191,43 @@ class DeferredReweighting(Callback):
             net.class_weights_on_ = on
             net.rebuild_criterion()
         net.history.record("class_weights_on", on)
+
+
+class EpochLossScoring(PassthroughScoring):
+    """skorch's ``PassthroughScoring`` (the epoch's batch-size weighted mean of a batch
+    score), reading the epoch's batch records directly.
+
+    skorch's version slices the history twice per epoch (0.3 ms, a tenth of a
+    frozen head's epoch); this computes the same ``np.average`` of the same
+    values. Anything unusual (a batch without the score or its size) goes to
+    skorch's own code.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        size_key = "train_batch_size" if self.on_train else "valid_batch_size"
+        batches = net.history[-1].get("batches") or []
+        if not batches or any(self.name not in b or size_key not in b for b in batches):
+            return super().on_epoch_end(net, **kwargs)
+        score_avg = np.average(
+            tuple(b[self.name] for b in batches), weights=tuple(b[size_key] for b in batches)
+        )
+        is_best = self._is_best_score(score_avg)
+        if is_best:
+            self.best_score_ = score_avg
+        net.history.record(self.name, score_avg)
+        if is_best is not None:
+            net.history.record(self.name + "_best", bool(is_best))
+
+
+class EpochLog(PrintLog):
+    """skorch's ``PrintLog``, which does not format a table that nobody would see.
+
+    With the default ``sink=print`` and ``verbose=0`` skorch's version still
+    tabulates every epoch (0.7 ms) and then drops the text; this returns first.
+    A custom ``sink`` gets every line, whatever ``verbose``, as in skorch.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.sink is print and not net.verbose:
+            return
+        super().on_epoch_end(net, **kwargs)

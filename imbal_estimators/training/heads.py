@@ -18,8 +18,9 @@ fitting its threshold). So the whole of ``fit`` stays the one code path.
 """
 
 import torch
+from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .threads import head_threads
 
@@ -44,6 +45,8 @@ class HeadTrainingMixin:
         group = self.__dict__.get("_head_group")
         if group is not None:
             return group.train(self, X, y, epochs, fit_params)
+        if set(fit_params) <= {"_routing_method"} and _reason_not_direct(self) is None:
+            return _direct_head_loop(self, X, y, epochs)
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -54,6 +57,178 @@ class HeadTrainingMixin:
         # a generator: the block stays open while the caller applies the softmax
         with head_threads(self._trains_head_only_on_cpu()):
             yield from super().forward_iter(X, training=training, device=device)
+
+
+# The skorch steps the direct head loop stands in for; a subclass that overrides one of
+# them (outside this package and skorch) trains through skorch's own loop instead.
+_DIRECT_LOOP_STEPS = (
+    "run_single_epoch",
+    "train_step",
+    "train_step_single",
+    "validation_step",
+    "get_train_step_accumulator",
+    "_zero_grad_optimizer",
+    "_step_optimizer",
+    "_set_training",
+    "infer",
+    "get_loss",
+    "notify",
+    "on_batch_begin",
+    "on_batch_end",
+    "on_grad_computed",
+)
+_BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+def _defined_here(cls, name):
+    """Whether ``cls.name`` comes from this package or skorch (not from a user's subclass)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass.__module__.split(".")[0] in ("imbal_estimators", "skorch")
+    return True
+
+
+def _reason_not_direct(net):
+    """Why ``net``'s epochs go through skorch's ``fit_loop`` rather than
+    :func:`_direct_head_loop` (None when they need not)."""
+    if not net._trains_head_only_on_cpu():
+        return "not a frozen-backbone fit on the CPU"
+    if getattr(net, "grad_scaler_", None) is not None:
+        return "loss scaling"
+    if list(getattr(net, "_optimizers", ["optimizer"])) != ["optimizer"]:
+        return "more than one optimizer"
+    from sklearn import get_config
+
+    if get_config().get("enable_metadata_routing"):
+        return "metadata routing"
+    for name in _DIRECT_LOOP_STEPS:
+        if not _defined_here(type(net), name):
+            return f"{name} is overridden"
+    return None
+
+
+def _overrides(callback, name):
+    """Whether ``callback`` does anything on event ``name`` (skorch's base is a no-op)."""
+    from skorch.callbacks import Callback
+
+    method = getattr(type(callback), name, None)
+    return method is not None and method is not getattr(Callback, name)
+
+
+def _direct_head_loop(net, X, y, epochs):
+    """skorch's ``fit_loop`` for a head on cached features, with its per-batch work trimmed.
+
+    The same steps in the same order as skorch's ``fit_loop``, ``run_single_epoch``,
+    ``train_step`` and ``validation_step`` (the same data loaders and so the same
+    batches, the same optimizer closure, the same history records and callback
+    calls), except that batch events reach only the callbacks that handle them:
+    skorch's base ``Callback`` methods do nothing. A linear head's batch costs less
+    than the bookkeeping around it; this loop halves a frozen fit's epochs.
+    """
+    net.check_data(X, y)
+    net.check_training_readiness()
+    epochs = net.max_epochs if epochs is None else epochs
+    dataset_train, dataset_valid = net.get_split_datasets(X, y)
+    on_epoch = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+    iterator_train = net.get_iterator(dataset_train, training=True)
+    iterator_valid = None
+    if dataset_valid is not None:
+        iterator_valid = net.get_iterator(dataset_valid, training=False)
+    listeners = {
+        event: [cb for _, cb in net.callbacks_ if _overrides(cb, event)] for event in _BATCH_EVENTS
+    }
+    for _ in range(epochs):
+        net.notify("on_epoch_begin", **on_epoch)
+        with head_threads(net._trains_head_only_on_cpu()):
+            _direct_epoch(net, iterator_train, True, listeners)
+            _direct_epoch(net, iterator_valid, False, listeners)
+        net.notify("on_epoch_end", **on_epoch)
+    return net
+
+
+def _tell(net, listeners, event, **kwargs):
+    getattr(net, event)(net, **kwargs)
+    for callback in listeners[event]:
+        getattr(callback, event)(net, **kwargs)
+
+
+def _batches(loader):
+    """The batches of one pass over ``loader``, as its iterator yields them.
+
+    A main-process ``DataLoader`` over a map-style dataset is iterated here in its
+    own steps (the sampler's batches of indices, the base seed its iterator draws
+    first, ``__getitems__`` or one item per index, ``collate_fn``), so the same
+    random draws give the same batches; anything else is iterated as it is.
+    Building the iterator cost more than a head's batch.
+    """
+    plain = (
+        type(loader) is DataLoader
+        and loader.num_workers == 0
+        and not loader.pin_memory
+        and loader._auto_collation
+        and not isinstance(loader.dataset, IterableDataset)
+    )
+    if not plain:
+        yield from loader
+        return
+    dataset, collate = loader.dataset, loader.collate_fn
+    indices = iter(loader._index_sampler)
+    # what _BaseDataLoaderIter.__init__ draws, after iter(sampler) and before the first batch
+    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+    getitems = getattr(dataset, "__getitems__", None)
+    for batch_indices in indices:
+        if getitems:
+            yield collate(getitems(batch_indices))
+        else:
+            yield collate([dataset[i] for i in batch_indices])
+
+
+def _direct_epoch(net, iterator, training, listeners):
+    """``run_single_epoch`` with ``train_step`` or ``validation_step`` inlined."""
+    if iterator is None:
+        return
+    prefix = "train" if training else "valid"
+    history = net.history
+    batch_count = 0
+    for batch in _batches(iterator):
+        _tell(net, listeners, "on_batch_begin", batch=batch, training=training)
+        if training:
+            first = []  # skorch's FirstStepAccumulator: the first closure call's step
+
+            def step_fn(batch=batch, first=first):
+                net._zero_grad_optimizer()
+                net._set_training(True)
+                Xi, yi = unpack_data(batch)
+                y_pred = net.infer(Xi)
+                loss = net.get_loss(y_pred, yi, X=Xi, training=True)
+                loss.backward()
+                if not first:
+                    first.append({"loss": loss, "y_pred": y_pred})
+                named_parameters = TeeGenerator(net.get_all_learnable_params())
+                _tell(
+                    net,
+                    listeners,
+                    "on_grad_computed",
+                    named_parameters=named_parameters,
+                    batch=batch,
+                    training=True,
+                )
+                return loss
+
+            net.optimizer_.step(step_fn)
+            step = first[0]
+        else:
+            net._set_training(False)
+            Xi, yi = unpack_data(batch)
+            with torch.no_grad():
+                y_pred = net.infer(Xi)
+                loss = net.get_loss(y_pred, yi, X=Xi, training=False)
+            step = {"loss": loss, "y_pred": y_pred}
+        history.record_batch(prefix + "_loss", step["loss"].item())
+        history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+        _tell(net, listeners, "on_batch_end", batch=batch, training=training, **step)
+        batch_count += 1
+    history.record(prefix + "_batch_count", batch_count)
 
 
 def can_fit_together(estimator):

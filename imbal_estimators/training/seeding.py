@@ -28,6 +28,26 @@ def epoch_seed(base_seed, epoch):
     return int(np.random.SeedSequence([base_seed, epoch]).generate_state(1)[0] >> 1)
 
 
+def seed_torch(seed, device="cpu"):
+    """``torch.manual_seed(seed)`` for a fit on ``device``, without its cost on the CPU.
+
+    ``torch.manual_seed`` also queues a seed for every accelerator that is not
+    initialized yet, formatting a Python traceback for each call (1.2 ms, three
+    times per fit of a frozen head). A CPU fit draws from the CPU generator only,
+    so while CUDA is not initialized only that generator is seeded: the CPU draws
+    are the same, and no seed is left queued for a later CUDA start.
+
+    Parameters
+    ----------
+    seed : int
+    device : str or torch.device, default="cpu"
+    """
+    if torch.device(device).type == "cpu" and not torch.cuda.is_initialized():
+        torch.default_generator.manual_seed(int(seed))
+    else:
+        torch.manual_seed(seed)
+
+
 @contextmanager
 def seeded(seed, device="cpu"):
     """Seed torch with ``seed`` inside the block; restore the caller's RNG state after it.
@@ -43,5 +63,5 @@ def seeded(seed, device="cpu"):
     if device.type == "cuda":
         devices = [torch.cuda.current_device() if device.index is None else device.index]
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        seed_torch(seed, device)
         yield
