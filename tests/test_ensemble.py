@@ -34,9 +34,7 @@ def test_members_differ_only_in_their_seed(fitted):
     assert member_seeds(None, 2) == [None, None] and member_seeds(0, 3) == [0, 1, 2]
 
 
-def test_probabilities_are_the_members_mean_and_decide_at_their_mean_threshold(
-    fitted, binary_data
-):
+def test_probabilities_are_the_members_mean_and_decide_at_their_mean_threshold(fitted, binary_data):
     X, _ = binary_data
     members = [m.predict_proba(X) for m in fitted.members_]
     proba = fitted.predict_proba(X)

@@ -264,9 +264,13 @@ def _add_compare_options(parser):
         action="store_true",
         help="do not refit the recommended configuration nor save OUT_DIR/model",
     )
-    _add_ensemble_option(group, "the saved model averages K refits of the recommended "
-                         "configuration (seeds random_state, random_state+1, ...; default: 3; "
-                         "1: a single model)", default=3)
+    _add_ensemble_option(
+        group,
+        "the saved model averages K refits of the recommended "
+        "configuration (seeds random_state, random_state+1, ...; default: 3; "
+        "1: a single model)",
+        default=3,
+    )
 
 
 def _add_ensemble_option(parser, help_text, default):

@@ -982,7 +982,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
         Parameters
         ----------
-        proba : array-like of shape (n_samples, n_classes_)
+        proba : array-like of shape (n_samples, n_classes)
 
         Returns
         -------

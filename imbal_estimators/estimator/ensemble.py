@@ -114,8 +114,29 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self._set_members(fit_many(members, X, y))
         return self
 
+    @classmethod
+    def from_members(cls, members):
+        """The ensemble of already fitted ``members`` (e.g. loaded ones).
+
+        Parameters
+        ----------
+        members : list of fitted ImageImbalanceClassifier
+            Fitted on the same classes. ``estimator`` becomes an unfitted clone
+            of the first.
+
+        Returns
+        -------
+        SeedEnsembleClassifier
+            Fitted: it predicts as :meth:`fit` would have left it.
+        """
+        members = list(members)
+        if not members:
+            raise ValueError("from_members needs at least one fitted member.")
+        for member in members:
+            check_is_fitted(member)
+        return cls(clone(members[0]), n_members=len(members))._set_members(members)
+
     def _set_members(self, members):
-        """Take fitted ``members`` (from :meth:`fit` or :func:`~.persistence.load`)."""
         first = members[0]
         for member in members[1:]:
             if not np.array_equal(member.classes_, first.classes_):
@@ -150,7 +171,7 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes_)
+        ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self, "members_")
         return np.mean([member.predict_proba(X) for member in self.members_], axis=0)

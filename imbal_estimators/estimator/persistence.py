@@ -38,7 +38,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
-from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
@@ -93,7 +92,11 @@ def save(estimator, path):
         names = [f"{MEMBER_PREFIX}{i}" for i in range(len(members))]
         files = {
             ENSEMBLE_FILE: json.dumps(
-                {"format_version": FORMAT_VERSION, "estimator": ENSEMBLE_REFERENCE, "members": names},
+                {
+                    "format_version": FORMAT_VERSION,
+                    "estimator": ENSEMBLE_REFERENCE,
+                    "members": names,
+                },
                 indent=1,
             ).encode()
         }
@@ -301,8 +304,7 @@ def _load_ensemble(path, device, trusted):
                 "directory is not a complete save."
             )
         members.append(load(folder, device=device, trusted=trusted))
-    ensemble = SeedEnsembleClassifier(clone(members[0]), n_members=len(members))
-    return ensemble._set_members(members)
+    return SeedEnsembleClassifier.from_members(members)
 
 
 class ModelFileError(ValueError):
