@@ -206,6 +206,26 @@ def test_a_gain_the_paired_test_supports_is_recommended():
     assert "Recommended: **focal g=2 + tuned threshold** (loss='focal', gamma=2.0" in text
 
 
+def test_a_noisier_simple_row_below_a_beaten_one_is_not_the_fallback():
+    # the best row beats CE + tuned threshold on every fold; plain CE is lower still but so
+    # spread out (a collapsed fold) that the test cannot separate it: not a credible fallback
+    result = fake_comparison(
+        {
+            "focal g=2 + tuned threshold": [0.90, 0.91, 0.92, 0.90, 0.91, 0.92, 0.90, 0.91],
+            "ce + tuned threshold": [0.70, 0.71, 0.69, 0.70, 0.72, 0.70, 0.71, 0.69],
+            "ce": [0.95, 0.10, 0.90, 0.20, 0.95, 0.15, 0.60, 0.65],
+        },
+        n_images=160,
+        cv=4,
+        repeats=2,
+    )
+    tests = result.recommendation.tests
+    assert tests["ce + tuned threshold"].significant(0.05)
+    assert not tests["ce"].significant(0.05)
+    assert result.recommendation.verdict == "supported"
+    assert result.recommended.name == "focal g=2 + tuned threshold"
+
+
 def test_recommendation_when_ce_wins():
     result = fake_comparison({"focal g=2": [0.60, 0.61, 0.62], "ce": [0.70, 0.71, 0.72]})
     assert result.recommendation.verdict == "baseline_best"
