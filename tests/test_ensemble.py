@@ -195,3 +195,68 @@ def test_the_report_of_a_model_scores_its_own_decisions(fitted, binary_data):
     text = " ".join(str(getattr(b, "text", "")) for b in blocks)
     assert "3 members, probabilities averaged" in text
     assert f"threshold {fitted.threshold_:.3f}" in text
+
+
+# -- found by attacking the ensemble: each failed before its fix ----------------------------
+
+
+def test_a_random_state_instance_gives_each_member_its_own_seed():
+    # clones of one RandomState start from one state: every member would be the same fit
+    # (member_seeds raised "int() argument must be ... not 'RandomState'")
+    seeds = member_seeds(np.random.RandomState(0), 3)
+    assert len(set(seeds)) == 3 and all(isinstance(s, int) for s in seeds)
+    assert seeds == member_seeds(np.random.RandomState(0), 3)
+    with pytest.raises(ValueError, match="'random_state' parameter of the ensemble's"):
+        member_seeds("0", 2)
+
+
+def test_from_members_takes_single_fitted_models_only(fitted):
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    for members in ([fitted, fitted], [fitted.members_[0], lr]):
+        with pytest.raises(TypeError, match="must be fitted ImageImbalanceClassifier.*got"):
+            SeedEnsembleClassifier.from_members(members)
+
+
+def _changed(member, **attributes):
+    import copy
+
+    member = copy.deepcopy(member)
+    for name, value in attributes.items():
+        setattr(member, name, value)
+    return member
+
+
+@pytest.mark.parametrize(
+    "attributes, message",
+    [
+        ({"threshold_": None}, "member 1: positive class index 1, no threshold"),
+        ({"pos_index_": 0, "pos_label_": "cat"}, "member 1: positive class index 0"),
+    ],
+)
+def test_from_members_refuses_members_that_decide_otherwise(fitted, attributes, message):
+    # before: a member without a threshold turned the whole ensemble into argmax, and
+    # thresholds on P('cat') and P('dog') were averaged, without a word
+    first = fitted.members_[0]
+    with pytest.raises(ValueError, match=f"decide by different rules.*{message}"):
+        SeedEnsembleClassifier.from_members([first, _changed(first, **attributes)])
+
+
+def test_from_members_refuses_posthoc_members_with_other_class_counts(fitted):
+    first = _changed(fitted.members_[0], threshold_=None, posthoc_tau=1.0)
+    other = _changed(first, loss_class_counts_=first.loss_class_counts_ + 1)
+    with pytest.raises(ValueError, match="posthoc_tau 1 with class counts"):
+        SeedEnsembleClassifier.from_members([first, other])
+    assert SeedEnsembleClassifier.from_members([first, first]).decision_rule().startswith("post")
+
+
+def test_members_with_another_class_dtype_are_refused(fitted):
+    first = fitted.members_[0]
+    other = _changed(first, classes_=first.classes_.astype(object))
+    with pytest.raises(ValueError, match=r"different classes: .*\(<U3\) and .*\(object\)"):
+        SeedEnsembleClassifier.from_members([first, other])
+    ints = _changed(first, classes_=np.array([0, 1]))
+    bools = _changed(first, classes_=np.array([False, True]))  # equal to [0, 1] for numpy
+    with pytest.raises(ValueError, match="different classes"):
+        SeedEnsembleClassifier.from_members([bools, ints])
