@@ -195,3 +195,189 @@ def test_the_report_of_a_model_scores_its_own_decisions(fitted, binary_data):
     text = " ".join(str(getattr(b, "text", "")) for b in blocks)
     assert "3 members, probabilities averaged" in text
     assert f"threshold {fitted.threshold_:.3f}" in text
+
+
+# -- found by attacking the ensemble: each failed before its fix ----------------------------
+
+
+def test_a_random_state_instance_gives_each_member_its_own_seed():
+    # clones of one RandomState start from one state: every member would be the same fit
+    # (member_seeds raised "int() argument must be ... not 'RandomState'")
+    seeds = member_seeds(np.random.RandomState(0), 3)
+    assert len(set(seeds)) == 3 and all(isinstance(s, int) for s in seeds)
+    assert seeds == member_seeds(np.random.RandomState(0), 3)
+    with pytest.raises(ValueError, match="'random_state' parameter of the ensemble's"):
+        member_seeds("0", 2)
+
+
+def test_from_members_takes_single_fitted_models_only(fitted):
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    for members in ([fitted, fitted], [fitted.members_[0], lr]):
+        with pytest.raises(TypeError, match="must be fitted ImageImbalanceClassifier.*got"):
+            SeedEnsembleClassifier.from_members(members)
+
+
+def _changed(member, **attributes):
+    import copy
+
+    member = copy.deepcopy(member)
+    for name, value in attributes.items():
+        setattr(member, name, value)
+    return member
+
+
+@pytest.mark.parametrize(
+    "attributes, message",
+    [
+        ({"threshold_": None}, "member 1: positive class index 1, no threshold"),
+        ({"pos_index_": 0, "pos_label_": "cat"}, "member 1: positive class index 0"),
+    ],
+)
+def test_from_members_refuses_members_that_decide_otherwise(fitted, attributes, message):
+    # before: a member without a threshold turned the whole ensemble into argmax, and
+    # thresholds on P('cat') and P('dog') were averaged, without a word
+    first = fitted.members_[0]
+    with pytest.raises(ValueError, match=f"decide by different rules.*{message}"):
+        SeedEnsembleClassifier.from_members([first, _changed(first, **attributes)])
+
+
+def test_from_members_refuses_posthoc_members_with_other_class_counts(fitted):
+    first = _changed(fitted.members_[0], threshold_=None, posthoc_tau=1.0)
+    other = _changed(first, loss_class_counts_=first.loss_class_counts_ + 1)
+    with pytest.raises(ValueError, match="posthoc_tau 1 with class counts"):
+        SeedEnsembleClassifier.from_members([first, other])
+    assert SeedEnsembleClassifier.from_members([first, first]).decision_rule().startswith("post")
+
+
+def test_members_with_another_class_dtype_are_refused(fitted):
+    first = fitted.members_[0]
+    other = _changed(first, classes_=first.classes_.astype(object))
+    with pytest.raises(ValueError, match=r"different classes: .*\(<U3\) and .*\(object\)"):
+        SeedEnsembleClassifier.from_members([first, other])
+    ints = _changed(first, classes_=np.array([0, 1]))
+    bools = _changed(first, classes_=np.array([False, True]))  # equal to [0, 1] for numpy
+    with pytest.raises(ValueError, match="different classes"):
+        SeedEnsembleClassifier.from_members([bools, ints])
+
+
+def test_saving_into_a_member_folder_of_a_saved_ensemble_is_refused(fitted, binary_data, tmp_path):
+    X, _ = binary_data
+    path = tmp_path / "model"
+    fitted.save(path)
+    before = load(path, trusted=True).predict_proba(X)
+    # before: silently replaced member-1 (the ensemble then loaded another model, or an
+    # ensemble nested in itself)
+    for estimator in (fitted.members_[0], fitted):
+        with pytest.raises(FileExistsError, match="member folder of the ensemble saved in"):
+            estimator.save(path / "member-1")
+    np.testing.assert_array_equal(load(path, trusted=True).predict_proba(X), before)
+
+
+def test_a_member_folder_holding_an_ensemble_is_refused(fitted, tmp_path):
+    import shutil
+
+    path = tmp_path / "model"
+    fitted.save(path)
+    shutil.rmtree(path / "member-1")
+    fitted.save(tmp_path / "other")
+    shutil.copytree(tmp_path / "other", path / "member-1")
+    with pytest.raises(ModelFileError, match="member-1.*holds an ensemble.json"):
+        load(path, trusted=True)
+
+
+def test_a_symlinked_member_folder_is_refused_as_a_link(fitted, tmp_path):
+    import shutil
+
+    path = tmp_path / "model"
+    fitted.save(path)
+    shutil.move(path / "member-1", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", path / "member-1")
+    with pytest.raises(ModelFileError, match="member-1.*is a symbolic link"):
+        load(path, trusted=True)
+
+
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda p: p.mkdir(), "is not a regular file"),
+        (lambda p: p.write_text("[1, 2]"), "holds a JSON list, not the object"),
+        (lambda p: p.write_text('"members"'), "holds a JSON str"),
+        (lambda p: p.write_bytes(b" " * (1 << 20) + b"{}"), "larger than 1048576 bytes"),
+    ],
+)
+def test_an_ensemble_file_that_is_no_object_is_refused_clearly(
+    fitted, tmp_path, make_file, message
+):
+    # before: "has no config.json" for a folder, "has format_version None" for a list,
+    # and any size read into memory
+    path = tmp_path / "model"
+    fitted.save(path)
+    (path / "ensemble.json").unlink()
+    make_file(path / "ensemble.json")
+    with pytest.raises(ModelFileError, match=message):
+        load(path, trusted=True)
+
+
+@pytest.mark.parametrize(
+    "entry, content",
+    [
+        ("ensemble.json/mine.txt", "a folder named like a saved file"),
+        ("member-0/config.json/mine.txt", "a folder inside a member-named folder"),
+        ("config.json", '{"learning_rate": 3}'),  # the user's own settings
+        ("member-0/config.json", "not JSON"),
+    ],
+)
+def test_save_never_deletes_user_files_named_like_a_saved_models(fitted, tmp_path, entry, content):
+    path = tmp_path / "model"
+    (path / entry).parent.mkdir(parents=True, exist_ok=True)
+    (path / entry).write_text(content)
+    with pytest.raises(FileExistsError, match="holds other files"):
+        fitted.save(path)
+    assert (path / entry).read_text() == content
+
+
+def test_save_over_a_symlink_says_so(fitted, tmp_path):
+    (tmp_path / "target").mkdir()
+    os.symlink(tmp_path / "target", tmp_path / "link")
+    with pytest.raises(FileExistsError, match="is a symbolic link"):
+        fitted.save(tmp_path / "link")
+    assert os.listdir(tmp_path / "target") == []
+
+
+def test_a_kill_while_an_ensemble_is_written_leaves_the_previous_model(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "model"
+    old = {"ensemble.json": b"old", "member-0/config.json": b"old"}
+    publish_directory(path, old)
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import imbal_estimators.io.atomic as atomic
+        write, count = atomic._write_new_file, [0]
+        def killed_at_the_third(path, data):
+            count[0] += 1
+            if count[0] == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            write(path, data)
+        atomic._write_new_file = killed_at_the_third
+        atomic.publish_directory({str(path)!r}, {{
+            "ensemble.json": b"new", "member-0/config.json": b"new",
+            "member-1/config.json": b"new", "member-1/model.safetensors": b"new"}},
+            replaceable=["ensemble.json", "member-0"])
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    result = subprocess.run([sys.executable, "-c", script], env=env, check=False)
+    assert result.returncode == -signal.SIGKILL
+    assert (path / "ensemble.json").read_bytes() == b"old"
+    assert sorted(os.listdir(path)) == ["ensemble.json", "member-0"]
+    assert os.listdir(path / "member-0") == ["config.json"]
+    publish_directory(path, {"ensemble.json": b"new"}, replaceable=["ensemble.json", "member-0"])
+    assert os.listdir(tmp_path) == ["model"]  # the dead writer's folder went too

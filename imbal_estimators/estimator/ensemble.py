@@ -32,10 +32,20 @@ def member_seeds(random_state, n_members):
 
     Member ``i`` gets ``random_state + i`` for an int ``random_state`` (member 0
     is the configuration's own fit, so ``n_members=1`` is a plain fit), and
-    None (a fresh draw) for every member otherwise.
+    None (a fresh draw) for every member for None. A ``RandomState`` instance
+    (which ``ImageImbalanceClassifier`` accepts) draws one int seed per member
+    from it: clones of one instance would all start from the same state and
+    fit the same model ``n_members`` times.
     """
     if random_state is None:
         return [None] * n_members
+    if isinstance(random_state, np.random.RandomState):
+        return [int(s) for s in random_state.randint(np.iinfo(np.int32).max, size=n_members)]
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise ValueError(
+            "The 'random_state' parameter of the ensemble's estimator must be an int, a "
+            f"RandomState instance or None; got {random_state!r} instead."
+        )
     return [int(random_state) + i for i in range(n_members)]
 
 
@@ -121,8 +131,12 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         members : list of fitted ImageImbalanceClassifier
-            Fitted on the same classes. ``estimator`` becomes an unfitted clone
-            of the first.
+            Fitted on the same classes (and class dtype), deciding by the same
+            rule: the same positive class, all with a threshold or none,
+            the same ``posthoc_tau`` (and, with it, the same training class
+            counts). Anything else is refused: the ensemble's one decision
+            rule would silently differ from some members'. ``estimator``
+            becomes an unfitted clone of the first.
 
         Returns
         -------
@@ -132,18 +146,12 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         members = list(members)
         if not members:
             raise ValueError("from_members needs at least one fitted member.")
-        for member in members:
-            check_is_fitted(member)
+        _check_members(members)
         return cls(clone(members[0]), n_members=len(members))._set_members(members)
 
     def _set_members(self, members):
+        _check_members(members)
         first = members[0]
-        for member in members[1:]:
-            if not np.array_equal(member.classes_, first.classes_):
-                raise ValueError(
-                    f"The members were fitted on different classes: "
-                    f"{first.classes_.tolist()} and {member.classes_.tolist()}."
-                )
         self.members_ = list(members)
         self.classes_ = first.classes_
         self.n_classes_ = len(first.classes_)
@@ -151,7 +159,7 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.pos_index_ = getattr(first, "pos_index_", None)
         self.loss_class_counts_ = getattr(first, "loss_class_counts_", None)
         thresholds = [m.threshold_ for m in members if getattr(m, "threshold_", None) is not None]
-        self.threshold_ = float(np.mean(thresholds)) if len(thresholds) == len(members) else None
+        self.threshold_ = float(np.mean(thresholds)) if thresholds else None
         return self
 
     @property
@@ -205,3 +213,52 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import save
 
         return save(self, path)
+
+
+def _check_members(members):
+    """Refuse members the ensemble cannot average and decide for as each of them would."""
+    for member in members:
+        if not isinstance(member, ImageImbalanceClassifier):  # nor a nested ensemble
+            raise TypeError(
+                "The members of a SeedEnsembleClassifier must be fitted "
+                f"ImageImbalanceClassifier instances; got {type(member).__name__}."
+            )
+        check_is_fitted(member)
+    first = members[0]
+    for i, member in enumerate(members[1:], start=1):
+        if (
+            member.classes_.dtype.kind != first.classes_.dtype.kind
+            or len(member.classes_) != len(first.classes_)
+            or not np.array_equal(member.classes_, first.classes_)
+        ):
+            raise ValueError(
+                f"The members were fitted on different classes: "
+                f"{first.classes_.tolist()} ({first.classes_.dtype}) and "
+                f"{member.classes_.tolist()} ({member.classes_.dtype})."
+            )
+        if _rule(member) != _rule(first):
+            raise ValueError(
+                f"The members decide by different rules (member 0: {_describe(first)}; "
+                f"member {i}: {_describe(member)}); an ensemble decides by one rule."
+            )
+
+
+def _rule(member):
+    """What a member's decision depends on besides its probabilities."""
+    tau = member.posthoc_tau or None
+    counts = getattr(member, "loss_class_counts_", None)
+    return (
+        getattr(member, "pos_index_", None),
+        getattr(member, "threshold_", None) is not None,
+        tau,
+        None if tau is None or counts is None else tuple(np.asarray(counts).tolist()),
+    )
+
+
+def _describe(member):
+    pos_index, thresholded, tau, counts = _rule(member)
+    words = [f"positive class index {pos_index}"]
+    words.append("a threshold" if thresholded else "no threshold")
+    if tau is not None:
+        words.append(f"posthoc_tau {tau:g} with class counts {list(counts or [])}")
+    return ", ".join(words)

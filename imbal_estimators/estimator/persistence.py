@@ -28,10 +28,12 @@ loads the tensors. Callbacks are initialized when training begins, not at load
 trusted files only.
 """
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 
 import numpy as np
 import torch
@@ -57,6 +59,8 @@ ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_REFERENCE = "imbal_estimators.SeedEnsembleClassifier"
 MEMBER_PREFIX = "member-"
 MEMBER_NAME = re.compile(r"member-[0-9]{1,4}")
+#: ensemble.json lists folder names only: 10,000 members take 140 kB
+MAX_JSON_BYTES = 1 << 20
 
 # Fitted attributes written to config.json: the saved fields of the fit plan, name -> kind
 # ("array" or "value"); classes_ is written apart, with its dtype.
@@ -83,10 +87,14 @@ def save(estimator, path):
     UnserializableParameterError
         A parameter cannot be written as JSON; the message names it.
     FileExistsError
-        ``path`` is a file, or a directory holding files other than a saved model's.
+        ``path`` is a file, a directory holding files other than a saved model's
+        (a ``config.json`` or ``ensemble.json`` that no save wrote, a folder of that
+        name), or a member folder of a saved ensemble (replacing it would change
+        the ensemble's predictions without a word).
     """
     check_is_fitted(estimator)
     path = os.fspath(path)
+    _refuse_member_folder(path)
     if isinstance(estimator, SeedEnsembleClassifier):
         members = estimator.members_
         names = [f"{MEMBER_PREFIX}{i}" for i in range(len(members))]
@@ -146,20 +154,57 @@ def _model_files(estimator):
     return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
 
 
+def _refuse_member_folder(path):
+    parent, name = os.path.split(os.path.abspath(path))
+    if MEMBER_NAME.fullmatch(name) and os.path.lexists(os.path.join(parent, ENSEMBLE_FILE)):
+        raise FileExistsError(
+            errno.EEXIST,
+            f"is a member folder of the ensemble saved in {parent!r}: saving here would "
+            "replace that member. Save to another directory, or save the whole ensemble "
+            f"to {parent!r}",
+            path,
+        )
+
+
 def _saved_names(path):
-    """The entries of an existing ``path`` that an earlier save wrote (a save may replace them)."""
-    names = [CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE]
-    if os.path.isdir(path) and not os.path.islink(path):
-        for name in os.listdir(path):
-            folder = os.path.join(path, name)
-            if (
-                MEMBER_NAME.fullmatch(name)
-                and os.path.isdir(folder)
-                and not os.path.islink(folder)
-                and set(os.listdir(folder)) <= {CONFIG_FILE, WEIGHTS_FILE}
-            ):
+    """The entries of an existing ``path`` that an earlier save wrote (a save may replace them).
+
+    Only regular files count (never a folder or a link of that name), and a
+    ``config.json`` or ``ensemble.json`` only where it is a saved model's JSON
+    (an object with a ``format_version``): a save never deletes a user's files.
+    """
+    names = []
+    if not os.path.isdir(path) or os.path.islink(path):
+        return names
+    for name in os.listdir(path):
+        entry = os.path.join(path, name)
+        if name in (CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE):
+            if _saved_file(entry):
                 names.append(name)
+        elif (
+            MEMBER_NAME.fullmatch(name)
+            and os.path.isdir(entry)
+            and not os.path.islink(entry)
+            and set(os.listdir(entry)) <= {CONFIG_FILE, WEIGHTS_FILE}
+            and all(_saved_file(os.path.join(entry, f)) for f in os.listdir(entry))
+        ):
+            names.append(name)
     return names
+
+
+def _saved_file(entry):
+    if not stat.S_ISREG(os.lstat(entry).st_mode):
+        return False
+    if os.path.basename(entry) == WEIGHTS_FILE:
+        return True
+    try:
+        if os.path.getsize(entry) > MAX_JSON_BYTES and entry.endswith(ENSEMBLE_FILE):
+            return False
+        with open(entry, "rb") as file:
+            config = json.loads(file.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "format_version" in config
 
 
 def load(path, device=None, trusted=False):
@@ -202,8 +247,13 @@ def load(path, device=None, trusted=False):
         names it.
     """
     path = os.fspath(path)
-    if os.path.isfile(os.path.join(path, ENSEMBLE_FILE)):
+    if os.path.lexists(os.path.join(path, ENSEMBLE_FILE)):
         return _load_ensemble(path, device, trusted)
+    return _load_single(path, device, trusted)
+
+
+def _load_single(path, device, trusted):
+    """The :class:`ImageImbalanceClassifier` of ``path``: ``config.json`` and its weights."""
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
@@ -265,16 +315,31 @@ def load(path, device=None, trusted=False):
 def _load_ensemble(path, device, trusted):
     """The :class:`SeedEnsembleClassifier` of ``path``: ``ensemble.json`` and its members."""
     ensemble_path = os.path.join(path, ENSEMBLE_FILE)
+    if not stat.S_ISREG(os.stat(ensemble_path).st_mode):  # a folder, a FIFO, a device
+        raise ModelFileError(
+            f"{ensemble_path!r} is not a regular file: the directory is not one save wrote."
+        )
     try:
         with open(ensemble_path, "rb") as file:
-            config = json.loads(file.read().decode("utf-8"))
+            data = file.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise ModelFileError(
+                f"{ensemble_path!r} is larger than {MAX_JSON_BYTES} bytes; a save writes a "
+                "short list of member folders. It is not an ensemble file."
+            )
+        config = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(
             f"{ensemble_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
             "the model again."
         ) from None
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-        version = config.get("format_version") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ModelFileError(
+            f"{ensemble_path!r} holds a JSON {type(config).__name__}, not the object a save "
+            "writes: it is not an ensemble file."
+        )
+    if config.get("format_version") != FORMAT_VERSION:
+        version = config.get("format_version")
         raise ValueError(
             f"{ensemble_path!r} has format_version {version!r}; this version of "
             f"imbal_estimators reads format_version {FORMAT_VERSION}."
@@ -298,12 +363,23 @@ def _load_ensemble(path, device, trusted):
     members = []
     for name in names:
         folder = os.path.join(path, name)
-        if not os.path.isdir(folder) or os.path.islink(folder):
+        if os.path.islink(folder):
+            raise ModelFileError(
+                f"{folder!r}, a member that {ensemble_path!r} lists, is a symbolic link; a "
+                "save writes member folders, never links (it could point anywhere)."
+            )
+        if not os.path.isdir(folder):
             raise ModelFileError(
                 f"{folder!r}, a member that {ensemble_path!r} lists, is missing: the "
                 "directory is not a complete save."
             )
-        members.append(load(folder, device=device, trusted=trusted))
+        if os.path.lexists(os.path.join(folder, ENSEMBLE_FILE)):
+            raise ModelFileError(
+                f"{folder!r}, a member that {ensemble_path!r} lists, holds an {ENSEMBLE_FILE}: "
+                "a member is a single model, never an ensemble."
+            )
+    for name in names:
+        members.append(_load_single(os.path.join(path, name), device, trusted))
     return SeedEnsembleClassifier.from_members(members)
 
 

@@ -120,7 +120,9 @@ def publish_directory(path, files, replaceable=()):
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
     if os.path.lexists(path):
-        if not os.path.isdir(path) or os.path.islink(path):
+        if os.path.islink(path):  # publishing would replace the link, not its target
+            raise FileExistsError(errno.EEXIST, "is a symbolic link", path)
+        if not os.path.isdir(path):
             raise FileExistsError(errno.EEXIST, "exists and is not a directory", path)
         foreign = sorted(set(os.listdir(path)) - set(replaceable))
         if foreign:
