@@ -158,3 +158,19 @@ def shufflenet_file(tmp_path):
     path = tmp_path / "shufflenet.pth"
     torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), path)
     return path
+
+
+def frozen_base(shufflenet_file, **params):
+    """A frozen-backbone shufflenet estimator (3 epochs, batches of 8) from ``shufflenet_file``."""
+    from imbal_estimators import ImageImbalanceClassifier
+
+    return ImageImbalanceClassifier(
+        **{
+            **FAST,
+            "freeze_backbone": True,
+            "weights": shufflenet_file,
+            "max_epochs": 3,
+            "batch_size": 8,
+            **params,
+        }
+    )

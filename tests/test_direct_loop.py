@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from conftest import frozen_base
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from sklearn.base import clone
 from skorch.callbacks import Callback, EarlyStopping, PrintLog
@@ -67,19 +67,6 @@ class BatchRecorder(Callback):
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
         self.events_.append(("end", training, loss.item(), y_pred.shape))
-
-
-def frozen_base(shufflenet_file, **params):
-    return ImageImbalanceClassifier(
-        **{
-            **FAST,
-            "freeze_backbone": True,
-            "weights": shufflenet_file,
-            "max_epochs": 3,
-            "batch_size": 8,
-            **params,
-        }
-    )
 
 
 def assert_identical(a, b, X):

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, tiny_classifier
+from conftest import frozen_base, tiny_classifier
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from sklearn.base import clone
 from skorch.callbacks import EarlyStopping
 
 import imbal_estimators.training.heads as heads
-from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.models.backbones import FrozenBackboneModel
 from imbal_estimators.training.heads import can_fit_together, fit_many
 from imbal_estimators.training.threads import body_threads, head_threads
@@ -45,19 +44,6 @@ def groups(monkeypatch):
 
     monkeypatch.setattr(heads._HeadGroup, "_train_heads", counting)
     return sizes
-
-
-def frozen_base(shufflenet_file, **params):
-    return ImageImbalanceClassifier(
-        **{
-            **FAST,
-            "freeze_backbone": True,
-            "weights": shufflenet_file,
-            "max_epochs": 3,
-            "batch_size": 8,
-            **params,
-        }
-    )
 
 
 def assert_same_fit(a, b, X):
