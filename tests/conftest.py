@@ -174,3 +174,24 @@ def frozen_base(shufflenet_file, **params):
             **params,
         }
     )
+
+
+def _head_grid():
+    from imblearn.over_sampling import SMOTE, RandomOverSampler
+
+    return [
+        {"loss": "ce"},
+        {"loss": "focal", "gamma": 1.0, "alpha": "balanced"},
+        {"loss": "focal", "gamma": 2.0, "alpha": 0.75, "lr": 0.01},
+        {"sampler": RandomOverSampler()},
+        {"sampler": SMOTE(k_neighbors=3)},
+        {"sampler": "balanced_batches", "loss": "logit_adjusted"},
+        {"loss": "ldam", "alpha": "effective", "drw_epoch": 2},
+        {"threshold": "auto", "monitor": "f1"},
+        {"calibrate": True, "batch_size": 5, "max_epochs": 2},
+        {"optimizer__weight_decay": 0.5, "label_smoothing": 0.1},
+    ]
+
+
+#: head-side parameter sets that fit_many and the direct head loop must fit as separate fits do
+HEAD_GRID = _head_grid()

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import frozen_base, tiny_classifier
-from imblearn.over_sampling import SMOTE, RandomOverSampler
+from conftest import HEAD_GRID, frozen_base, tiny_classifier
 from sklearn.base import clone
 from skorch.callbacks import EarlyStopping
 
@@ -13,18 +12,7 @@ from imbal_estimators.models.backbones import FrozenBackboneModel
 from imbal_estimators.training.heads import can_fit_together, fit_many
 from imbal_estimators.training.threads import body_threads, head_threads
 
-GRID = [
-    {"loss": "ce"},
-    {"loss": "focal", "gamma": 1.0, "alpha": "balanced"},
-    {"loss": "focal", "gamma": 2.0, "alpha": 0.75, "lr": 0.01},
-    {"sampler": RandomOverSampler()},
-    {"sampler": SMOTE(k_neighbors=3)},
-    {"sampler": "balanced_batches", "loss": "logit_adjusted"},
-    {"loss": "ldam", "alpha": "effective", "drw_epoch": 2},
-    {"threshold": "auto", "monitor": "f1"},
-    {"calibrate": True, "batch_size": 5, "max_epochs": 2},
-    {"optimizer__weight_decay": 0.5, "label_smoothing": 0.1},
-]
+GRID = HEAD_GRID
 
 
 @pytest.fixture(autouse=True)
