@@ -27,7 +27,7 @@ Sets (no downloads):
   ``brick`` (240), when scikit-image is installed (``pip install scikit-image``; its
   images ship inside the package).
 
-Run from the repository root (about 15 minutes on 2 cores)::
+Run from the repository root (about 3 minutes with 3 splits, 7 with 8, on 2 cores)::
 
     PYTHONPATH=$PWD python benchmarks/answer_quality.py
     PYTHONPATH=$PWD python benchmarks/answer_quality.py --quick   # smoke run, 1-2 minutes
