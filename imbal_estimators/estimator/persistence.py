@@ -319,31 +319,20 @@ def _load_ensemble(path, device, trusted):
         raise ModelFileError(
             f"{ensemble_path!r} is not a regular file: the directory is not one save wrote."
         )
-    try:
-        with open(ensemble_path, "rb") as file:
-            data = file.read(MAX_JSON_BYTES + 1)
-        if len(data) > MAX_JSON_BYTES:
-            raise ModelFileError(
-                f"{ensemble_path!r} is larger than {MAX_JSON_BYTES} bytes; a save writes a "
-                "short list of member folders. It is not an ensemble file."
-            )
-        config = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    with open(ensemble_path, "rb") as file:
+        data = file.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
         raise ModelFileError(
-            f"{ensemble_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
-            "the model again."
-        ) from None
+            f"{ensemble_path!r} is larger than {MAX_JSON_BYTES} bytes; a save writes a "
+            "short list of member folders. It is not an ensemble file."
+        )
+    config = _parse_json(data, ensemble_path)
     if not isinstance(config, dict):
         raise ModelFileError(
             f"{ensemble_path!r} holds a JSON {type(config).__name__}, not the object a save "
             "writes: it is not an ensemble file."
         )
-    if config.get("format_version") != FORMAT_VERSION:
-        version = config.get("format_version")
-        raise ValueError(
-            f"{ensemble_path!r} has format_version {version!r}; this version of "
-            f"imbal_estimators reads format_version {FORMAT_VERSION}."
-        )
+    _check_format_version(config, ensemble_path)
     if config.get("estimator") != ENSEMBLE_REFERENCE:
         raise UntrustedReferenceError(
             f"{ensemble_path!r} names estimator {config.get('estimator')!r}; an ensemble file "
@@ -394,26 +383,36 @@ CALLBACKS_PENDING = "_callbacks_pending_"
 def _read_config(path, config_path):
     try:
         with open(config_path, "rb") as file:
-            config = json.loads(file.read().decode("utf-8"))
+            config = _parse_json(file.read(), config_path)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path!r} has no {CONFIG_FILE}; it is not a directory written by clf.save(path)."
         ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(
-            f"{config_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
-            "the model again."
-        ) from None
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-        version = config.get("format_version") if isinstance(config, dict) else None
-        raise ValueError(
-            f"{config_path!r} has format_version {version!r}; this "
-            f"version of imbal_estimators reads format_version {FORMAT_VERSION}."
-        )
+    _check_format_version(config, config_path)
     missing = [key for key in ("estimator", "params", "classes", "history") if key not in config]
     if missing:
         raise ModelFileError(f"{config_path!r} lacks {missing}: it is not a complete save.")
     return config
+
+
+def _parse_json(data, file_path):
+    """The JSON in ``data`` (bytes of ``file_path``), or a ModelFileError that names the file."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(
+            f"{file_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
+            "the model again."
+        ) from None
+
+
+def _check_format_version(config, file_path):
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{file_path!r} has format_version {version!r}; this "
+            f"version of imbal_estimators reads format_version {FORMAT_VERSION}."
+        )
 
 
 def _estimator_class(config, config_path, trusted):
