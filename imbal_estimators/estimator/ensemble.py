@@ -166,14 +166,6 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
     def posthoc_tau(self):
         return self.members_[0].posthoc_tau
 
-    @property
-    def monitor(self):
-        return self.members_[0].monitor
-
-    @property
-    def image_size(self):
-        return self.members_[0].image_size
-
     def predict_proba(self, X):
         """The mean of the members' ``predict_proba``.
 
