@@ -4,9 +4,11 @@ The grid is focal loss with ``gamma`` in {1, 2} x ``alpha`` in {None, "balanced"
 "effective", "sqrt"}, scored by F1 with ``StratifiedKFold(3)`` (24 fits, no refit).
 The backbone starts from a weights file, as a user's ImageNet weights would
 (downloads are not possible here, so the file holds a random initialization: the
-cost is the same). An untimed one-epoch fit with ``cache=None`` on all the images comes
-first, so that the first row does not pay for the process's one-time start (oneDNN
-building its kernels for each batch shape, lazy imports) that the later rows skip.
+cost is the same); ``--random-init`` uses ``weights=None`` instead, a body drawn from
+``random_state`` as the test suite's fits do. An untimed one-epoch fit with
+``cache=None`` on all the images comes first, so that the first row does not pay for
+the process's one-time start (oneDNN building its kernels for each batch shape, lazy
+imports) that the later rows skip.
 Each configuration starts with empty in-memory caches (decoded images, features, head
 recipes, pre-flight scans); the cached rows are then run a second time in the same
 process ("run again").
@@ -21,6 +23,7 @@ Run::
     python benchmarks/grid_search.py                 # resnet34, 240 images at 64 px
     python benchmarks/grid_search.py --frozen-only   # skip the (slow) full fine-tuning rows
     python benchmarks/grid_search.py --frozen-only --image-size 128
+    python benchmarks/grid_search.py --frozen-only --random-init  # weights=None
     python benchmarks/grid_search.py --quick         # a few seconds, for CI
     python benchmarks/grid_search.py --profile       # cProfile of one warm cached grid
 """
@@ -137,6 +140,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--frozen-only", action="store_true")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="weights=None (a random body drawn from random_state) instead of a weights file",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     parser.add_argument(
         "--profile",
@@ -162,7 +170,7 @@ def main():
         torch.save(torchvision.models.get_model(args.backbone).state_dict(), weights)
         common = dict(
             backbone=args.backbone,
-            weights=weights,
+            weights=None if args.random_init else weights,
             image_size=args.image_size,
             max_epochs=args.epochs,
             batch_size=32,
@@ -199,7 +207,8 @@ def main():
 
     reference = results["freeze_backbone=True, cache=None"][0]
     print(
-        f"\n{args.backbone}, {len(X)} images at {args.image_size} px, {args.epochs} epochs, "
+        f"\n{args.backbone} ({'weights=None' if args.random_init else 'weights file'}), "
+        f"{len(X)} images at {args.image_size} px, {args.epochs} epochs, "
         f"8 candidates x 3 folds, precision={args.precision!r}, "
         f"CPU threads {torch.get_num_threads()}"
     )

@@ -379,6 +379,65 @@ def test_deferred_body_refuses_a_replaced_weights_file(binary_data, shufflenet_f
         lazy.predict_proba(X[-2:])
 
 
+def test_random_initialization_is_built_and_hashed_once_per_random_state(
+    binary_data, count_builds, monkeypatch
+):
+    import imbal_estimators.models.features as features
+
+    hashed = []
+    original = features.weights_fingerprint
+    monkeypatch.setattr(features, "weights_fingerprint", lambda m: hashed.append(1) or original(m))
+    X, y = binary_data
+    first = frozen_from(None).fit(X, y)
+    again = frozen_from(None).fit(X, y)
+    other = frozen_from(None, loss="focal", alpha="balanced").fit(X, y)
+    assert len(count_builds) == 1 and len(hashed) == 1
+    for clf in (again, other):
+        assert isinstance(clf.module_, LazyFrozenModel) and not clf.module_.body_built
+    # the same fit as the one that built (and hashed) its body, to the bit
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    np.testing.assert_array_equal(again.history[:, "train_loss"], first.history[:, "train_loss"])
+    assert not again.module_.body_built
+    frozen_from(None, random_state=1).fit(X, y)  # another random body: built and hashed
+    frozen_from(None, random_state=None).fit(X, y)
+    frozen_from(None, cache=None).fit(X, y)
+    assert len(count_builds) == 4 and len(hashed) == 3
+
+
+def test_deferred_random_body_is_the_one_its_fit_drew(binary_data, count_body_calls):
+    import pickle
+
+    X, y = binary_data
+    eager = frozen_from(None).fit(X[:-4], y[:-4])
+    lazy = frozen_from(None).fit(X[:-4], y[:-4])
+    assert not lazy.module_.body_built
+    # new images need the body: rebuilt from the fit's random state, so the same weights
+    # (checked against the fingerprint) and the same features as the eager model's
+    np.testing.assert_array_equal(lazy.predict_proba(X), eager.predict_proba(X))
+    assert lazy.module_.body_built
+    eager_state, lazy_state = eager.module_.state_dict(), lazy.module_.state_dict()
+    assert list(lazy_state) == list(eager_state)
+    for name, tensor in eager_state.items():
+        assert torch.equal(lazy_state[name], tensor), name
+    pickled = frozen_from(None).fit(X[:-4], y[:-4])
+    restored = pickle.loads(pickle.dumps(pickled))
+    assert restored.module_.body_built
+    clear_memory_caches()
+    np.testing.assert_array_equal(restored.predict_proba(X), eager.predict_proba(X))
+
+
+def test_deferred_random_body_that_comes_out_different_is_refused(binary_data, monkeypatch):
+    import imbal_estimators.models.features as features
+
+    X, y = binary_data
+    frozen_from(None).fit(X[:-2], y[:-2])
+    lazy = frozen_from(None).fit(X[:-2], y[:-2])
+    monkeypatch.setattr(lazy.module_, "_fingerprint", "another body")
+    with pytest.raises(RuntimeError, match="gave other weights than the fit's"):
+        lazy.predict_proba(X[-2:])
+    assert features.known_fingerprint(lazy.module_) == "another body"
+
+
 def test_pre_flight_scan_of_unchanged_files_is_remembered(binary_data, monkeypatch, tmp_path):
     import shutil
 

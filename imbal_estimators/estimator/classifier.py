@@ -48,6 +48,8 @@ from ..models.backbones import (
 from ..models.features import (
     FeatureDataset,
     collate_batch,
+    known_fingerprint,
+    remember_fingerprint,
     remember_weights_source,
     weights_source,
 )
@@ -753,7 +755,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             build = self._build_module
         if not self.freeze_backbone:
             module = ImageModel(*build())
-        elif self.module is None and self.weights is not None:
+        elif self.module is None:
             module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
         else:
             module = frozen_model(self, build)
@@ -774,6 +776,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if self.freeze_backbone and self.module is None and self.weights is not None:
             source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
             remember_weights_source(self.module_, source)
+        elif self.freeze_backbone and known_fingerprint(self.module_) is not None:
+            remember_fingerprint(self.module_, known_fingerprint(self.module_))  # moved since
         return self
 
     def initialize_criterion(self):

@@ -10,7 +10,10 @@ A search fits many heads on the same body. :class:`LazyFrozenModel` is a
 frozen model whose body is built only when a feature is missing (or its weights
 are read, saved or pickled), and :class:`HeadRecipes` remembers, per weights
 source, class count and random state, the head a fresh build starts from, so a
-fit whose features are all cached never reads the weights file.
+fit whose features are all cached never reads the weights file. A randomly
+initialized body (``weights=None``) is a function of the random state too: its
+recipe also keeps the body's fingerprint, so a search with a fixed
+``random_state`` builds and hashes that body once, not once per fit.
 """
 
 import copy
@@ -22,6 +25,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+import torchvision
 from torch.utils.data import Dataset
 
 from ..data.cache import get_feature_cache, image_key
@@ -122,9 +126,41 @@ def weights_source(backbone, weights, module_kwargs=None):
     return repr((backbone, origin, sorted((module_kwargs or {}).items())))
 
 
+def random_init_source(backbone, module_kwargs=None):
+    """A key for a randomly initialized ``backbone`` (``weights=None``), short of its random state.
+
+    Not a features key: a random body is only determined by it together with the
+    random state of its build (:meth:`HeadRecipes.key`) in this process, so its
+    features stay keyed by :func:`weights_fingerprint`.
+    """
+    versions = (torch.__version__, torchvision.__version__)
+    return repr(
+        (backbone, "random initialization", versions, sorted((module_kwargs or {}).items()))
+    )
+
+
 def remember_weights_source(model, source):
     """Key ``model``'s features by ``source`` until any of its tensors changes."""
     object.__setattr__(model, "_fingerprint_memo", (_tensor_state(model), f"source:{source}"))
+
+
+def remember_fingerprint(model, fingerprint):
+    """Key ``model``'s features by the known :func:`weights_fingerprint` of its body, until
+    any of its tensors changes (a body not built yet is not hashed again)."""
+    object.__setattr__(model, "_fingerprint_memo", (_tensor_state(model), fingerprint))
+
+
+def body_fingerprint(model):
+    """:func:`weights_fingerprint` of a randomly initialized ``model``'s body, kept on the
+    model (:func:`known_fingerprint`) so that moving it does not hash it again."""
+    if model.__dict__.get("_fingerprint") is None:
+        object.__setattr__(model, "_fingerprint", weights_fingerprint(model.backbone))
+    return model._fingerprint
+
+
+def known_fingerprint(model):
+    """The body fingerprint a randomly initialized frozen model was made with, or None."""
+    return model.__dict__.get("_fingerprint")
 
 
 def _tensor_state(model):
@@ -225,10 +261,26 @@ class LazyFrozenModel(FrozenBackboneModel):
         weights' features.
     memory_format : torch.memory_format, default=torch.preserve_format
         The body's memory format once built.
+    rng_state : torch.ByteTensor, optional
+        For a randomly initialized body: the random state its build started from
+        in the fit that made this model, restored for the build, so the body is
+        the one that fit would have built.
+    fingerprint : str, optional
+        For a randomly initialized body: its :func:`weights_fingerprint`, which
+        keys its features; a build that gives another body is refused.
     """
 
     def __init__(
-        self, head, mean, std, build, source, current_source, memory_format=torch.preserve_format
+        self,
+        head,
+        mean,
+        std,
+        build,
+        source,
+        current_source,
+        memory_format=torch.preserve_format,
+        rng_state=None,
+        fingerprint=None,
     ):
         torch.nn.Module.__init__(self)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
@@ -238,6 +290,10 @@ class LazyFrozenModel(FrozenBackboneModel):
         self._source = source
         self._current_source = current_source
         self._memory_format = memory_format
+        self._rng_state = rng_state
+        self._fingerprint = fingerprint
+        if fingerprint is not None:
+            remember_fingerprint(self, fingerprint)
 
     @property
     def body_built(self):
@@ -260,14 +316,24 @@ class LazyFrozenModel(FrozenBackboneModel):
                 "Fit again with the current weights."
             )
         with torch.random.fork_rng(devices=[]):
+            if self._rng_state is not None:
+                torch.random.set_rng_state(self._rng_state)
             backbone, mean, std = self._build()
         body = FrozenBackboneModel(backbone, mean, std).backbone
+        if self._fingerprint is not None and weights_fingerprint(body) != self._fingerprint:
+            raise RuntimeError(
+                f"Rebuilding the randomly initialized {type(backbone).__name__} from its "
+                "random state gave other weights than the fit's; fit again."
+            )
         body = body.to(device=self.mean.device, memory_format=self._memory_format)
         head = self._modules.pop("head")
         self.backbone = body  # registered before the head, as in FrozenBackboneModel
         self.head = head
-        self._build = self._current_source = None
-        remember_weights_source(self, self._source)
+        self._build = self._current_source = self._rng_state = None
+        if self._fingerprint is not None:
+            remember_fingerprint(self, self._fingerprint)
+        else:
+            remember_weights_source(self, self._source)
         return self
 
     def frozen_state_keys(self):
@@ -321,22 +387,24 @@ class HeadRecipes:
         return (source, int(n_classes), hashlib.sha256(state).hexdigest())
 
     def get(self, key):
-        """A fresh copy of ``(head, mean, std)`` for ``key`` (and the random state set as a
-        build would leave it), or None."""
+        """A fresh copy of ``(head, mean, std, fingerprint)`` for ``key`` (and the random
+        state set as a build would leave it), or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
             self._entries.move_to_end(key)
-        head, mean, std, state_after = entry
+        head, mean, std, state_after, fingerprint = entry
         torch.random.set_rng_state(state_after)
-        return copy.deepcopy(head), mean, std
+        return copy.deepcopy(head), mean, std, fingerprint
 
-    def put(self, key, model):
-        """Remember the freshly built ``model``'s head (call before it trains)."""
+    def put(self, key, model, fingerprint=None):
+        """Remember the freshly built ``model``'s head (call before it trains), and for a
+        randomly initialized body its ``fingerprint``."""
         mean = tuple(model.mean.flatten().tolist())
         std = tuple(model.std.flatten().tolist())
-        entry = (copy.deepcopy(model.head).cpu(), mean, std, torch.random.get_rng_state())
+        state_after = torch.random.get_rng_state()
+        entry = (copy.deepcopy(model.head).cpu(), mean, std, state_after, fingerprint)
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)

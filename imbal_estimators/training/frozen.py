@@ -21,7 +21,9 @@ from ..models.features import (
     HEAD_RECIPES,
     FeatureDataset,
     LazyFrozenModel,
+    body_fingerprint,
     compute_features,
+    random_init_source,
     weights_source,
 )
 from .precision import uses_channels_last
@@ -38,23 +40,25 @@ def frozen_model(net, build, build_args=None):
     build : callable
         Returns ``(backbone, mean, std)``.
     build_args : tuple or None
-        ``(backbone_name, weights, n_classes, module_kwargs)`` when the
-        weights have a source that keys features without hashing the body (a
-        weights file or torchvision weights, a torchvision backbone); None
-        otherwise (random initialization, a user's ``module``), where the
-        model is always built.
+        ``(backbone_name, weights, n_classes, module_kwargs)`` for a backbone
+        of the registry: weights a file, torchvision weights (a source that
+        keys features without hashing the body) or None (a random
+        initialization, keyed by its fingerprint, which the recipe
+        remembers). None for a user's ``module``, which is always built.
 
     Returns
     -------
     FrozenBackboneModel
         A :class:`~imbal_estimators.models.features.LazyFrozenModel` whose
         body is not built yet when this process has built the same head
-        before (same weights source, class count and random state) and
-        ``net.cache`` is not None.
+        before (same weights source or random initialization, class count
+        and random state) and ``net.cache`` is not None.
     """
     if build_args is None:
         return FrozenBackboneModel(*build())
     name, weights, n_classes, module_kwargs = build_args
+    if weights is None:
+        return _random_init_model(net, build, name, n_classes, module_kwargs)
     current_source = partial(weights_source, name, weights, module_kwargs)
     source = current_source()
     key = HEAD_RECIPES.key(source, n_classes) if net.cache is not None else None
@@ -64,11 +68,42 @@ def frozen_model(net, build, build_args=None):
         if key is not None:
             HEAD_RECIPES.put(key, model)
         return model
-    head, mean, std = recipe
-    memory_format = torch.preserve_format
+    head, mean, std, _ = recipe
+    return LazyFrozenModel(head, mean, std, build, source, current_source, _body_memory_format(net))
+
+
+def _random_init_model(net, build, name, n_classes, module_kwargs):
+    """:func:`frozen_model` for ``weights=None``: the body is drawn from the random state, so
+    the recipe's key holds that state's digest and its entry the body's fingerprint (what
+    keys the features), and a deferred body is rebuilt from the same state."""
+    if net.cache is None:
+        return FrozenBackboneModel(*build())
+    source = random_init_source(name, module_kwargs)
+    rng_state = torch.random.get_rng_state()
+    key = HEAD_RECIPES.key(source, n_classes)
+    recipe = HEAD_RECIPES.get(key)
+    if recipe is None:
+        model = FrozenBackboneModel(*build())
+        HEAD_RECIPES.put(key, model, fingerprint=body_fingerprint(model))
+        return model
+    head, mean, std, fingerprint = recipe
+    return LazyFrozenModel(
+        head,
+        mean,
+        std,
+        build,
+        source,
+        lambda: source,
+        _body_memory_format(net),
+        rng_state=rng_state,
+        fingerprint=fingerprint,
+    )
+
+
+def _body_memory_format(net):
     if uses_channels_last(net.device, net._autocast_dtype()):
-        memory_format = torch.channels_last
-    return LazyFrozenModel(head, mean, std, build, source, current_source, memory_format)
+        return torch.channels_last
+    return torch.preserve_format
 
 
 def frozen_features(net, paths):
