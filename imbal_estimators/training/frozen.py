@@ -76,7 +76,7 @@ def _random_init_model(net, build, name, n_classes, module_kwargs):
     """:func:`frozen_model` for ``weights=None``: the body is drawn from the random state, so
     the recipe's key holds that state's digest and its entry the body's fingerprint (what
     keys the features), and a deferred body is rebuilt from the same state."""
-    if net.cache is None:
+    if net.cache is None or not _determined_by_repr(module_kwargs):
         return FrozenBackboneModel(*build())
     source = random_init_source(name, module_kwargs)
     rng_state = torch.random.get_rng_state()
@@ -98,6 +98,22 @@ def _random_init_model(net, build, name, n_classes, module_kwargs):
         rng_state=rng_state,
         fingerprint=fingerprint,
     )
+
+
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, np.generic)
+
+
+def _determined_by_repr(value):
+    """Whether ``repr(value)`` pins down what a build does with it: plain values and
+    containers of them. A class, function or other object (a ``module__norm_layer``, a
+    ``module__inverted_residual``) can build another body under the same repr: a class
+    redefined under its name, an object changed in place. Their body is built (and hashed),
+    never taken from a recipe."""
+    if isinstance(value, dict):
+        return all(_determined_by_repr(k) and _determined_by_repr(v) for k, v in value.items())
+    if isinstance(value, (tuple, list, frozenset, set)):
+        return all(_determined_by_repr(item) for item in value)
+    return isinstance(value, _PLAIN_TYPES)
 
 
 def _body_memory_format(net):
