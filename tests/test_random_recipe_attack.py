@@ -49,9 +49,7 @@ def _blocks(kind):
 
 
 @pytest.mark.parametrize("kind", ["redefined class", "mutated callable"])
-def test_module_kwarg_with_the_same_repr_but_another_body_is_not_served_a_recipe(
-    binary_data, kind
-):
+def test_module_kwarg_with_the_same_repr_but_another_body_is_not_served_a_recipe(binary_data, kind):
     X, y = binary_data
     first, second = _blocks(kind)
     assert repr(first) == repr(second)
