@@ -243,6 +243,21 @@ def test_bf16_precision_on_cpu(binary_data):
     assert clf.grad_scaler_ is None
 
 
+def test_features_of_one_precision_are_not_served_to_another(binary_data, count_body_calls):
+    X, y = binary_data
+    bf16 = frozen(precision="bf16").fit(X, y)
+    assert sum(count_body_calls) == len(X)
+    fp32 = frozen(precision="fp32").fit(X, y)
+    assert sum(count_body_calls) == 2 * len(X)  # a float32 pass of its own
+    np.testing.assert_array_equal(
+        fp32.predict_proba(X), frozen(precision="fp32", cache=None).fit(X, y).predict_proba(X)
+    )
+    before = sum(count_body_calls)
+    again = frozen(precision="bf16").fit(X, y)
+    assert sum(count_body_calls) == before  # bf16's own features are still cached
+    np.testing.assert_array_equal(again.predict_proba(X), bf16.predict_proba(X))
+
+
 def test_precision_values(monkeypatch):
     import imbal_estimators.training.precision as precision
 

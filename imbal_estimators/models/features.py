@@ -56,6 +56,7 @@ def compute_features(
     device="cpu",
     autocast=None,
     channels_last=False,
+    precision="float32",
 ):
     """The ``(len(paths), D)`` float32 features of ``model``'s body, through the cache.
 
@@ -67,7 +68,7 @@ def compute_features(
         Decodes (through the decoded-image cache) and resizes each image.
     cache : the estimator's ``cache`` parameter
         ``None`` computes every feature; otherwise features are looked up and
-        stored under the image key plus the body's weights fingerprint.
+        stored under the image key, the body's weights fingerprint and ``precision``.
     batch_size : int
     device : torch.device or str
     autocast : callable returning a context manager, optional
@@ -75,6 +76,9 @@ def compute_features(
     channels_last : bool, default=False
         Feed the body channels-last batches (see
         :func:`imbal_estimators.training.precision.uses_channels_last`).
+    precision : str, default="float32"
+        The dtype ``autocast`` runs the body in: part of the features' key, so
+        that a bfloat16 pass's features are never served to a float32 fit.
 
     Returns
     -------
@@ -84,7 +88,7 @@ def compute_features(
     keys = [None] * len(paths)
     rows = [None] * len(paths)
     if store is not None:
-        fingerprint = _fingerprint_of(model)
+        fingerprint = f"{_fingerprint_of(model)}|{precision}"
         for i, path in enumerate(paths):
             keys[i] = (*image_key(path, loader.image_size), fingerprint)
             rows[i] = store.get(keys[i])

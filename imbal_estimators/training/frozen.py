@@ -134,6 +134,7 @@ def frozen_features(net, paths):
             device=net.device,
             autocast=net._autocast,
             channels_last=net._channels_last(),
+            precision=str(net._autocast_dtype() or torch.float32),
         )
 
 
