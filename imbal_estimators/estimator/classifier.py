@@ -776,8 +776,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if self.freeze_backbone and self.module is None and self.weights is not None:
             source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
             remember_weights_source(self.module_, source)
-        elif self.freeze_backbone and known_fingerprint(self.module_) is not None:
-            remember_fingerprint(self.module_, known_fingerprint(self.module_))  # moved since
+        elif self.freeze_backbone and (fingerprint := known_fingerprint(self.module_)):
+            remember_fingerprint(self.module_, fingerprint)  # its mean and std moved since
         return self
 
     def initialize_criterion(self):

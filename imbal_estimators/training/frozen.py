@@ -57,34 +57,24 @@ def frozen_model(net, build, build_args=None):
     if build_args is None:
         return FrozenBackboneModel(*build())
     name, weights, n_classes, module_kwargs = build_args
-    if weights is None:
-        return _random_init_model(net, build, name, n_classes, module_kwargs)
-    current_source = partial(weights_source, name, weights, module_kwargs)
-    source = current_source()
-    key = HEAD_RECIPES.key(source, n_classes) if net.cache is not None else None
-    recipe = HEAD_RECIPES.get(key) if key is not None else None
-    if recipe is None:
-        model = FrozenBackboneModel(*build())
-        if key is not None:
-            HEAD_RECIPES.put(key, model)
-        return model
-    head, mean, std, _ = recipe
-    return LazyFrozenModel(head, mean, std, build, source, current_source, _body_memory_format(net))
-
-
-def _random_init_model(net, build, name, n_classes, module_kwargs):
-    """:func:`frozen_model` for ``weights=None``: the body is drawn from the random state, so
-    the recipe's key holds that state's digest and its entry the body's fingerprint (what
-    keys the features), and a deferred body is rebuilt from the same state."""
-    if net.cache is None or not _determined_by_repr(module_kwargs):
+    # A random body (weights=None) is drawn from the random state: its recipe's key holds
+    # that state's digest, its entry the body's fingerprint (what keys its features), and a
+    # deferred body is rebuilt from the same state.
+    random_body = weights is None
+    if net.cache is None or (random_body and not _determined_by_repr(module_kwargs)):
         return FrozenBackboneModel(*build())
-    source = random_init_source(name, module_kwargs)
+    if random_body:
+        source = random_init_source(name, module_kwargs)
+        current_source = lambda: source  # noqa: E731 - nothing outside can change it
+    else:
+        current_source = partial(weights_source, name, weights, module_kwargs)
+        source = current_source()
     rng_state = torch.random.get_rng_state()
     key = HEAD_RECIPES.key(source, n_classes)
     recipe = HEAD_RECIPES.get(key)
     if recipe is None:
         model = FrozenBackboneModel(*build())
-        HEAD_RECIPES.put(key, model, fingerprint=body_fingerprint(model))
+        HEAD_RECIPES.put(key, model, fingerprint=body_fingerprint(model) if random_body else None)
         return model
     head, mean, std, fingerprint = recipe
     return LazyFrozenModel(
@@ -93,9 +83,9 @@ def _random_init_model(net, build, name, n_classes, module_kwargs):
         std,
         build,
         source,
-        lambda: source,
+        current_source,
         _body_memory_format(net),
-        rng_state=rng_state,
+        rng_state=rng_state if random_body else None,
         fingerprint=fingerprint,
     )
 
