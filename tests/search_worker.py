@@ -1,9 +1,10 @@
 """A search worker for tests/test_search.py: one ``ImbalanceSearchCV.fit`` on a shared study.
 
-The tests fork two at once, or kill one mid-trial (forked from the test process, so torch
-is not imported again; ``python tests/search_worker.py FOLDER STORAGE STUDY N`` runs one by
-hand). ``make_search`` is the search every worker and the tests' own reruns use: TinyCNN,
-1 epoch, 2 folds, a 4-point grid.
+The tests fork two at once (each waits at its first fit until the other has reached its own,
+so both hold a trial however fast one of them is), or kill one mid-trial. They are forked
+from the test process, so torch is not imported again; ``python tests/search_worker.py
+FOLDER STORAGE STUDY N`` runs one by hand. ``make_search`` is the search every worker and the
+tests' own reruns use: TinyCNN, 1 epoch, 2 folds, a 4-point grid.
 """
 
 import argparse
@@ -56,6 +57,35 @@ class HangAtFit(Callback):
             time.sleep(600)
 
 
+class MeetAtFirstFit(Callback):
+    """At this process's first fit, wait until ``parties`` processes have reached theirs.
+
+    Each process leaves a file named by its pid in ``directory``. Without the wait, a worker
+    that connects to the storage first can run the whole grid before the other asks for a
+    trial (seen on PostgreSQL in CI), and "both workers ran a trial" is a race.
+    """
+
+    def __init__(self, directory, parties=2, seconds=240):
+        self.directory = directory
+        self.parties = parties
+        self.seconds = seconds
+
+    def on_train_begin(self, net, **kwargs):
+        global _met
+        if _met:
+            return
+        _met = True
+        open(os.path.join(self.directory, str(os.getpid())), "w").close()
+        deadline = time.monotonic() + self.seconds
+        while len(os.listdir(self.directory)) < self.parties:
+            if time.monotonic() > deadline:
+                sys.exit(f"only {os.listdir(self.directory)} reached a fit in {self.seconds} s")
+            time.sleep(0.02)
+
+
+_met = False  # whether this process has passed MeetAtFirstFit
+
+
 def wait_for(path, seconds=300):
     deadline = time.monotonic() + seconds
     while not os.path.exists(path):
@@ -64,13 +94,28 @@ def wait_for(path, seconds=300):
         time.sleep(0.02)
 
 
-def work(folder, storage, study_name, n_trials, ready=None, go=None, hang_at_fit=None, signal=None):
-    """One worker: build the search, say it is ready, wait for ``go``, fit."""
+def work(
+    folder,
+    storage,
+    study_name,
+    n_trials,
+    ready=None,
+    go=None,
+    meet=None,
+    hang_at_fit=None,
+    signal=None,
+):
+    """One worker: build the search, say it is ready, wait for ``go``, fit.
+
+    ``meet``: a directory for :class:`MeetAtFirstFit` (two workers meet there).
+    """
     torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = load_image_folder(folder)
-    callbacks = [HangAtFit(hang_at_fit, signal)] if hang_at_fit else None
-    search = make_search(storage, study_name, n_trials, callbacks)
+    callbacks = [HangAtFit(hang_at_fit, signal)] if hang_at_fit else []
+    if meet:
+        callbacks.append(MeetAtFirstFit(meet))
+    search = make_search(storage, study_name, n_trials, callbacks or None)
     if ready:
         open(ready, "w").close()
     if go:
@@ -87,6 +132,7 @@ def main():
     parser.add_argument("n_trials", type=int)
     parser.add_argument("--ready", help="create this file once imported")
     parser.add_argument("--go", help="start only once this file exists")
+    parser.add_argument("--meet", help="a directory where two workers meet at their first fit")
     parser.add_argument("--hang-at-fit", type=int, help="hang at this fit (see HangAtFit)")
     parser.add_argument("--signal", help="the file HangAtFit creates")
     args = parser.parse_args()

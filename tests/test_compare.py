@@ -450,9 +450,14 @@ def test_worker_devices_one_gpu_per_slot(tmp_path):
     # a slot is an exclusive lock: a second claimant (another worker) gets the next slot
     import fcntl
 
+    from imbal_estimators.app.parallel import _SLOT
+
     first = claim_slot(str(tmp_path))
-    assert first == 0 and claim_slot(str(tmp_path)) == 0  # this process keeps its slot
-    other = open(tmp_path / "slot-0.lock", "a")  # noqa: SIM115
-    with pytest.raises(OSError):
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    other.close()
+    try:
+        assert first == 0 and claim_slot(str(tmp_path)) == 0  # this process keeps its slot
+        other = open(tmp_path / "slot-0.lock", "a")  # noqa: SIM115
+        with pytest.raises(OSError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other.close()
+    finally:
+        _SLOT.pop(str(tmp_path))[1].close()  # a worker holds its slot for life; a test does not

@@ -417,7 +417,12 @@ def run_two_workers(folder, storage, study_name, tmp_path, n_trials=4):
     """Start two workers, release them together, and return the study's trials."""
     ready = [str(tmp_path / f"ready{i}") for i in range(2)]
     go = str(tmp_path / "go")
-    workers = [start_worker(folder, storage, study_name, n_trials, ready=r, go=go) for r in ready]
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    workers = [
+        start_worker(folder, storage, study_name, n_trials, ready=r, go=go, meet=str(meet))
+        for r in ready
+    ]
     try:
         for path in ready:
             wait_for(path, workers)
