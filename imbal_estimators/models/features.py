@@ -56,7 +56,7 @@ def compute_features(
     device="cpu",
     autocast=None,
     channels_last=False,
-    precision="float32",
+    precision=torch.float32,
 ):
     """The ``(len(paths), D)`` float32 features of ``model``'s body, through the cache.
 
@@ -76,7 +76,7 @@ def compute_features(
     channels_last : bool, default=False
         Feed the body channels-last batches (see
         :func:`imbal_estimators.training.precision.uses_channels_last`).
-    precision : str, default="float32"
+    precision : torch.dtype, default=torch.float32
         The dtype ``autocast`` runs the body in: part of the features' key, so
         that a bfloat16 pass's features are never served to a float32 fit.
 
@@ -145,7 +145,7 @@ def random_init_source(backbone, module_kwargs=None):
 
 def remember_weights_source(model, source):
     """Key ``model``'s features by ``source`` until any of its tensors changes."""
-    object.__setattr__(model, "_fingerprint_memo", (_tensor_state(model), f"source:{source}"))
+    remember_fingerprint(model, f"source:{source}")
 
 
 def remember_fingerprint(model, fingerprint):
@@ -385,10 +385,13 @@ class HeadRecipes:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(source, n_classes):
-        """The key of a build from ``source`` for ``n_classes`` in the current random state."""
-        state = torch.random.get_rng_state().numpy().tobytes()
-        return (source, int(n_classes), hashlib.sha256(state).hexdigest())
+    def key(source, n_classes, rng_state=None):
+        """The key of a build from ``source`` for ``n_classes`` in ``rng_state`` (by default
+        the current random state)."""
+        if rng_state is None:
+            rng_state = torch.random.get_rng_state()
+        digest = hashlib.sha256(rng_state.numpy().tobytes()).hexdigest()
+        return (source, int(n_classes), digest)
 
     def get(self, key):
         """A fresh copy of ``(head, mean, std, fingerprint)`` for ``key`` (and the random

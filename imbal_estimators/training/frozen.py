@@ -70,7 +70,7 @@ def frozen_model(net, build, build_args=None):
         current_source = partial(weights_source, name, weights, module_kwargs)
         source = current_source()
     rng_state = torch.random.get_rng_state()
-    key = HEAD_RECIPES.key(source, n_classes)
+    key = HEAD_RECIPES.key(source, n_classes, rng_state)
     recipe = HEAD_RECIPES.get(key)
     if recipe is None:
         model = FrozenBackboneModel(*build())
@@ -124,7 +124,7 @@ def frozen_features(net, paths):
             device=net.device,
             autocast=net._autocast,
             channels_last=net._channels_last(),
-            precision=str(net._autocast_dtype() or torch.float32),
+            precision=net._autocast_dtype() or torch.float32,
         )
 
 
