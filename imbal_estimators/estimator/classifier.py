@@ -75,6 +75,7 @@ from ..training.precision import (
     to_memory_format,
 )
 from ..training.seeding import epoch_seed, seed_torch, seeded
+from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
     Interval,
@@ -197,8 +198,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     weights : "DEFAULT", str, path or None, default="DEFAULT"
         ``"DEFAULT"`` (ImageNet) or another torchvision weights name, the path
         of a state-dict file, or ``None`` for random initialization.
-    image_size : int, default=224
-        Images are resized to ``image_size x image_size``.
+    image_size : int in [1, 4096], default=224
+        Images are resized to ``image_size x image_size``. The upper bound
+        (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
     augment : bool or callable, default=True
         Train-time augmentation (random resized crop and horizontal flip), or
         a callable applied to each ``(3, H, W)`` uint8 tensor.
@@ -253,7 +255,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-4
     max_epochs : int, default=10
-    batch_size : int, default=32
+    batch_size : int in [1, 65536] or -1, default=32
+        Images per batch (``utils.limits.MAX_BATCH_SIZE``); -1 is the whole set.
     train_split : float, int, callable, None or False, default=0.2
         Fraction of each class held out to monitor ``monitor`` (an int ``k``
         holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
@@ -298,11 +301,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         the kept epoch: ``predict_proba`` returns ``softmax(logits /
         temperature_)``; the argmax (multi-class ``predict``) is unchanged. With
         ``threshold="auto"`` the threshold is tuned on calibrated probabilities.
-    tta : int or None, default=None
+    tta : int in [1, 64] or None, default=None
         Test-time augmentation: ``predict_proba`` averages the probabilities of
-        ``tta`` views, the first unaugmented, the others with the training
-        augmentation seeded from ``random_state``, the view and the path (the
-        same image always gets the same views). Needs ``augment``.
+        ``tta`` views (at most ``utils.limits.MAX_TTA``), the first unaugmented,
+        the others with the training augmentation seeded from ``random_state``,
+        the view and the path (the same image always gets the same views).
+        Needs ``augment``.
     checkpoint_dir : str, path or None, default=None
         Write a checkpoint there atomically after every epoch (model,
         optimizer, scheduler, callback states, history, seeds), one per data
@@ -420,7 +424,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
-        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
         "pos_label": [None, Real, str, "boolean"],
@@ -436,7 +440,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ],
         "lr": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "batch_size": [
+            Interval(Integral, 1, MAX_BATCH_SIZE, closed="both"),
+            Options(Integral, {-1}),
+        ],
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -448,7 +455,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
         "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
         "calibrate": ["boolean"],
-        "tta": [None, Interval(Integral, 1, None, closed="left")],
+        "tta": [None, Interval(Integral, 1, MAX_TTA, closed="both")],
         "checkpoint_dir": [None, str, os.PathLike],
         "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
         "auto_batch_size": ["boolean"],
