@@ -48,8 +48,7 @@ def check_layout(config, config_path):
     """Each field of ``config`` has the JSON type a save writes."""
     if not isinstance(config, dict):
         raise ModelFileError(
-            f"{config_path!r} holds a JSON {type(config).__name__}, not the object a save "
-            "writes."
+            f"{config_path!r} holds a JSON {type(config).__name__}, not the object a save writes."
         )
     for field, kind in _LAYOUT.items():
         if field in config and not isinstance(config[field], kind):
@@ -83,11 +82,6 @@ def check_parameters(estimator, config_path):
         )
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{config_path!r}: {exc}") from None
-    tau = params.get("posthoc_tau")
-    if tau is not None and not math.isfinite(tau):
-        raise ModelFileError(
-            f"{config_path!r}: the 'posthoc_tau' parameter must be finite; got {tau!r}."
-        )
 
 
 def check_classes(classes, config_path):
@@ -251,4 +245,3 @@ def check_network_size(estimator, state, config_path, weights_path):
             f"holds {available}: the parameters (module__*, backbone) do not match the "
             "weights. It was not built."
         )
-

@@ -19,10 +19,11 @@ Importing a module runs its code, so the name is checked first, as a string:
   lives now (:func:`imbal_estimators.io.legacy.new_module_name`), on the string.
 
 Only then is the module imported; the object is looked up in the module's and classes'
-namespaces (no module ``__getattr__`` runs, so no lazy submodule is imported), and must be of a kind that loading builds
-or refers to (torch modules, optimizers, schedulers, datasets and data loaders,
-scikit-learn estimators and samplers, skorch callbacks). skorch's ``LoadInitState`` is
-refused: it unpickles files when training begins. ``trusted=True`` skips every check.
+namespaces (no module ``__getattr__`` runs, so no lazy submodule is imported), and must
+be of a kind that loading builds or refers to (torch modules, optimizers, schedulers,
+datasets and data loaders, scikit-learn estimators and samplers, skorch callbacks).
+skorch's ``LoadInitState`` is refused: it unpickles files when training begins.
+``trusted=True`` skips every check.
 """
 
 import importlib
