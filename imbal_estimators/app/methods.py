@@ -17,14 +17,15 @@ A grid file (``--grid FILE``, JSON or YAML) replaces the table with your own
 list of parameter sets; see :func:`load_grid`.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 
 from ..imbalance.samplers import FEATURE_SAMPLERS
 from ..imbalance.samplers import SAMPLERS as SAMPLER_REGISTRY
+from ..io.reader import parse_json, read_bytes
 from ..losses.registry import LOSSES
 
+MAX_GRID_BYTES = 16 << 20  # a grid lists configurations: far less than this
 BASELINE = "ce"  # the configuration every other is compared with
 
 #: Sampler names a configuration may use: the registry's (the estimator takes them by
@@ -306,10 +307,9 @@ def load_grid(path):
     YAML (``.yaml``/``.yml``) needs PyYAML.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"The grid file {path!r} does not exist.")
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
+    data = read_bytes(path, MAX_GRID_BYTES, what="grid file")  # no FIFO, no device, bounded
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -319,12 +319,9 @@ def load_grid(path):
                 "(or write the grid as JSON)."
             ) from None
         try:
-            entries = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            entries = yaml.safe_load(data.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"The grid file {path!r} is not valid YAML: {exc}") from None
     else:
-        try:
-            entries = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The grid file {path!r} is not valid JSON: {exc}") from None
+        entries = parse_json(data, path, what="grid file")
     return configurations_from_dicts(entries)

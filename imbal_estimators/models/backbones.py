@@ -20,7 +20,11 @@ import torch
 import torchvision
 from torch import nn
 
+from ..io.reader import check_regular
 from .small_cnn import SmallCNN
+
+#: the largest weights file read (an 8 GiB state dict is a 2-billion-parameter model)
+MAX_WEIGHTS_FILE_BYTES = 8 << 30
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -367,7 +371,7 @@ def resolve_weights(name, weights):
 def read_weights_file(path):
     """The backbone state dict stored in the file ``path``."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     return _backbone_state(read_state_dict(path))
 
@@ -388,6 +392,13 @@ def load_state(model, state, path, n_classes, name, assign=False):
 
 
 def read_state_dict(path):
+    # a regular file of a bounded size: a FIFO would block, a link to /dev/zero fill memory
+    info = check_regular(path, what="weights file")
+    if info.st_size > MAX_WEIGHTS_FILE_BYTES:
+        raise ValueError(
+            f"weights file {path!r} has {info.st_size} bytes, more than the "
+            f"{MAX_WEIGHTS_FILE_BYTES} a state dict is read with; it is not read."
+        )
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
