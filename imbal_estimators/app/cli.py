@@ -7,7 +7,6 @@ user can fix are printed as one line that says what to do, with exit status 1
 """
 
 import argparse
-import csv
 import os
 import sys
 
@@ -17,6 +16,7 @@ from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
+from ..io.spreadsheet import safe_writer
 from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
@@ -863,7 +863,7 @@ def predict_proba_with_progress(clf, files, chunk=256):
 
 
 def _write_csv(file, header, rows):
-    writer = csv.writer(file)
+    writer = safe_writer(file)  # a class named "=HYPERLINK(...)" is not evaluated
     writer.writerow(header)
     writer.writerows(rows)
 

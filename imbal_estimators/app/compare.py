@@ -26,7 +26,6 @@ problems scored by F1, which keep the epoch by average precision and tune the
 threshold for F1 (:func:`monitor_for`).
 """
 
-import csv
 import os
 import shlex
 import shutil
@@ -46,6 +45,7 @@ from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier
 from ..imbalance.samplers import make_sampler as make_sampler_object
+from ..io.spreadsheet import safe_writer
 from . import plan as planning
 from .methods import (
     BASELINE,
@@ -243,7 +243,7 @@ class Comparison:
         header += ["fit_seconds", "recommended", "fit"]
         recommended = self.recommendation.row if self.recommendation else None
         with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
+            writer = safe_writer(file)
             writer.writerow(header)
             for stage in reversed(self.stages):
                 for rank, row in enumerate(stage.rows, start=1):
@@ -275,7 +275,7 @@ class Comparison:
     def write_fold_scores_csv(self, path):
         """Every row's score on every test fold (long format)."""
         with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
+            writer = safe_writer(file)
             writer.writerow(["stage", "configuration", "fold", "repeat", "threshold", *METRICS])
             for stage in reversed(self.stages):
                 for row in stage.rows:

@@ -16,6 +16,7 @@ from imblearn.metrics import classification_report_imbalanced
 
 from ..data.labels import plain_value
 from ..decision.evaluation import METRICS, score_predictions
+from ..io.markdown import code, fence
 from . import plots
 
 METRIC_NAMES = {
@@ -97,7 +98,8 @@ def render_markdown(blocks, title):
         elif isinstance(block, Image):
             parts.append(f"![{block.caption}](plots/{block.name}.png)\n\n*{block.caption}*\n")
         elif isinstance(block, Preformatted):
-            parts.append(f"```\n{block.text.rstrip()}\n```\n")
+            mark = fence(block.text)  # a class name holding ``` cannot end the block
+            parts.append(f"{mark}\n{block.text.rstrip()}\n{mark}\n")
     return "\n".join(parts)
 
 
@@ -189,8 +191,8 @@ def _averaging(classes, pos_label):
         )
     return (
         f"Binary: F1, precision, recall and average precision are those of the positive class "
-        f"`{plain_value(pos_label)}` (the rarer class unless --pos-label says otherwise); a tuned "
-        "threshold applies to its probability."
+        f"{code(plain_value(pos_label))} (the rarer class unless --pos-label says otherwise); "
+        "a tuned threshold applies to its probability."
     )
 
 
@@ -298,9 +300,9 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     )
     blocks = [
         Paragraph(
-            (f"Data: `{data_dir}`, " if data_dir else "")
+            (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
-            + ", ".join(f"class `{c}`: {n}" for c, n in zip(classes, counts, strict=True))
+            + ", ".join(f"class {code(c)}: {n}" for c, n in zip(classes, counts, strict=True))
             + f". Stratified {folds} cross-validation, ranked by mean "
             f"{METRIC_NAMES[metric]}. Shared settings: "
             + ", ".join(f"{k}={v!r}" for k, v in settings.items())
@@ -311,7 +313,7 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
         *[Paragraph(t) for t in recommendation(comparison)],
     ]
     if comparison.best_estimator_ is not None:
-        where = f" and saved to `{model_dir}`" if model_dir else ""
+        where = f" and saved to {code(model_dir)}" if model_dir else ""
         refits = comparison.plan.refits
         members = (
             f" {refits} times (seeds random_state, random_state + 1, ...), its probabilities "
@@ -436,8 +438,8 @@ def gallery_blocks(comparison, row, stage):
     )
     blocks = [Heading("What it gets wrong", level=3)]
     for items, kind, what in (
-        (misses, "misses", f"images of class `{plain_value(rare)}` predicted as another class"),
-        (alarms, "false_alarms", f"images of other classes predicted as `{plain_value(rare)}`"),
+        (misses, "misses", f"images of class {code(plain_value(rare))} predicted as another class"),
+        (alarms, "false_alarms", f"images of other classes predicted as {code(plain_value(rare))}"),
     ):
         label = "Misses" if kind == "misses" else "False alarms"
         if not items:
@@ -448,7 +450,7 @@ def gallery_blocks(comparison, row, stage):
                 f"gallery_{kind}",
                 plots.to_png(plots.gallery(items, f"{label}: {what}".replace("`", ""))),
                 f"{label} (out-of-fold, most confident first; P is the probability of class "
-                f"`{plain_value(rare)}`): {what}. Up to 12 shown.",
+                f"{code(plain_value(rare))}): {what}. Up to 12 shown.",
             )
         )
     return blocks
@@ -537,12 +539,12 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
     ]
     blocks = [
         Paragraph(
-            (f"Data: `{data_dir}`, " if data_dir else "")
+            (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(labels)} images; "
-            + ", ".join(f"class `{c}`: {n}" for c, n in zip(present, counts, strict=True))
-            + f". Model classes: {np.asarray(classes).tolist()}"
+            + ", ".join(f"class {code(c)}: {n}" for c, n in zip(present, counts, strict=True))
+            + f". Model classes: {code(np.asarray(classes).tolist())}"
             + (f" ({len(members)} members, probabilities averaged)" if len(members) > 1 else "")
-            + f"; decisions: {clf.decision_rule()}."
+            + f"; decisions: {code(clf.decision_rule())}."
         ),
         Paragraph(_averaging(classes, pos_label)),
         Table([METRIC_NAMES[m] for m in METRICS], [[f"{scores[m]:.3f}" for m in METRICS]]),
