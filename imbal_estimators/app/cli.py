@@ -24,6 +24,7 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from ..utils.startup import end_of_start
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
 
 EXIT_DATA_ERROR = 1
@@ -981,6 +982,7 @@ def _one_line(exc):
 
 def main(argv=None):
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    end_of_start()  # from here on Ctrl-C is a KeyboardInterrupt, handled below
     args = build_parser().parse_args(argv)
     # figures are only written to files: no GUI backend, even where a display exists
     os.environ.setdefault("MPLBACKEND", "Agg")
