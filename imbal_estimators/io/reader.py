@@ -79,6 +79,8 @@ def check_regular(path, root=None, what="file"):
         info = os.stat(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"The {what} {path!r} does not exist.") from None
+    except OSError as exc:  # a link loop, a file where a folder should be, no permission
+        raise UnreadableFileError(f"The {what} {path!r} cannot be read: {exc.strerror}.") from None
     if not stat.S_ISREG(info.st_mode):
         raise UnreadableFileError(
             f"The {what} {path!r} is not a regular file: it is {_kind(info.st_mode)}, which is "
