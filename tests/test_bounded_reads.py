@@ -99,3 +99,10 @@ def test_a_weights_file_that_is_a_device_or_huge_is_refused(tmp_path):
         file.truncate(9 << 30)
     with pytest.raises(ValueError, match=r"huge.pt' has 9663676416 bytes, more than"):
         within(10, read_weights_file, str(tmp_path / "huge.pt"))
+
+
+def test_a_lock_file_that_is_a_fifo_is_refused_without_blocking(fifo):
+    from imbal_estimators.io.lock import FileLock
+
+    with pytest.raises(UnreadableFileError, match="lock file .*fifo' is not a regular file"):
+        within(10, FileLock(fifo).acquire)
