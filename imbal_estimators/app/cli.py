@@ -982,10 +982,10 @@ def _one_line(exc):
 
 def main(argv=None):
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    end_of_start()  # from here on Ctrl-C is a KeyboardInterrupt, handled below
     args = build_parser().parse_args(argv)
     # figures are only written to files: no GUI backend, even where a display exists
     os.environ.setdefault("MPLBACKEND", "Agg")
+    end_of_start()  # from here on Ctrl-C is a KeyboardInterrupt, handled below
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
