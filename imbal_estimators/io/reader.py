@@ -146,7 +146,7 @@ def read_json(path, limit, root=None, what="file", max_depth=MAX_JSON_DEPTH):
     return parse_json(read_bytes(path, limit, root, what), os.fspath(path), what, max_depth)
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 
