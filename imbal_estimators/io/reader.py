@@ -15,6 +15,7 @@ and :func:`read_json` caps the nesting depth before parsing. Every error is a
 wrong; a missing file stays a ``FileNotFoundError`` naming it.
 """
 
+import io
 import json
 import os
 import re
@@ -118,7 +119,7 @@ def read_bytes(path, limit, root=None, what="file"):
     _check_size(path, info.st_size, limit, what)
     # O_NONBLOCK: a FIFO put in place after the stat above opens at once instead of blocking
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as file:
+    with io.FileIO(fd, "r") as file:  # unbuffered: read(n) fills one buffer of n bytes
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableFileError(
@@ -126,8 +127,12 @@ def read_bytes(path, limit, root=None, what="file"):
                 "which is not read."
             )
         _check_size(path, info.st_size, limit, what)
-        # read() allocates what it is asked for: the file's size, plus one byte to see growth
-        data = file.read(min(info.st_size, limit) + 1)
+        # the file's size plus one byte (to see growth); one read() returns at most 2 GiB
+        chunks, remaining = [], min(info.st_size, limit) + 1
+        while remaining > 0 and (chunk := file.read(remaining)):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     _check_size(path, len(data), limit, what)  # it grew while being read
     return data
 
