@@ -310,3 +310,17 @@ def test_the_constructor_bounds_resource_sizes(binary_data, param, value):
     clf = ImageImbalanceClassifier(**{param: value})
     with pytest.raises(ValueError, match=f"The '{param}' parameter of ImageImbalanceClassifier"):
         clf.fit(X, y)
+
+
+def test_predict_on_a_crafted_model_is_one_error_line(model, binary_folder, capsys):
+    """0.2 ran torch's model_dump program: SystemExit 2 and another program's usage."""
+    from imbal_estimators.app.cli import main
+
+    _craft(
+        model,
+        lambda c: c["params"].update(module={"__import__": "torch.utils.model_dump.__main__:x"}),
+    )
+    assert main(["predict", str(model), str(binary_folder)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json" in err[0] and "'__main__' is a dunder" in err[0]
+    assert "torch.utils.model_dump" not in sys.modules
