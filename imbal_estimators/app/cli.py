@@ -573,6 +573,16 @@ def check_output(path, option, kind="directory"):
         raise CLIError(f"{option} {shown!r} cannot be created: {ancestor!r} is not writable.")
 
 
+def check_apart(data_dir, out_dir, option="--out"):
+    """Refuse ``out_dir`` inside ``data_dir`` or the reverse, before any work."""
+    from ..data.folders import check_outside
+
+    try:
+        check_outside(data_dir, out_dir, option)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 # -- data --------------------------------------------------------------------------------
 
 
@@ -651,6 +661,7 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     from .report import comparison_blocks, write_report
 
     check_output(out_dir, "--out")
+    check_apart(data_dir, out_dir)
     paths, labels = load_folder(data_dir)
     if params.get("on_bad_image", "raise") != "raise":
         paths, labels = drop_bad_images(paths, labels, params)
@@ -810,6 +821,7 @@ def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
     if args.ensemble > 1:
@@ -872,6 +884,7 @@ def cmd_report(args):
     from .report import model_blocks, write_report
 
     check_output(args.out, "--out")
+    check_apart(args.data_dir, args.out)
     clf = _load_model(args.model_dir, trusted=args.trusted)
     paths, labels = load_folder(args.data_dir)
     unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
@@ -899,6 +912,7 @@ def cmd_tune(args):
 
     if args.out:
         check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
     pos_label = None  # then the estimator's pos_label_: the rarer class of each training part
