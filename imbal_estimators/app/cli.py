@@ -919,6 +919,11 @@ def cmd_tune(args):
     if args.pos_label is not None:
         pos_label = _match_label(args.pos_label, labels)
     space, fixed = tune_search_space(args)
+    if not space:
+        raise CLIError(
+            "the options fix every parameter that tune searches; give several values to "
+            "--loss, --alpha or --sampler, or leave one of them out."
+        )
     if pos_label is not None:  # the estimator's monitor, threshold and float alpha too
         fixed["pos_label"] = pos_label
     search = search_cls(
@@ -931,6 +936,7 @@ def cmd_tune(args):
         study_name=args.study,
         random_state=args.random_state,
     )
+    print(_search_line(space, search.estimator, args.trials), flush=True)
     search.fit(paths, labels)
     print(f"best {args.scoring}: {search.best_score_:.4f} with {search.best_params_}")
     if args.out:
@@ -962,7 +968,24 @@ def tune_search_space(args):
             value = value[0]
         space.pop(name, None)
         fixed[name] = None if name == "sampler" and value == "none" else value
+    for name in list(space):  # a model option given (--lr) fixes it too
+        if getattr(args, name, None) is not None:
+            space.pop(name)
     return space, fixed
+
+
+def _search_line(space, estimator, trials):
+    """What ``tune`` searches and what it keeps fixed, for the plan it prints."""
+    from ..search.space import DEFAULT_SEARCH_SPACE
+
+    params = estimator.get_params(deep=False)
+    fixed = [
+        f"{name}={plain_value(params[name])!r}"
+        for name in DEFAULT_SEARCH_SPACE
+        if name not in space and name in params
+    ]
+    line = f"Searching {', '.join(space)} in {trials} trial(s)"
+    return line + (f"; fixed: {', '.join(fixed)}" if fixed else "")
 
 
 def _storable(value):
