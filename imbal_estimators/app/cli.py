@@ -17,6 +17,7 @@ from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
@@ -339,16 +340,20 @@ def _add_imbalance_options(parser, several=False):
         help=f"resampling of the training images every epoch: none; {samplers}. Those marked "
         "(features) run on backbone features and need --freeze-backbone (default: none)",
     )
-    group.add_argument("--tau", type=float, help="strength of logit_adjusted (default: 1)")
+    group.add_argument(
+        "--tau",
+        type=_number(float, -MAX_TAU, MAX_TAU),
+        help="strength of logit_adjusted (default: 1)",
+    )
     group.add_argument(
         "--max-margin", type=_number(float, 0.0, None, "neither"), help="ldam's largest margin"
     )
     group.add_argument(
-        "--ldam-s", type=_number(float, 0.0, None, "neither"), help="ldam's logit scale"
+        "--ldam-s", type=_number(float, 0.0, MAX_LDAM_S, "right"), help="ldam's logit scale"
     )
     group.add_argument(
         "--label-smoothing",
-        type=_number(float, 0.0, 1.0),
+        type=_number(float, 0.0, 1.0, "left"),
         help="label smoothing of ce, ldam, logit_adjusted, balanced_softmax (default: 0)",
     )
     group.add_argument(
