@@ -91,6 +91,7 @@ def test_folder_roots_only_for_folders_named_after_labels(tmp_path):
         ["compare", "{data}", "--out", "{data}/report"],
         ["tune", "{data}", "--trials", "1", "--out", "{data}/cat/model"],
         ["compare", "{data}", "--out", "{parent}"],
+        ["report", "{parent}/model", "{data}", "--out", "{data}/dog/report"],
     ],
 )
 def test_cli_refuses_out_and_data_inside_each_other_before_any_work(
@@ -102,10 +103,17 @@ def test_cli_refuses_out_and_data_inside_each_other_before_any_work(
         lambda *_: pytest.fail("the folder was read before the check"),
     )
     argv = [arg.format(data=data, parent=tmp_path) for arg in command]
-    assert main([*argv, *FAST_ARGS]) == 1
+    assert main([*argv, *([] if argv[0] == "report" else FAST_ARGS)]) == 1
     err = capsys.readouterr().err
     assert "lies inside" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(os.listdir(data)) == ["cat", "dog"]
+
+
+def test_demo_refuses_its_report_inside_its_data_before_writing_either(tmp_path, capsys):
+    data = tmp_path / "demo"
+    assert main(["demo", "--quick", "--data", str(data), "--out", str(data / "report")]) == 1
+    assert "lies inside the data folder" in capsys.readouterr().err
+    assert not data.exists()
 
 
 def test_compare_refuses_a_cache_or_checkpoint_dir_inside_the_data(tmp_path):

@@ -774,6 +774,7 @@ def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
     check_output(args.out, "--out")
+    check_apart(args.data, args.out)
     settings = dict(DEMO_SETTINGS, verbose=0, random_state=0)
     sizes = dict(n_majority=600, n_minority=120)
     options = dict(budget=DEMO_BUDGET)
