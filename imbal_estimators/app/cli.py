@@ -17,6 +17,7 @@ from ..decision.metrics import MONITOR_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..io.spreadsheet import safe_writer
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
@@ -340,16 +341,20 @@ def _add_imbalance_options(parser, several=False):
         help=f"resampling of the training images every epoch: none; {samplers}. Those marked "
         "(features) run on backbone features and need --freeze-backbone (default: none)",
     )
-    group.add_argument("--tau", type=float, help="strength of logit_adjusted (default: 1)")
+    group.add_argument(
+        "--tau",
+        type=_number(float, -MAX_TAU, MAX_TAU),
+        help="strength of logit_adjusted (default: 1)",
+    )
     group.add_argument(
         "--max-margin", type=_number(float, 0.0, None, "neither"), help="ldam's largest margin"
     )
     group.add_argument(
-        "--ldam-s", type=_number(float, 0.0, None, "neither"), help="ldam's logit scale"
+        "--ldam-s", type=_number(float, 0.0, MAX_LDAM_S, "right"), help="ldam's logit scale"
     )
     group.add_argument(
         "--label-smoothing",
-        type=_number(float, 0.0, 1.0),
+        type=_number(float, 0.0, 1.0, "left"),
         help="label smoothing of ce, ldam, logit_adjusted, balanced_softmax (default: 0)",
     )
     group.add_argument(
@@ -574,6 +579,16 @@ def check_output(path, option, kind="directory"):
         raise CLIError(f"{option} {shown!r} cannot be created: {ancestor!r} is not writable.")
 
 
+def check_apart(data_dir, out_dir, option="--out"):
+    """Refuse ``out_dir`` inside ``data_dir`` or the reverse, before any work."""
+    from ..data.folders import check_outside
+
+    try:
+        check_outside(data_dir, out_dir, option)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 # -- data --------------------------------------------------------------------------------
 
 
@@ -652,6 +667,7 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     from .report import comparison_blocks, write_report
 
     check_output(out_dir, "--out")
+    check_apart(data_dir, out_dir)
     paths, labels = load_folder(data_dir)
     if params.get("on_bad_image", "raise") != "raise":
         paths, labels = drop_bad_images(paths, labels, params)
@@ -759,6 +775,7 @@ def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
     check_output(args.out, "--out")
+    check_apart(args.data, args.out)
     settings = dict(DEMO_SETTINGS, verbose=0, random_state=0)
     sizes = dict(n_majority=600, n_minority=120)
     options = dict(budget=DEMO_BUDGET)
@@ -811,6 +828,7 @@ def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
     if args.ensemble > 1:
@@ -873,6 +891,7 @@ def cmd_report(args):
     from .report import model_blocks, write_report
 
     check_output(args.out, "--out")
+    check_apart(args.data_dir, args.out)
     clf = _load_model(args.model_dir, trusted=args.trusted)
     paths, labels = load_folder(args.data_dir)
     unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
@@ -900,12 +919,18 @@ def cmd_tune(args):
 
     if args.out:
         check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
     pos_label = None  # then the estimator's pos_label_: the rarer class of each training part
     if args.pos_label is not None:
         pos_label = _match_label(args.pos_label, labels)
     space, fixed = tune_search_space(args)
+    if not space:
+        raise CLIError(
+            "the options fix every parameter that tune searches; give several values to "
+            "--loss, --alpha or --sampler, or leave one of them out."
+        )
     if pos_label is not None:  # the estimator's monitor, threshold and float alpha too
         fixed["pos_label"] = pos_label
     search = search_cls(
@@ -918,6 +943,7 @@ def cmd_tune(args):
         study_name=args.study,
         random_state=args.random_state,
     )
+    print(_search_line(space, search.estimator, args.trials), flush=True)
     search.fit(paths, labels)
     print(f"best {args.scoring}: {search.best_score_:.4f} with {search.best_params_}")
     if args.out:
@@ -949,7 +975,24 @@ def tune_search_space(args):
             value = value[0]
         space.pop(name, None)
         fixed[name] = None if name == "sampler" and value == "none" else value
+    for name in list(space):  # a model option given (--lr) fixes it too
+        if getattr(args, name, None) is not None:
+            space.pop(name)
     return space, fixed
+
+
+def _search_line(space, estimator, trials):
+    """What ``tune`` searches and what it keeps fixed, for the plan it prints."""
+    from ..search.space import DEFAULT_SEARCH_SPACE
+
+    params = estimator.get_params(deep=False)
+    fixed = [
+        f"{name}={plain_value(params[name])!r}"
+        for name in DEFAULT_SEARCH_SPACE
+        if name not in space and name in params
+    ]
+    line = f"Searching {', '.join(space)} in {trials} trial(s)"
+    return line + (f"; fixed: {', '.join(fixed)}" if fixed else "")
 
 
 def _storable(value):

@@ -37,6 +37,7 @@ import numpy as np
 from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
+from ..data.folders import check_outputs_outside
 from ..data.images import ImageLoader, scan_images
 from ..data.labels import plain_value
 from ..decision import metrics
@@ -585,6 +586,7 @@ def compare(
         raise ValueError(f"screen must be 'auto', True or False; got {screen!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
+    check_outputs_outside(paths, labels, estimator_params or {})
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
     log = log or (print if progress else (lambda *_: None))

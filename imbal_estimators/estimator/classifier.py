@@ -36,6 +36,7 @@ from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import (
     SAMPLERS,
 )
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     BACKBONES,
@@ -66,6 +67,7 @@ from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
 from ..training.heads import HeadTrainingMixin
+from ..training.learning import LearningCheck
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
 from ..training.precision import (
@@ -265,14 +267,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
-    tau : float, default=1.0
+    tau : float in [-10, 10], default=1.0
         Adjustment strength of ``loss="logit_adjusted"``.
     max_margin : float, default=0.5
         Margin of the rarest class for ``loss="ldam"``.
-    ldam_s : float, default=30.0
+    ldam_s : float in (0, 100], default=30.0
         Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
         logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
-    label_smoothing : float in [0, 1], default=0.0
+    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
         ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
         losses.
@@ -447,10 +449,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
-        "tau": [Interval(Real, None, None, closed="neither")],
+        "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
         "max_margin": [Interval(Real, 0, None, closed="neither")],
-        "ldam_s": [Interval(Real, 0, None, closed="neither")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+        "ldam_s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
         "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
@@ -723,6 +725,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
             ("divergence", DivergenceCheck()),
+            ("learning", LearningCheck()),
         ]
         if self.monitor != "valid_loss":
             callbacks.append(("valid_score", ValidationScore(self.monitor)))

@@ -100,9 +100,11 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         :data:`DEFAULT_SEARCH_SPACE`: ``loss`` in ``["ce", "focal"]``, ``gamma``
         in [0, 5], ``alpha`` in ``[None, "balanced", "sqrt", "effective"]``,
         ``sampler`` in ``["none", "over", "under"]`` and ``lr`` in [1e-5, 1e-2]
-        (log). ``sampler`` values may be these names (a storage holds plain
-        values only): ``"none"`` is no resampling, ``"over"`` a
-        ``RandomOverSampler()``, ``"under"`` a ``RandomUnderSampler()``.
+        (log); a parameter of it that ``estimator`` sets to a value other than
+        its default (``lr=3e-3``) is fixed and leaves the space. ``sampler``
+        values may be these names (a storage holds plain values only):
+        ``"none"`` is no resampling, ``"over"`` a ``RandomOverSampler()``,
+        ``"under"`` a ``RandomUnderSampler()``.
     n_trials : int, default=20
         Total of finished (COMPLETE or PRUNED) trials in the study: trials
         already there, from earlier runs or other workers, count. With
@@ -287,7 +289,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False), type(self).__name__
         )
-        space = check_search_space(self.search_space)
+        space = check_search_space(self.search_space, self.estimator)
         scorers = self._check_scoring()
         random_state = check_random_state(self.random_state)
         seed = None if self.random_state is None else int(random_state.randint(_SEED_RANGE))
