@@ -301,7 +301,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         study = open_study(
             storage,
             self.study_name or DEFAULT_STUDY_NAME,
-            study_fingerprint(X, y, self.scoring, splits, self.search_space),
+            study_fingerprint(X, y, self.scoring, splits, self.search_space, self.estimator),
             sampler=sampler,
             pruner=self._make_pruner(),
             direction="maximize",
