@@ -47,6 +47,7 @@ from skorch.history import History
 from ..io.atomic import publish_directory
 from ..io.jsonable import from_json, import_path, plain_json, to_json
 from ..io.references import UntrustedReferenceError, resolve_reference
+from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
@@ -135,11 +136,7 @@ def _model_files(estimator):
             for name in FITTED
             if name in estimator.__dict__
         },
-        "preprocessing": {
-            "image_size": int(estimator.image_size),
-            "mean": estimator.module_.mean.flatten().tolist(),
-            "std": estimator.module_.std.flatten().tolist(),
-        },
+        "preprocessing": preprocessing_record(estimator),
         "history": plain_json(list(estimator.history)),
     }
     tensors = {
@@ -152,6 +149,24 @@ def _model_files(estimator):
     }
     text = json.dumps(config, indent=1)  # fails here, before anything is written
     return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+
+
+def preprocessing_record(estimator):
+    """What the network's input gets, as written in ``config.json``: every source resizes
+    to an ``image_size`` square, then normalizes ``(x / 255 - mean) / std``."""
+    mean = estimator.module_.mean.flatten().tolist()
+    std = estimator.module_.std.flatten().tolist()
+    normalize = normalize_name(mean, std)
+    return {
+        "image_size": int(estimator.image_size),
+        "resize": "square, bilinear, no crop",
+        "mean": mean,
+        "std": std,
+        "normalize": list(map(list, normalize)) if isinstance(normalize, tuple) else normalize,
+        "from": normalization_origin(
+            estimator.backbone, estimator.weights, estimator.module, estimator.normalize
+        ),
+    }
 
 
 def _refuse_member_folder(path):
