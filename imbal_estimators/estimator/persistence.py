@@ -46,7 +46,11 @@ from skorch.history import History
 
 from ..io.atomic import publish_directory
 from ..io.jsonable import from_json, import_path, plain_json, to_json
-from ..io.references import UntrustedReferenceError, resolve_reference
+from ..io.references import (
+    UntrustedReferenceError,
+    resolve_network_reference,
+    resolve_reference,
+)
 from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
 from ..utils.warn import warn
@@ -137,6 +141,7 @@ def _model_files(estimator):
             if name in estimator.__dict__
         },
         "preprocessing": preprocessing_record(estimator),
+        "network": network_record(estimator),
         "history": plain_json(list(estimator.history)),
     }
     tensors = {
@@ -149,6 +154,36 @@ def _model_files(estimator):
     }
     text = json.dumps(config, indent=1)  # fails here, before anything is written
     return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+
+
+def network_record(estimator):
+    """The network as the user gave it: ``backbone`` and ``weights``, or the ``module``
+    class by its import path, which :func:`load` imports without ``trusted=True``."""
+    module = estimator.module
+    if module is None:
+        weights = estimator.weights
+        return {"backbone": estimator.backbone, "weights": None if weights is None else str(weights)}
+    cls = module if isinstance(module, type) else type(module)
+    return {"module": import_path(cls)}
+
+
+def _is_saved_network(value, config):
+    """Whether the ``module`` parameter's JSON ``value`` is the class ``network`` names."""
+    network = (config.get("network") or {}).get("module")
+    if not isinstance(network, str) or not isinstance(value, dict):
+        return False
+    return value.get("__import__", value.get("__object__")) == network
+
+
+def _saved_network(value, config, trusted):
+    """The ``module`` parameter: the class named at save, imported by the rule of
+    :func:`~imbal_estimators.io.references.resolve_network_reference`."""
+    if trusted:
+        return from_json(value, trusted)
+    cls = resolve_network_reference(config["network"]["module"])
+    if "__import__" in value:
+        return cls
+    return cls(**{key: from_json(item) for key, item in value["params"].items()})
 
 
 def preprocessing_record(estimator):
@@ -273,7 +308,13 @@ def _load_single(path, device, trusted):
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
     try:
-        params = {name: from_json(value, trusted) for name, value in config["params"].items()}
+        params = {
+            name: from_json(value, trusted)
+            for name, value in config["params"].items()
+            if not (name == "module" and _is_saved_network(value, config))
+        }
+        if "module" not in params and "module" in config["params"]:
+            params["module"] = _saved_network(config["params"]["module"], config, trusted)
     except UntrustedReferenceError as exc:
         raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
     if not trusted:
