@@ -53,6 +53,8 @@ FAST = dict(
 class TinyCNN(nn.Module):
     """A few thousand weights: learns the color-coded test classes in one epoch."""
 
+    pretrained = False  # compare fine-tunes it without a frozen screen
+
     def __init__(self, num_classes=2):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())

@@ -595,3 +595,28 @@ def _set_submodule(model, name, module):
     parent_name, _, attribute = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attribute, module)
+
+
+def is_pretrained(weights, module=None):
+    """Whether the network starts from learned weights, as ``compare`` decides it.
+
+    torchvision or timm weights and a weights file are pretrained, ``weights=None`` is
+    not; your own ``module`` is, unless it (its class) sets ``pretrained = False``, as
+    :class:`~imbal_estimators.SmallCNN` does.
+    """
+    if module is not None:
+        return bool(getattr(module, "pretrained", True))
+    return weights is not None
+
+
+def describe_network(backbone="resnet34", weights="DEFAULT", module=None):
+    """The network as the user gave it, in a few words (for the plan and the report)."""
+    if module is not None:
+        cls = module if isinstance(module, type) else type(module)
+        name = f"{cls.__module__}:{cls.__qualname__}"
+        return f"module {name}" + (" (weights file)" if is_weights_file(weights) else "")
+    if weights is None:
+        return f"{backbone} (random init)"
+    if is_weights_file(weights):
+        return f"{backbone} (weights file {os.path.basename(os.fspath(weights))})"
+    return f"{backbone} ({weights} weights)"
