@@ -654,9 +654,10 @@ def compare(
         base["monitor"] = monitor_for(scoring, len(classes))
     probe_clf = ImageImbalanceClassifier(**base)
     frozen_only = bool(probe_clf.freeze_backbone)
-    if pretrained == "auto":
+    told = pretrained is not None and pretrained != "auto"
+    if not told:
         pretrained = is_pretrained(probe_clf.weights, probe_clf.module)
-    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf)
+    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf, told)
     screening = not screen_note
     max_epochs = probe_clf.max_epochs
     features = screening or frozen_only
@@ -746,15 +747,19 @@ def compare(
     return comparison
 
 
-def _screen_note(screen, frozen_only, pretrained, clf):
+def _screen_note(screen, frozen_only, pretrained, clf, told=False):
     """Why stage 1 does not run ("" when it does)."""
     if screen is False:
         return "screen=False"
     if frozen_only:
         return "the backbone is frozen for every fit already (freeze_backbone=True)"
     if not pretrained:
-        if clf.module is not None:
-            what = "pretrained=False (--no-pretrained) says the network has random weights"
+        module = clf.module
+        if told:
+            what = "pretrained=False (--no-pretrained) says the network starts from random weights"
+        elif module is not None:
+            name = getattr(module, "__name__", type(module).__name__)
+            what = f"module={name} sets pretrained = False: the network starts from random weights"
         else:
             what = "the network starts from random weights (weights=None, --weights none)"
         reason = (
