@@ -52,7 +52,7 @@ def test_python_compare_with_module_screens_on_frozen_features(binary_data, tmp_
     lines = []
     params = {**FAST, "module": Pretrained, "lr": 0.05, "max_epochs": 2}
     result = compare(
-        X, y, methods=["ce", "over"], cv=2, top_k=1, estimator_params=params,
+        X, y, methods=["ce"], cv=2, estimator_params=params,
         progress=False, log=lines.append, refit=False,
     )
     assert [s.name for s in result.stages] == ["screen", "confirm"]
@@ -69,12 +69,13 @@ def test_python_compare_with_module_screens_on_frozen_features(binary_data, tmp_
     assert len(skipped) == 1 and "pretrained=False (--no-pretrained)" in skipped[0]
 
 
+@pytest.mark.slow
 def test_cli_compare_with_module_and_the_fit_command_that_trains_the_same_network(
     binary_folder, tmp_path, user_net
 ):
     out = tmp_path / "out"
     args = ["compare", binary_folder, "--out", str(out), "--module", user_net]
-    args += ["--methods", "ce,over", "--cv", "2", "--top-k", "1", "--ensemble", "1"]
+    args += ["--methods", "ce", "--cv", "2", "--ensemble", "1"]
     assert main(args + FAST_ARGS) == 0
     with open(out / "results.csv") as file:
         rows = list(csv.DictReader(file))
@@ -143,9 +144,11 @@ def test_bad_module_and_normalize_options_are_usage_errors(capsys):
     assert "--module" in capsys.readouterr().err
 
 
-def test_module_that_cannot_be_imported_names_the_option(tmp_path, monkeypatch, capsys):
+def test_module_that_cannot_be_imported_names_the_option(
+    binary_folder, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
-    code = main(["fit", str(tmp_path), "--out", str(tmp_path / "m"), "--module", "nowhere.x:Net"])
+    code = main(["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "nowhere.x:Net"])
     err = capsys.readouterr().err
     assert code == 1 and "--module 'nowhere.x:Net': cannot import it" in err
 
