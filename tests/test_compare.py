@@ -305,7 +305,10 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
     assert fits_when_printed[0] == len(lines)  # every line before the first fit
     assert "Positive class: 'dog'" in text and "the rarer class" in text
     assert "Plan: 2 fits (2 folds; no refit)" in text and "Estimated time:" in text
-    assert "Stage 1 skipped: module=TinyCNN sets pretrained = False: the network starts from random weights" in text
+    assert (
+        "Stage 1 skipped: module=TinyCNN sets pretrained = False: the network starts from "
+        "random weights" in text
+    )
 
 
 @pytest.mark.parametrize(

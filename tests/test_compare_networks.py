@@ -12,7 +12,7 @@ from imbal_estimators.app.cli import build_parser, estimator_params, main
 from imbal_estimators.app.compare import compare, fit_command
 from imbal_estimators.estimator.persistence import load
 
-NET_SOURCE = '''
+NET_SOURCE = """
 from torch import nn
 
 
@@ -24,7 +24,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.conv(x).relu().mean(dim=(2, 3)))
-'''
+"""
 FAST_ARGS = ["--image-size", "16", "--max-epochs", "2", "--batch-size", "16", "--lr", "0.05"]
 FAST_ARGS += ["--device", "cpu"]
 
@@ -52,8 +52,14 @@ def test_python_compare_with_module_screens_on_frozen_features(binary_data, tmp_
     lines = []
     params = {**FAST, "module": Pretrained, "lr": 0.05, "max_epochs": 2}
     result = compare(
-        X, y, methods=["ce"], cv=2, estimator_params=params,
-        progress=False, log=lines.append, refit=False,
+        X,
+        y,
+        methods=["ce"],
+        cv=2,
+        estimator_params=params,
+        progress=False,
+        log=lines.append,
+        refit=False,
     )
     assert [s.name for s in result.stages] == ["screen", "confirm"]
     assert result.screen_note == ""
@@ -61,8 +67,15 @@ def test_python_compare_with_module_screens_on_frozen_features(binary_data, tmp_
     # told otherwise, the same network skips the screen and says why in one line
     lines.clear()
     result = compare(
-        X, y, methods=["ce"], cv=2, estimator_params=params, pretrained=False,
-        progress=False, log=lines.append, refit=False,
+        X,
+        y,
+        methods=["ce"],
+        cv=2,
+        estimator_params=params,
+        pretrained=False,
+        progress=False,
+        log=lines.append,
+        refit=False,
     )
     assert [s.name for s in result.stages] == ["confirm"]
     skipped = [line for line in lines if line.startswith("Stage 1 skipped")]
@@ -94,9 +107,7 @@ def test_cli_compare_with_module_and_the_fit_command_that_trains_the_same_networ
     np.testing.assert_array_equal(saved.predict_proba(paths), again.predict_proba(paths))
 
 
-def test_offline_default_compare_is_one_user_error_in_cli_options(
-    binary_folder, tmp_path, capsys
-):
+def test_offline_default_compare_is_one_user_error_in_cli_options(binary_folder, tmp_path, capsys):
     code = main(["compare", binary_folder, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1

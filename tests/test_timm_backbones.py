@@ -83,7 +83,11 @@ def test_timm_weights_other_than_default_none_or_file_are_refused():
 
 @pytest.mark.parametrize(
     "name, suggested",
-    [("resnet10t", "'timm/resnet10t'"), ("timm/resnt10t", "'timm/resnet10t'"), ("resnet43", "'resnet34'")],
+    [
+        ("resnet10t", "'timm/resnet10t'"),
+        ("timm/resnt10t", "'timm/resnet10t'"),
+        ("resnet43", "'resnet34'"),
+    ],
 )
 def test_unknown_names_suggest_every_source_and_module(name, suggested):
     with pytest.raises(ValueError) as info:
@@ -127,7 +131,7 @@ def test_bad_normalize_is_refused_before_training(binary_data, normalize):
         clf.fit(X, y)
 
 
-NET_SOURCE = '''
+NET_SOURCE = """
 from torch import nn
 
 
@@ -139,7 +143,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.conv(x).mean(dim=(2, 3)))
-'''
+"""
 
 
 @pytest.fixture

@@ -236,6 +236,8 @@ class Comparison:
         """The ``imbal-estimators fit`` command line that trains ``row``'s model
         (``ensemble`` > 1: an ensemble of that many, as compare's saved model)."""
         command = fit_command(self.row_params(row), data_dir, out)
+        if command.startswith(NOT_REPRODUCIBLE):
+            return command
         return command + (f" --ensemble {ensemble}" if ensemble > 1 else "")
 
     def write_results_csv(self, path, data_dir="DATA_DIR"):
@@ -431,7 +433,9 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
         and not (name in defaults and _same(value, defaults[name]))
     )
     if unsupported:
-        return _not_reproducible(", ".join(f"{n}={params[n]!r}" for n in unsupported) + " has no option")
+        return _not_reproducible(
+            ", ".join(f"{n}={params[n]!r}" for n in unsupported) + " has no option"
+        )
     for name in _FIT_FLAGS:
         if name not in params:
             continue
@@ -474,8 +478,11 @@ def _is_file(weights):
     return weights is not None and is_weights_file(weights)
 
 
+NOT_REPRODUCIBLE = "not reproducible from the command line"
+
+
 def _not_reproducible(why):
-    return f"not reproducible from the command line: {why}; use the Python API (compare's estimator_params)"
+    return f"{NOT_REPRODUCIBLE}: {why}; use the Python API (compare's estimator_params)"
 
 
 def _same(value, default):

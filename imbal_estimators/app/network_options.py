@@ -90,9 +90,7 @@ def add_network_options(group):
         help="your own network (an nn.Module subclass taking num_classes), imported from "
         "an installed package or the working directory; replaces --backbone",
     )
-    group.add_argument(
-        "--normalize", type=normalize_option, default="auto", help=NORMALIZE_HELP
-    )
+    group.add_argument("--normalize", type=normalize_option, default="auto", help=NORMALIZE_HELP)
 
 
 def network_params(args, params):

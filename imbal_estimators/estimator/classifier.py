@@ -47,7 +47,6 @@ from ..models.backbones import (
     load_state,
     read_weights_file,
 )
-from ..models.normalization import apply_normalize
 from ..models.features import (
     FeatureDataset,
     collate_batch,
@@ -56,6 +55,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
+from ..models.normalization import apply_normalize
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,

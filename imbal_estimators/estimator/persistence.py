@@ -162,7 +162,10 @@ def network_record(estimator):
     module = estimator.module
     if module is None:
         weights = estimator.weights
-        return {"backbone": estimator.backbone, "weights": None if weights is None else str(weights)}
+        return {
+            "backbone": estimator.backbone,
+            "weights": None if weights is None else str(weights),
+        }
     cls = module if isinstance(module, type) else type(module)
     return {"module": import_path(cls)}
 

@@ -24,6 +24,7 @@ from torch import nn
 from . import timm_source
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .small_cnn import SmallCNN
+
 _AUX_LOGIT_MODELS = ("googlenet", "inception_v3")  # builders with aux_logits/init_weights
 
 

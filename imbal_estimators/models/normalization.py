@@ -68,7 +68,10 @@ def normalize_name(mean, std):
     """``"imagenet"``, ``"inception"``, ``None`` or the pair: the value that gives them."""
     pair = (tuple(float(v) for v in mean), tuple(float(v) for v in std))
     for name, value in NORMALIZATIONS.items():
-        if all(abs(a - b) < 1e-6 for a, b in zip((*value[0], *value[1]), (*pair[0], *pair[1]))):
+        if all(
+            abs(a - b) < 1e-6
+            for a, b in zip((*value[0], *value[1]), (*pair[0], *pair[1]), strict=True)
+        ):
             return name
     if pair == IDENTITY:
         return None
@@ -80,7 +83,9 @@ def apply_normalize(model, normalize):
     says; ``"auto"`` keeps the network's own, which the model was built with."""
     if normalize == "auto":
         return model
-    mean, std = resolve_normalize(normalize, model.mean.flatten().tolist(), model.std.flatten().tolist())
+    mean, std = resolve_normalize(
+        normalize, model.mean.flatten().tolist(), model.std.flatten().tolist()
+    )
     with torch.no_grad():
         model.mean.copy_(torch.tensor(mean, dtype=model.mean.dtype).view_as(model.mean))
         model.std.copy_(torch.tensor(std, dtype=model.std.dtype).view_as(model.std))

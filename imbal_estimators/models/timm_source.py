@@ -25,7 +25,9 @@ def import_timm(name=None):
         return importlib.import_module("timm")
     except ImportError:
         what = f"backbone={name!r} needs" if name else "timm backbones need"
-        raise ImportError(f"{what} the timm package, which is not installed: {INSTALL_HINT}.")
+        raise ImportError(
+            f"{what} the timm package, which is not installed: {INSTALL_HINT}."
+        ) from None
 
 
 def model_name(name):
@@ -55,7 +57,9 @@ def is_known(name):
 def create(name, n_classes, pretrained=False, **kwargs):
     """``timm.create_model`` for the ``timm/`` name ``name`` with an ``n_classes`` head."""
     timm = import_timm(name)
-    return timm.create_model(model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs)
+    return timm.create_model(
+        model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
+    )
 
 
 def data_config(model):
