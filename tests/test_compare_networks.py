@@ -116,7 +116,7 @@ def test_offline_default_compare_is_one_user_error_in_cli_options(binary_folder,
     message = err.strip().splitlines()[-1]
     assert message.startswith("imbal-estimators compare: error: the pretrained weights")
     assert "--weights PATH" in message
-    assert "--backbone small_cnn --weights none --image-size 64" in message
+    assert "--backbone small_cnn --weights none --image-size 32" in message
     assert "--module package.module:Class" in message
 
 
@@ -126,10 +126,10 @@ def parse(argv):
 
 def test_small_cnn_gets_defaults_that_train_it_when_left_unset():
     params = parse(["fit", "d", "--out", "m", "--backbone", "small_cnn"])
-    assert params["image_size"] == 64 and params["lr"] == 3e-3 and params["max_epochs"] == 10
+    assert params["image_size"] == 32 and params["lr"] == 3e-3 and params["max_epochs"] == 10
     assert params["weights"] is None
-    params = parse(["fit", "d", "--out", "m", "--backbone", "small_cnn", "--image-size", "32"])
-    assert params["image_size"] == 32 and params["lr"] == 3e-3
+    params = parse(["fit", "d", "--out", "m", "--backbone", "small_cnn", "--image-size", "64"])
+    assert params["image_size"] == 64 and params["lr"] == 3e-3
     assert "lr" not in parse(["fit", "d", "--out", "m", "--backbone", "resnet18"])
 
 

@@ -17,9 +17,9 @@ import sys
 from ..models.normalization import NORMALIZATIONS
 
 #: the small CNN's settings when the command line leaves them unset
-SMALL_CNN_DEFAULTS = {"image_size": 64, "lr": 3e-3, "max_epochs": 10}
+SMALL_CNN_DEFAULTS = {"image_size": 32, "lr": 3e-3, "max_epochs": 10}
 #: the offline recipe on a CPU, as command-line words
-SMALL_CNN_WORDS = "--backbone small_cnn --weights none --image-size 64"
+SMALL_CNN_WORDS = "--backbone small_cnn --weights none --image-size 32"
 
 _REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
