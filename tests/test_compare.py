@@ -305,7 +305,10 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
     assert fits_when_printed[0] == len(lines)  # every line before the first fit
     assert "Positive class: 'dog'" in text and "the rarer class" in text
     assert "Plan: 2 fits (2 folds; no refit)" in text and "Estimated time:" in text
-    assert "Stage 1 skipped: the network has no pretrained weights" in text
+    assert (
+        "Stage 1 skipped: module=TinyCNN sets pretrained = False: the network starts from "
+        "random weights" in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -317,7 +320,8 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
         (dict(methods=["nope"]), "The 'methods' parameter of compare"),
         (dict(budget="soon"), "The 'budget' of compare must be a duration"),
         (dict(repeats=0), "repeats must be a positive integer"),
-        (dict(screen=True), "screen=True needs pretrained weights"),
+        (dict(screen=True), "screen=True needs a pretrained network"),
+        (dict(pretrained="yes"), "pretrained must be"),
         (
             dict(configurations=[Configuration("ce", {"loss": "focal"})]),
             "baseline of the recommendation and must be plain cross-entropy",

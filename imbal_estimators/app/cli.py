@@ -27,6 +27,12 @@ from ..models.backbones import (
 )
 from ..utils.startup import end_of_start
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
+from .network_options import (
+    add_network_options,
+    network_params,
+    offline_message,
+    search_working_directory,
+)
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -121,7 +127,7 @@ def _number(kind, low=None, high=None, closed="both"):
 def _backbone(text):
     try:
         check_backbone_name(text)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
@@ -191,6 +197,7 @@ def _add_model_options(parser):
     )
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    add_network_options(group)
 
 
 def _add_on_bad_image_option(parser):
@@ -260,6 +267,11 @@ def _add_compare_options(parser):
     )
     group.add_argument(
         "--no-screen", action="store_true", help="skip the frozen-feature screen (stage 1)"
+    )
+    group.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="the network (--module) has random weights: skip the frozen-feature screen",
     )
     group.add_argument(
         "--no-refit",
@@ -515,7 +527,7 @@ def estimator_params(args, **base):
         params["freeze_backbone"] = True
     if getattr(args, "on_bad_image", None):
         params["on_bad_image"] = args.on_bad_image
-    return params
+    return network_params(args, params)
 
 
 def imbalance_params(args, labels=None):
@@ -650,6 +662,7 @@ def _load_model(model_dir, trusted=False):
     load = getattr(imbal_estimators, "load", None)
     if load is None:
         raise CLIError("this version of imbal_estimators cannot load saved models yet.")
+    search_working_directory()  # a --module network saved from this folder
     return load(model_dir, trusted=trusted)
 
 
@@ -818,6 +831,7 @@ def cmd_compare(args):
         threads=args.threads,
         top_k=args.top_k,
         screen=False if args.no_screen else "auto",
+        pretrained=False if args.no_pretrained else "auto",
         refit=not args.no_refit,
         ensemble=args.ensemble,
     )
@@ -1038,8 +1052,11 @@ def main(argv=None):
         if args.traceback:
             raise
         from ..data.images import ImageFileError
+        from ..models.backbones import WeightsDownloadError
 
-        if isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
+        if isinstance(exc, WeightsDownloadError):
+            print(offline_message(f"{PROG} {args.command}", exc), file=sys.stderr)
+        elif isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
             print(f"{PROG} {args.command}: error: {str(exc).strip()}", file=sys.stderr)
             if args.command in ("fit", "compare", "tune"):
                 print("(on the command line: --on-bad-image skip or warn)", file=sys.stderr)

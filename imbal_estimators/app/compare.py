@@ -46,7 +46,9 @@ from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier
 from ..imbalance.samplers import make_sampler as make_sampler_object
+from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
+from ..models.backbones import is_pretrained
 from . import plan as planning
 from .methods import (
     BASELINE,
@@ -235,6 +237,8 @@ class Comparison:
         """The ``imbal-estimators fit`` command line that trains ``row``'s model
         (``ensemble`` > 1: an ensemble of that many, as compare's saved model)."""
         command = fit_command(self.row_params(row), data_dir, out)
+        if command.startswith(NOT_REPRODUCIBLE):
+            return command
         return command + (f" --ensemble {ensemble}" if ensemble > 1 else "")
 
     def write_results_csv(self, path, data_dir="DATA_DIR"):
@@ -381,8 +385,10 @@ _FIT_FLAGS = (
     *IMBALANCE_PARAMS,
     "threshold",
     "posthoc_tau",
+    "calibrate",
     "backbone",
     "weights",
+    "normalize",
     "image_size",
     "max_epochs",
     "lr",
@@ -397,17 +403,40 @@ _FIT_FLAGS = (
 
 def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
     """The ``imbal-estimators fit`` command of a parameter set (flag ``--foo-bar`` per
-    parameter ``foo_bar``; defaults and None left out)."""
+    parameter ``foo_bar``; defaults and None left out), or, where the command line
+    cannot give the same network or setting, a sentence that says so and why."""
     defaults = ImageImbalanceClassifier().get_params(deep=False)
     params = dict(params)
     module = params.pop("module", None)
+    words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
     if module is not None:
         from ..models.small_cnn import SmallCNN
 
-        if module is SmallCNN:  # the same network by its registry name
-            params["backbone"] = "small_cnn"
+        if module is SmallCNN and not _is_file(params.get("weights")):
+            params["backbone"] = "small_cnn"  # the same network by its registry name
             params["weights"] = None
-    words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
+        else:
+            path = import_path(module) if isinstance(module, type) else None
+            if path is None or path.split(".")[0].startswith("_"):
+                return _not_reproducible(
+                    f"module={getattr(module, '__name__', type(module).__name__)} is not a "
+                    "class importable by name (--module package.module:Class)"
+                )
+            words += ["--module", path]
+            params.pop("backbone", None)
+            if params.get("weights") is not None and not _is_file(params["weights"]):
+                params.pop("weights")  # a module ignores weight names; only a file loads
+    unsupported = sorted(
+        name
+        for name, value in params.items()
+        if name not in _FIT_FLAGS
+        and name not in _NOT_FIT_SETTINGS
+        and not (name in defaults and _same(value, defaults[name]))
+    )
+    if unsupported:
+        return _not_reproducible(
+            ", ".join(f"{n}={params[n]!r}" for n in unsupported) + " has no option"
+        )
     for name in _FIT_FLAGS:
         if name not in params:
             continue
@@ -417,6 +446,12 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
         if name == "weights" and value is None:
             words += ["--weights", "none"]
             continue
+        if name == "normalize":
+            if value == "auto":
+                continue
+            value = "none" if value is None else value
+            if not isinstance(value, str):
+                value = ",".join(f"{v:g}" for v in (*value[0], *value[1]))
         if value is None or (name in defaults and _same(value, defaults[name])):
             continue
         if value is True:
@@ -424,6 +459,31 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
             continue
         words += ["--" + name.replace("_", "-"), _flag_value(value)]
     return shlex.join(words)
+
+
+# shared settings that the fit command leaves out: output, caching, speed
+_NOT_FIT_SETTINGS = (
+    "verbose",
+    "cache",
+    "checkpoint_dir",
+    "on_bad_image",
+    "precision",
+    "auto_batch_size",
+    "use_caching",
+)
+
+
+def _is_file(weights):
+    from ..models.backbones import is_weights_file
+
+    return weights is not None and is_weights_file(weights)
+
+
+NOT_REPRODUCIBLE = "not reproducible from the command line"
+
+
+def _not_reproducible(why):
+    return f"{NOT_REPRODUCIBLE}: {why}; use the Python API (compare's estimator_params)"
 
 
 def _same(value, default):
@@ -505,6 +565,7 @@ def compare(
     budget=None,
     top_k=3,
     screen="auto",
+    pretrained="auto",
     refit=True,
     ensemble=3,
     progress=True,
@@ -551,8 +612,13 @@ def compare(
     top_k : int, default=3
         Configurations of the screen that stage 2 fine-tunes (plus plain CE).
     screen : {"auto", True, False}, default="auto"
-        Stage 1 on frozen features: ``"auto"`` when the backbone has pretrained
-        weights (and is not frozen anyway).
+        Stage 1 on frozen features: ``"auto"`` when the network is pretrained
+        (and is not frozen anyway).
+    pretrained : {"auto", True, False}, default="auto"
+        Whether the network starts from learned weights. ``"auto"``: torchvision
+        or timm weights, a weights file, or your own ``module`` (unless its class
+        sets ``pretrained = False``) are; ``weights=None`` is not. Random weights
+        skip the screen (frozen random features would rank nothing).
     refit : bool, default=True
         Fit the recommended configuration on all the images
         (``best_estimator_``).
@@ -584,6 +650,8 @@ def compare(
         raise ValueError(f"ensemble must be a positive integer; got {ensemble!r}.")
     if screen not in ("auto", True, False):
         raise ValueError(f"screen must be 'auto', True or False; got {screen!r}.")
+    if pretrained not in ("auto", True, False):
+        raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
     check_outputs_outside(paths, labels, estimator_params or {})
@@ -595,8 +663,10 @@ def compare(
         base["monitor"] = monitor_for(scoring, len(classes))
     probe_clf = ImageImbalanceClassifier(**base)
     frozen_only = bool(probe_clf.freeze_backbone)
-    pretrained = probe_clf.module is None and probe_clf.weights is not None
-    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf)
+    told = pretrained is not None and pretrained != "auto"
+    if not told:
+        pretrained = is_pretrained(probe_clf.weights, probe_clf.module)
+    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf, told)
     screening = not screen_note
     max_epochs = probe_clf.max_epochs
     features = screening or frozen_only
@@ -686,7 +756,7 @@ def compare(
     return comparison
 
 
-def _screen_note(screen, frozen_only, pretrained, clf):
+def _screen_note(screen, frozen_only, pretrained, clf, told=False):
     """Why stage 1 does not run ("" when it does)."""
     if screen is False:
         return "screen=False"
@@ -694,14 +764,19 @@ def _screen_note(screen, frozen_only, pretrained, clf):
         return "the backbone is frozen for every fit already (freeze_backbone=True)"
     if not pretrained:
         module = clf.module
-        name = getattr(module, "__name__", type(module).__name__)
-        what = f"module={name}" if module is not None else "weights=None"
+        if told:
+            what = "pretrained=False (--no-pretrained) says the network starts from random weights"
+        elif module is not None:
+            name = getattr(module, "__name__", type(module).__name__)
+            what = f"module={name} sets pretrained = False: the network starts from random weights"
+        else:
+            what = "the network starts from random weights (weights=None, --weights none)"
         reason = (
-            f"the network has no pretrained weights ({what}), so frozen backbone features are "
-            "random and would rank nothing; every configuration is fine-tuned instead"
+            f"{what}, so frozen features would rank nothing; every configuration is "
+            "fine-tuned (a pretrained network: weights='DEFAULT', a weights file or module=)"
         )
         if screen is True:
-            raise ValueError(f"screen=True needs pretrained weights: {reason}.")
+            raise ValueError(f"screen=True needs a pretrained network: {reason}.")
         return reason
     return ""
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..models.backbones import describe_network
 
 SHRINK_ORDER = (
     "repeats",
@@ -367,7 +368,9 @@ def describe_plan(plan, probe, workload, params, *, device, threads, budget=None
     """The plan in lines of text, printed before the first fit."""
     n_train = workload.n_images * (plan.cv - 1) / plan.cv
     folds = f"{plan.cv} folds" + (f" x {plan.repeats} repeats" if plan.repeats > 1 else "")
-    name = "small network" if params.get("module") is not None else params.get("backbone")
+    name = describe_network(
+        params.get("backbone", "resnet34"), params.get("weights", "DEFAULT"), params.get("module")
+    )
     lines = [
         f"Plan: {plan.n_fits + plan.refits} fits ({folds}; {_refit_text(plan, workload)}), "
         f"{plan.max_epochs} epochs each, "

@@ -45,6 +45,8 @@ from ..models.backbones import (
     ImageModel,
     build_backbone,
     is_weights_file,
+    load_state,
+    read_weights_file,
 )
 from ..models.features import (
     FeatureDataset,
@@ -54,6 +56,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
+from ..models.normalization import apply_normalize
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,
@@ -195,14 +198,23 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         draws as many rows as the training part has, with replacement, each
         class equally likely (``alpha`` then sees uniform counts).
     backbone : str, default="resnet34"
-        A torchvision classification model; its head is replaced for
-        ``len(classes_)`` classes.
+        A torchvision classification model, a timm model with the prefix
+        ``"timm/"`` (``"timm/efficientnet_lite0"``; needs the ``[timm]`` extra) or
+        ``"small_cnn"``; its head is replaced for ``len(classes_)`` classes.
     weights : "DEFAULT", str, path or None, default="DEFAULT"
-        ``"DEFAULT"`` (ImageNet) or another torchvision weights name, the path
-        of a state-dict file, or ``None`` for random initialization.
+        ``"DEFAULT"`` (the source's pretrained weights: torchvision's or timm's)
+        or another torchvision weights name, the path of a state-dict file
+        (``.pt``, ``.pth``, ``.bin``, ``.safetensors``) in the model's own key
+        names, or ``None`` for random initialization.
     image_size : int in [1, 4096], default=224
         Images are resized to ``image_size x image_size``. The upper bound
         (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
+    normalize : "auto", "imagenet", "inception", (mean, std) or None, default="auto"
+        The mean and std the network's input is normalized with (on ``[0, 1]``
+        pixels). ``"auto"``: the network's own (torchvision weights'
+        ``transforms()``, a timm model's ``pretrained_cfg``, else ImageNet's);
+        ``"inception"``: inputs in ``[-1, 1]``; None: ``[0, 1]``, for a network
+        that normalizes itself. Saved in ``config.json``'s ``preprocessing``.
     augment : bool or callable, default=True
         Train-time augmentation (random resized crop and horizontal flip), or
         a callable applied to each ``(3, H, W)`` uint8 tensor.
@@ -252,6 +264,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
         whose signature has ``num_classes`` receives ``len(classes_)`` there.
+        ``compare`` counts it as pretrained (``pretrained=False`` says otherwise).
     criterion : None
         Not used: the loss comes from ``loss`` (any other value is an error).
     optimizer : torch optimizer class, default=torch.optim.AdamW
@@ -427,6 +440,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "backbone": [str],
         "weights": [None, str, os.PathLike],
         "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
+        "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
         "pos_label": [None, Real, str, "boolean"],
@@ -475,6 +489,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         backbone="resnet34",
         weights="DEFAULT",
         image_size=224,
+        normalize="auto",
         augment=True,
         monitor="balanced_accuracy",
         pos_label=None,
@@ -527,6 +542,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
+        self.normalize = normalize
         self.augment = augment
         self.monitor = monitor
         self.pos_label = pos_label
@@ -769,15 +785,21 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
         else:
             module = frozen_model(self, build)
+        apply_normalize(module, self.normalize)
         self.module_ = to_memory_format(module, self.precision, self.device)
         return self
 
     def _build_module(self):
-        """The user's ``module``, checked, with ImageNet's normalization."""
+        """The user's ``module``, checked, with ImageNet's normalization (and the state of
+        ``weights`` when that is a file)."""
         kwargs = self.get_params_for("module")
         if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
             kwargs.setdefault("num_classes", self._n_classes_for_init())
         backbone = self.initialized_instance(self.module, kwargs)
+        if self.weights is not None and is_weights_file(self.weights):
+            name = getattr(self.module, "__name__", type(self.module).__name__)
+            state = read_weights_file(self.weights)
+            backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, self.image_size, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 

@@ -22,6 +22,9 @@ class SmallCNN(nn.Module):
         Channels of the first block (doubled in each of the next two).
     """
 
+    #: random weights: ``compare`` does not screen on its frozen features
+    pretrained = False
+
     def __init__(self, num_classes=2, width=16):
         super().__init__()
         layers, channels = [], 3
