@@ -845,6 +845,11 @@ class _Runner:
                 results[task.index] = result
                 self._advance(task, name)
         todo = [task for task in tasks if task.index not in results]
+        if results and self.progress:
+            tqdm.write(
+                f"Resumed {len(results)} finished fit(s) of {name} from "
+                f"{self.journal.directory}; {len(todo)} to go."
+            )
         for result in run_fits(
             todo,
             comparison.paths,

@@ -38,7 +38,11 @@ FORMAT = 1
 
 
 class JournalMismatch(ValueError):
-    """The journal holds a run on other images or with other settings."""
+    """The journal holds a run on other images or with other settings (``changed``)."""
+
+    def __init__(self, changed, message):
+        super().__init__(message)
+        self.changed = changed
 
 
 def _plain(value):
@@ -116,9 +120,10 @@ class Journal:
         changed = [] if old is None else _changes(old, new)
         if changed and not self.restart:
             raise JournalMismatch(
+                changed,
                 f"{self.directory!r} holds a compare run on {' and '.join(changed)}; "
                 "results of the two cannot be mixed. Start afresh with --restart "
-                "(compare(..., restart=True)), or give another output folder."
+                "(compare(..., restart=True)), or give another output folder.",
             )
         if changed or self.restart:
             shutil.rmtree(self.fits_dir, ignore_errors=True)
