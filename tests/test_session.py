@@ -400,3 +400,36 @@ def _reads_images(pid, folder):
         except OSError:
             continue
     return False
+
+
+def _snippet(marker):
+    import re
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md")) as file:
+        blocks = re.findall(r"```python\n(.*?)```", file.read(), re.S)
+    return next(block for block in blocks if marker in block)
+
+
+@pytest.mark.slow  # a dask cluster and a Ray instance start, each with two worker processes
+@pytest.mark.parametrize("backend", ["dask", "ray"])
+def test_the_dask_and_ray_snippets_give_the_scores_of_one_worker(backend, tmp_path):
+    pytest.importorskip({"dask": "dask.distributed", "ray": "ray.util.joblib"}[backend])
+    make_folder(tmp_path / "data" / "train", {"a": 20, "b": 10})
+    script = tmp_path / "snippet.py"
+    script.write_text(_snippet(f'parallel_config(backend="{backend}")'))
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the same script on one worker (in this process of the script: the same torch threads)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "data").symlink_to(tmp_path / "data")
+    snippet = _snippet('parallel_config(backend="dask")')
+    assert "n_jobs=-1" in snippet
+    (alone / "one.py").write_text(snippet.replace("n_jobs=-1", "n_jobs=1"))
+    done = subprocess.run(
+        [sys.executable, "one.py"], cwd=alone, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _scores(tmp_path) == _scores(alone)
