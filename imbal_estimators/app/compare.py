@@ -818,7 +818,10 @@ class _Runner:
                 params = fit_params(
                     comparison.estimator_params, config, rule, comparison.pos_label, frozen
                 )
-                keys.append(None if self.journal is None else self.journal.key(name, fold, params))
+                if self.journal is not None:
+                    keys.append(self.journal.key(name, fold, params, test))
+                else:
+                    keys.append(None)
                 cost = planning.fit_seconds(
                     config,
                     self.probe,

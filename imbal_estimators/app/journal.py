@@ -9,8 +9,8 @@ A journal is a folder (``OUT/journal`` on the command line) holding
 * ``fits/<key>.npz``: one finished fit each (configuration, fold, seed,
   out-of-fold probabilities, decisions, threshold, history, seconds), written
   atomically (:func:`~imbal_estimators.io.atomic.atomic_write`) the moment the
-  fit is done. The key is a digest of the stage, the fold and every estimator
-  parameter of the fit.
+  fit is done. The key is a digest of the stage, the fold, its test rows and
+  every estimator parameter of the fit.
 
 Reopening a journal with the same identity skips the fits it holds; a different
 identity is refused (:class:`JournalMismatch`) unless ``restart``, which empties
@@ -166,9 +166,11 @@ class Journal:
     # -- fits ----------------------------------------------------------------------
 
     @staticmethod
-    def key(stage, fold, params):
-        """The name of one fit: its stage, fold and estimator parameters."""
-        return digest({"stage": stage, "fold": int(fold), "params": params})
+    def key(stage, fold, params, test):
+        """The name of one fit: its stage, fold, test rows and estimator parameters (a budget
+        that planned fewer folds or epochs on a resume gives other names)."""
+        rows = hashlib.sha256(np.asarray(test, dtype=np.int64).tobytes()).hexdigest()
+        return digest({"stage": stage, "fold": int(fold), "test": rows, "params": params})
 
     def get(self, key, index, classes):
         """The recorded :class:`FitResult` of fit ``key`` (as task ``index``), or None."""
