@@ -287,6 +287,23 @@ def _add_compare_options(parser):
     )
 
 
+def _add_resume_options(parser):
+    group = parser.add_argument_group(
+        "resuming (finished fits are kept in OUT_DIR/journal; the same command resumes)"
+    )
+    group.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the journal of OUT_DIR (a run on other images or settings) and start afresh",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty OUT_DIR that holds no compare run (compare's own "
+        "outputs there are replaced, other files stay)",
+    )
+
+
 def _add_ensemble_option(parser, help_text, default):
     parser.add_argument(
         "--ensemble", type=_positive_int, default=default, metavar="K", help=help_text
@@ -439,6 +456,7 @@ def build_parser():
     )
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
+    _add_resume_options(compare)
     _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
     _add_compare_options(compare)
     _add_model_options(compare)
@@ -673,14 +691,23 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     """Compare on ``data_dir``, write the results and the report to ``out_dir``, save the model.
 
     ``options`` go to :func:`~imbal_estimators.app.compare.compare` (methods, grid,
-    repeats, budget, n_jobs, threads, top_k, screen, refit).
+    repeats, budget, n_jobs, threads, top_k, screen, refit); ``restart`` and
+    ``overwrite`` to :func:`~imbal_estimators.app.session.compare_journal`:
+    finished fits go to ``out_dir/journal`` at once, and the same call resumes.
     """
     from .compare import check_folds, compare
+    from .journal import JournalMismatch
     from .methods import load_grid
     from .report import comparison_blocks, write_report
+    from .session import OutputRefused, compare_journal, refused_run
 
     check_output(out_dir, "--out")
     check_apart(data_dir, out_dir)
+    fresh = {name: options.pop(name, False) for name in ("restart", "overwrite")}
+    try:
+        journal = compare_journal(out_dir, **fresh)
+    except OutputRefused as exc:
+        raise CLIError(str(exc)) from None
     paths, labels = load_folder(data_dir)
     if params.get("on_bad_image", "raise") != "raise":
         paths, labels = drop_bad_images(paths, labels, params)
@@ -695,17 +722,21 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
         flush=True,
     )
-    result = compare(
-        paths,
-        labels,
-        cv=cv,
-        scoring=scoring,
-        pos_label=pos_label,
-        estimator_params=params,
-        random_state=params.get("random_state", 0),
-        log=lambda line: print(line, flush=True),
-        **options,
-    )
+    try:
+        result = compare(
+            paths,
+            labels,
+            cv=cv,
+            scoring=scoring,
+            pos_label=pos_label,
+            estimator_params=params,
+            random_state=params.get("random_state", 0),
+            log=lambda line: print(line, flush=True),
+            journal=journal,
+            **options,
+        )
+    except JournalMismatch as exc:
+        raise CLIError(refused_run(out_dir, exc)) from None
     os.makedirs(out_dir, exist_ok=True)
     model_dir = None
     if result.best_estimator_ is not None:
@@ -834,6 +865,8 @@ def cmd_compare(args):
         pretrained=False if args.no_pretrained else "auto",
         refit=not args.no_refit,
         ensemble=args.ensemble,
+        restart=args.restart,
+        overwrite=args.overwrite,
     )
     return 0
 
@@ -1042,12 +1075,24 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     # figures are only written to files: no GUI backend, even where a display exists
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from ..training.interrupt import stop_on_signals
+
     end_of_start()  # from here on Ctrl-C is a KeyboardInterrupt, handled below
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        with stop_on_signals():  # the first Ctrl-C or SIGTERM stops; skorch does not swallow it
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:
+        from .session import stop_hint
+
+        # 130 for Ctrl-C, 143 for SIGTERM: what a shell reports for a process the signal ended
+        hint = stop_hint(args)
+        print(f"{PROG} {args.command}: interrupted{hint and '; ' + hint}", file=sys.stderr)
+        status = getattr(exc, "exit_status", 130)
+        if argv is None:  # the command itself: tearing torch down takes seconds on a busy machine
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)  # everything finished is on disk (fsynced) already
+        return status
     except Exception as exc:
         if args.traceback:
             raise

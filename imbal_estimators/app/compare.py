@@ -49,7 +49,9 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
+from ..training.interrupt import stop_on_signals
 from . import plan as planning
+from .journal import Journal, data_digest, digest
 from .methods import (
     BASELINE,
     IMBALANCE_PARAMS,
@@ -547,6 +549,7 @@ def _choose_configurations(configurations, methods, grid, max_epochs, features):
 # -- compare ------------------------------------------------------------------------------
 
 
+@stop_on_signals()  # the first Ctrl-C or SIGTERM stops the run; the journal keeps what finished
 def compare(
     paths,
     labels,
@@ -570,6 +573,8 @@ def compare(
     ensemble=3,
     progress=True,
     log=None,
+    journal=None,
+    restart=False,
 ):
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
@@ -633,10 +638,23 @@ def compare(
         Print the plan and show one progress bar over every fit.
     log : callable, optional
         Where the plan's lines go (default: ``print`` when ``progress``).
+    journal : str, path or Journal, optional
+        A folder where every finished fit is recorded at once
+        (:mod:`~imbal_estimators.app.journal`). The same call again resumes: it
+        skips the recorded fits and gives the results of an uninterrupted run.
+        A journal of other images or settings is refused (``ValueError``).
+    restart : bool, default=False
+        Empty a journal of other images or settings and start afresh.
 
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On the first Ctrl-C (SIGINT) or SIGTERM: the fit in progress is
+        discarded, the finished ones stay in ``journal``.
     """
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
@@ -691,11 +709,32 @@ def compare(
         notes=tuple(notes),
     )
 
+    if journal is not None:
+        settings = dict(
+            estimator_params=base,
+            configurations=[(c.name, c.method, c.params) for c in candidates],
+            cv=cv,
+            repeats=repeats,
+            scoring=scoring,
+            pos_label=plain_value(pos_label),
+            random_state=random_state,
+            budget=budget,
+            top_k=top_k,
+            screening=screening,
+            refit=refit,
+            ensemble=ensemble,
+        )
+        journal = journal if isinstance(journal, Journal) else Journal(journal, restart=restart)
+        journal.open(data_digest(paths, labels), digest(settings))
     # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
     scan_images(paths, ImageLoader(probe_clf.image_size, probe_clf.cache), name="images")
-    probe = planning.run_probe(
-        paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
-    )
+    probe = journal.probe(planning.Probe) if journal is not None else None
+    if probe is None:  # a resumed run reuses its probe: the same plan, the same fits
+        probe = planning.run_probe(
+            paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
+        )
+        if journal is not None:
+            journal.record_probe(probe)
     workload = planning.Workload(
         len(paths), np.unique(labels, return_counts=True)[1], n_jobs=_workers(n_jobs)
     )
@@ -739,6 +778,7 @@ def compare(
         plan_lines=lines,
     )
     run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only)
+    run.journal = journal
     confirm_configs = plan.configurations
     try:
         with run.bar:
@@ -829,14 +869,16 @@ class _Runner:
             unit="s",
             bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}<{remaining}]",
         )
+        self.progress = progress
+        self.journal = None
         self.cache_dir = None
         if n_jobs != 1 and comparison.estimator_params.get("cache", "memory") == "memory":
             # workers share decoded images (and frozen features) through a directory cache
             self.cache_dir = tempfile.mkdtemp(prefix="imbal-compare-cache-")
 
-    def params(self, config, rule, frozen):
-        comparison = self.comparison
-        params = fit_params(comparison.estimator_params, config, rule, comparison.pos_label, frozen)
+    def fit_ready(self, params):
+        """``params`` as a fit takes them: the sampler built, the shared cache folder."""
+        params = dict(params)
         params["sampler"] = make_sampler(params.get("sampler"))
         if self.cache_dir is not None:
             params["cache"] = self.cache_dir
@@ -846,10 +888,17 @@ class _Runner:
         comparison = self.comparison
         n_classes = len(comparison.classes)
         n_train = self.workload.n_images * (self.plan.cv - 1) / self.plan.cv
-        tasks = []
+        tasks, keys = [], []
         for fold, (train, test) in enumerate(comparison.splits):
             for config in configurations:
                 rule = fit_rules(config, n_classes)[-1]
+                params = fit_params(
+                    comparison.estimator_params, config, rule, comparison.pos_label, frozen
+                )
+                if self.journal is not None:
+                    keys.append(self.journal.key(name, fold, params, test))
+                else:
+                    keys.append(None)
                 cost = planning.fit_seconds(
                     config,
                     self.probe,
@@ -862,7 +911,7 @@ class _Runner:
                     FitTask(
                         len(tasks),
                         config.name,
-                        self.params(config, rule, frozen),
+                        self.fit_ready(params),
                         train,
                         test,
                         fold,
@@ -870,11 +919,32 @@ class _Runner:
                     )
                 )
         results = {}
+        for task, key in zip(tasks, keys, strict=True):  # finished by an earlier start
+            result = key and self.journal.get(key, task.index, comparison.classes)
+            if result is not None:
+                results[task.index] = result
+                self._advance(task, name)
+        todo = [task for task in tasks if task.index not in results]
+        if results and self.progress:
+            tqdm.write(
+                f"Resumed {len(results)} finished fit(s) of {name} from "
+                f"{self.journal.directory}; {len(todo)} to go."
+            )
         for result in run_fits(
-            tasks, comparison.paths, comparison.labels, n_jobs=self.n_jobs, threads=self.threads
+            todo,
+            comparison.paths,
+            comparison.labels,
+            n_jobs=self.n_jobs,
+            threads=self.threads,
+            log=tqdm.write if self.progress else None,
         ):
+            task = tasks[result.index]
+            if self.journal is not None:
+                about = {"stage": name, "configuration": task.name, "fold": task.fold}
+                about["random_state"] = task.params.get("random_state")
+                self.journal.record(keys[task.index], result, comparison.classes, about)
             results[result.index] = result
-            self._advance(tasks[result.index], name)
+            self._advance(task, name)
         return self._assemble(name, configurations, tasks, results, frozen)
 
     def _advance(self, task, stage):

@@ -70,6 +70,7 @@ from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
 from ..training.heads import HeadTrainingMixin
+from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
@@ -703,6 +704,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             try:
                 train = functools.partial(super().partial_fit, paths, y_encoded)
                 train_with_memory_retry(self, train, rebuild)
+                raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
