@@ -23,6 +23,7 @@ import torch
 from joblib import Parallel, delayed
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..training.callbacks import history_key
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
 
 def training_history(clf):
     """The per-epoch curves of a fitted estimator, for the training-curve plot."""
-    monitor = "valid_loss" if clf.monitor == "valid_loss" else f"valid_{clf.monitor}"
+    monitor = history_key(clf.monitor)
     epochs = [
         {
             "epoch": entry["epoch"],
