@@ -665,6 +665,20 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
         flush=True,
     )
+    written = {}
+
+    def write_outputs(result):  # under compare's progress bar: the budget counts it
+        os.makedirs(out_dir, exist_ok=True)
+        model_dir = None
+        if result.best_estimator_ is not None:
+            model_dir = os.path.join(out_dir, "model")
+            result.best_estimator_.save(model_dir)
+        result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
+        result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
+        blocks = comparison_blocks(result, data_dir, model_dir)
+        _, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
+        written.update(model_dir=model_dir, html_path=html_path)
+
     result = compare(
         paths,
         labels,
@@ -674,18 +688,10 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         estimator_params=params,
         random_state=params.get("random_state", 0),
         log=lambda line: print(line, flush=True),
+        finish=write_outputs,
         **options,
     )
-    os.makedirs(out_dir, exist_ok=True)
-    model_dir = None
-    if result.best_estimator_ is not None:
-        model_dir = os.path.join(out_dir, "model")
-        result.best_estimator_.save(model_dir)
-    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
-    result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-    blocks = comparison_blocks(result, data_dir, model_dir)
-    md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-    _print_summary(result, out_dir, html_path, model_dir)
+    _print_summary(result, out_dir, written["html_path"], written["model_dir"])
     return result
 
 
