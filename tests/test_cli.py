@@ -261,7 +261,12 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     dog_dir = os.path.join(binary_folder, "dog")
     assert main(["predict", str(saved_model), dog_dir, "--output", str(preds)]) == 0
     rows = read_csv(preds)
-    assert list(rows[0]) == ["path", "label", "proba_cat", "proba_dog"]
+    assert list(rows[0]) == ["path", "label", "proba_cat", "proba_dog", "decision_rule"]
+    from imbal_estimators import load
+
+    rule = load(saved_model).decision_rule()
+    assert {r["decision_rule"] for r in rows} == {rule}
+    assert f"Decision rule: {rule}" in capsys.readouterr().err
     assert [r["path"] for r in rows] == sorted(
         os.path.join(dog_dir, name) for name in os.listdir(dog_dir)
     )
@@ -274,7 +279,8 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     one_file = rows[0]["path"]
     assert main(["predict", str(saved_model), one_file]) == 0  # CSV on standard output
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "path,label,proba_cat,proba_dog" and out[1].startswith(one_file + ",")
+    assert out[0] == "path,label,proba_cat,proba_dog,decision_rule"
+    assert out[1].startswith(one_file + ",")
 
 
 @needs_persistence

@@ -18,6 +18,8 @@ from ..data.labels import plain_value
 from ..decision.evaluation import METRICS, score_predictions
 from ..training.callbacks import history_key
 from . import plots
+from .moved import what_moved
+from .plan import dropped_lines
 
 METRIC_NAMES = {
     "f1": "F1",
@@ -297,7 +299,9 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     folds = f"{comparison.cv}-fold" + (
         f" x {comparison.repeats} repeats" if comparison.repeats > 1 else ""
     )
-    blocks = [
+    moved = what_moved(comparison)
+    blocks = [Heading("What moved the score"), Paragraph(moved)] if moved else []
+    blocks += [
         Paragraph(
             (f"Data: `{data_dir}`, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
@@ -332,6 +336,12 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
             )
         )
     blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
+    removed = getattr(comparison.plan, "removed", ())
+    if removed:  # the budget's drops, those made while running included: one per line
+        blocks += [
+            Heading("Not run: dropped by the budget"),
+            Preformatted("\n".join(dropped_lines(removed, data_dir or "DATA_DIR"))),
+        ]
     blocks += _stage_blocks(comparison)
     best = comparison.recommended
     config_name = best.configuration.name
@@ -540,8 +550,9 @@ def calibration_note(params):
     params = params or {}
     causes = []
     loss = params.get("loss") or "ce"
-    if loss in ("focal", "cb_focal") and (params.get("gamma") is None or params["gamma"] > 0):
-        causes.append("the focal loss (it flattens confident probabilities)")
+    if loss in ("focal", "cb_focal"):
+        if params.get("gamma") is None or params["gamma"] > 0:
+            causes.append("the focal loss (it flattens confident probabilities)")
     elif loss not in ("ce", "logit_adjusted", "balanced_softmax") and isinstance(loss, str):
         causes.append(f"the {loss} loss")
     if params.get("alpha") is not None:
@@ -550,7 +561,7 @@ def calibration_note(params):
         causes.append("the resampling (it raises the rare class's probabilities)")
     if not causes:
         return ""
-    return " This model's " + " and ".join(causes) + " can push it off the diagonal."
+    return " Here " + " and ".join(causes) + " can push it off the diagonal."
 
 
 def _model_params(clf):
