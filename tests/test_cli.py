@@ -83,8 +83,9 @@ def test_compare_binary_writes_results_report_and_model(
     assert rows[0]["configuration"] in stdout and "Report:" in stdout
     # the recommended model is saved, loads and predicts
     recommended = next(r for r in rows if r["recommended"] == "yes")
-    saved = f"Saved the recommended model ({recommended['configuration']}, an ensemble of 3 fits)"
-    assert saved in stdout
+    saved = f"Saved the recommended model ({recommended['configuration']}, an ensemble of 3 fits"
+    assert saved in stdout and "; decides by threshold " in stdout
+    assert "What moved the score" in stdout
     import imbal_estimators
 
     model = imbal_estimators.load(out / "model", trusted=True)  # conftest.TinyCNN

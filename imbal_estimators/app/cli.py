@@ -646,6 +646,9 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     ``options`` go to :func:`~imbal_estimators.app.compare.compare` (methods, grid,
     repeats, budget, n_jobs, threads, top_k, screen, refit).
     """
+    import time
+
+    started = time.perf_counter()  # a --budget counts from here: torch's import included
     from .compare import check_folds, compare
     from .methods import load_grid
     from .report import comparison_blocks, write_report
@@ -689,6 +692,7 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         random_state=params.get("random_state", 0),
         log=lambda line: print(line, flush=True),
         finish=write_outputs,
+        started=started,
         **options,
     )
     _print_summary(result, out_dir, written["html_path"], written["model_dir"])

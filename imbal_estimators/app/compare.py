@@ -512,6 +512,7 @@ def compare(
     progress=True,
     log=None,
     finish=None,
+    started=None,
 ):
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
@@ -573,12 +574,16 @@ def compare(
     finish : callable, optional
         Called with the :class:`Comparison` at the end, under the progress bar
         and within the budget (the command line writes the report with it).
+    started : float, optional
+        ``time.perf_counter()`` when the run began, from which the budget counts
+        (default: the call; the command line passes its own start).
 
     Returns
     -------
     Comparison
     """
-    start = time.perf_counter()  # the budget counts from here: decoding and probe included
+    # the budget counts from here: decoding and probe included
+    start = time.perf_counter() if started is None else started
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
     if scoring not in SCORING_OPTIONS:
@@ -814,7 +819,7 @@ class _Runner:
             disable=not progress,
             desc="compare",
             unit="s",
-            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}, {postfix}]",
+            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}{postfix}]",
         )
         self.bar.set_postfix_str(self._left_text(), refresh=False)
         self.cache_dir = None

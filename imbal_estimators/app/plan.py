@@ -375,8 +375,8 @@ def shrink(plan, budget, probe, workload):
     if over(plan):
         notes.append(
             f"even the smallest plan is estimated at "
-            f"{format_duration(estimate(plan, probe, workload))}, over the budget of "
-            f"{format_duration(budget)}; running it anyway"
+            f"{format_duration(estimate(plan, probe, workload))}, over the "
+            f"{format_duration(budget)} left of the budget; running it anyway"
         )
     return replace(plan, dropped=tuple(dropped), removed=tuple(removed), notes=tuple(notes))
 
