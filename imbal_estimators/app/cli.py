@@ -695,6 +695,9 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     ``overwrite`` to :func:`~imbal_estimators.app.session.compare_journal`:
     finished fits go to ``out_dir/journal`` at once, and the same call resumes.
     """
+    import time
+
+    started = time.perf_counter()  # a --budget counts from here: torch's import included
     from .compare import check_folds, compare
     from .journal import JournalMismatch
     from .methods import load_grid
@@ -722,6 +725,20 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
         flush=True,
     )
+    written = {}
+
+    def write_outputs(result):  # under compare's progress bar: the budget counts it
+        os.makedirs(out_dir, exist_ok=True)
+        model_dir = None
+        if result.best_estimator_ is not None:
+            model_dir = os.path.join(out_dir, "model")
+            result.best_estimator_.save(model_dir)
+        result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
+        result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
+        blocks = comparison_blocks(result, data_dir, model_dir)
+        _, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
+        written.update(model_dir=model_dir, html_path=html_path)
+
     try:
         result = compare(
             paths,
@@ -733,20 +750,13 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
             random_state=params.get("random_state", 0),
             log=lambda line: print(line, flush=True),
             journal=journal,
+            finish=write_outputs,
+            started=started,
             **options,
         )
     except JournalMismatch as exc:
         raise CLIError(refused_run(out_dir, exc)) from None
-    os.makedirs(out_dir, exist_ok=True)
-    model_dir = None
-    if result.best_estimator_ is not None:
-        model_dir = os.path.join(out_dir, "model")
-        result.best_estimator_.save(model_dir)
-    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
-    result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-    blocks = comparison_blocks(result, data_dir, model_dir)
-    md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-    _print_summary(result, out_dir, html_path, model_dir)
+    _print_summary(result, out_dir, written["html_path"], written["model_dir"])
     return result
 
 
@@ -782,15 +792,29 @@ def _match_label(text, labels):
 
 
 def _print_summary(result, out_dir, html_path, model_dir=None):
+    from .moved import what_moved
     from .report import recommendation
 
     metric = result.scoring
     print(f"\n{'rank':>4}  {'configuration':45s} {metric + ' (mean ± sd)':>22s}")
-    for rank, row in enumerate(result.rows[:5], start=1):
-        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}")
-    if len(result.rows) > 5:
-        print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
+    recommended = result.recommended
+    shown = list(result.rows[:5])
+    if not any(row is recommended for row in shown):  # the answer is always in the table
+        shown.append(recommended)
+    ranks = {id(row): rank for rank, row in enumerate(result.rows, start=1)}
+    for row in shown:
+        rank = ranks[id(row)]
+        if rank > 6 and row is recommended:
+            print("      ...")
+        mark = "  <- recommended" if row is recommended else ""
+        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}{mark}")
+    if len(result.rows) > len(shown):
+        more = len(result.rows) - len(shown)
+        print(f"      ... {more} more in {os.path.join(out_dir, 'results.csv')}")
     print()
+    moved = what_moved(result)
+    if moved:
+        print(moved + "\n")
     if result.pos_label is not None:
         print(f"Positive class: {plain_value(result.pos_label)!r}")
     for text in recommendation(result):
@@ -798,7 +822,11 @@ def _print_summary(result, out_dir, html_path, model_dir=None):
     if model_dir is not None:
         refits = result.plan.refits
         members = f", an ensemble of {refits} fits" if refits > 1 else ""
-        print(f"\nSaved the recommended model ({result.recommended.name}{members}) to {model_dir}")
+        rule = result.best_estimator_.decision_rule()
+        print(
+            f"\nSaved the recommended model ({result.recommended.name}{members}; decides by "
+            f"{rule}) to {model_dir}"
+        )
     print(f"Report: {html_path}")
 
 
@@ -902,9 +930,12 @@ def cmd_predict(args):
     files = image_files(args.inputs)
     proba = predict_proba_with_progress(clf, files)
     labels = clf.decide(proba)  # the model's own rule: its tuned threshold, if it has one
-    header = ["path", "label", *[f"proba_{c}" for c in clf.classes_]]
+    rule = clf.decision_rule()
+    print(f"Decision rule: {rule} (the label column applies it)", file=sys.stderr)
+    # the rule travels with the labels: a label at P=0.55 is not a mystery later
+    header = ["path", "label", *[f"proba_{c}" for c in clf.classes_], "decision_rule"]
     rows = [
-        [path, label, *[f"{p:.6f}" for p in row]]
+        [path, label, *[f"{p:.6f}" for p in row], rule]
         for path, label, row in zip(files, labels, proba, strict=True)
     ]
     if args.output:
@@ -948,6 +979,7 @@ def cmd_report(args):
             f"know; its classes are {clf.classes_.tolist()}."
         )
     proba = predict_proba_with_progress(clf, paths)
+    print(f"Decision rule: {clf.decision_rule()}", file=sys.stderr)
     blocks = model_blocks(clf, paths, labels, args.data_dir, proba=proba)
     _, html_path = write_report(blocks, args.out, f"report: {args.model_dir} on {args.data_dir}")
     print(f"Report: {html_path}", file=sys.stderr)

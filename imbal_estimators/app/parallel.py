@@ -29,6 +29,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..training.callbacks import history_key
 from ..training.interrupt import stop_on_signals
 
 
@@ -181,7 +182,7 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
 
 def training_history(clf):
     """The per-epoch curves of a fitted estimator, for the training-curve plot."""
-    monitor = "valid_loss" if clf.monitor == "valid_loss" else f"valid_{clf.monitor}"
+    monitor = history_key(clf.monitor)
     epochs = [
         {
             "epoch": entry["epoch"],

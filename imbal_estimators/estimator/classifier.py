@@ -64,6 +64,7 @@ from ..training.callbacks import (
     EpochResampler,
     KeepBestModel,
     ValidationScore,
+    history_key,
 )
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
@@ -735,7 +736,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     @property
     def _default_callbacks(self):
-        monitor = "valid_loss" if self.monitor == "valid_loss" else f"valid_{self.monitor}"
+        monitor = history_key(self.monitor)
         callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),

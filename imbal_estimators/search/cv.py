@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.metrics import METRICS, Scorer
+from ..training.callbacks import history_key
 from ..training.heads import can_fit_together, fit_many
 from ..utils.param_validation import (
     HasMethods,
@@ -445,7 +446,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.pruning is False or "callbacks" not in estimator.get_params(deep=False):
             return None
         monitor = getattr(estimator, "monitor", "valid_loss")
-        key = "valid_loss" if monitor == "valid_loss" else f"valid_{monitor}"
+        key = history_key(monitor)
         max_epochs = estimator.get_params(deep=False).get("max_epochs", 0)
         return TrialPruning(trial, key, key == "valid_loss", step_offset=fold * max_epochs)
 
