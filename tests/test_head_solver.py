@@ -58,9 +58,7 @@ def test_the_solution_is_penalized_logistic_regression(three_class_data, monkeyp
     lam = 1e-2 * float(np.mean(features**2))
     reference = LogisticRegression(C=1.0 / (lam * len(X)), tol=1e-10, max_iter=10_000)
     reference.fit(features, np.searchsorted(clf.classes_, y))
-    np.testing.assert_allclose(
-        clf.predict_proba(X), reference.predict_proba(features), atol=2e-4
-    )
+    np.testing.assert_allclose(clf.predict_proba(X), reference.predict_proba(features), atol=2e-4)
 
 
 def test_non_convergence_is_recorded(three_class_data, monkeypatch):

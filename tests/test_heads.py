@@ -109,7 +109,9 @@ def test_estimators_that_cannot_train_together_are_fitted_alone(binary_data, gro
     alone = [
         tiny_classifier(),
         tiny_classifier(freeze_backbone=True, head_solver=None, warm_start=True),
-        tiny_classifier(freeze_backbone=True, head_solver=None, checkpoint_dir=str(tmp_path / "ckpt")),
+        tiny_classifier(
+            freeze_backbone=True, head_solver=None, checkpoint_dir=str(tmp_path / "ckpt")
+        ),
         tiny_classifier(freeze_backbone=True, head_solver=None, iterator_train__drop_last=True),
         tiny_classifier(freeze_backbone=True, head_solver=None, optimizer=torch.optim.LBFGS),
     ]
