@@ -21,6 +21,7 @@ from ..training.callbacks import history_key
 from . import plots
 from .moved import what_moved
 from .plan import dropped_lines
+from .recommend import selection_note
 
 METRIC_NAMES = {
     "f1": "F1",
@@ -229,10 +230,17 @@ def recommendation(comparison):
             f"Against {simple.name} ({_fmt(simple.mean(metric), simple.std(metric))}) the paired "
             f"difference is {test.mean:+.3f} ± {test.std:.3f} (mean ± sd over the same {n} "
             f"folds; higher in {test.wins} of {n}); corrected resampled t-test (Nadeau and "
-            f"Bengio 2003): t = {test.t:.2f}, p = {test.p_value:.3f}."
+            f"Bengio 2003): t = {test.t:.2f}, p = {test.p_value:.3f}"
+            + selection_note(rec, simple.name)
+            + "."
         )
     row = rec.row
-    if rec.verdict == "baseline_best":
+    if rec.verdict == "undertrained":
+        text.append(
+            rec.undertraining.message()
+            + f" Recommended for now: **{row.name}** ({parameters(row)})."
+        )
+    elif rec.verdict == "baseline_best":
         tuned = row.rule == "tuned threshold"
         first = "Plain cross-entropy" + (" with a tuned threshold" if tuned else "")
         variants = "focal or resampling" if tuned else "focal, resampling or threshold"
@@ -243,10 +251,11 @@ def recommendation(comparison):
     elif rec.verdict == "supported":
         text.append(
             "The paired test supports the difference against the simpler configurations "
-            f"(p < 0.05). Recommended: **{row.name}** ({parameters(row)})."
+            "(p < 0.05, adjusted for picking the best of the rows compared). "
+            f"Recommended: **{row.name}** ({parameters(row)})."
         )
     else:
-        p = rec.tests[row.name].p_value if row.name in rec.tests else float("nan")
+        p = (rec.adjusted or {}).get(row.name, float("nan"))
         text.append(
             f"With {folds} and about {_rare_per_fold(comparison):.0f} rare-class images per test "
             f"fold there are too few folds or rare images to tell {best.name} from {row.name}: "

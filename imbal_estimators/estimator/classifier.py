@@ -254,6 +254,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         gradients), its features are computed once per image through the
         ``cache`` and every epoch, fold and candidate trains a linear head on
         them. Augmentation is not applied (features are of the plain image).
+    head_solver : {"lbfgs"} or None, default="lbfgs"
+        How a frozen backbone's head trains. ``"lbfgs"``: to convergence, by
+        full-batch L-BFGS along a path of L2 penalties that the validation
+        split chooses from, whatever ``lr``, ``max_epochs`` and ``optimizer``
+        (:mod:`~imbal_estimators.training.head_solver`). None: ``max_epochs``
+        epochs of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
@@ -464,6 +470,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ],
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
+        "head_solver": [None, StrOptions({"lbfgs"})],
         "precision": [StrOptions(set(PRECISIONS))],
         "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
         "max_margin": [Interval(Real, 0, None, closed="neither")],
@@ -508,6 +515,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         callbacks=None,
         verbose=1,
         freeze_backbone=False,
+        head_solver="lbfgs",
         precision="auto",
         tau=1.0,
         max_margin=0.5,
@@ -551,6 +559,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.cache = cache
         self.random_state = random_state
         self.freeze_backbone = freeze_backbone
+        self.head_solver = head_solver
         self.precision = precision
         self.tau = tau
         self.max_margin = max_margin
