@@ -24,6 +24,7 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from .export_command import add_export_parser, cmd_export
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
 
 EXIT_DATA_ERROR = 1
@@ -481,6 +482,7 @@ def build_parser():
     report.add_argument("data_dir", metavar="DATA_DIR")
     report.add_argument("--out", required=True, metavar="OUT_DIR")
     _add_trusted_option(report)
+    add_export_parser(commands, _add_trusted_option)
     return parser
 
 
@@ -966,6 +968,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "tune": cmd_tune,
     "report": cmd_report,
+    "export": lambda args: cmd_export(args, _load_model),
 }
 
 

@@ -1031,6 +1031,30 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
         return save(self, path)
 
+    def export(self, path, format="onnx"):
+        """Export ``predict`` as one graph: uint8 images in, probabilities and labels out.
+
+        The graph resizes and normalizes as ``predict`` does and applies this
+        model's decision rule (``threshold_``, ``temperature_``, ``posthoc_tau``); a
+        sidecar ``path + ".json"`` names the classes. See
+        :mod:`imbal_estimators.estimator.export`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The model file to write.
+        format : {"onnx", "pt2", "torchscript"}, default="onnx"
+            ONNX (needs the ``[export]`` extra), a ``torch.export`` program, or
+            traced TorchScript.
+
+        Returns
+        -------
+        path : str
+        """
+        from .export import export
+
+        return export(self, path, format=format)
+
     def __setstate__(self, state):
         # skorch maps the tensors to state["device"], which must be a real device;
         # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.

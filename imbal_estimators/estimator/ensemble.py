@@ -206,6 +206,15 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
         return save(self, path)
 
+    def export(self, path, format="onnx"):
+        """Export the ensemble as one graph that averages its members' probabilities.
+
+        Same outputs and sidecar as :meth:`ImageImbalanceClassifier.export`.
+        """
+        from .export import export
+
+        return export(self, path, format=format)
+
 
 def _check_members(members):
     """Refuse members the ensemble cannot average and decide for as each of them would."""
