@@ -32,7 +32,9 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import RepeatedStratifiedKFold
@@ -46,6 +48,7 @@ from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier
 from ..imbalance.samplers import make_sampler as make_sampler_object
+from ..utils.types import ImagePaths, Labels, StrPath
 from . import plan as planning
 from .methods import (
     BASELINE,
@@ -85,10 +88,10 @@ class RowResult:
     thresholds: list = field(default_factory=list)
     y_pred: np.ndarray | None = None  # out-of-fold predictions of the first repeat
 
-    def mean(self, metric):
+    def mean(self, metric: str) -> float:
         return float(np.mean(self.fold_scores[metric]))
 
-    def std(self, metric):
+    def std(self, metric: str) -> float:
         return float(np.std(self.fold_scores[metric]))
 
 
@@ -149,7 +152,7 @@ class Comparison:
     plan: object = None
     plan_lines: list = field(default_factory=list)
     recommendation: object = None
-    best_estimator_: object = None
+    best_estimator_: ImageImbalanceClassifier | SeedEnsembleClassifier | None = None
     refit_seconds: float = 0.0
 
     @property
@@ -161,7 +164,7 @@ class Comparison:
         return self.stages[0] if len(self.stages) > 1 else None
 
     @property
-    def rows(self):
+    def rows(self) -> list[RowResult]:
         return self.final.rows
 
     @property
@@ -195,7 +198,7 @@ class Comparison:
         return len(self.labels) - n_test, n_test
 
     @property
-    def best(self):
+    def best(self) -> RowResult:
         return self.rows[0]
 
     @property
@@ -487,28 +490,28 @@ def _choose_configurations(configurations, methods, grid, max_epochs, features):
 
 
 def compare(
-    paths,
-    labels,
+    paths: ImagePaths,
+    labels: Labels,
     *,
-    methods=None,
-    configurations=None,
-    grid=None,
-    cv=5,
-    repeats=1,
-    scoring="f1",
-    pos_label=None,
-    estimator_params=None,
-    random_state=0,
-    n_jobs=1,
-    threads=None,
-    budget=None,
-    top_k=3,
-    screen="auto",
-    refit=True,
-    ensemble=3,
-    progress=True,
-    log=None,
-):
+    methods: Sequence[str] | None = None,
+    configurations: Sequence[Configuration] | None = None,
+    grid: StrPath | None = None,
+    cv: int = 5,
+    repeats: int = 1,
+    scoring: str = "f1",
+    pos_label: Hashable | None = None,
+    estimator_params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    n_jobs: int | None = 1,
+    threads: int | None = None,
+    budget: float | str | None = None,
+    top_k: int = 3,
+    screen: bool | str = "auto",
+    refit: bool = True,
+    ensemble: int = 3,
+    progress: bool = True,
+    log: Callable[[str], object] | None = None,
+) -> "Comparison":
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
     Parameters

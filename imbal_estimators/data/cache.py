@@ -101,7 +101,7 @@ class CacheWarning(UserWarning):
     """The directory cache could not store or read an entry; the data was decoded instead."""
 
 
-_warned = set()
+_warned: set[object] = set()
 _warned_lock = threading.Lock()
 
 

@@ -32,7 +32,7 @@ ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
 # Digests of image sets whose every file decoded, most recently used last: a search
 # fits the same files dozens of times, and an unchanged file (same path, inode,
 # size, modification and change times) decodes as it did.
-_CLEAN_SCANS = OrderedDict()
+_CLEAN_SCANS: OrderedDict[object, object] = OrderedDict()
 _CLEAN_SCANS_LOCK = threading.Lock()
 MAX_CLEAN_SCANS = 256
 

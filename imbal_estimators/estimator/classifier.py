@@ -10,15 +10,19 @@ import copy
 import functools
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, ProgressBar
+from torch.utils.data import Dataset
 
 from ..data.images import (
     ImageLoader,
@@ -32,7 +36,7 @@ from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES
+from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
 from ..imbalance.samplers import (
     SAMPLERS,
 )
@@ -82,6 +86,7 @@ from ..utils.param_validation import (
     RealNotInt,
     StrOptions,
 )
+from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
@@ -93,7 +98,7 @@ from .validation import (
 
 # Parameter sets that passed check_params, so that the fits of a search (the same
 # values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS = OrderedDict()
+_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
 _CHECKED_PARAMS_MAX = 256
 _PLAIN_TYPES = (bool, int, float, str)
 
@@ -458,45 +463,45 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def __init__(
         self,
         *,
-        loss="ce",
-        gamma=2.0,
-        alpha=None,
-        beta=0.999,
-        sampler=None,
-        backbone="resnet34",
-        weights="DEFAULT",
-        image_size=224,
-        augment=True,
-        monitor="balanced_accuracy",
-        pos_label=None,
-        cache="memory",
-        device="auto",
-        random_state=None,
-        module=None,
-        criterion=None,
-        optimizer=torch.optim.AdamW,
-        lr=1e-4,
-        max_epochs=10,
-        batch_size=32,
-        train_split=0.2,
-        callbacks=None,
-        verbose=1,
-        freeze_backbone=False,
-        precision="auto",
-        tau=1.0,
-        max_margin=0.5,
-        ldam_s=30.0,
-        label_smoothing=0.0,
-        drw_epoch=None,
-        threshold=None,
-        posthoc_tau=None,
-        calibrate=False,
-        tta=None,
-        checkpoint_dir=None,
-        on_bad_image="raise",
-        auto_batch_size=False,
-        **kwargs,
-    ):
+        loss: str | torch.nn.Module | type[torch.nn.Module] = "ce",
+        gamma: float = 2.0,
+        alpha: AlphaSpec = None,
+        beta: float = 0.999,
+        sampler: object = None,
+        backbone: str = "resnet34",
+        weights: StrPath | None = "DEFAULT",
+        image_size: int = 224,
+        augment: bool | Callable[[torch.Tensor], torch.Tensor] = True,
+        monitor: str = "balanced_accuracy",
+        pos_label: Hashable | None = None,
+        cache: StrPath | None = "memory",
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        module: torch.nn.Module | type[torch.nn.Module] | None = None,
+        criterion: None = None,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        lr: float = 1e-4,
+        max_epochs: int = 10,
+        batch_size: int = 32,
+        train_split: float | Callable[..., object] | None = 0.2,
+        callbacks: Sequence[object] | None = None,
+        verbose: int = 1,
+        freeze_backbone: bool = False,
+        precision: str = "auto",
+        tau: float = 1.0,
+        max_margin: float = 0.5,
+        ldam_s: float = 30.0,
+        label_smoothing: float = 0.0,
+        drw_epoch: int | None = None,
+        threshold: float | str | None = None,
+        posthoc_tau: float | None = None,
+        calibrate: bool = False,
+        tta: int | None = None,
+        checkpoint_dir: StrPath | None = None,
+        on_bad_image: str = "raise",
+        auto_batch_size: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             module,
             criterion=criterion,
@@ -560,7 +565,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def device(self, value):
         self.__dict__["device"] = value
 
-    def get_params(self, deep=True, **kwargs):
+    def get_params(self, deep: bool = True, **kwargs: Any) -> dict[str, Any]:
         params = super().get_params(deep=deep, **kwargs)
         params["device"] = self.__dict__.get("device", "auto")
         # skorch's bookkeeping of which kwargs to check, not a parameter: __init__
@@ -568,7 +573,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         params.pop("_params_to_validate", None)
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "ImageImbalanceClassifier":
         """Set parameters; ``sampler__*`` reaches the sampler, as in a Pipeline.
 
         skorch treats every ``a__b`` key as its own prefixed argument, which
@@ -612,7 +617,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- fit ----------------------------------------------------------------------------
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ImagePaths, y: Labels, **fit_params: Any) -> "ImageImbalanceClassifier":
         """Fit the network on image paths ``X`` and labels ``y``.
 
         Parameters
@@ -630,7 +635,13 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=not self.warm_start, fit_params=fit_params)
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(
+        self,
+        X: ImagePaths,
+        y: Labels | None = None,
+        classes: Labels | None = None,
+        **fit_params: Any,
+    ) -> "ImageImbalanceClassifier":
         """Train ``max_epochs`` more epochs without re-initializing the network.
 
         Parameters
@@ -908,7 +919,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- predict -------------------------------------------------------------------------
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ImagePaths | Dataset) -> FloatArray:
         """Class probabilities (softmax of the logits, whatever the loss).
 
         Parameters
@@ -955,7 +966,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             outputs.append(nonlinearity(logits).detach().cpu().numpy())
         return np.concatenate(outputs, 0)
 
-    def predict(self, X):
+    def predict(self, X: ImagePaths | Dataset) -> LabelArray:
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
 
         Given one of the estimator's own labelled datasets (skorch's
@@ -977,7 +988,11 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             pos_index=self.__dict__.get("pos_index_", 1),
         )
 
-    def decide(self, proba):
+    def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
+        """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
+        return float(super().score(X, y, sample_weight=sample_weight))
+
+    def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for the probabilities ``proba``.
 
         For callers that already hold ``predict_proba``'s output (the CLI's
@@ -996,7 +1011,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         check_is_fitted(self)
         return self.classes_[self._decide_indices(proba)]
 
-    def decision_rule(self, threshold=None):
+    def decision_rule(self, threshold: float | None = None) -> str:
         """How :meth:`predict` decides, in words (for reports and the CLI).
 
         ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
@@ -1010,7 +1025,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
         return "argmax"
 
-    def save(self, path):
+    def save(self, path: StrPath) -> str:
         """Save the fitted estimator as safetensors weights and JSON, without pickle.
 
         Writes the directory ``path`` with ``model.safetensors`` (the network's
@@ -1031,7 +1046,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
         return save(self, path)
 
-    def export(self, path, format="onnx"):
+    def export(self, path: StrPath, format: str = "onnx") -> str:
         """Export ``predict`` as one graph: uint8 images in, probabilities and labels out.
 
         The graph resizes and normalizes as ``predict`` does and applies this

@@ -48,6 +48,7 @@ from ..io.atomic import publish_directory
 from ..io.jsonable import from_json, import_path, plain_json, to_json
 from ..io.references import UntrustedReferenceError, resolve_reference
 from ..training.plan import ARRAY, saved_fields
+from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
@@ -67,7 +68,7 @@ MAX_JSON_BYTES = 1 << 20
 FITTED = saved_fields()
 
 
-def save(estimator, path):
+def save(estimator: ImageImbalanceClassifier | SeedEnsembleClassifier, path: StrPath) -> str:
     """Write a fitted estimator to the directory ``path`` (see the module docstring).
 
     Parameters
@@ -207,7 +208,9 @@ def _saved_file(entry):
     return isinstance(config, dict) and "format_version" in config
 
 
-def load(path, device=None, trusted=False):
+def load(
+    path: StrPath, device: str | None = None, trusted: bool = False
+) -> ImageImbalanceClassifier | SeedEnsembleClassifier:
     """Rebuild an estimator saved with ``clf.save(path)``; no pickle is read.
 
     Parameters

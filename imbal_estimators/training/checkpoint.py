@@ -183,7 +183,7 @@ class CheckpointPlan:
 # training began (a bad image, a refused checkpoint) may still hold one, kept alive by
 # the traceback; the next fit of this process on the same data takes it over, unless
 # that fit is training.
-_HELD = weakref.WeakValueDictionary()
+_HELD: weakref.WeakValueDictionary[object, object] = weakref.WeakValueDictionary()
 
 
 def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
