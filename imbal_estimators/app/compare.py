@@ -27,6 +27,7 @@ threshold for F1 (:func:`monitor_for`).
 """
 
 import csv
+import logging
 import os
 import shlex
 import shutil
@@ -70,6 +71,8 @@ POSTHOC_TAU = 1.0
 ARGMAX, TUNED, POSTHOC, OWN = "argmax", "tuned threshold", "post-hoc adjustment", "as configured"
 # prior-correcting losses already remove the prior: a post-hoc adjustment would double it
 _PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -568,7 +571,9 @@ def compare(
     progress : bool, default=True
         Print the plan and show one progress bar over every fit.
     log : callable, optional
-        Where the plan's lines go (default: ``print`` when ``progress``).
+        Where the plan's lines go besides the ``imbal_estimators.app.compare``
+        logger (INFO), which always gets them (default: ``print`` when
+        ``progress``; see :mod:`imbal_estimators.utils.log`).
 
     Returns
     -------
@@ -590,7 +595,7 @@ def compare(
     check_folds(labels, cv)
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
-    log = log or (print if progress else (lambda *_: None))
+    log = _plan_log(log, progress)
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
     if "monitor" not in (estimator_params or {}):
         base["monitor"] = monitor_for(scoring, len(classes))
@@ -732,6 +737,18 @@ def _torch_threads():
     import torch
 
     return torch.get_num_threads()
+
+
+def _plan_log(log, progress):
+    """Each line to the module's logger, and to ``log`` (``print`` when ``progress``)."""
+    shown = log if log is not None else (print if progress else None)
+
+    def emit(line):
+        logger.info(line)
+        if shown is not None:
+            shown(line)
+
+    return emit
 
 
 class _Runner:

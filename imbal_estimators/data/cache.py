@@ -22,6 +22,7 @@ directory and kind of problem) and a miss, never an error of the image.
 """
 
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -33,6 +34,8 @@ import torch
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_FEATURE_MAX_BYTES = 1024**3
+
+logger = logging.getLogger(__name__)
 
 
 def image_key(path, image_size):
@@ -112,12 +115,12 @@ def _warn_once(directory, what, exc):
         if kind in _warned:
             return
         _warned.add(kind)
-    warnings.warn(
+    message = (
         f"The cache directory {directory!r} cannot {what} ({type(exc).__name__}: {exc}); "
-        "the images are decoded without it (the cache is best-effort).",
-        CacheWarning,
-        stacklevel=3,
+        "the images are decoded without it (the cache is best-effort)."
     )
+    logger.info(message)  # for an application that routes the package's log
+    warnings.warn(message, CacheWarning, stacklevel=3)
 
 
 def _key_digest(key):

@@ -29,6 +29,7 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import weakref
@@ -41,7 +42,10 @@ from skorch.history import History
 from ..io.checksummed import ChecksumError, read_checksummed, write_checksummed
 from ..io.jsonable import describe, plain_json
 from ..io.lock import FileLock, LockedError, describe_holder
+from ..utils.log import note
 from .callbacks import KeepBestModel
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 FORMAT_VERSION = 2
@@ -555,11 +559,10 @@ class EpochCheckpoint(Callback):
         state, plan.state = plan.state, None  # the weights are not needed twice
         restore_state(net, state)
         net.resumed_from_epoch_ = int(state["epoch"])
-        if net.verbose:
-            print(
-                f"Resuming from {plan.path}: {net.resumed_from_epoch_} of "
-                f"{net.max_epochs} epochs done."
-            )
+        message = (
+            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} epochs done."
+        )
+        note(logger, message, show=bool(net.verbose))
 
     def on_epoch_end(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)
