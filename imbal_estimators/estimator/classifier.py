@@ -87,6 +87,7 @@ from ..utils.param_validation import (
     StrOptions,
 )
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
+from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
@@ -542,6 +543,22 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.checkpoint_dir = checkpoint_dir
         self.on_bad_image = on_bad_image
         self.auto_batch_size = auto_batch_size
+        drop_unfitted_state(self)
+
+    # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
+    initialized_ = False
+    history_ = None
+
+    @property
+    def virtual_params_(self) -> dict[str, Any]:
+        return self.__dict__.setdefault("virtual_params_", {})
+
+    @virtual_params_.setter
+    def virtual_params_(self, value: dict[str, Any]) -> None:
+        self.__dict__["virtual_params_"] = value
+
+    def __repr__(self) -> str:
+        return params_repr(self)
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -581,6 +598,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         sampler, so nested sampler parameters are routed here.
         """
         nested = {k: v for k, v in params.items() if k.startswith("sampler__")}
+        if "callbacks" in params and not self.initialized_:
+            # skorch would build the callbacks now; fit checks and builds them
+            self.callbacks = params.pop("callbacks")
         super().set_params(**{k: v for k, v in params.items() if k not in nested})
         for key, value in nested.items():
             if self.sampler is None or not hasattr(self.sampler, "set_params"):
@@ -719,7 +739,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     @property
     def _default_callbacks(self):
-        monitor = "valid_loss" if self.monitor == "valid_loss" else f"valid_{self.monitor}"
+        # get_params reads this before fit checks the values: no comparison may raise here
+        by_loss = isinstance(self.monitor, str) and self.monitor == "valid_loss"
+        monitor = "valid_loss" if by_loss else f"valid_{self.monitor}"
         callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
@@ -728,12 +750,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             ("deferred_reweighting", DeferredReweighting()),
             ("divergence", DivergenceCheck()),
         ]
-        if self.monitor != "valid_loss":
+        if not by_loss:
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
-        callbacks.append(
-            ("keep_best", KeepBestModel(monitor, lower_is_better=self.monitor == "valid_loss"))
-        )
-        if self.verbose:
+        callbacks.append(("keep_best", KeepBestModel(monitor, lower_is_better=by_loss)))
+        if isinstance(self.verbose, (bool, int, np.integer)) and self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         ignored = ["train_class_counts", "class_weights_on"]
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
@@ -991,6 +1011,16 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
         """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
         return float(super().score(X, y, sample_weight=sample_weight))
+
+    def decision_function(self, X: ImagePaths) -> FloatArray:
+        """Log-odds of ``classes_[1]`` (binary, shape ``(n,)``) or log-probabilities.
+
+        As scikit-learn defines it for classifiers, from :meth:`predict_proba`:
+        for a binary problem ``log P(classes_[1]) - log P(classes_[0])`` whatever
+        ``pos_label`` or ``threshold_`` are; ``(n, n_classes)`` log-probabilities
+        otherwise. Scorers such as ``"roc_auc"`` use it.
+        """
+        return decision_scores(self.predict_proba(X))
 
     def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for the probabilities ``proba``.

@@ -27,6 +27,7 @@ from ..decision.posthoc import decide
 from ..training.heads import fit_many
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .classifier import ImageImbalanceClassifier
+from .conventions import decision_scores
 
 __all__ = ["SeedEnsembleClassifier", "member_seeds"]
 
@@ -186,6 +187,10 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "members_")
         return np.mean([member.predict_proba(X) for member in self.members_], axis=0)
+
+    def decision_function(self, X: ImagePaths) -> FloatArray:
+        """Log-odds of ``classes_[1]`` (binary) or log-probabilities of the mean probability."""
+        return decision_scores(self.predict_proba(X))
 
     def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for probabilities ``proba`` of this ensemble."""
