@@ -304,7 +304,9 @@ def _replace(path, write):
     """``write(tmp)`` a file next to ``path``, then rename it over ``path``: a failed
     export leaves no half-written model."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    # the same suffix: torch.export.save expects a name ending in .pt2
+    suffix = ".tmp" + os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=suffix, dir=directory)
     os.close(fd)
     try:
         write(tmp)
