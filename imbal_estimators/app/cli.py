@@ -12,8 +12,9 @@ import sys
 
 import numpy as np
 
+from .. import __version__
 from ..data.labels import plain_value
-from ..decision.metrics import MONITOR_OPTIONS
+from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..io.spreadsheet import safe_writer
@@ -26,6 +27,7 @@ from ..models.backbones import (
     is_weights_file,
 )
 from ..utils.startup import end_of_start
+from .export_command import add_export_parser, cmd_export
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
 from .network_options import (
     add_network_options,
@@ -90,12 +92,12 @@ def _positive_float(text):
     return value
 
 
-def _add_cv_options(parser, scoring_help):
+def _add_cv_options(parser, scoring_help, scorings=SCORING_OPTIONS):
     """``--cv``, ``--scoring`` and ``--pos-label``, shared by ``compare`` and ``tune``."""
     parser.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
     parser.add_argument(
         "--scoring",
-        choices=["f1", "balanced_accuracy", "average_precision"],
+        choices=list(scorings),
         default="f1",
         help=f"{scoring_help} (default: f1)",
     )
@@ -423,6 +425,7 @@ def build_parser():
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback on errors"
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -457,7 +460,9 @@ def build_parser():
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     _add_resume_options(compare)
-    _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
+    # compare ranks by a column of its table (imbal_estimators.app.compare.SCORING_OPTIONS)
+    ranked = [name for name in SCORING_OPTIONS if name in REPORT_METRICS]
+    _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1", ranked)
     _add_compare_options(compare)
     _add_model_options(compare)
     _add_on_bad_image_option(compare)
@@ -486,8 +491,10 @@ def build_parser():
         description="Predict image files, or every image under directories, with the model "
         "saved in MODEL_DIR. Writes CSV: path, label, one probability column per class.",
     )
-    predict.add_argument("model_dir", metavar="MODEL_DIR")
-    predict.add_argument("inputs", metavar="PATHS_OR_DIR", nargs="+")
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by fit or compare")
+    predict.add_argument(
+        "inputs", metavar="PATHS_OR_DIR", nargs="+", help="image files, or folders to search"
+    )
     predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
     _add_trusted_option(predict)
 
@@ -513,10 +520,13 @@ def build_parser():
         description="Predict a labelled ImageFolder with the model in MODEL_DIR and write "
         "report.md and report.html (scores, confusion matrix, curves, per-class figures).",
     )
-    report.add_argument("model_dir", metavar="MODEL_DIR")
-    report.add_argument("data_dir", metavar="DATA_DIR")
-    report.add_argument("--out", required=True, metavar="OUT_DIR")
+    report.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by fit or compare")
+    report.add_argument(
+        "data_dir", metavar="DATA_DIR", help="labelled ImageFolder: one folder per class"
+    )
+    report.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
     _add_trusted_option(report)
+    add_export_parser(commands, _add_trusted_option)
     return parser
 
 
@@ -1089,6 +1099,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "tune": cmd_tune,
     "report": cmd_report,
+    "export": lambda args: cmd_export(args, _load_model),
 }
 
 

@@ -26,12 +26,15 @@ problems scored by F1, which keep the epoch by average precision and tune the
 threshold for F1 (:func:`monitor_for`).
 """
 
+import logging
 import os
 import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sklearn.base import clone
@@ -51,6 +54,7 @@ from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
 from ..training.interrupt import stop_on_signals
+from ..utils.types import ImagePaths, Labels, StrPath
 from . import plan as planning
 from .journal import Journal, data_digest, digest
 from .methods import (
@@ -76,6 +80,8 @@ ARGMAX, TUNED, POSTHOC, OWN = "argmax", "tuned threshold", "post-hoc adjustment"
 # prior-correcting losses already remove the prior: a post-hoc adjustment would double it
 _PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RowResult:
@@ -93,10 +99,10 @@ class RowResult:
     thresholds: list = field(default_factory=list)
     y_pred: np.ndarray | None = None  # out-of-fold predictions of the first repeat
 
-    def mean(self, metric):
+    def mean(self, metric: str) -> float:
         return float(np.mean(self.fold_scores[metric]))
 
-    def std(self, metric):
+    def std(self, metric: str) -> float:
         return float(np.std(self.fold_scores[metric]))
 
 
@@ -157,7 +163,7 @@ class Comparison:
     plan: object = None
     plan_lines: list = field(default_factory=list)
     recommendation: object = None
-    best_estimator_: object = None
+    best_estimator_: ImageImbalanceClassifier | SeedEnsembleClassifier | None = None
     refit_seconds: float = 0.0
 
     @property
@@ -169,7 +175,7 @@ class Comparison:
         return self.stages[0] if len(self.stages) > 1 else None
 
     @property
-    def rows(self):
+    def rows(self) -> list[RowResult]:
         return self.final.rows
 
     @property
@@ -203,7 +209,7 @@ class Comparison:
         return len(self.labels) - n_test, n_test
 
     @property
-    def best(self):
+    def best(self) -> RowResult:
         return self.rows[0]
 
     @property
@@ -554,33 +560,33 @@ def _choose_configurations(configurations, methods, grid, max_epochs, features):
 
 @stop_on_signals()  # the first Ctrl-C or SIGTERM stops the run; the journal keeps what finished
 def compare(
-    paths,
-    labels,
+    paths: ImagePaths,
+    labels: Labels,
     *,
-    methods=None,
-    configurations=None,
-    grid=None,
-    cv=5,
-    repeats=1,
-    scoring="f1",
-    pos_label=None,
-    estimator_params=None,
-    random_state=0,
-    n_jobs=1,
-    threads=None,
-    budget=None,
-    top_k=3,
-    screen="auto",
-    pretrained="auto",
-    refit=True,
-    ensemble=3,
-    progress=True,
-    log=None,
-    journal=None,
-    restart=False,
-    finish=None,
-    started=None,
-):
+    methods: Sequence[str] | None = None,
+    configurations: Sequence[Configuration] | None = None,
+    grid: StrPath | None = None,
+    cv: int = 5,
+    repeats: int = 1,
+    scoring: str = "f1",
+    pos_label: Hashable | None = None,
+    estimator_params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    n_jobs: int | None = 1,
+    threads: int | None = None,
+    budget: float | str | None = None,
+    top_k: int = 3,
+    screen: bool | str = "auto",
+    pretrained: bool | str = "auto",
+    refit: bool = True,
+    ensemble: int = 3,
+    progress: bool = True,
+    log: Callable[[str], object] | None = None,
+    journal: StrPath | Journal | None = None,
+    restart: bool = False,
+    finish: Callable[[Comparison], object] | None = None,
+    started: float | None = None,
+) -> Comparison:
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
     Parameters
@@ -642,7 +648,9 @@ def compare(
     progress : bool, default=True
         Print the plan and show one progress bar over every fit.
     log : callable, optional
-        Where the plan's lines go (default: ``print`` when ``progress``).
+        Where the plan's lines go besides the ``imbal_estimators.app.compare``
+        logger (INFO), which always gets them (default: ``print`` when
+        ``progress``; see :mod:`imbal_estimators.utils.log`).
     journal : str, path or Journal, optional
         A folder where every finished fit is recorded at once
         (:mod:`~imbal_estimators.app.journal`). The same call again resumes: it
@@ -688,7 +696,7 @@ def compare(
     check_outputs_outside(paths, labels, estimator_params or {})
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
-    log = log or (print if progress else (lambda *_: None))
+    log = _plan_log(log, progress)
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
     if "monitor" not in (estimator_params or {}):
         base["monitor"] = monitor_for(scoring, len(classes))
@@ -889,6 +897,18 @@ def _torch_threads():
     import torch
 
     return torch.get_num_threads()
+
+
+def _plan_log(log, progress):
+    """Each line to the module's logger, and to ``log`` (``print`` when ``progress``)."""
+    shown = log if log is not None else (print if progress else None)
+
+    def emit(line):
+        logger.info(line)
+        if shown is not None:
+            shown(line)
+
+    return emit
 
 
 class _UnlessDropped(list):

@@ -206,7 +206,9 @@ def worker_device(device, slot, n_cuda):
     return f"cuda:{slot % n_cuda}"
 
 
-_SLOT = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
+_SLOT: dict[
+    object, object
+] = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
 
 
 def claim_slot(slots_dir, limit=1024):

@@ -10,15 +10,19 @@ import copy
 import functools
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, ProgressBar
+from torch.utils.data import Dataset
 
 from ..data.images import (
     ImageLoader,
@@ -32,7 +36,7 @@ from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES
+from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
 from ..imbalance.samplers import (
     SAMPLERS,
 )
@@ -90,6 +94,8 @@ from ..utils.param_validation import (
     RealNotInt,
     StrOptions,
 )
+from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
+from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
@@ -101,7 +107,7 @@ from .validation import (
 
 # Parameter sets that passed check_params, so that the fits of a search (the same
 # values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS = OrderedDict()
+_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
 _CHECKED_PARAMS_MAX = 256
 _PLAIN_TYPES = (bool, int, float, str)
 
@@ -490,47 +496,47 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def __init__(
         self,
         *,
-        loss="ce",
-        gamma=2.0,
-        alpha=None,
-        beta=0.999,
-        sampler=None,
-        backbone="resnet34",
-        weights="DEFAULT",
-        image_size=224,
-        normalize="auto",
-        augment=True,
-        monitor="balanced_accuracy",
-        pos_label=None,
-        cache="memory",
-        device="auto",
-        random_state=None,
-        module=None,
-        criterion=None,
-        optimizer=torch.optim.AdamW,
-        lr=1e-4,
-        max_epochs=10,
-        batch_size=32,
-        train_split=0.2,
-        callbacks=None,
-        verbose=1,
-        freeze_backbone=False,
-        head_solver="lbfgs",
-        precision="auto",
-        tau=1.0,
-        max_margin=0.5,
-        ldam_s=30.0,
-        label_smoothing=0.0,
-        drw_epoch=None,
-        threshold=None,
-        posthoc_tau=None,
-        calibrate=False,
-        tta=None,
-        checkpoint_dir=None,
-        on_bad_image="raise",
-        auto_batch_size=False,
-        **kwargs,
-    ):
+        loss: str | torch.nn.Module | type[torch.nn.Module] = "ce",
+        gamma: float = 2.0,
+        alpha: AlphaSpec = None,
+        beta: float = 0.999,
+        sampler: object = None,
+        backbone: str = "resnet34",
+        weights: StrPath | None = "DEFAULT",
+        image_size: int = 224,
+        normalize: str | tuple[Sequence[float], Sequence[float]] | None = "auto",
+        augment: bool | Callable[[torch.Tensor], torch.Tensor] = True,
+        monitor: str = "balanced_accuracy",
+        pos_label: Hashable | None = None,
+        cache: StrPath | None = "memory",
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        module: torch.nn.Module | type[torch.nn.Module] | None = None,
+        criterion: None = None,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        lr: float = 1e-4,
+        max_epochs: int = 10,
+        batch_size: int = 32,
+        train_split: float | Callable[..., object] | None = 0.2,
+        callbacks: Sequence[object] | None = None,
+        verbose: int = 1,
+        freeze_backbone: bool = False,
+        head_solver: str = "lbfgs",
+        precision: str = "auto",
+        tau: float = 1.0,
+        max_margin: float = 0.5,
+        ldam_s: float = 30.0,
+        label_smoothing: float = 0.0,
+        drw_epoch: int | None = None,
+        threshold: float | str | None = None,
+        posthoc_tau: float | None = None,
+        calibrate: bool = False,
+        tta: int | None = None,
+        checkpoint_dir: StrPath | None = None,
+        on_bad_image: str = "raise",
+        auto_batch_size: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             module,
             criterion=criterion,
@@ -573,6 +579,22 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.checkpoint_dir = checkpoint_dir
         self.on_bad_image = on_bad_image
         self.auto_batch_size = auto_batch_size
+        drop_unfitted_state(self)
+
+    # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
+    initialized_ = False
+    history_ = None
+
+    @property
+    def virtual_params_(self) -> dict[str, Any]:
+        return self.__dict__.setdefault("virtual_params_", {})
+
+    @virtual_params_.setter
+    def virtual_params_(self, value: dict[str, Any]) -> None:
+        self.__dict__["virtual_params_"] = value
+
+    def __repr__(self) -> str:
+        return params_repr(self)
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -596,7 +618,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def device(self, value):
         self.__dict__["device"] = value
 
-    def get_params(self, deep=True, **kwargs):
+    def get_params(self, deep: bool = True, **kwargs: Any) -> dict[str, Any]:
         params = super().get_params(deep=deep, **kwargs)
         params["device"] = self.__dict__.get("device", "auto")
         # skorch's bookkeeping of which kwargs to check, not a parameter: __init__
@@ -604,7 +626,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         params.pop("_params_to_validate", None)
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "ImageImbalanceClassifier":
         """Set parameters; ``sampler__*`` reaches the sampler, as in a Pipeline.
 
         skorch treats every ``a__b`` key as its own prefixed argument, which
@@ -612,6 +634,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         sampler, so nested sampler parameters are routed here.
         """
         nested = {k: v for k, v in params.items() if k.startswith("sampler__")}
+        if "callbacks" in params and not self.initialized_:
+            # skorch would build the callbacks now; fit checks and builds them
+            self.callbacks = params.pop("callbacks")
         super().set_params(**{k: v for k, v in params.items() if k not in nested})
         for key, value in nested.items():
             if self.sampler is None or not hasattr(self.sampler, "set_params"):
@@ -648,7 +673,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- fit ----------------------------------------------------------------------------
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ImagePaths, y: Labels, **fit_params: Any) -> "ImageImbalanceClassifier":
         """Fit the network on image paths ``X`` and labels ``y``.
 
         Parameters
@@ -666,7 +691,13 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=not self.warm_start, fit_params=fit_params)
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(
+        self,
+        X: ImagePaths,
+        y: Labels | None = None,
+        classes: Labels | None = None,
+        **fit_params: Any,
+    ) -> "ImageImbalanceClassifier":
         """Train ``max_epochs`` more epochs without re-initializing the network.
 
         Parameters
@@ -746,6 +777,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     @property
     def _default_callbacks(self):
         monitor = history_key(self.monitor)
+        by_loss = monitor == "valid_loss"
         callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
@@ -755,12 +787,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             ("divergence", DivergenceCheck()),
             ("learning", LearningCheck()),
         ]
-        if self.monitor != "valid_loss":
+        if not by_loss:
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
-        callbacks.append(
-            ("keep_best", KeepBestModel(monitor, lower_is_better=self.monitor == "valid_loss"))
-        )
-        if self.verbose:
+        callbacks.append(("keep_best", KeepBestModel(monitor, lower_is_better=by_loss)))
+        if isinstance(self.verbose, (bool, int, np.integer)) and self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         ignored = ["train_class_counts", "class_weights_on"]
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
@@ -952,7 +982,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- predict -------------------------------------------------------------------------
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ImagePaths | Dataset) -> FloatArray:
         """Class probabilities (softmax of the logits, whatever the loss).
 
         Parameters
@@ -999,7 +1029,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             outputs.append(nonlinearity(logits).detach().cpu().numpy())
         return np.concatenate(outputs, 0)
 
-    def predict(self, X):
+    def predict(self, X: ImagePaths | Dataset) -> LabelArray:
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
 
         Given one of the estimator's own labelled datasets (skorch's
@@ -1021,7 +1051,21 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             pos_index=self.__dict__.get("pos_index_", 1),
         )
 
-    def decide(self, proba):
+    def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
+        """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
+        return float(super().score(X, y, sample_weight=sample_weight))
+
+    def decision_function(self, X: ImagePaths) -> FloatArray:
+        """Log-odds of ``classes_[1]`` (binary, shape ``(n,)``) or log-probabilities.
+
+        As scikit-learn defines it for classifiers, from :meth:`predict_proba`:
+        for a binary problem ``log P(classes_[1]) - log P(classes_[0])`` whatever
+        ``pos_label`` or ``threshold_`` are; ``(n, n_classes)`` log-probabilities
+        otherwise. Scorers such as ``"roc_auc"`` use it.
+        """
+        return decision_scores(self.predict_proba(X))
+
+    def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for the probabilities ``proba``.
 
         For callers that already hold ``predict_proba``'s output (the CLI's
@@ -1040,7 +1084,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         check_is_fitted(self)
         return self.classes_[self._decide_indices(proba)]
 
-    def decision_rule(self, threshold=None):
+    def decision_rule(self, threshold: float | None = None) -> str:
         """How :meth:`predict` decides, in words (for reports and the CLI).
 
         ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
@@ -1054,7 +1098,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
         return "argmax"
 
-    def save(self, path):
+    def save(self, path: StrPath) -> str:
         """Save the fitted estimator as safetensors weights and JSON, without pickle.
 
         Writes the directory ``path`` with ``model.safetensors`` (the network's
@@ -1074,6 +1118,30 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         from .persistence import save
 
         return save(self, path)
+
+    def export(self, path: StrPath, format: str = "onnx") -> str:
+        """Export ``predict`` as one graph: uint8 images in, probabilities and labels out.
+
+        The graph resizes and normalizes as ``predict`` does and applies this
+        model's decision rule (``threshold_``, ``temperature_``, ``posthoc_tau``); a
+        sidecar ``path + ".json"`` names the classes. See
+        :mod:`imbal_estimators.estimator.export`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The model file to write.
+        format : {"onnx", "pt2", "torchscript"}, default="onnx"
+            ONNX (needs the ``[export]`` extra), a ``torch.export`` program, or
+            traced TorchScript.
+
+        Returns
+        -------
+        path : str
+        """
+        from .export import export
+
+        return export(self, path, format=format)
 
     def __setstate__(self, state):
         # skorch maps the tensors to state["device"], which must be a real device;

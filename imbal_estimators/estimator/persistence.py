@@ -54,6 +54,7 @@ from ..io.references import (
 )
 from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
+from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
@@ -87,7 +88,7 @@ MAX_WEIGHTS_BYTES = 8 << 30
 FITTED = saved_fields()
 
 
-def save(estimator, path):
+def save(estimator: ImageImbalanceClassifier | SeedEnsembleClassifier, path: StrPath) -> str:
     """Write a fitted estimator to the directory ``path`` (see the module docstring).
 
     Parameters
@@ -273,7 +274,9 @@ def _saved_file(entry):
     return isinstance(config, dict) and "format_version" in config
 
 
-def load(path, device=None, trusted=False):
+def load(
+    path: StrPath, device: str | None = None, trusted: bool = False
+) -> ImageImbalanceClassifier | SeedEnsembleClassifier:
     """Rebuild an estimator saved with ``clf.save(path)``; no pickle is read.
 
     Parameters

@@ -10,6 +10,7 @@ import copy
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..utils.param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ..utils.types import ImagePaths, Labels
 from .pruning import TrialPruning
 from .space import (
     DEFAULT_SEARCH_SPACE,
@@ -236,20 +238,20 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def __init__(
         self,
-        estimator,
-        search_space=None,
+        estimator: BaseEstimator,
+        search_space: Mapping[str, object] | Callable[..., object] | None = None,
         *,
-        n_trials=20,
-        cv=5,
-        scoring="f1",
-        storage=None,
-        study_name=None,
-        pruning=True,
-        timeout=None,
-        random_state=None,
-        refit=True,
-        sampler=None,
-    ):
+        n_trials: int = 20,
+        cv: int | object = 5,
+        scoring: str | Callable[..., float] | Sequence[str] | Mapping[str, object] | None = "f1",
+        storage: str | os.PathLike[str] | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        pruning: bool | BasePruner = True,
+        timeout: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        refit: bool = True,
+        sampler: str | BaseSampler | None = None,
+    ) -> None:
         self.estimator = estimator
         self.search_space = search_space
         self.n_trials = n_trials
@@ -275,7 +277,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X: ImagePaths, y: Labels) -> "ImbalanceSearchCV":
         """Run the missing trials of the study, then refit the best parameters.
 
         Parameters

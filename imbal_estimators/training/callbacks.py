@@ -62,7 +62,9 @@ class EpochResampler(Callback):
 def history_key(monitor):
     """The history key of ``monitor``: ``"valid_loss"`` stays itself, a metric ``m`` is
     ``"valid_m"`` (as :class:`ValidationScore` records it). The one place this rule lives."""
-    return monitor if monitor == "valid_loss" else f"valid_{monitor}"
+    # get_params reads this before fit checks the values: no comparison may raise here
+    by_loss = isinstance(monitor, str) and monitor == "valid_loss"
+    return "valid_loss" if by_loss else f"valid_{monitor}"
 
 
 class ValidationScore(Callback):
@@ -237,12 +239,25 @@ class EpochLossScoring(PassthroughScoring):
 class EpochLog(PrintLog):
     """skorch's ``PrintLog``, which does not format a table that nobody would see.
 
-    With the default ``sink=print`` and ``verbose=0`` skorch's version still
-    tabulates every epoch (0.7 ms) and then drops the text; this returns first.
-    A custom ``sink`` gets every line, whatever ``verbose``, as in skorch.
+    ``sink=None`` (the default) prints with ``verbose`` > 0, as skorch's
+    ``sink=print`` does, without storing ``print`` in the estimator: a saved or
+    skops-dumped model then names no ``builtins.print`` that loading must trust.
+    With ``verbose=0`` skorch's version still tabulates every epoch (0.7 ms)
+    and then drops the text; this returns first. A custom ``sink`` gets every
+    line, whatever ``verbose``, as in skorch.
     """
 
+    def __init__(self, keys_ignored=None, sink=None, **kwargs):
+        super().__init__(keys_ignored=keys_ignored, sink=sink, **kwargs)
+
+    def _sink(self, text, verbose):
+        if self.sink is None or self.sink is print:
+            if verbose:
+                print(text, flush=True)
+        else:
+            self.sink(text)
+
     def on_epoch_end(self, net, **kwargs):
-        if self.sink is print and not net.verbose:
+        if (self.sink is None or self.sink is print) and not net.verbose:
             return
         super().on_epoch_end(net, **kwargs)
