@@ -9,9 +9,16 @@ adjustment for multi-class ones) are not methods: ``compare`` scores every
 configuration with them on the same fitted models.
 
 The order of :data:`METHODS` is the order in which ``--budget`` keeps methods
-(first kept longest): plain cross-entropy, then the strongest baselines of
-``docs/quality.md`` (over-sampling, Balanced Softmax, the logit-adjusted loss,
-class-balanced batches), then the rest.
+(first kept longest). First the user's question, :data:`QUESTION`: plain
+cross-entropy (with its tuned-threshold row), a focal row with a gamma x alpha
+choice, weighted cross-entropy and over-sampling; together they answer "focal
+or not, which gamma and alpha, or resampling". Then the strongest other
+baselines of ``docs/quality.md`` (Balanced Softmax, class-balanced batches),
+then the rest.
+
+``balanced_softmax`` and ``logit_adjusted`` with ``tau=1`` are the same loss
+(``logits + log prior``): the table has one row for both, ``balanced_softmax``,
+and ``--methods logit_adjusted`` selects it (:data:`METHOD_ALIASES`).
 
 A grid file (``--grid FILE``, JSON or YAML) replaces the table with your own
 list of parameter sets; see :func:`load_grid`.
@@ -104,6 +111,7 @@ def make_sampler(name):
 
 
 def _focal_grid():
+    # the first row is the one a budget keeps longest: a gamma and an alpha, the user's question
     return tuple(
         Configuration(
             f"focal g={gamma:g}" + (f", alpha={alpha}" if alpha else ""),
@@ -111,7 +119,7 @@ def _focal_grid():
             "focal",
         )
         for gamma in (2.0, 1.0)
-        for alpha in (None, "balanced", "effective")
+        for alpha in ("balanced", None, "effective")
     )
 
 
@@ -136,11 +144,6 @@ def _losses(max_epochs):
             Configuration("cb_focal", {"loss": "cb_focal", "gamma": 2.0, "beta": 0.99}, "cb_focal"),
         ),
         "ldam": _ldam_drw(max_epochs),
-        "logit_adjusted": (
-            Configuration(
-                "logit_adjusted", {"loss": "logit_adjusted", "tau": 1.0}, "logit_adjusted"
-            ),
-        ),
         "balanced_softmax": (
             Configuration("balanced_softmax", {"loss": "balanced_softmax"}, "balanced_softmax"),
         ),
@@ -152,22 +155,25 @@ def _sampler_configuration(name):
     return Configuration(label, {"loss": "ce", "sampler": name}, name)
 
 
+#: the user's question, kept longest by --budget: CE (and its tuned threshold), a focal
+#: row with a gamma x alpha choice, weighted CE, over-sampling
+QUESTION = ("ce", "focal", "weighted_ce", "over")
+
 # kept longest first when --budget drops methods
 PRIORITY = (
-    "ce",
-    "over",
+    *QUESTION,
     "balanced_softmax",
-    "logit_adjusted",
-    "weighted_ce",
     "balanced_batches",
     "cb_focal",
-    "focal",
     "ldam",
     "smote",
     "under",
     "borderline_smote",
     "adasyn",
 )
+
+#: names that select another method's row: the same loss under a second name
+METHOD_ALIASES = {"logit_adjusted": "balanced_softmax"}  # logit_adjusted at tau=1
 
 
 def method_table(max_epochs=10):
@@ -179,7 +185,7 @@ def method_table(max_epochs=10):
         LDAM's deferred re-weighting starts two thirds into the epochs.
     """
     table = dict(_losses(max_epochs))
-    missing = set(LOSSES) - set(table)
+    missing = set(LOSSES) - set(table) - set(METHOD_ALIASES)
     if missing:  # a loss added to the registry must get its row here
         raise RuntimeError(f"compare has no configuration for the loss(es) {sorted(missing)}.")
     table["weighted_ce"] = (
@@ -219,6 +225,7 @@ def default_configurations(methods=None, *, max_epochs=10, features=False):
         by_name = {c.name: c for configs in table.values() for c in configs}
         chosen = []
         for name in methods:
+            name = METHOD_ALIASES.get(name, name)
             if name in table:
                 chosen += table[name]
             elif name in by_name:

@@ -17,7 +17,11 @@ from imblearn.metrics import classification_report_imbalanced
 from ..data.labels import plain_value
 from ..decision.evaluation import METRICS, score_predictions
 from ..io.markdown import code, fence
+from ..training.callbacks import history_key
 from . import plots
+from .moved import what_moved
+from .plan import dropped_lines
+from .recommend import selection_note
 
 METRIC_NAMES = {
     "f1": "F1",
@@ -226,10 +230,17 @@ def recommendation(comparison):
             f"Against {simple.name} ({_fmt(simple.mean(metric), simple.std(metric))}) the paired "
             f"difference is {test.mean:+.3f} ± {test.std:.3f} (mean ± sd over the same {n} "
             f"folds; higher in {test.wins} of {n}); corrected resampled t-test (Nadeau and "
-            f"Bengio 2003): t = {test.t:.2f}, p = {test.p_value:.3f}."
+            f"Bengio 2003): t = {test.t:.2f}, p = {test.p_value:.3f}"
+            + selection_note(rec, simple.name)
+            + "."
         )
     row = rec.row
-    if rec.verdict == "baseline_best":
+    if rec.verdict == "undertrained":
+        text.append(
+            rec.undertraining.message()
+            + f" Recommended for now: **{row.name}** ({parameters(row)})."
+        )
+    elif rec.verdict == "baseline_best":
         tuned = row.rule == "tuned threshold"
         first = "Plain cross-entropy" + (" with a tuned threshold" if tuned else "")
         variants = "focal or resampling" if tuned else "focal, resampling or threshold"
@@ -240,10 +251,11 @@ def recommendation(comparison):
     elif rec.verdict == "supported":
         text.append(
             "The paired test supports the difference against the simpler configurations "
-            f"(p < 0.05). Recommended: **{row.name}** ({parameters(row)})."
+            "(p < 0.05, adjusted for picking the best of the rows compared). "
+            f"Recommended: **{row.name}** ({parameters(row)})."
         )
     else:
-        p = rec.tests[row.name].p_value if row.name in rec.tests else float("nan")
+        p = (rec.adjusted or {}).get(row.name, float("nan"))
         text.append(
             f"With {folds} and about {_rare_per_fold(comparison):.0f} rare-class images per test "
             f"fold there are too few folds or rare images to tell {best.name} from {row.name}: "
@@ -298,7 +310,9 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     folds = f"{comparison.cv}-fold" + (
         f" x {comparison.repeats} repeats" if comparison.repeats > 1 else ""
     )
-    blocks = [
+    moved = what_moved(comparison)
+    blocks = [Heading("What moved the score"), Paragraph(moved)] if moved else []
+    blocks += [
         Paragraph(
             (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
@@ -333,6 +347,12 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
             )
         )
     blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
+    removed = getattr(comparison.plan, "removed", ())
+    if removed:  # the budget's drops, those made while running included: one per line
+        blocks += [
+            Heading("Not run: dropped by the budget"),
+            Preformatted("\n".join(dropped_lines(removed, data_dir or "DATA_DIR"))),
+        ]
     blocks += _stage_blocks(comparison)
     best = comparison.recommended
     config_name = best.configuration.name
@@ -353,6 +373,8 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
         comparison.pos_label,
         thresholds=best.thresholds[: comparison.cv],
         histories=stage.histories[config_name],
+        params=best.configuration.params,
+        out_of_fold=True,
     )
     return blocks
 
@@ -456,8 +478,33 @@ def gallery_blocks(comparison, row, stage):
     return blocks
 
 
-def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), histories=()):
-    """Figures and per-class figures for one model's predictions."""
+def evaluation_blocks(
+    y_true,
+    y_pred,
+    proba,
+    classes,
+    pos_label,
+    thresholds=(),
+    histories=(),
+    params=None,
+    out_of_fold=False,
+):
+    """Figures and per-class figures for one model's predictions.
+
+    ``params`` (the model's estimator parameters) lets the calibration caption name
+    what moves its probabilities; ``out_of_fold``: the predictions are pooled
+    out-of-fold ones, whose average precision differs from the mean over folds.
+    """
+    pr_caption = (
+        "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
+        "tuned threshold."
+    )
+    if out_of_fold:
+        pr_caption += (
+            " The AP in the legend is computed once on the out-of-fold predictions of all "
+            "folds pooled; the table's average precision is the mean of one AP per test fold, "
+            "so the two differ (pooling mixes the folds' differently scaled probabilities)."
+        )
     blocks = []
     if histories:
         blocks.append(
@@ -476,9 +523,12 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
         ),
         Image(
             "precision_recall",
-            plots.to_png(plots.precision_recall(y_true, proba, classes, pos_label, thresholds)),
-            "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
-            "tuned threshold.",
+            plots.to_png(
+                plots.precision_recall(
+                    y_true, proba, classes, pos_label, thresholds, pooled=out_of_fold
+                )
+            ),
+            pr_caption,
         ),
         Image(
             "f1_vs_threshold",
@@ -489,7 +539,7 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
             "reliability",
             plots.to_png(plots.reliability(y_true, proba, classes, pos_label)),
             "Reliability diagram: predicted probability against observed frequency (the "
-            "diagonal is perfect calibration). Weighted and focal losses push it off.",
+            "diagonal is perfect calibration)." + calibration_note(params),
         ),
         Heading("Per-class figures", level=3),
         Paragraph(
@@ -503,6 +553,32 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
         ),
     ]
     return blocks
+
+
+def calibration_note(params):
+    """What in ``params`` (estimator parameters) moves the probabilities off the diagonal,
+    as a sentence; empty for a model that nothing of the kind changed (plain cross-entropy)."""
+    params = params or {}
+    causes = []
+    loss = params.get("loss") or "ce"
+    if loss in ("focal", "cb_focal"):
+        if params.get("gamma") is None or params["gamma"] > 0:
+            causes.append("the focal loss (it flattens confident probabilities)")
+    elif loss not in ("ce", "logit_adjusted", "balanced_softmax") and isinstance(loss, str):
+        causes.append(f"the {loss} loss")
+    if params.get("alpha") is not None:
+        causes.append(f"the class weights (alpha={plain_value(params['alpha'])!r})")
+    if params.get("sampler") is not None:
+        causes.append("the resampling (it raises the rare class's probabilities)")
+    if not causes:
+        return ""
+    return " Here " + " and ".join(causes) + " can push it off the diagonal."
+
+
+def _model_params(clf):
+    member = (getattr(clf, "members_", None) or [getattr(clf, "estimator", clf)])[0]
+    names = ("loss", "gamma", "alpha", "sampler")
+    return {name: getattr(member, name, None) for name in names}
 
 
 def model_blocks(clf, paths, labels, data_dir=None, proba=None):
@@ -527,12 +603,12 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
                     "epoch": e.get("epoch"),
                     "train_loss": e.get("train_loss"),
                     "valid_loss": e.get("valid_loss"),
-                    "valid_score": e.get(f"valid_{member.monitor}"),
+                    "valid_score": e.get(history_key(member.monitor)),
                 }
                 for e in member.history
             ],
             "best_epoch": getattr(member, "best_epoch_", None),
-            "monitor": f"valid_{member.monitor}",
+            "monitor": history_key(member.monitor),
         }
         for member in members
         if len(getattr(member, "history", []) or [])
@@ -549,4 +625,6 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
         Paragraph(_averaging(classes, pos_label)),
         Table([METRIC_NAMES[m] for m in METRICS], [[f"{scores[m]:.3f}" for m in METRICS]]),
     ]
-    return blocks + evaluation_blocks(labels, y_pred, proba, classes, pos_label, histories=history)
+    return blocks + evaluation_blocks(
+        labels, y_pred, proba, classes, pos_label, histories=history, params=_model_params(clf)
+    )

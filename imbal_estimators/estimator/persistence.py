@@ -47,8 +47,14 @@ from skorch.history import History
 from ..io.atomic import publish_directory
 from ..io.jsonable import from_json, import_path, plain_json, to_json
 from ..io.reader import UnreadableFileError, read_bytes, read_json
-from ..io.references import UntrustedReferenceError, resolve_reference
+from ..io.references import (
+    UntrustedReferenceError,
+    resolve_network_reference,
+    resolve_reference,
+)
+from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
+from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
@@ -82,7 +88,7 @@ MAX_WEIGHTS_BYTES = 8 << 30
 FITTED = saved_fields()
 
 
-def save(estimator, path):
+def save(estimator: ImageImbalanceClassifier | SeedEnsembleClassifier, path: StrPath) -> str:
     """Write a fitted estimator to the directory ``path`` (see the module docstring).
 
     Parameters
@@ -150,11 +156,8 @@ def _model_files(estimator):
             for name in FITTED
             if name in estimator.__dict__
         },
-        "preprocessing": {
-            "image_size": int(estimator.image_size),
-            "mean": estimator.module_.mean.flatten().tolist(),
-            "std": estimator.module_.std.flatten().tolist(),
-        },
+        "preprocessing": preprocessing_record(estimator),
+        "network": network_record(estimator),
         "history": plain_json(list(estimator.history)),
     }
     tensors = {
@@ -167,6 +170,57 @@ def _model_files(estimator):
     }
     text = json.dumps(config, indent=1)  # fails here, before anything is written
     return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+
+
+def network_record(estimator):
+    """The network as the user gave it: ``backbone`` and ``weights``, or the ``module``
+    class by its import path, which :func:`load` imports without ``trusted=True``."""
+    module = estimator.module
+    if module is None:
+        weights = estimator.weights
+        return {
+            "backbone": estimator.backbone,
+            "weights": None if weights is None else str(weights),
+        }
+    cls = module if isinstance(module, type) else type(module)
+    return {"module": import_path(cls)}
+
+
+def _is_saved_network(value, config):
+    """Whether the ``module`` parameter's JSON ``value`` is the class ``network`` names."""
+    network = (config.get("network") or {}).get("module")
+    if not isinstance(network, str) or not isinstance(value, dict):
+        return False
+    return value.get("__import__", value.get("__object__")) == network
+
+
+def _saved_network(value, config, trusted):
+    """The ``module`` parameter: the class named at save, imported by the rule of
+    :func:`~imbal_estimators.io.references.resolve_network_reference`."""
+    if trusted:
+        return from_json(value, trusted)
+    cls = resolve_network_reference(config["network"]["module"])
+    if "__import__" in value:
+        return cls
+    return cls(**{key: from_json(item) for key, item in value["params"].items()})
+
+
+def preprocessing_record(estimator):
+    """What the network's input gets, as written in ``config.json``: every source resizes
+    to an ``image_size`` square, then normalizes ``(x / 255 - mean) / std``."""
+    mean = estimator.module_.mean.flatten().tolist()
+    std = estimator.module_.std.flatten().tolist()
+    normalize = normalize_name(mean, std)
+    return {
+        "image_size": int(estimator.image_size),
+        "resize": "square, bilinear, no crop",
+        "mean": mean,
+        "std": std,
+        "normalize": list(map(list, normalize)) if isinstance(normalize, tuple) else normalize,
+        "from": normalization_origin(
+            estimator.backbone, estimator.weights, estimator.module, estimator.normalize
+        ),
+    }
 
 
 def _refuse_member_folder(path):
@@ -220,7 +274,9 @@ def _saved_file(entry):
     return isinstance(config, dict) and "format_version" in config
 
 
-def load(path, device=None, trusted=False):
+def load(
+    path: StrPath, device: str | None = None, trusted: bool = False
+) -> ImageImbalanceClassifier | SeedEnsembleClassifier:
     """Rebuild an estimator saved with ``clf.save(path)``; no pickle is read.
 
     Parameters
@@ -273,7 +329,13 @@ def _load_single(path, device, trusted):
     params = {
         name: _decode(value, trusted, config_path, f"parameter {name!r}")
         for name, value in config["params"].items()
+        if not (name == "module" and _is_saved_network(value, config))
     }
+    if "module" not in params and "module" in config["params"]:
+        try:
+            params["module"] = _saved_network(config["params"]["module"], config, trusted)
+        except UntrustedReferenceError as exc:
+            raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:

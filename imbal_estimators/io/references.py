@@ -244,3 +244,44 @@ def resolve_reference(text, kind, trusted=False):
         "estimators and samplers, skorch callbacks) nor an allowed function: a file could "
         f"name any function and its arguments. {_TRUST_HINT}"
     )
+
+
+def resolve_network_reference(text):
+    """The user's network class that a saved model's ``network.module`` names.
+
+    The one reference outside the allow-list that ``load`` imports without
+    ``trusted=True``: the ``module=`` network the model was saved with (the user
+    named it, e.g. ``--module package.module:Class``). Its module must be importable
+    here (found on ``sys.path``), outside the standard library, with no dunder or
+    private part, and the object must be an ``nn.Module`` subclass; anything else is
+    refused before (or, for the class check, right after) the import.
+    """
+    import importlib.util
+
+    module, qualname = split_reference(text)
+    parts = [*module.split("."), *qualname.split(".")]
+    top = parts[0]
+    if any(part.startswith("_") for part in parts) or top in sys.stdlib_module_names:
+        raise UntrustedReferenceError(
+            f"The saved file names the network {text!r}, which is not a public class of a "
+            f"package outside the standard library. {_TRUST_HINT}"
+        )
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UntrustedReferenceError(
+            f"The saved model's network is {text!r}, but the module {module!r} cannot be "
+            "imported here; make it importable (install it, or run from the folder that "
+            "holds it) and load again."
+        )
+    obj = import_reference(module, qualname)
+    from torch import nn
+
+    if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
+        raise UntrustedReferenceError(
+            f"The saved file names the network {text!r}, which is not an nn.Module class. "
+            f"{_TRUST_HINT}"
+        )
+    return obj
