@@ -324,3 +324,29 @@ def test_predict_on_a_crafted_model_is_one_error_line(model, binary_folder, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config.json" in err[0] and "'__main__' is a dunder" in err[0]
     assert "torch.utils.model_dump" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "network, module, message",
+    [
+        (
+            {"module": "torch.nn:Linear"},
+            {
+                "__object__": "torch.nn:Linear",
+                "params": {"in_features": 60000, "out_features": 60000},
+            },
+            "with 3600060000 values, more than the",
+        ),
+        ("evil", {"__import__": "x:y"}, "the field 'network' is a JSON str"),
+        (
+            {"module": "torch.nn:Linear"},
+            {"__object__": "torch.nn:Linear"},
+            "the parameter 'module' cannot be read",
+        ),
+    ],
+)
+def test_the_saved_network_record_is_checked_too(model, network, module, message):
+    _craft(model, lambda c: c.update(network=network) or c["params"].update(module=module))
+    with pytest.raises(ValueError, match=message) as info:
+        _load_within(model)
+    assert "config.json" in str(info.value)

@@ -41,6 +41,7 @@ _LAYOUT = {
     "preprocessing": dict,
     "history": list,
     "files": dict,
+    "network": dict,
 }
 
 
