@@ -106,3 +106,18 @@ def test_a_lock_file_that_is_a_fifo_is_refused_without_blocking(fifo):
 
     with pytest.raises(UnreadableFileError, match="lock file .*fifo' is not a regular file"):
         within(10, FileLock(fifo).acquire)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"a": 1, "b": {"t": null, "t": 0.99}}', "key 't' twice"),
+        ('{"lr": 1' + "0" * 5000 + "}", "is not valid JSON"),
+    ],
+)
+def test_json_with_a_duplicated_key_or_a_huge_integer_is_refused_naming_the_file(text, words):
+    from imbal_estimators.io.reader import parse_json
+
+    with pytest.raises(UnreadableFileError, match=words) as info:
+        parse_json(text.encode(), "m/config.json", what="model file")
+    assert "'m/config.json'" in str(info.value)

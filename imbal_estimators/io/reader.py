@@ -184,8 +184,28 @@ def parse_json(data, path, what="file", max_depth=MAX_JSON_DEPTH):
             "this reader accepts; it is not a file this package wrote."
         )
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        return json.loads(text, object_pairs_hook=_distinct_keys)
+    except _DuplicateKey as exc:
+        # json keeps the last of two equal keys: a crafted file could hide a value behind
+        # the one a reader sees first.
+        raise UnreadableFileError(
+            f"The {what} {path!r} gives the key {exc.args[0]!r} twice in one object; "
+            "it is not a file this package wrote."
+        ) from None
+    except (ValueError, RecursionError) as exc:  # ValueError: also an over-long int literal
         raise UnreadableFileError(
             f"The {what} {path!r} is not valid JSON ({exc}): it is truncated or damaged."
         ) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _distinct_keys(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
