@@ -114,6 +114,7 @@ def test_a_lock_file_that_is_a_fifo_is_refused_without_blocking(fifo):
         ('{"a": 1, "b": {"t": null, "t": 0.99}}', "key 't' twice"),
         ('{"lr": 1' + "0" * 5000 + "}", "is not valid JSON"),
     ],
+    ids=["duplicate-key", "huge-int"],
 )
 def test_json_with_a_duplicated_key_or_a_huge_integer_is_refused_naming_the_file(text, words):
     from imbal_estimators.io.reader import parse_json
