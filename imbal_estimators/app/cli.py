@@ -82,6 +82,19 @@ def _positive_int(text):
     return value
 
 
+def _n_jobs(text):
+    # joblib refuses 0 only once the run has started (and OUT holds a journal)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-zero integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "expected a non-zero integer (1: one fit at a time; -1: one per core), got '0'"
+        )
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -254,7 +267,7 @@ def _add_compare_options(parser):
     )
     group.add_argument(
         "--n-jobs",
-        type=int,
+        type=_n_jobs,
         default=1,
         help="parallel fits through joblib (-1: one per core; default: 1)",
     )
