@@ -82,6 +82,23 @@ def test_without_the_block_skorchs_own_semantics_stay(binary_data):
     assert len(clf.history) == 2
 
 
+def test_a_signal_inside_a_search_stops_the_search(binary_data):
+    from imbal_estimators import ImbalanceSearchCV
+
+    X, y = binary_data
+    trials = []
+
+    class Counting(SignalAtEpoch):
+        def on_train_begin(self, net, **kwargs):
+            trials.append(1)
+
+    clf = tiny(max_epochs=3, callbacks=[("stop", Counting(1))])
+    search = ImbalanceSearchCV(clf, {"alpha": [None, "balanced"]}, n_trials=3, cv=2)
+    with stop_on_signals(), pytest.raises(UserInterrupt):
+        search.fit(X, y)
+    assert len(trials) == 1  # the first fit of the first trial, and nothing after it
+
+
 # -- the journal ---------------------------------------------------------------------------
 
 
