@@ -435,7 +435,7 @@ def test_the_dask_and_ray_snippets_give_the_scores_of_one_worker(backend, tmp_pa
     script = tmp_path / "snippet.py"
     script.write_text(_snippet(f'parallel_config(backend="{backend}")'))
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=1800
     )
     assert done.returncode == 0, done.stderr[-3000:]
     # the same script on one worker (in this process of the script: the same torch threads)
@@ -446,7 +446,7 @@ def test_the_dask_and_ray_snippets_give_the_scores_of_one_worker(backend, tmp_pa
     assert "n_jobs=-1" in snippet
     (alone / "one.py").write_text(snippet.replace("n_jobs=-1", "n_jobs=1"))
     done = subprocess.run(
-        [sys.executable, "one.py"], cwd=alone, capture_output=True, text=True, timeout=900
+        [sys.executable, "one.py"], cwd=alone, capture_output=True, text=True, timeout=1800
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert _scores(tmp_path) == _scores(alone)
