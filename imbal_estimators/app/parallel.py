@@ -29,6 +29,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..training.callbacks import history_key
 from ..training.interrupt import stop_on_signals
 
 
@@ -181,7 +182,7 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
 
 def training_history(clf):
     """The per-epoch curves of a fitted estimator, for the training-curve plot."""
-    monitor = "valid_loss" if clf.monitor == "valid_loss" else f"valid_{clf.monitor}"
+    monitor = history_key(clf.monitor)
     epochs = [
         {
             "epoch": entry["epoch"],
@@ -205,7 +206,9 @@ def worker_device(device, slot, n_cuda):
     return f"cuda:{slot % n_cuda}"
 
 
-_SLOT = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
+_SLOT: dict[
+    object, object
+] = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
 
 
 def claim_slot(slots_dir, limit=1024):
