@@ -515,6 +515,7 @@ def test_a_study_records_what_it_was_built_on(numeric_data, tmp_path):
         "scoring",
         "cv",
         "search_space",
+        "estimator",
     }
 
 

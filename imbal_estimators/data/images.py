@@ -13,11 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..utils.types import LabelArray
 from .cache import MemoryTensorCache, get_cache, image_key
 
 MAX_LISTED_BAD_FILES = 50
@@ -371,7 +373,9 @@ class ImagePathDataset(Dataset):
         return image, torch.tensor(target, dtype=torch.long)
 
 
-def load_image_folder(root):
+def load_image_folder(
+    root: str | os.PathLike[str],
+) -> tuple[npt.NDArray[np.object_], LabelArray]:
     """List the images of a torchvision ``ImageFolder`` directory.
 
     Parameters

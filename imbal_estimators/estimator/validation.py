@@ -24,6 +24,7 @@ from ..imbalance.corrections import check_corrections
 from ..imbalance.samplers import check_sampler
 from ..losses.registry import get_loss
 from ..models.backbones import check_backbone, is_weights_file
+from ..models.normalization import check_normalize
 from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
@@ -106,6 +107,7 @@ def check_params(estimator):
     weights = estimator.weights
     if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
         raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
+    check_normalize(estimator.normalize)
     if estimator.module is None:
         check_backbone(estimator.backbone, weights, estimator.get_params_for("module"))
     elif isinstance(estimator.module, type):
