@@ -5,6 +5,9 @@ resampling (imbalanced-learn samplers) are estimator parameters, so
 ``GridSearchCV``, ``cross_val_score`` and Optuna can tune them.
 """
 
+# First: Ctrl-C while the command's imports load is one line and status 130, and no test
+# framework comes in with imbalanced-learn (utils/startup.py).
+from .utils import startup as _startup  # noqa: F401  # isort: skip
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 

@@ -22,6 +22,7 @@ directory and kind of problem) and a miss, never an error of the image.
 """
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -32,8 +33,12 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..io.reader import read_bytes
+
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_FEATURE_MAX_BYTES = 1024**3
+#: one file of a disk cache: a decoded image (3 x 4096 x 4096 bytes at most) or features
+MAX_ENTRY_BYTES = 256 * 1024**2
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +170,7 @@ class DirectoryTensorCache:
             return tensor
         path = self.path_of(key)
         try:
-            with open(path, "rb") as file:
+            with io.BytesIO(read_bytes(path, MAX_ENTRY_BYTES, what="cache entry")) as file:
                 stored_key = np.load(file, allow_pickle=False)
                 array = np.load(file, allow_pickle=False)
         except FileNotFoundError:

@@ -387,7 +387,10 @@ def load_image_folder(
     -------
     paths : ndarray of shape (n_images,), dtype object
         Image file paths, in ``ImageFolder``'s order (classes sorted, then files
-        sorted within each class; upper-case extensions included).
+        sorted within each class; upper-case extensions included). Directory links
+        are followed, but every real directory and file is listed once: a link back
+        to a parent (a loop) and a second path to an image (a link, a hard link) are
+        skipped with a warning that names them.
     labels : ndarray of shape (n_images,)
         The class (sub-directory) name of each image; ``int`` when every class
         name is an integer written canonically (folders ``0`` and ``1`` give
@@ -398,13 +401,22 @@ def load_image_folder(
     --------
     >>> paths, labels = load_image_folder("data/train")  # doctest: +SKIP
     """
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
+
+    from .folders import scan_folder
 
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"load_image_folder: root {root!r} is not a directory.")
-    classes, class_to_idx = find_classes(root)
-    samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS)
+    classes, _ = find_classes(root)
+    samples = scan_folder(root, classes, IMG_EXTENSIONS)
+    empty = sorted(set(classes) - {classes[index] for _, index in samples})
+    if empty:
+        raise FileNotFoundError(
+            f"Found no valid file for the classes {', '.join(empty)} in {root!r} (links to "
+            f"files or folders listed under another class count once). Supported "
+            f"extensions are: {', '.join(IMG_EXTENSIONS)}"
+        )
     paths = np.array([path for path, _ in samples], dtype=object)
     names = _integer_names(classes) or classes
     labels = np.array([names[index] for _, index in samples])

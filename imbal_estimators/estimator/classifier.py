@@ -40,6 +40,7 @@ from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
 from ..imbalance.samplers import (
     SAMPLERS,
 )
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     BACKBONES,
@@ -48,6 +49,8 @@ from ..models.backbones import (
     ImageModel,
     build_backbone,
     is_weights_file,
+    load_state,
+    read_weights_file,
 )
 from ..models.features import (
     FeatureDataset,
@@ -57,6 +60,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
+from ..models.normalization import apply_normalize
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,
@@ -64,12 +68,15 @@ from ..training.callbacks import (
     EpochResampler,
     KeepBestModel,
     ValidationScore,
+    history_key,
 )
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
 from ..training.heads import HeadTrainingMixin
+from ..training.interrupt import raise_if_stopped
+from ..training.learning import LearningCheck
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
 from ..training.precision import (
@@ -79,6 +86,7 @@ from ..training.precision import (
     to_memory_format,
 )
 from ..training.seeding import epoch_seed, seed_torch, seeded
+from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
     Interval,
@@ -198,13 +206,23 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         draws as many rows as the training part has, with replacement, each
         class equally likely (``alpha`` then sees uniform counts).
     backbone : str, default="resnet34"
-        A torchvision classification model; its head is replaced for
-        ``len(classes_)`` classes.
+        A torchvision classification model, a timm model with the prefix
+        ``"timm/"`` (``"timm/efficientnet_lite0"``; needs the ``[timm]`` extra) or
+        ``"small_cnn"``; its head is replaced for ``len(classes_)`` classes.
     weights : "DEFAULT", str, path or None, default="DEFAULT"
-        ``"DEFAULT"`` (ImageNet) or another torchvision weights name, the path
-        of a state-dict file, or ``None`` for random initialization.
-    image_size : int, default=224
-        Images are resized to ``image_size x image_size``.
+        ``"DEFAULT"`` (the source's pretrained weights: torchvision's or timm's)
+        or another torchvision weights name, the path of a state-dict file
+        (``.pt``, ``.pth``, ``.bin``, ``.safetensors``) in the model's own key
+        names, or ``None`` for random initialization.
+    image_size : int in [1, 4096], default=224
+        Images are resized to ``image_size x image_size``. The upper bound
+        (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
+    normalize : "auto", "imagenet", "inception", (mean, std) or None, default="auto"
+        The mean and std the network's input is normalized with (on ``[0, 1]``
+        pixels). ``"auto"``: the network's own (torchvision weights'
+        ``transforms()``, a timm model's ``pretrained_cfg``, else ImageNet's);
+        ``"inception"``: inputs in ``[-1, 1]``; None: ``[0, 1]``, for a network
+        that normalizes itself. Saved in ``config.json``'s ``preprocessing``.
     augment : bool or callable, default=True
         Train-time augmentation (random resized crop and horizontal flip), or
         a callable applied to each ``(3, H, W)`` uint8 tensor.
@@ -242,6 +260,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         gradients), its features are computed once per image through the
         ``cache`` and every epoch, fold and candidate trains a linear head on
         them. Augmentation is not applied (features are of the plain image).
+    head_solver : {"lbfgs"} or None, default="lbfgs"
+        How a frozen backbone's head trains. ``"lbfgs"``: to convergence, by
+        full-batch L-BFGS along a path of L2 penalties that the validation
+        split chooses from, whatever ``lr``, ``max_epochs`` and ``optimizer``
+        (:mod:`~imbal_estimators.training.head_solver`). None: ``max_epochs``
+        epochs of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
@@ -254,12 +278,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
         whose signature has ``num_classes`` receives ``len(classes_)`` there.
+        ``compare`` counts it as pretrained (``pretrained=False`` says otherwise).
     criterion : None
         Not used: the loss comes from ``loss`` (any other value is an error).
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-4
     max_epochs : int, default=10
-    batch_size : int, default=32
+    batch_size : int in [1, 65536] or -1, default=32
+        Images per batch (``utils.limits.MAX_BATCH_SIZE``); -1 is the whole set.
     train_split : float, int, callable, None or False, default=0.2
         Fraction of each class held out to monitor ``monitor`` (an int ``k``
         holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
@@ -268,14 +294,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
-    tau : float, default=1.0
+    tau : float in [-10, 10], default=1.0
         Adjustment strength of ``loss="logit_adjusted"``.
     max_margin : float, default=0.5
         Margin of the rarest class for ``loss="ldam"``.
-    ldam_s : float, default=30.0
+    ldam_s : float in (0, 100], default=30.0
         Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
         logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
-    label_smoothing : float in [0, 1], default=0.0
+    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
         ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
         losses.
@@ -304,11 +330,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         the kept epoch: ``predict_proba`` returns ``softmax(logits /
         temperature_)``; the argmax (multi-class ``predict``) is unchanged. With
         ``threshold="auto"`` the threshold is tuned on calibrated probabilities.
-    tta : int or None, default=None
+    tta : int in [1, 64] or None, default=None
         Test-time augmentation: ``predict_proba`` averages the probabilities of
-        ``tta`` views, the first unaugmented, the others with the training
-        augmentation seeded from ``random_state``, the view and the path (the
-        same image always gets the same views). Needs ``augment``.
+        ``tta`` views (at most ``utils.limits.MAX_TTA``), the first unaugmented,
+        the others with the training augmentation seeded from ``random_state``,
+        the view and the path (the same image always gets the same views).
+        Needs ``augment``.
     checkpoint_dir : str, path or None, default=None
         Write a checkpoint there atomically after every epoch (model,
         optimizer, scheduler, callback states, history, seeds), one per data
@@ -426,7 +453,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
-        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
+        "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
         "pos_label": [None, Real, str, "boolean"],
@@ -442,19 +470,23 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ],
         "lr": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "batch_size": [
+            Interval(Integral, 1, MAX_BATCH_SIZE, closed="both"),
+            Options(Integral, {-1}),
+        ],
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
+        "head_solver": [None, StrOptions({"lbfgs"})],
         "precision": [StrOptions(set(PRECISIONS))],
-        "tau": [Interval(Real, None, None, closed="neither")],
+        "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
         "max_margin": [Interval(Real, 0, None, closed="neither")],
-        "ldam_s": [Interval(Real, 0, None, closed="neither")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+        "ldam_s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
         "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
         "calibrate": ["boolean"],
-        "tta": [None, Interval(Integral, 1, None, closed="left")],
+        "tta": [None, Interval(Integral, 1, MAX_TTA, closed="both")],
         "checkpoint_dir": [None, str, os.PathLike],
         "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
         "auto_batch_size": ["boolean"],
@@ -472,6 +504,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         backbone: str = "resnet34",
         weights: StrPath | None = "DEFAULT",
         image_size: int = 224,
+        normalize: str | tuple[Sequence[float], Sequence[float]] | None = "auto",
         augment: bool | Callable[[torch.Tensor], torch.Tensor] = True,
         monitor: str = "balanced_accuracy",
         pos_label: Hashable | None = None,
@@ -488,6 +521,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         callbacks: Sequence[object] | None = None,
         verbose: int = 1,
         freeze_backbone: bool = False,
+        head_solver: str = "lbfgs",
         precision: str = "auto",
         tau: float = 1.0,
         max_margin: float = 0.5,
@@ -524,12 +558,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
+        self.normalize = normalize
         self.augment = augment
         self.monitor = monitor
         self.pos_label = pos_label
         self.cache = cache
         self.random_state = random_state
         self.freeze_backbone = freeze_backbone
+        self.head_solver = head_solver
         self.precision = precision
         self.tau = tau
         self.max_margin = max_margin
@@ -709,6 +745,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             try:
                 train = functools.partial(super().partial_fit, paths, y_encoded)
                 train_with_memory_retry(self, train, rebuild)
+                raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
@@ -739,9 +776,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     @property
     def _default_callbacks(self):
-        # get_params reads this before fit checks the values: no comparison may raise here
-        by_loss = isinstance(self.monitor, str) and self.monitor == "valid_loss"
-        monitor = "valid_loss" if by_loss else f"valid_{self.monitor}"
+        monitor = history_key(self.monitor)
+        by_loss = monitor == "valid_loss"
         callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
@@ -749,6 +785,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
             ("divergence", DivergenceCheck()),
+            ("learning", LearningCheck()),
         ]
         if not by_loss:
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
@@ -790,15 +827,21 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
         else:
             module = frozen_model(self, build)
+        apply_normalize(module, self.normalize)
         self.module_ = to_memory_format(module, self.precision, self.device)
         return self
 
     def _build_module(self):
-        """The user's ``module``, checked, with ImageNet's normalization."""
+        """The user's ``module``, checked, with ImageNet's normalization (and the state of
+        ``weights`` when that is a file)."""
         kwargs = self.get_params_for("module")
         if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
             kwargs.setdefault("num_classes", self._n_classes_for_init())
         backbone = self.initialized_instance(self.module, kwargs)
+        if self.weights is not None and is_weights_file(self.weights):
+            name = getattr(self.module, "__name__", type(self.module).__name__)
+            state = read_weights_file(self.weights)
+            backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, self.image_size, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 

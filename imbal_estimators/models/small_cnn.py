@@ -23,6 +23,9 @@ class SmallCNN(nn.Module):
         Channels of the first block (doubled in each of the next two).
     """
 
+    #: random weights: ``compare`` does not screen on its frozen features
+    pretrained = False
+
     def __init__(self, num_classes: int = 2, width: int = 16) -> None:
         super().__init__()
         layers, channels = [], 3

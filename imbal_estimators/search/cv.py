@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.metrics import METRICS, Scorer
+from ..training.callbacks import history_key
 from ..training.heads import can_fit_together, fit_many
 from ..utils.param_validation import (
     HasMethods,
@@ -102,9 +103,11 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         :data:`DEFAULT_SEARCH_SPACE`: ``loss`` in ``["ce", "focal"]``, ``gamma``
         in [0, 5], ``alpha`` in ``[None, "balanced", "sqrt", "effective"]``,
         ``sampler`` in ``["none", "over", "under"]`` and ``lr`` in [1e-5, 1e-2]
-        (log). ``sampler`` values may be these names (a storage holds plain
-        values only): ``"none"`` is no resampling, ``"over"`` a
-        ``RandomOverSampler()``, ``"under"`` a ``RandomUnderSampler()``.
+        (log); a parameter of it that ``estimator`` sets to a value other than
+        its default (``lr=3e-3``) is fixed and leaves the space. ``sampler``
+        values may be these names (a storage holds plain values only):
+        ``"none"`` is no resampling, ``"over"`` a ``RandomOverSampler()``,
+        ``"under"`` a ``RandomUnderSampler()``.
     n_trials : int, default=20
         Total of finished (COMPLETE or PRUNED) trials in the study: trials
         already there, from earlier runs or other workers, count. With
@@ -289,7 +292,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False), type(self).__name__
         )
-        space = check_search_space(self.search_space)
+        space = check_search_space(self.search_space, self.estimator)
         scorers = self._check_scoring()
         random_state = check_random_state(self.random_state)
         seed = None if self.random_state is None else int(random_state.randint(_SEED_RANGE))
@@ -301,7 +304,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         study = open_study(
             storage,
             self.study_name or DEFAULT_STUDY_NAME,
-            study_fingerprint(X, y, self.scoring, splits, self.search_space),
+            study_fingerprint(X, y, self.scoring, splits, self.search_space, self.estimator),
             sampler=sampler,
             pruner=self._make_pruner(),
             direction="maximize",
@@ -445,7 +448,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.pruning is False or "callbacks" not in estimator.get_params(deep=False):
             return None
         monitor = getattr(estimator, "monitor", "valid_loss")
-        key = "valid_loss" if monitor == "valid_loss" else f"valid_{monitor}"
+        key = history_key(monitor)
         max_epochs = estimator.get_params(deep=False).get("max_epochs", 0)
         return TrialPruning(trial, key, key == "valid_loss", step_offset=fold * max_epochs)
 
