@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 
-from .. import __version__
 from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
@@ -425,7 +424,10 @@ def build_parser():
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback on errors"
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    import imbal_estimators
+
+    version = f"{PROG} {imbal_estimators.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
