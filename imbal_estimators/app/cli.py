@@ -21,6 +21,7 @@ from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
     WEIGHTS_FILE_SUFFIXES,
+    WeightsDownloadError,
     check_backbone_name,
     is_weights_file,
 )
@@ -30,6 +31,7 @@ from .network_options import (
     network_params,
     offline_message,
     search_working_directory,
+    small_cnn_seconds,
 )
 
 EXIT_DATA_ERROR = 1
@@ -678,17 +680,27 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
         flush=True,
     )
-    result = compare(
-        paths,
-        labels,
-        cv=cv,
-        scoring=scoring,
-        pos_label=pos_label,
-        estimator_params=params,
-        random_state=params.get("random_state", 0),
-        log=lambda line: print(line, flush=True),
-        **options,
-    )
+    try:
+        result = compare(
+            paths,
+            labels,
+            cv=cv,
+            scoring=scoring,
+            pos_label=pos_label,
+            estimator_params=params,
+            random_state=params.get("random_state", 0),
+            log=lambda line: print(line, flush=True),
+            **options,
+        )
+    except WeightsDownloadError as exc:  # the way out on this CPU, with its time
+        exc.small_cnn_seconds = small_cnn_seconds(
+            paths,
+            labels,
+            cv=cv,
+            methods=options.get("methods"),
+            ensemble=options.get("ensemble", 3),
+        )
+        raise
     os.makedirs(out_dir, exist_ok=True)
     model_dir = None
     if result.best_estimator_ is not None:
@@ -1007,7 +1019,6 @@ def main(argv=None):
         if args.traceback:
             raise
         from ..data.images import ImageFileError
-        from ..models.backbones import WeightsDownloadError
 
         if isinstance(exc, WeightsDownloadError):
             print(offline_message(f"{PROG} {args.command}", exc), file=sys.stderr)
