@@ -172,7 +172,8 @@ def shufflenet_file(tmp_path):
 
 
 def frozen_base(shufflenet_file, **params):
-    """A frozen-backbone shufflenet estimator (3 epochs, batches of 8) from ``shufflenet_file``."""
+    """A frozen-backbone shufflenet estimator (3 epochs, batches of 8) from ``shufflenet_file``,
+    whose head trains by epochs (``head_solver=None``: the lock-step and direct loops)."""
     from imbal_estimators import ImageImbalanceClassifier
 
     return ImageImbalanceClassifier(
@@ -182,6 +183,7 @@ def frozen_base(shufflenet_file, **params):
             "weights": shufflenet_file,
             "max_epochs": 3,
             "batch_size": 8,
+            "head_solver": None,
             **params,
         }
     )

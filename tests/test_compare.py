@@ -37,7 +37,13 @@ def test_default_table_covers_every_method():
     assert len(names) == len(set(names))
     assert names[0] == "ce" and configs[0].params == {"loss": "ce"}
     losses = {c.params.get("loss") for c in configs}
-    assert losses == set(LOSSES)  # every loss of the registry has a row
+    # every loss of the registry has a row; logit_adjusted at tau=1 is balanced_softmax's
+    assert losses == set(LOSSES) - {"logit_adjusted"}
+    assert [c.name for c in configs if c.params.get("loss") == "balanced_softmax"] == [
+        "balanced_softmax"
+    ]
+    assert default_configurations(["logit_adjusted"])[1].name == "balanced_softmax"
+    assert "logit_adjusted" not in METHODS
     focal = {(c.params["gamma"], c.params["alpha"]) for c in configs if c.method == "focal"}
     assert focal == {(g, a) for g in (1.0, 2.0) for a in (None, "balanced", "effective")}
     samplers = {c.sampler for c in configs} - {None}
@@ -55,7 +61,7 @@ def test_default_table_covers_every_method():
 
 def test_methods_pick_a_subset_by_name_and_always_keep_ce():
     configs = default_configurations(["focal", "over"])
-    assert [c.name for c in configs][:2] == ["ce", "focal g=2"]
+    assert [c.name for c in configs][:2] == ["ce", "focal g=2, alpha=balanced"]
     assert sum(c.method == "focal" for c in configs) == 6 and configs[-1].sampler == "over"
     assert [c.name for c in default_configurations(["ce + over-sampling"])] == [
         "ce",

@@ -21,9 +21,13 @@ import torch
 import torchvision
 from torch import nn
 
+from ..io.reader import check_regular
 from . import timm_source
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .small_cnn import SmallCNN
+
+#: the largest weights file read (an 8 GiB state dict is a 2-billion-parameter model)
+MAX_WEIGHTS_FILE_BYTES = 8 << 30
 
 _AUX_LOGIT_MODELS = ("googlenet", "inception_v3")  # builders with aux_logits/init_weights
 
@@ -471,7 +475,7 @@ def resolve_weights(name, weights):
 def read_weights_file(path):
     """The backbone state dict stored in the file ``path``."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     return _backbone_state(read_state_dict(path))
 
@@ -495,6 +499,13 @@ def load_state(model, state, path, n_classes, name, assign=False):
 
 
 def read_state_dict(path):
+    # a regular file of a bounded size: a FIFO would block, a link to /dev/zero fill memory
+    info = check_regular(path, what="weights file")
+    if info.st_size > MAX_WEIGHTS_FILE_BYTES:
+        raise ValueError(
+            f"weights file {path!r} has {info.st_size} bytes, more than the "
+            f"{MAX_WEIGHTS_FILE_BYTES} a state dict is read with; it is not read."
+        )
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
