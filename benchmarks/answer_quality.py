@@ -185,14 +185,15 @@ def _tensors(paths, size):
     return (images - mean) / std
 
 
-def seed_recipe(loss, X_train, y_train, X_test, seed):
-    """The forum user's loop: Adam, best epoch by validation accuracy, argmax."""
+def seed_recipe(loss, X_train, y_train, X_test, seed, model=None):
+    """The forum user's loop: Adam, best epoch by validation accuracy, argmax (on
+    ``SmallCNN`` unless ``model`` is given, which should be built after seeding)."""
     torch.manual_seed(seed)
     rows = np.arange(len(y_train))
     fit_rows, valid_rows = train_test_split(
         rows, test_size=0.2, stratify=y_train, random_state=seed
     )
-    model = SmallCNN(num_classes=2)
+    model = SmallCNN(num_classes=2) if model is None else model
     optimizer = torch.optim.Adam(model.parameters(), lr=SETTINGS["lr"])
     Xf, yf = X_train[fit_rows], torch.as_tensor(y_train[fit_rows])
     Xv, yv = X_train[valid_rows], y_train[valid_rows]
@@ -437,7 +438,26 @@ def main(argv=None):
     parser.add_argument(
         "--diagnose", action="store_true", help="also score compare's top row and CE + threshold"
     )
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="real ImageNet-pretrained features (answer_quality_pretrained.py)",
+    )
+    parser.add_argument("--network", choices=["lite1", "lite2"], default="lite1")
+    parser.add_argument("--image-size", type=int, default=96, help="--pretrained: image size")
+    parser.add_argument(
+        "--sets", nargs="+", default=["digits-8-vs-rest", "texture"], help="--pretrained: sets"
+    )
+    parser.add_argument(
+        "--seed-recipes", action="store_true", help="--pretrained: also fine-tune the seed's"
+    )
+    parser.add_argument("--seed-epochs", type=int, default=2, help="--pretrained: their epochs")
     args = parser.parse_args(argv)
+    if args.pretrained:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from answer_quality_pretrained import main as pretrained_main
+
+        return pretrained_main(args, build_sets)
     return run(
         args.quick,
         args.seed,

@@ -10,6 +10,14 @@ into a temporary directory, then runs, in this process and timed::
 (224 px, the estimator's other defaults, the full default method set) and prints the
 wall time with the cumulative time of its biggest parts (cProfile).
 
+With ``--bare`` it then runs, on the same images and network, a bare PyTorch loop:
+decode and resize every image once, forward them once through the body in the
+same precision (float32), then fit one linear head (full-batch L-BFGS on
+cross-entropy, as ``head_solver="lbfgs"`` solves one penalty) per configuration
+and fold, and prints both wall times and their ratio (issue 19, item 7: target
+compare within 1.3 x the bare loop) with the split decode / forward / heads /
+report.
+
 Run::
 
     python benchmarks/compare_timing.py                   # 1,300 images, 5 folds
@@ -89,6 +97,77 @@ def run(args, tmp):
         )
         print(f"  {part:<46} {seconds:>7.1f} s ({module}: {function})")
     print("  (the rest of the wall time: loading the folder, the report and its plots)")
+    report = sum(
+        entry[3]
+        for (path, _, name), entry in stats.items()
+        if name == "write_report" and path.endswith("app/report.py")
+    )
+    print(f"  {'report (write_report)':<46} {report:>7.1f} s")
+    if args.bare:
+        bare = bare_loop(data, weights, args.image_size, args.cv, n_configurations())
+        total = sum(bare.values())
+        print(f"\nbare PyTorch loop, same images and network: {total:.1f} s")
+        for part, seconds in bare.items():
+            print(f"  {part:<46} {seconds:>7.1f} s")
+        print(f"compare / bare loop: {wall / total:.2f} x (target <= 1.3 x)")
+
+
+def n_configurations():
+    from imbal_estimators.app.methods import default_configurations
+
+    return len(default_configurations(features=True))
+
+
+def bare_loop(data, weights, image_size, cv, n_configs):
+    """Seconds of decode, forward and heads of a plain loop doing the screen's work."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from imbal_estimators import load_image_folder
+
+    paths, labels = load_image_folder(data)
+    y = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
+    times = {}
+    start = time.perf_counter()
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+            images.append(torch.from_numpy(np.asarray(image).copy()))
+    times["decode and resize"] = time.perf_counter() - start
+    start = time.perf_counter()
+    body = torchvision.models.resnet34()
+    body.load_state_dict(torch.load(weights, weights_only=True))
+    body.fc = torch.nn.Identity()
+    body.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    features = []
+    with torch.no_grad():
+        for first in range(0, len(images), 64):
+            batch = torch.stack(images[first : first + 64]).permute(0, 3, 1, 2).float() / 255
+            features.append(body((batch - mean) / std))
+    features = torch.cat(features)
+    times["forward once (float32)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    folds = StratifiedKFold(cv, shuffle=True, random_state=0).split(features, y)
+    for train, _ in folds:
+        X, t = features[train], y[train]
+        for _ in range(n_configs):
+            head = torch.nn.Linear(X.shape[1], 2)
+            optimizer = torch.optim.LBFGS(
+                head.parameters(), max_iter=100, line_search_fn="strong_wolfe"
+            )
+
+            def closure(head=head, optimizer=optimizer, X=X, t=t):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(head(X), t)
+                loss = loss + 5e-4 * head.weight.pow(2).sum()
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+    times[f"heads ({n_configs} configurations x {cv} folds)"] = time.perf_counter() - start
+    return times
 
 
 def main():
@@ -100,6 +179,7 @@ def main():
     parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--keep", help="write the data and the report here instead of a temp dir")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument("--bare", action="store_true", help="also time a bare PyTorch loop")
     args = parser.parse_args()
     if args.quick:
         args.common, args.rare, args.side, args.image_size, args.cv = 50, 15, 64, 64, 2

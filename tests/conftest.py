@@ -1,7 +1,9 @@
 """Shared fixtures: tiny image folders written by the tests themselves (no downloads)."""
 
 import contextlib
+import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,13 @@ def no_downloads(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+    if "timm" in sys.modules or importlib.util.find_spec("timm") is not None:
+        import timm.models._builder  # timm's own names for its download functions
+
+        monkeypatch.setattr(timm.models._builder, "load_state_dict_from_url", refuse)
+        monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", refuse)
+        monkeypatch.setattr(timm.models._builder, "download_cached_file", refuse)
+        monkeypatch.setattr(timm.models._builder, "load_custom_from_hf", refuse)
 
 
 # Small and fast everywhere: 16 px images, a tiny torchvision backbone, no weights.
@@ -43,6 +52,8 @@ FAST = dict(
 
 class TinyCNN(nn.Module):
     """A few thousand weights: learns the color-coded test classes in one epoch."""
+
+    pretrained = False  # compare fine-tunes it without a frozen screen
 
     def __init__(self, num_classes=2):
         super().__init__()
@@ -161,7 +172,8 @@ def shufflenet_file(tmp_path):
 
 
 def frozen_base(shufflenet_file, **params):
-    """A frozen-backbone shufflenet estimator (3 epochs, batches of 8) from ``shufflenet_file``."""
+    """A frozen-backbone shufflenet estimator (3 epochs, batches of 8) from ``shufflenet_file``,
+    whose head trains by epochs (``head_solver=None``: the lock-step and direct loops)."""
     from imbal_estimators import ImageImbalanceClassifier
 
     return ImageImbalanceClassifier(
@@ -171,6 +183,7 @@ def frozen_base(shufflenet_file, **params):
             "weights": shufflenet_file,
             "max_epochs": 3,
             "batch_size": 8,
+            "head_solver": None,
             **params,
         }
     )

@@ -39,7 +39,9 @@ def _fresh_caches(fresh_caches):
 
 
 def frozen(**params):
-    return tiny_classifier(**{"freeze_backbone": True, "max_epochs": 3, **params})
+    return tiny_classifier(
+        **{"freeze_backbone": True, "head_solver": None, "max_epochs": 3, **params}
+    )
 
 
 def test_frozen_backbone_trains_only_the_head(binary_data):

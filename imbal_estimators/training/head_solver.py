@@ -1,0 +1,133 @@
+"""Frozen-backbone heads trained to convergence, whatever the fine-tuning ``lr``.
+
+A linear head on cached features is a (nearly) convex problem, so with
+``head_solver="lbfgs"`` (the default) :func:`solve_head_path` does not take
+``max_epochs`` minibatch steps of ``lr`` (at the fine-tuning default
+``lr=1e-4`` such a head stays far from its optimum, and a loss that pushes the
+rare class up faster looks like an imbalance fix). It solves the head with
+full-batch L-BFGS along a path of L2 penalties, strong to weak, each point
+warm-started from the last and solved until its gradient vanishes (a
+convergence check, recorded per point). Each point of the path is one "epoch"
+of the history: the same callbacks run (resampling, deferred re-weighting, the
+validation score, the kept epoch), so the validation split picks the penalty
+as it picks an epoch of minibatch training, the way early stopping
+regularizes. The path does not depend on ``lr``, ``max_epochs`` or the
+optimizer; they apply to fine-tuning and to ``head_solver=None``.
+"""
+
+import numpy as np
+import torch
+
+from .threads import head_threads
+
+__all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
+
+# L2 penalty of the head's weights per point of the path, in units of the features' mean
+# square (so that scaling the features scales nothing else): from a head that barely leaves
+# the class prior to one that nearly separates the training rows. For standardized features
+# and n training rows, the point c is logistic regression's C = 1 / (c n).
+HEAD_PENALTIES = tuple(10.0 ** (-k / 2) for k in range(11))  # 1 ... 1e-5
+MAX_ITERATIONS = 100  # L-BFGS iterations per round
+MAX_ROUNDS = 10  # rounds per point before the point is recorded as not converged
+# The largest gradient entry at convergence, relative to the features' root mean square: a
+# float32 loss of order 1 stalls L-BFGS's line search near 1e-5, so it aims ten times lower.
+GRAD_TOL = 1e-4
+
+
+def uses_head_solver(net):
+    """Whether ``net``'s head trains by :func:`solve_head_path` (else by epochs of ``lr``)."""
+    return bool(net.freeze_backbone) and getattr(net, "head_solver", None) == "lbfgs"
+
+
+def solve_head_path(net, X, y):
+    """``fit_loop`` of a frozen head with ``head_solver="lbfgs"``: one epoch per penalty.
+
+    Records per epoch, besides skorch's keys, ``head_penalty`` (the L2 penalty
+    in units of the features' mean square), ``head_iterations`` and
+    ``head_converged`` (whether the largest gradient entry fell below the
+    tolerance).
+    """
+    net.check_data(X, y)
+    net.check_training_readiness()
+    dataset_train, dataset_valid = net.get_split_datasets(X, y)
+    on_epoch = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+    head = net.module_.head
+    if not isinstance(head, torch.nn.Linear):
+        raise TypeError(f"head_solver='lbfgs' needs a Linear head; got {type(head).__name__}.")
+    scale = None
+    for penalty in HEAD_PENALTIES:
+        net.notify("on_epoch_begin", **on_epoch)  # the sampler's draw, DRW, the epoch's seed
+        with head_threads(net._trains_head_only_on_cpu()):
+            features, targets = _whole(dataset_train, head)
+            if scale is None:
+                scale = float(features.pow(2).mean()) or 1.0
+            iterations, converged = _solve(net, head, features, targets, penalty * scale, scale)
+            _record(net, features, targets, True)
+            if dataset_valid is not None and len(dataset_valid):
+                _record(net, *_whole(dataset_valid, head), False)
+        net.history.record("head_penalty", penalty)
+        net.history.record("head_iterations", iterations)
+        net.history.record("head_converged", converged)
+        net.notify("on_epoch_end", **on_epoch)
+    return net
+
+
+def _whole(dataset, head):
+    features, targets = dataset.__getitems__(np.arange(len(dataset)))
+    weight = head.weight
+    return features.to(device=weight.device, dtype=weight.dtype), targets.to(weight.device)
+
+
+def _objective(net, head, features, targets, penalty):
+    logits = head(features)
+    loss = net.get_loss(logits, targets, X=features, training=True)
+    return loss + 0.5 * penalty * head.weight.pow(2).sum()
+
+
+def _solve(net, head, features, targets, penalty, scale):
+    """Minimize the penalized loss; returns ``(iterations, converged)``."""
+    net._set_training(True)
+    params = [p for p in head.parameters() if p.requires_grad]
+    tolerance = GRAD_TOL * max(scale, 1e-12) ** 0.5
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=MAX_ITERATIONS,
+        tolerance_grad=tolerance / 10,
+        tolerance_change=0.0,  # stop on the gradient, not on a slow stretch
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        optimizer.zero_grad()
+        objective = _objective(net, head, features, targets, penalty)
+        objective.backward()
+        return objective
+
+    iterations = 0
+    for _ in range(MAX_ROUNDS):
+        optimizer.step(closure)
+        iterations = optimizer.state[params[0]].get("n_iter", iterations)
+        closure()
+        largest = max(float(p.grad.abs().max()) for p in params)
+        if not np.isfinite(largest):
+            return iterations, False  # DivergenceCheck reports the non-finite loss
+        if largest <= tolerance:
+            return iterations, True
+    return iterations, False
+
+
+def _record(net, features, targets, training):
+    """The epoch's one batch, recorded and announced as skorch's loop does."""
+    prefix = "train" if training else "valid"
+    batch = (features, targets)
+    net.notify("on_batch_begin", batch=batch, training=training)
+    net._set_training(False)
+    with torch.no_grad():
+        y_pred = net.infer(features).float()
+        loss = net.get_loss(y_pred, targets, X=features, training=training)
+    net.history.record_batch(f"{prefix}_loss", loss.item())
+    net.history.record_batch(f"{prefix}_batch_size", len(targets))
+    net.notify("on_batch_end", batch=batch, training=training, loss=loss, y_pred=y_pred)
+    net.history.record(f"{prefix}_batch_count", 1)
