@@ -107,13 +107,17 @@ def run_fits(
         for task in tasks:
             yield fit_task(task, paths, labels, threads, None, 0)
         return
+    # compare's budget may drop tasks while the fits run: a task list with a ``skip(task)``
+    # says which; the calls are made lazily (joblib dispatches a few ahead of the workers)
+    skip = getattr(tasks, "skip", None) or (lambda task: False)
     pending = {task.index: task for task in tasks}
     deaths = 0
     while pending:
-        calls = [
+        calls = (
             delayed(fit_task)(task, paths, labels, threads, slots_dir if claim else None, n_cuda)
-            for task in pending.values()
-        ]
+            for task in list(pending.values())
+            if not skip(task)
+        )
         try:
             for result in _results(calls, n_jobs):
                 pending.pop(result.index, None)
@@ -131,6 +135,7 @@ def run_fits(
                     f"A worker process died ({len(pending)} fits unfinished); "
                     "running them again on fresh workers."
                 )
+        pending = {index: task for index, task in pending.items() if not skip(task)}
 
 
 def _results(calls, n_jobs):
@@ -144,6 +149,7 @@ def _results(calls, n_jobs):
         yield from parallel(calls)
         return
     size = max(effective_n_jobs(n_jobs), 1)
+    calls = list(calls)
     for start in range(0, len(calls), size):
         yield from Parallel(n_jobs=n_jobs)(calls[start : start + size])
 
