@@ -89,7 +89,7 @@ def main():
         out = os.path.join(tmp, f"out-{budget}")
         command, wall, stdout = run_one(data, out, budget)
         estimate = re.search(r"Estimated time: ([^(]+)\(", stdout)
-        dropped = stdout.count("\n  - ") - stdout.count("\n    - ")
+        dropped = len(re.findall(r"^  - .+: imbal-estimators compare ", stdout, re.M))
         ratio = wall / seconds(budget)
         rows.append((budget, wall, ratio))
         print(f"$ {' '.join(command)}")
