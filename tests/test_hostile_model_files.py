@@ -310,3 +310,43 @@ def test_the_constructor_bounds_resource_sizes(binary_data, param, value):
     clf = ImageImbalanceClassifier(**{param: value})
     with pytest.raises(ValueError, match=f"The '{param}' parameter of ImageImbalanceClassifier"):
         clf.fit(X, y)
+
+
+def test_predict_on_a_crafted_model_is_one_error_line(model, binary_folder, capsys):
+    """0.2 ran torch's model_dump program: SystemExit 2 and another program's usage."""
+    from imbal_estimators.app.cli import main
+
+    _craft(
+        model,
+        lambda c: c["params"].update(module={"__import__": "torch.utils.model_dump.__main__:x"}),
+    )
+    assert main(["predict", str(model), str(binary_folder)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json" in err[0] and "'__main__' is a dunder" in err[0]
+    assert "torch.utils.model_dump" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "network, module, message",
+    [
+        (
+            {"module": "torch.nn:Linear"},
+            {
+                "__object__": "torch.nn:Linear",
+                "params": {"in_features": 60000, "out_features": 60000},
+            },
+            "with 3600060000 values, more than the",
+        ),
+        ("evil", {"__import__": "x:y"}, "the field 'network' is a JSON str"),
+        (
+            {"module": "torch.nn:Linear"},
+            {"__object__": "torch.nn:Linear"},
+            "the parameter 'module' cannot be read",
+        ),
+    ],
+)
+def test_the_saved_network_record_is_checked_too(model, network, module, message):
+    _craft(model, lambda c: c.update(network=network) or c["params"].update(module=module))
+    with pytest.raises(ValueError, match=message) as info:
+        _load_within(model)
+    assert "config.json" in str(info.value)

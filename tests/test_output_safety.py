@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import resource
+import shutil
 import signal
 
 import pytest
@@ -62,7 +63,7 @@ def test_predict_output_csv_evaluates_no_cell(binary_folder, tmp_path):
         os.makedirs(root / name)
         dogs = os.path.join(binary_folder, "dog")
         for i, image in enumerate(sorted(os.listdir(dogs))[:6]):
-            os.link(os.path.join(dogs, image), root / name / f"{i}.png")
+            shutil.copy(os.path.join(dogs, image), root / name / f"{i}.png")
     X, y = load_image_folder(root)
     make(module=SmallCNN, module__width=4, max_epochs=1).fit(X, y).save(tmp_path / "model")
     out = tmp_path / "predictions.csv"
@@ -92,7 +93,7 @@ def test_report_of_a_model_escapes_a_class_name(tmp_path, binary_folder):
         os.makedirs(root / name)
         dogs = os.path.join(binary_folder, "dog")
         for i, image in enumerate(sorted(os.listdir(dogs))[:6]):
-            os.link(os.path.join(dogs, image), root / name / f"{i}.png")
+            shutil.copy(os.path.join(dogs, image), root / name / f"{i}.png")
     X, y = load_image_folder(root)
     clf = make(module=SmallCNN, module__width=4, max_epochs=1).fit(X, y)
     paragraph = next(b for b in model_blocks(clf, X, y, data_dir="a`b") if isinstance(b, Paragraph))

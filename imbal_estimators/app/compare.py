@@ -693,7 +693,8 @@ def compare(
         raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
-    check_outputs_outside(paths, labels, estimator_params or {})
+    outputs = {**(estimator_params or {}), "journal": getattr(journal, "directory", journal)}
+    check_outputs_outside(paths, labels, outputs)
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
     log = _plan_log(log, progress)

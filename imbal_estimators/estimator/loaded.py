@@ -41,6 +41,7 @@ _LAYOUT = {
     "preprocessing": dict,
     "history": list,
     "files": dict,
+    "network": dict,
 }
 
 
@@ -206,7 +207,9 @@ def check_preprocessing(config, estimator, config_path):
 def check_weights(state, weights_path):
     """Every floating-point tensor of ``state`` is finite."""
     for key, tensor in state.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        if not tensor.is_floating_point() or torch.isfinite(tensor.sum()):
+            continue  # a finite sum: every value is finite (a reduction allocates nothing)
+        if not torch.isfinite(tensor).all():
             raise ModelFileError(
                 f"{weights_path!r}: the tensor {key!r} holds NaN or infinite values; a model "
                 "with them predicts one class."

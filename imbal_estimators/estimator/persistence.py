@@ -45,7 +45,7 @@ from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
 
 from ..io.atomic import publish_directory
-from ..io.jsonable import from_json, import_path, plain_json, to_json
+from ..io.jsonable import check_module_size, from_json, import_path, plain_json, to_json
 from ..io.reader import UnreadableFileError, read_bytes, read_json
 from ..io.references import (
     UntrustedReferenceError,
@@ -202,7 +202,9 @@ def _saved_network(value, config, trusted):
     cls = resolve_network_reference(config["network"]["module"])
     if "__import__" in value:
         return cls
-    return cls(**{key: from_json(item) for key, item in value["params"].items()})
+    kwargs = {key: from_json(item) for key, item in value["params"].items()}
+    check_module_size(cls, kwargs, config["network"]["module"])  # counted before it is built
+    return cls(**kwargs)
 
 
 def preprocessing_record(estimator):
@@ -336,6 +338,11 @@ def _load_single(path, device, trusted):
             params["module"] = _saved_network(config["params"]["module"], config, trusted)
         except UntrustedReferenceError as exc:
             raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelFileError(
+                f"{config_path!r}: the parameter 'module' cannot be read "
+                f"({type(exc).__name__}: {exc})."
+            ) from None
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:

@@ -89,6 +89,8 @@ class LearningCheck(Callback):
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training or y_pred is None:
             return
+        if not hasattr(self, "epoch_predictions_"):  # a loop that skipped on_epoch_begin
+            self.on_epoch_begin(net)
         self.epoch_predictions_.append(y_pred.detach().argmax(dim=1).cpu())
         self.epoch_targets_.append(batch[1].detach().cpu())
 
