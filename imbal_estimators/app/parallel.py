@@ -17,6 +17,7 @@ With several CUDA devices and ``n_jobs > 1`` each worker process claims a slot
 ``cuda:<slot>``: one GPU per worker.
 """
 
+import itertools
 import os
 import tempfile
 import time
@@ -107,21 +108,21 @@ def run_fits(
         for task in tasks:
             yield fit_task(task, paths, labels, threads, None, 0)
         return
-    # compare's budget may drop tasks while the fits run: a task list with a ``skip(task)``
-    # says which; the calls are made lazily (joblib dispatches a few ahead of the workers)
-    skip = getattr(tasks, "skip", None) or (lambda task: False)
-    pending = {task.index: task for task in tasks}
+    finished = set()
     deaths = 0
-    while pending:
+    while True:
+        # lazy: joblib reads tasks a few ahead of the workers, and ``tasks`` may leave some
+        # out meanwhile (compare's budget drops configurations)
         calls = (
             delayed(fit_task)(task, paths, labels, threads, slots_dir if claim else None, n_cuda)
-            for task in list(pending.values())
-            if not skip(task)
+            for task in tasks
+            if task.index not in finished
         )
         try:
             for result in _results(calls, n_jobs):
-                pending.pop(result.index, None)
+                finished.add(result.index)
                 yield result
+            return
         except TerminatedWorkerError as exc:
             deaths += 1
             if deaths > max_worker_deaths:
@@ -132,10 +133,9 @@ def run_fits(
                 ) from exc
             if log is not None:
                 log(
-                    f"A worker process died ({len(pending)} fits unfinished); "
-                    "running them again on fresh workers."
+                    f"A worker process died ({len(finished)} fit(s) finished); running the "
+                    "unfinished ones again on fresh workers."
                 )
-        pending = {index: task for index, task in pending.items() if not skip(task)}
 
 
 def _results(calls, n_jobs):
@@ -149,9 +149,9 @@ def _results(calls, n_jobs):
         yield from parallel(calls)
         return
     size = max(effective_n_jobs(n_jobs), 1)
-    calls = list(calls)
-    for start in range(0, len(calls), size):
-        yield from Parallel(n_jobs=n_jobs)(calls[start : start + size])
+    calls = iter(calls)
+    while chunk := list(itertools.islice(calls, size)):
+        yield from Parallel(n_jobs=n_jobs)(chunk)
 
 
 def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
