@@ -927,7 +927,7 @@ class _UnlessDropped(list):
                 yield task
 
     def skip(self, task):
-        """Whether ``task`` was dropped (``run_fits`` asks before it dispatches one)."""
+        """Whether ``task`` was dropped since the list was made."""
         return task.name in self.dropped
 
 
