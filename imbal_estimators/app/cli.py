@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 
-from .. import __version__
 from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
@@ -23,6 +22,7 @@ from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
     WEIGHTS_FILE_SUFFIXES,
+    WeightsDownloadError,
     check_backbone_name,
     is_weights_file,
 )
@@ -34,6 +34,7 @@ from .network_options import (
     network_params,
     offline_message,
     search_working_directory,
+    small_cnn_seconds,
 )
 
 EXIT_DATA_ERROR = 1
@@ -425,7 +426,10 @@ def build_parser():
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback on errors"
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    import imbal_estimators
+
+    version = f"{PROG} {imbal_estimators.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -767,6 +771,15 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         )
     except JournalMismatch as exc:
         raise CLIError(refused_run(out_dir, exc)) from None
+    except WeightsDownloadError as exc:  # the way out on this CPU, with its time
+        exc.small_cnn_seconds = small_cnn_seconds(
+            paths,
+            labels,
+            cv=cv,
+            methods=options.get("methods"),
+            ensemble=options.get("ensemble", 3),
+        )
+        raise
     _print_summary(result, out_dir, written["html_path"], written["model_dir"])
     return result
 
@@ -1153,7 +1166,6 @@ def main(argv=None):
         if args.traceback:
             raise
         from ..data.images import ImageFileError
-        from ..models.backbones import WeightsDownloadError
 
         if isinstance(exc, WeightsDownloadError):
             print(offline_message(f"{PROG} {args.command}", exc), file=sys.stderr)
