@@ -923,8 +923,12 @@ class _UnlessDropped(list):
 
     def __iter__(self):
         for task in super().__iter__():
-            if task.name not in self.dropped:
+            if not self.skip(task):
                 yield task
+
+    def skip(self, task):
+        """Whether ``task`` was dropped since the list was made."""
+        return task.name in self.dropped
 
 
 class _Runner:
