@@ -5,6 +5,12 @@ resampling (imbalanced-learn samplers) are estimator parameters, so
 ``GridSearchCV``, ``cross_val_score`` and Optuna can tune them.
 """
 
+# First: Ctrl-C while the command's imports load is one line and status 130, and no test
+# framework comes in with imbalanced-learn (utils/startup.py).
+from .utils import startup as _startup  # noqa: F401  # isort: skip
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from .data.demo import make_demo_image_folder
 from .data.images import ImageFileError, load_image_folder
 from .estimator.classifier import ImageImbalanceClassifier
@@ -29,7 +35,10 @@ from .search.cv import ImbalanceSearchCV
 
 _legacy.install()  # 0.1 module paths, for old pickles and saved models
 
-__version__ = "0.2.0"
+try:  # the version pip installed, from the package's metadata (pyproject.toml)
+    __version__ = _version("imbal-estimators")
+except _PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BalancedBatchSampler",

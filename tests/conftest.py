@@ -1,7 +1,9 @@
 """Shared fixtures: tiny image folders written by the tests themselves (no downloads)."""
 
 import contextlib
+import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,13 @@ def no_downloads(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+    if "timm" in sys.modules or importlib.util.find_spec("timm") is not None:
+        import timm.models._builder  # timm's own names for its download functions
+
+        monkeypatch.setattr(timm.models._builder, "load_state_dict_from_url", refuse)
+        monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", refuse)
+        monkeypatch.setattr(timm.models._builder, "download_cached_file", refuse)
+        monkeypatch.setattr(timm.models._builder, "load_custom_from_hf", refuse)
 
 
 # Small and fast everywhere: 16 px images, a tiny torchvision backbone, no weights.
@@ -43,6 +52,8 @@ FAST = dict(
 
 class TinyCNN(nn.Module):
     """A few thousand weights: learns the color-coded test classes in one epoch."""
+
+    pretrained = False  # compare fine-tunes it without a frozen screen
 
     def __init__(self, num_classes=2):
         super().__init__()

@@ -4,7 +4,9 @@ The tests fork two at once (each waits at its first fit until the other has reac
 so both hold a trial however fast one of them is), or kill one mid-trial. They are forked
 from the test process, so torch is not imported again; ``python tests/search_worker.py
 FOLDER STORAGE STUDY N`` runs one by hand. ``make_search`` is the search every worker and the
-tests' own reruns use: TinyCNN, 1 epoch, 2 folds, a 4-point grid.
+tests' own reruns use: TinyCNN, 1 epoch, 2 folds (or ``cv``), a 4-point grid. A worker that
+hangs for its killer does so without a callback (:func:`hang_at_nth_fit`): the estimator of the
+rerun that follows is the same, and so is the study's fingerprint.
 """
 
 import argparse
@@ -19,18 +21,22 @@ import torch  # noqa: E402
 from conftest import tiny_classifier  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 
-from imbal_estimators import ImbalanceSearchCV, load_image_folder  # noqa: E402
+from imbal_estimators import (  # noqa: E402
+    ImageImbalanceClassifier,
+    ImbalanceSearchCV,
+    load_image_folder,
+)
 
 GRID = {"alpha": [None, "balanced"], "gamma": [0.0, 2.0]}
 
 
-def make_search(storage, study_name, n_trials, callbacks=None):
+def make_search(storage, study_name, n_trials, callbacks=None, cv=2):
     return ImbalanceSearchCV(
         tiny_classifier(loss="focal", max_epochs=1, batch_size=64, callbacks=callbacks),
         GRID,
         sampler="grid",
         n_trials=n_trials,
-        cv=2,
+        cv=cv,
         scoring="balanced_accuracy",
         storage=storage,
         study_name=study_name,
@@ -39,22 +45,25 @@ def make_search(storage, study_name, n_trials, callbacks=None):
     )
 
 
-_fits = 0  # fits started in this process (the callback is copied into every clone)
+_fits = 0  # fits started in this process
 
 
-class HangAtFit(Callback):
-    """At this process's ``n``-th fit, create ``path`` and hang, so the test can kill it."""
+def hang_at_nth_fit(n, path):
+    """At this process's ``n``-th fit, create ``path`` and hang, so the test can kill it.
 
-    def __init__(self, n, path):
-        self.n = n
-        self.path = path
+    It wraps ``ImageImbalanceClassifier.fit`` in this (forked) process only.
+    """
+    fit = ImageImbalanceClassifier.fit
 
-    def on_train_begin(self, net, **kwargs):
+    def hanging_fit(self, *args, **kwargs):
         global _fits
         _fits += 1
-        if _fits == self.n:
-            open(self.path, "w").close()
+        if _fits == n:
+            open(path, "w").close()
             time.sleep(600)
+        return fit(self, *args, **kwargs)
+
+    ImageImbalanceClassifier.fit = hanging_fit
 
 
 class MeetAtFirstFit(Callback):
@@ -104,6 +113,7 @@ def work(
     meet=None,
     hang_at_fit=None,
     signal=None,
+    cv=2,
 ):
     """One worker: build the search, say it is ready, wait for ``go``, fit.
 
@@ -112,10 +122,10 @@ def work(
     torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = load_image_folder(folder)
-    callbacks = [HangAtFit(hang_at_fit, signal)] if hang_at_fit else []
-    if meet:
-        callbacks.append(MeetAtFirstFit(meet))
-    search = make_search(storage, study_name, n_trials, callbacks or None)
+    if hang_at_fit:
+        hang_at_nth_fit(hang_at_fit, signal)
+    callbacks = [MeetAtFirstFit(meet)] if meet else None
+    search = make_search(storage, study_name, n_trials, callbacks, cv=cv)
     if ready:
         open(ready, "w").close()
     if go:
@@ -134,7 +144,8 @@ def main():
     parser.add_argument("--go", help="start only once this file exists")
     parser.add_argument("--meet", help="a directory where two workers meet at their first fit")
     parser.add_argument("--hang-at-fit", type=int, help="hang at this fit (see HangAtFit)")
-    parser.add_argument("--signal", help="the file HangAtFit creates")
+    parser.add_argument("--signal", help="the file hang_at_nth_fit creates")
+    parser.add_argument("--cv", type=int, default=2, help="folds per trial")
     args = parser.parse_args()
     work(**vars(args))
 

@@ -83,8 +83,9 @@ def test_compare_binary_writes_results_report_and_model(
     assert rows[0]["configuration"] in stdout and "Report:" in stdout
     # the recommended model is saved, loads and predicts
     recommended = next(r for r in rows if r["recommended"] == "yes")
-    saved = f"Saved the recommended model ({recommended['configuration']}, an ensemble of 3 fits)"
-    assert saved in stdout
+    saved = f"Saved the recommended model ({recommended['configuration']}, an ensemble of 3 fits"
+    assert saved in stdout and "; decides by threshold " in stdout
+    assert "What moved the score" in stdout
     import imbal_estimators
 
     model = imbal_estimators.load(out / "model", trusted=True)  # conftest.TinyCNN
@@ -261,7 +262,12 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     dog_dir = os.path.join(binary_folder, "dog")
     assert main(["predict", str(saved_model), dog_dir, "--output", str(preds)]) == 0
     rows = read_csv(preds)
-    assert list(rows[0]) == ["path", "label", "proba_cat", "proba_dog"]
+    assert list(rows[0]) == ["path", "label", "proba_cat", "proba_dog", "decision_rule"]
+    from imbal_estimators import load
+
+    rule = load(saved_model).decision_rule()
+    assert {r["decision_rule"] for r in rows} == {rule}
+    assert f"Decision rule: {rule}" in capsys.readouterr().err
     assert [r["path"] for r in rows] == sorted(
         os.path.join(dog_dir, name) for name in os.listdir(dog_dir)
     )
@@ -274,7 +280,8 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     one_file = rows[0]["path"]
     assert main(["predict", str(saved_model), one_file]) == 0  # CSV on standard output
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "path,label,proba_cat,proba_dog" and out[1].startswith(one_file + ",")
+    assert out[0] == "path,label,proba_cat,proba_dog,decision_rule"
+    assert out[1].startswith(one_file + ",")
 
 
 @needs_persistence

@@ -1,6 +1,7 @@
 """The command line checks its output paths before any work, shows the whole bad-file
 message, has --on-bad-image, and loads only allow-listed models unless --trusted."""
 
+import json
 import os
 
 import numpy as np
@@ -119,6 +120,12 @@ def test_compare_skips_bad_images_on_request(tmp_path, capsys, monkeypatch):
 def test_predict_loads_a_model_with_foreign_code_only_with_trusted(binary_data, tmp_path, capsys):
     X, y = binary_data
     tiny_classifier(max_epochs=1).fit(X, y).save(tmp_path / "m")  # TinyCNN: tests' conftest
+    assert main(["predict", str(tmp_path / "m"), X[0]]) == 0  # the network named at save
+    capsys.readouterr()
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["network"]  # as a file of version 0.2: the class is foreign code
+    config_path.write_text(json.dumps(config))
     assert main(["predict", str(tmp_path / "m"), X[0]]) == 1
     err = capsys.readouterr().err
     assert "'conftest:TinyCNN'" in err and "allow-list" in err

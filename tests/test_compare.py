@@ -37,7 +37,13 @@ def test_default_table_covers_every_method():
     assert len(names) == len(set(names))
     assert names[0] == "ce" and configs[0].params == {"loss": "ce"}
     losses = {c.params.get("loss") for c in configs}
-    assert losses == set(LOSSES)  # every loss of the registry has a row
+    # every loss of the registry has a row; logit_adjusted at tau=1 is balanced_softmax's
+    assert losses == set(LOSSES) - {"logit_adjusted"}
+    assert [c.name for c in configs if c.params.get("loss") == "balanced_softmax"] == [
+        "balanced_softmax"
+    ]
+    assert default_configurations(["logit_adjusted"])[1].name == "balanced_softmax"
+    assert "logit_adjusted" not in METHODS
     focal = {(c.params["gamma"], c.params["alpha"]) for c in configs if c.method == "focal"}
     assert focal == {(g, a) for g in (1.0, 2.0) for a in (None, "balanced", "effective")}
     samplers = {c.sampler for c in configs} - {None}
@@ -55,7 +61,7 @@ def test_default_table_covers_every_method():
 
 def test_methods_pick_a_subset_by_name_and_always_keep_ce():
     configs = default_configurations(["focal", "over"])
-    assert [c.name for c in configs][:2] == ["ce", "focal g=2"]
+    assert [c.name for c in configs][:2] == ["ce", "focal g=2, alpha=balanced"]
     assert sum(c.method == "focal" for c in configs) == 6 and configs[-1].sampler == "over"
     assert [c.name for c in default_configurations(["ce + over-sampling"])] == [
         "ce",
@@ -305,7 +311,10 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
     assert fits_when_printed[0] == len(lines)  # every line before the first fit
     assert "Positive class: 'dog'" in text and "the rarer class" in text
     assert "Plan: 2 fits (2 folds; no refit)" in text and "Estimated time:" in text
-    assert "Stage 1 skipped: the network has no pretrained weights" in text
+    assert (
+        "Stage 1 skipped: module=TinyCNN sets pretrained = False: the network starts from "
+        "random weights" in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -317,7 +326,8 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
         (dict(methods=["nope"]), "The 'methods' parameter of compare"),
         (dict(budget="soon"), "The 'budget' of compare must be a duration"),
         (dict(repeats=0), "repeats must be a positive integer"),
-        (dict(screen=True), "screen=True needs pretrained weights"),
+        (dict(screen=True), "screen=True needs a pretrained network"),
+        (dict(pretrained="yes"), "pretrained must be"),
         (
             dict(configurations=[Configuration("ce", {"loss": "focal"})]),
             "baseline of the recommendation and must be plain cross-entropy",

@@ -311,15 +311,20 @@ def test_the_0_1_module_paths_map_on_the_string(fitted, tmp_path, monkeypatch):
     assert loaded.loss is FocalLoss
 
 
-def test_a_user_network_class_needs_trusted(binary_data, tmp_path):
+def test_a_user_network_class_loads_when_named_at_save(binary_data, tmp_path):
     X, y = binary_data
     clf = make(max_epochs=1).fit(X, y)  # TinyCNN lives in the tests' conftest module
     clf.save(tmp_path)
-    with pytest.raises(ValueError, match="names 'conftest:TinyCNN', which is not on the allow"):
-        load(tmp_path)
-    loaded = load(tmp_path, trusted=True)
+    loaded = load(tmp_path)  # the network record names it: importable, an nn.Module
     assert loaded.module is TinyCNN
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # without the record (a file of version 0.2) the class needs trusted=True
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["network"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="names 'conftest:TinyCNN', which is not on the allow"):
+        load(tmp_path)
+    assert load(tmp_path, trusted=True).module is TinyCNN
 
 
 class _Payload:

@@ -110,8 +110,8 @@ def test_results_are_shaped_like_scikit_learn(binary_data):
 
 def test_default_search_space_maps_sampler_names(binary_data):
     X, y = binary_data
-    search = ImbalanceSearchCV(
-        tiny_classifier(max_epochs=1, batch_size=64),
+    search = ImbalanceSearchCV(  # lr at its default: an lr set otherwise is fixed, not searched
+        tiny_classifier(max_epochs=1, batch_size=64, lr=1e-4),
         n_trials=2,
         cv=2,
         scoring="balanced_accuracy",
@@ -515,6 +515,7 @@ def test_a_study_records_what_it_was_built_on(numeric_data, tmp_path):
         "scoring",
         "cv",
         "search_space",
+        "estimator",
     }
 
 

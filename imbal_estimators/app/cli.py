@@ -7,16 +7,17 @@ user can fix are printed as one line that says what to do, with exit status 1
 """
 
 import argparse
-import csv
 import os
 import sys
 
 import numpy as np
 
 from ..data.labels import plain_value
-from ..decision.metrics import MONITOR_OPTIONS
+from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
+from ..io.spreadsheet import safe_writer
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
@@ -24,7 +25,15 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from ..utils.startup import end_of_start
+from .export_command import add_export_parser, cmd_export
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
+from .network_options import (
+    add_network_options,
+    network_params,
+    offline_message,
+    search_working_directory,
+)
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -82,12 +91,12 @@ def _positive_float(text):
     return value
 
 
-def _add_cv_options(parser, scoring_help):
+def _add_cv_options(parser, scoring_help, scorings=SCORING_OPTIONS):
     """``--cv``, ``--scoring`` and ``--pos-label``, shared by ``compare`` and ``tune``."""
     parser.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
     parser.add_argument(
         "--scoring",
-        choices=["f1", "balanced_accuracy", "average_precision"],
+        choices=list(scorings),
         default="f1",
         help=f"{scoring_help} (default: f1)",
     )
@@ -119,7 +128,7 @@ def _number(kind, low=None, high=None, closed="both"):
 def _backbone(text):
     try:
         check_backbone_name(text)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
@@ -189,6 +198,7 @@ def _add_model_options(parser):
     )
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    add_network_options(group)
 
 
 def _add_on_bad_image_option(parser):
@@ -260,6 +270,11 @@ def _add_compare_options(parser):
         "--no-screen", action="store_true", help="skip the frozen-feature screen (stage 1)"
     )
     group.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="the network (--module) has random weights: skip the frozen-feature screen",
+    )
+    group.add_argument(
         "--no-refit",
         action="store_true",
         help="do not refit the recommended configuration nor save OUT_DIR/model",
@@ -270,6 +285,23 @@ def _add_compare_options(parser):
         "configuration (seeds random_state, random_state+1, ...; default: 3; "
         "1: a single model)",
         default=3,
+    )
+
+
+def _add_resume_options(parser):
+    group = parser.add_argument_group(
+        "resuming (finished fits are kept in OUT_DIR/journal; the same command resumes)"
+    )
+    group.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the journal of OUT_DIR (a run on other images or settings) and start afresh",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty OUT_DIR that holds no compare run (compare's own "
+        "outputs there are replaced, other files stay)",
     )
 
 
@@ -339,16 +371,20 @@ def _add_imbalance_options(parser, several=False):
         help=f"resampling of the training images every epoch: none; {samplers}. Those marked "
         "(features) run on backbone features and need --freeze-backbone (default: none)",
     )
-    group.add_argument("--tau", type=float, help="strength of logit_adjusted (default: 1)")
+    group.add_argument(
+        "--tau",
+        type=_number(float, -MAX_TAU, MAX_TAU),
+        help="strength of logit_adjusted (default: 1)",
+    )
     group.add_argument(
         "--max-margin", type=_number(float, 0.0, None, "neither"), help="ldam's largest margin"
     )
     group.add_argument(
-        "--ldam-s", type=_number(float, 0.0, None, "neither"), help="ldam's logit scale"
+        "--ldam-s", type=_number(float, 0.0, MAX_LDAM_S, "right"), help="ldam's logit scale"
     )
     group.add_argument(
         "--label-smoothing",
-        type=_number(float, 0.0, 1.0),
+        type=_number(float, 0.0, 1.0, "left"),
         help="label smoothing of ce, ldam, logit_adjusted, balanced_softmax (default: 0)",
     )
     group.add_argument(
@@ -388,6 +424,10 @@ def build_parser():
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback on errors"
     )
+    import imbal_estimators
+
+    version = f"{PROG} {imbal_estimators.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -421,7 +461,10 @@ def build_parser():
     )
     compare.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
     compare.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
-    _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1")
+    _add_resume_options(compare)
+    # compare ranks by a column of its table (imbal_estimators.app.compare.SCORING_OPTIONS)
+    ranked = [name for name in SCORING_OPTIONS if name in REPORT_METRICS]
+    _add_cv_options(compare, "ranks the configurations; multi-class F1 is macro F1", ranked)
     _add_compare_options(compare)
     _add_model_options(compare)
     _add_on_bad_image_option(compare)
@@ -450,8 +493,10 @@ def build_parser():
         description="Predict image files, or every image under directories, with the model "
         "saved in MODEL_DIR. Writes CSV: path, label, one probability column per class.",
     )
-    predict.add_argument("model_dir", metavar="MODEL_DIR")
-    predict.add_argument("inputs", metavar="PATHS_OR_DIR", nargs="+")
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by fit or compare")
+    predict.add_argument(
+        "inputs", metavar="PATHS_OR_DIR", nargs="+", help="image files, or folders to search"
+    )
     predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
     _add_trusted_option(predict)
 
@@ -477,10 +522,13 @@ def build_parser():
         description="Predict a labelled ImageFolder with the model in MODEL_DIR and write "
         "report.md and report.html (scores, confusion matrix, curves, per-class figures).",
     )
-    report.add_argument("model_dir", metavar="MODEL_DIR")
-    report.add_argument("data_dir", metavar="DATA_DIR")
-    report.add_argument("--out", required=True, metavar="OUT_DIR")
+    report.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by fit or compare")
+    report.add_argument(
+        "data_dir", metavar="DATA_DIR", help="labelled ImageFolder: one folder per class"
+    )
+    report.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
     _add_trusted_option(report)
+    add_export_parser(commands, _add_trusted_option)
     return parser
 
 
@@ -509,7 +557,7 @@ def estimator_params(args, **base):
         params["freeze_backbone"] = True
     if getattr(args, "on_bad_image", None):
         params["on_bad_image"] = args.on_bad_image
-    return params
+    return network_params(args, params)
 
 
 def imbalance_params(args, labels=None):
@@ -573,6 +621,16 @@ def check_output(path, option, kind="directory"):
         raise CLIError(f"{option} {shown!r} cannot be created: {ancestor!r} is not writable.")
 
 
+def check_apart(data_dir, out_dir, option="--out"):
+    """Refuse ``out_dir`` inside ``data_dir`` or the reverse, before any work."""
+    from ..data.folders import check_outside
+
+    try:
+        check_outside(data_dir, out_dir, option)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 # -- data --------------------------------------------------------------------------------
 
 
@@ -634,6 +692,7 @@ def _load_model(model_dir, trusted=False):
     load = getattr(imbal_estimators, "load", None)
     if load is None:
         raise CLIError("this version of imbal_estimators cannot load saved models yet.")
+    search_working_directory()  # a --module network saved from this folder
     return load(model_dir, trusted=trusted)
 
 
@@ -644,13 +703,26 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
     """Compare on ``data_dir``, write the results and the report to ``out_dir``, save the model.
 
     ``options`` go to :func:`~imbal_estimators.app.compare.compare` (methods, grid,
-    repeats, budget, n_jobs, threads, top_k, screen, refit).
+    repeats, budget, n_jobs, threads, top_k, screen, refit); ``restart`` and
+    ``overwrite`` to :func:`~imbal_estimators.app.session.compare_journal`:
+    finished fits go to ``out_dir/journal`` at once, and the same call resumes.
     """
+    import time
+
+    started = time.perf_counter()  # a --budget counts from here: torch's import included
     from .compare import check_folds, compare
+    from .journal import JournalMismatch
     from .methods import load_grid
     from .report import comparison_blocks, write_report
+    from .session import OutputRefused, compare_journal, refused_run
 
     check_output(out_dir, "--out")
+    check_apart(data_dir, out_dir)
+    fresh = {name: options.pop(name, False) for name in ("restart", "overwrite")}
+    try:
+        journal = compare_journal(out_dir, **fresh)
+    except OutputRefused as exc:
+        raise CLIError(str(exc)) from None
     paths, labels = load_folder(data_dir)
     if params.get("on_bad_image", "raise") != "raise":
         paths, labels = drop_bad_images(paths, labels, params)
@@ -665,27 +737,38 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
         flush=True,
     )
-    result = compare(
-        paths,
-        labels,
-        cv=cv,
-        scoring=scoring,
-        pos_label=pos_label,
-        estimator_params=params,
-        random_state=params.get("random_state", 0),
-        log=lambda line: print(line, flush=True),
-        **options,
-    )
-    os.makedirs(out_dir, exist_ok=True)
-    model_dir = None
-    if result.best_estimator_ is not None:
-        model_dir = os.path.join(out_dir, "model")
-        result.best_estimator_.save(model_dir)
-    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
-    result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-    blocks = comparison_blocks(result, data_dir, model_dir)
-    md_path, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-    _print_summary(result, out_dir, html_path, model_dir)
+    written = {}
+
+    def write_outputs(result):  # under compare's progress bar: the budget counts it
+        os.makedirs(out_dir, exist_ok=True)
+        model_dir = None
+        if result.best_estimator_ is not None:
+            model_dir = os.path.join(out_dir, "model")
+            result.best_estimator_.save(model_dir)
+        result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
+        result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
+        blocks = comparison_blocks(result, data_dir, model_dir)
+        _, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
+        written.update(model_dir=model_dir, html_path=html_path)
+
+    try:
+        result = compare(
+            paths,
+            labels,
+            cv=cv,
+            scoring=scoring,
+            pos_label=pos_label,
+            estimator_params=params,
+            random_state=params.get("random_state", 0),
+            log=lambda line: print(line, flush=True),
+            journal=journal,
+            finish=write_outputs,
+            started=started,
+            **options,
+        )
+    except JournalMismatch as exc:
+        raise CLIError(refused_run(out_dir, exc)) from None
+    _print_summary(result, out_dir, written["html_path"], written["model_dir"])
     return result
 
 
@@ -721,15 +804,29 @@ def _match_label(text, labels):
 
 
 def _print_summary(result, out_dir, html_path, model_dir=None):
+    from .moved import what_moved
     from .report import recommendation
 
     metric = result.scoring
     print(f"\n{'rank':>4}  {'configuration':45s} {metric + ' (mean ± sd)':>22s}")
-    for rank, row in enumerate(result.rows[:5], start=1):
-        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}")
-    if len(result.rows) > 5:
-        print(f"      ... {len(result.rows) - 5} more in {os.path.join(out_dir, 'results.csv')}")
+    recommended = result.recommended
+    shown = list(result.rows[:5])
+    if not any(row is recommended for row in shown):  # the answer is always in the table
+        shown.append(recommended)
+    ranks = {id(row): rank for rank, row in enumerate(result.rows, start=1)}
+    for row in shown:
+        rank = ranks[id(row)]
+        if rank > 6 and row is recommended:
+            print("      ...")
+        mark = "  <- recommended" if row is recommended else ""
+        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}{mark}")
+    if len(result.rows) > len(shown):
+        more = len(result.rows) - len(shown)
+        print(f"      ... {more} more in {os.path.join(out_dir, 'results.csv')}")
     print()
+    moved = what_moved(result)
+    if moved:
+        print(moved + "\n")
     if result.pos_label is not None:
         print(f"Positive class: {plain_value(result.pos_label)!r}")
     for text in recommendation(result):
@@ -737,7 +834,11 @@ def _print_summary(result, out_dir, html_path, model_dir=None):
     if model_dir is not None:
         refits = result.plan.refits
         members = f", an ensemble of {refits} fits" if refits > 1 else ""
-        print(f"\nSaved the recommended model ({result.recommended.name}{members}) to {model_dir}")
+        rule = result.best_estimator_.decision_rule()
+        print(
+            f"\nSaved the recommended model ({result.recommended.name}{members}; decides by "
+            f"{rule}) to {model_dir}"
+        )
     print(f"Report: {html_path}")
 
 
@@ -758,6 +859,7 @@ def _run_demo(args):
     from ..data.demo import make_demo_image_folder
 
     check_output(args.out, "--out")
+    check_apart(args.data, args.out)
     settings = dict(DEMO_SETTINGS, verbose=0, random_state=0)
     sizes = dict(n_majority=600, n_minority=120)
     options = dict(budget=DEMO_BUDGET)
@@ -800,8 +902,11 @@ def cmd_compare(args):
         threads=args.threads,
         top_k=args.top_k,
         screen=False if args.no_screen else "auto",
+        pretrained=False if args.no_pretrained else "auto",
         refit=not args.no_refit,
         ensemble=args.ensemble,
+        restart=args.restart,
+        overwrite=args.overwrite,
     )
     return 0
 
@@ -810,6 +915,7 @@ def cmd_fit(args):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     clf = ImageImbalanceClassifier(**estimator_params(args), **imbalance_params(args, labels))
     if args.ensemble > 1:
@@ -836,9 +942,12 @@ def cmd_predict(args):
     files = image_files(args.inputs)
     proba = predict_proba_with_progress(clf, files)
     labels = clf.decide(proba)  # the model's own rule: its tuned threshold, if it has one
-    header = ["path", "label", *[f"proba_{c}" for c in clf.classes_]]
+    rule = clf.decision_rule()
+    print(f"Decision rule: {rule} (the label column applies it)", file=sys.stderr)
+    # the rule travels with the labels: a label at P=0.55 is not a mystery later
+    header = ["path", "label", *[f"proba_{c}" for c in clf.classes_], "decision_rule"]
     rows = [
-        [path, label, *[f"{p:.6f}" for p in row]]
+        [path, label, *[f"{p:.6f}" for p in row], rule]
         for path, label, row in zip(files, labels, proba, strict=True)
     ]
     if args.output:
@@ -863,7 +972,7 @@ def predict_proba_with_progress(clf, files, chunk=256):
 
 
 def _write_csv(file, header, rows):
-    writer = csv.writer(file)
+    writer = safe_writer(file)  # a class named "=HYPERLINK(...)" is not evaluated
     writer.writerow(header)
     writer.writerows(rows)
 
@@ -872,6 +981,7 @@ def cmd_report(args):
     from .report import model_blocks, write_report
 
     check_output(args.out, "--out")
+    check_apart(args.data_dir, args.out)
     clf = _load_model(args.model_dir, trusted=args.trusted)
     paths, labels = load_folder(args.data_dir)
     unknown = sorted(set(np.unique(labels).tolist()) - set(clf.classes_.tolist()), key=str)
@@ -881,6 +991,7 @@ def cmd_report(args):
             f"know; its classes are {clf.classes_.tolist()}."
         )
     proba = predict_proba_with_progress(clf, paths)
+    print(f"Decision rule: {clf.decision_rule()}", file=sys.stderr)
     blocks = model_blocks(clf, paths, labels, args.data_dir, proba=proba)
     _, html_path = write_report(blocks, args.out, f"report: {args.model_dir} on {args.data_dir}")
     print(f"Report: {html_path}", file=sys.stderr)
@@ -899,12 +1010,18 @@ def cmd_tune(args):
 
     if args.out:
         check_output(args.out, "--out", kind="model")
+    check_apart(args.data_dir, args.out)
     paths, labels = load_folder(args.data_dir)
     check_folds(labels, args.cv)
     pos_label = None  # then the estimator's pos_label_: the rarer class of each training part
     if args.pos_label is not None:
         pos_label = _match_label(args.pos_label, labels)
     space, fixed = tune_search_space(args)
+    if not space:
+        raise CLIError(
+            "the options fix every parameter that tune searches; give several values to "
+            "--loss, --alpha or --sampler, or leave one of them out."
+        )
     if pos_label is not None:  # the estimator's monitor, threshold and float alpha too
         fixed["pos_label"] = pos_label
     search = search_cls(
@@ -917,6 +1034,7 @@ def cmd_tune(args):
         study_name=args.study,
         random_state=args.random_state,
     )
+    print(_search_line(space, search.estimator, args.trials), flush=True)
     search.fit(paths, labels)
     print(f"best {args.scoring}: {search.best_score_:.4f} with {search.best_params_}")
     if args.out:
@@ -948,7 +1066,24 @@ def tune_search_space(args):
             value = value[0]
         space.pop(name, None)
         fixed[name] = None if name == "sampler" and value == "none" else value
+    for name in list(space):  # a model option given (--lr) fixes it too
+        if getattr(args, name, None) is not None:
+            space.pop(name)
     return space, fixed
+
+
+def _search_line(space, estimator, trials):
+    """What ``tune`` searches and what it keeps fixed, for the plan it prints."""
+    from ..search.space import DEFAULT_SEARCH_SPACE
+
+    params = estimator.get_params(deep=False)
+    fixed = [
+        f"{name}={plain_value(params[name])!r}"
+        for name in DEFAULT_SEARCH_SPACE
+        if name not in space and name in params
+    ]
+    line = f"Searching {', '.join(space)} in {trials} trial(s)"
+    return line + (f"; fixed: {', '.join(fixed)}" if fixed else "")
 
 
 def _storable(value):
@@ -966,6 +1101,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "tune": cmd_tune,
     "report": cmd_report,
+    "export": lambda args: cmd_export(args, _load_model),
 }
 
 
@@ -984,17 +1120,33 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     # figures are only written to files: no GUI backend, even where a display exists
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from ..training.interrupt import stop_on_signals
+
+    end_of_start()  # from here on Ctrl-C is a KeyboardInterrupt, handled below
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        with stop_on_signals():  # the first Ctrl-C or SIGTERM stops; skorch does not swallow it
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:
+        from .session import stop_hint
+
+        # 130 for Ctrl-C, 143 for SIGTERM: what a shell reports for a process the signal ended
+        hint = stop_hint(args)
+        print(f"{PROG} {args.command}: interrupted{hint and '; ' + hint}", file=sys.stderr)
+        status = getattr(exc, "exit_status", 130)
+        if argv is None:  # the command itself: tearing torch down takes seconds on a busy machine
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)  # everything finished is on disk (fsynced) already
+        return status
     except Exception as exc:
         if args.traceback:
             raise
         from ..data.images import ImageFileError
+        from ..models.backbones import WeightsDownloadError
 
-        if isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
+        if isinstance(exc, WeightsDownloadError):
+            print(offline_message(f"{PROG} {args.command}", exc), file=sys.stderr)
+        elif isinstance(exc, ImageFileError):  # every bad file and the hint, line by line
             print(f"{PROG} {args.command}: error: {str(exc).strip()}", file=sys.stderr)
             if args.command in ("fit", "compare", "tune"):
                 print("(on the command line: --on-bad-image skip or warn)", file=sys.stderr)

@@ -26,30 +26,41 @@ problems scored by F1, which keep the epoch by average precision and tune the
 threshold for F1 (:func:`monitor_for`).
 """
 
-import csv
+import logging
 import os
 import shlex
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
+from ..data.folders import check_outputs_outside
 from ..data.images import ImageLoader, scan_images
 from ..data.labels import plain_value
 from ..decision import metrics
 from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
-from ..estimator.ensemble import SeedEnsembleClassifier
+from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
 from ..imbalance.samplers import make_sampler as make_sampler_object
+from ..io.jsonable import import_path
+from ..io.spreadsheet import safe_writer
+from ..models.backbones import is_pretrained
+from ..training.interrupt import stop_on_signals
+from ..utils.types import ImagePaths, Labels, StrPath
 from . import plan as planning
+from .journal import Journal, data_digest, digest
 from .methods import (
     BASELINE,
     IMBALANCE_PARAMS,
+    METHOD_ALIASES,
     SAMPLERS,
     Configuration,
     default_configurations,
@@ -57,6 +68,7 @@ from .methods import (
     make_sampler,
     with_baseline,
 )
+from .pacing import Pacer
 from .parallel import FitTask, run_fits
 from .recommend import POSTHOC_SUFFIX, TUNED_SUFFIX, recommend
 from .stats import spearman
@@ -67,6 +79,8 @@ POSTHOC_TAU = 1.0
 ARGMAX, TUNED, POSTHOC, OWN = "argmax", "tuned threshold", "post-hoc adjustment", "as configured"
 # prior-correcting losses already remove the prior: a post-hoc adjustment would double it
 _PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,10 +99,10 @@ class RowResult:
     thresholds: list = field(default_factory=list)
     y_pred: np.ndarray | None = None  # out-of-fold predictions of the first repeat
 
-    def mean(self, metric):
+    def mean(self, metric: str) -> float:
         return float(np.mean(self.fold_scores[metric]))
 
-    def std(self, metric):
+    def std(self, metric: str) -> float:
         return float(np.std(self.fold_scores[metric]))
 
 
@@ -149,7 +163,7 @@ class Comparison:
     plan: object = None
     plan_lines: list = field(default_factory=list)
     recommendation: object = None
-    best_estimator_: object = None
+    best_estimator_: ImageImbalanceClassifier | SeedEnsembleClassifier | None = None
     refit_seconds: float = 0.0
 
     @property
@@ -161,7 +175,7 @@ class Comparison:
         return self.stages[0] if len(self.stages) > 1 else None
 
     @property
-    def rows(self):
+    def rows(self) -> list[RowResult]:
         return self.final.rows
 
     @property
@@ -195,7 +209,7 @@ class Comparison:
         return len(self.labels) - n_test, n_test
 
     @property
-    def best(self):
+    def best(self) -> RowResult:
         return self.rows[0]
 
     @property
@@ -234,6 +248,8 @@ class Comparison:
         """The ``imbal-estimators fit`` command line that trains ``row``'s model
         (``ensemble`` > 1: an ensemble of that many, as compare's saved model)."""
         command = fit_command(self.row_params(row), data_dir, out)
+        if command.startswith(NOT_REPRODUCIBLE):
+            return command
         return command + (f" --ensemble {ensemble}" if ensemble > 1 else "")
 
     def write_results_csv(self, path, data_dir="DATA_DIR"):
@@ -243,7 +259,7 @@ class Comparison:
         header += ["fit_seconds", "recommended", "fit"]
         recommended = self.recommendation.row if self.recommendation else None
         with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
+            writer = safe_writer(file)
             writer.writerow(header)
             for stage in reversed(self.stages):
                 for rank, row in enumerate(stage.rows, start=1):
@@ -275,7 +291,7 @@ class Comparison:
     def write_fold_scores_csv(self, path):
         """Every row's score on every test fold (long format)."""
         with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
+            writer = safe_writer(file)
             writer.writerow(["stage", "configuration", "fold", "repeat", "threshold", *METRICS])
             for stage in reversed(self.stages):
                 for row in stage.rows:
@@ -380,8 +396,10 @@ _FIT_FLAGS = (
     *IMBALANCE_PARAMS,
     "threshold",
     "posthoc_tau",
+    "calibrate",
     "backbone",
     "weights",
+    "normalize",
     "image_size",
     "max_epochs",
     "lr",
@@ -396,17 +414,40 @@ _FIT_FLAGS = (
 
 def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
     """The ``imbal-estimators fit`` command of a parameter set (flag ``--foo-bar`` per
-    parameter ``foo_bar``; defaults and None left out)."""
+    parameter ``foo_bar``; defaults and None left out), or, where the command line
+    cannot give the same network or setting, a sentence that says so and why."""
     defaults = ImageImbalanceClassifier().get_params(deep=False)
     params = dict(params)
     module = params.pop("module", None)
+    words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
     if module is not None:
         from ..models.small_cnn import SmallCNN
 
-        if module is SmallCNN:  # the same network by its registry name
-            params["backbone"] = "small_cnn"
+        if module is SmallCNN and not _is_file(params.get("weights")):
+            params["backbone"] = "small_cnn"  # the same network by its registry name
             params["weights"] = None
-    words = ["imbal-estimators", "fit", str(data_dir), "--out", str(out)]
+        else:
+            path = import_path(module) if isinstance(module, type) else None
+            if path is None or path.split(".")[0].startswith("_"):
+                return _not_reproducible(
+                    f"module={getattr(module, '__name__', type(module).__name__)} is not a "
+                    "class importable by name (--module package.module:Class)"
+                )
+            words += ["--module", path]
+            params.pop("backbone", None)
+            if params.get("weights") is not None and not _is_file(params["weights"]):
+                params.pop("weights")  # a module ignores weight names; only a file loads
+    unsupported = sorted(
+        name
+        for name, value in params.items()
+        if name not in _FIT_FLAGS
+        and name not in _NOT_FIT_SETTINGS
+        and not (name in defaults and _same(value, defaults[name]))
+    )
+    if unsupported:
+        return _not_reproducible(
+            ", ".join(f"{n}={params[n]!r}" for n in unsupported) + " has no option"
+        )
     for name in _FIT_FLAGS:
         if name not in params:
             continue
@@ -416,6 +457,12 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
         if name == "weights" and value is None:
             words += ["--weights", "none"]
             continue
+        if name == "normalize":
+            if value == "auto":
+                continue
+            value = "none" if value is None else value
+            if not isinstance(value, str):
+                value = ",".join(f"{v:g}" for v in (*value[0], *value[1]))
         if value is None or (name in defaults and _same(value, defaults[name])):
             continue
         if value is True:
@@ -423,6 +470,31 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
             continue
         words += ["--" + name.replace("_", "-"), _flag_value(value)]
     return shlex.join(words)
+
+
+# shared settings that the fit command leaves out: output, caching, speed
+_NOT_FIT_SETTINGS = (
+    "verbose",
+    "cache",
+    "checkpoint_dir",
+    "on_bad_image",
+    "precision",
+    "auto_batch_size",
+    "use_caching",
+)
+
+
+def _is_file(weights):
+    from ..models.backbones import is_weights_file
+
+    return weights is not None and is_weights_file(weights)
+
+
+NOT_REPRODUCIBLE = "not reproducible from the command line"
+
+
+def _not_reproducible(why):
+    return f"{NOT_REPRODUCIBLE}: {why}; use the Python API (compare's estimator_params)"
 
 
 def _same(value, default):
@@ -486,29 +558,35 @@ def _choose_configurations(configurations, methods, grid, max_epochs, features):
 # -- compare ------------------------------------------------------------------------------
 
 
+@stop_on_signals()  # the first Ctrl-C or SIGTERM stops the run; the journal keeps what finished
 def compare(
-    paths,
-    labels,
+    paths: ImagePaths,
+    labels: Labels,
     *,
-    methods=None,
-    configurations=None,
-    grid=None,
-    cv=5,
-    repeats=1,
-    scoring="f1",
-    pos_label=None,
-    estimator_params=None,
-    random_state=0,
-    n_jobs=1,
-    threads=None,
-    budget=None,
-    top_k=3,
-    screen="auto",
-    refit=True,
-    ensemble=3,
-    progress=True,
-    log=None,
-):
+    methods: Sequence[str] | None = None,
+    configurations: Sequence[Configuration] | None = None,
+    grid: StrPath | None = None,
+    cv: int = 5,
+    repeats: int = 1,
+    scoring: str = "f1",
+    pos_label: Hashable | None = None,
+    estimator_params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    n_jobs: int | None = 1,
+    threads: int | None = None,
+    budget: float | str | None = None,
+    top_k: int = 3,
+    screen: bool | str = "auto",
+    pretrained: bool | str = "auto",
+    refit: bool = True,
+    ensemble: int = 3,
+    progress: bool = True,
+    log: Callable[[str], object] | None = None,
+    journal: StrPath | Journal | None = None,
+    restart: bool = False,
+    finish: Callable[[Comparison], object] | None = None,
+    started: float | None = None,
+) -> Comparison:
     """Cross-validate every configuration on image ``paths`` with ``labels``.
 
     Parameters
@@ -550,8 +628,13 @@ def compare(
     top_k : int, default=3
         Configurations of the screen that stage 2 fine-tunes (plus plain CE).
     screen : {"auto", True, False}, default="auto"
-        Stage 1 on frozen features: ``"auto"`` when the backbone has pretrained
-        weights (and is not frozen anyway).
+        Stage 1 on frozen features: ``"auto"`` when the network is pretrained
+        (and is not frozen anyway).
+    pretrained : {"auto", True, False}, default="auto"
+        Whether the network starts from learned weights. ``"auto"``: torchvision
+        or timm weights, a weights file, or your own ``module`` (unless its class
+        sets ``pretrained = False``) are; ``weights=None`` is not. Random weights
+        skip the screen (frozen random features would rank nothing).
     refit : bool, default=True
         Fit the recommended configuration on all the images
         (``best_estimator_``).
@@ -565,12 +648,35 @@ def compare(
     progress : bool, default=True
         Print the plan and show one progress bar over every fit.
     log : callable, optional
-        Where the plan's lines go (default: ``print`` when ``progress``).
+        Where the plan's lines go besides the ``imbal_estimators.app.compare``
+        logger (INFO), which always gets them (default: ``print`` when
+        ``progress``; see :mod:`imbal_estimators.utils.log`).
+    journal : str, path or Journal, optional
+        A folder where every finished fit is recorded at once
+        (:mod:`~imbal_estimators.app.journal`). The same call again resumes: it
+        skips the recorded fits and gives the results of an uninterrupted run.
+        A journal of other images or settings is refused (``ValueError``).
+    restart : bool, default=False
+        Empty a journal of other images or settings and start afresh.
+    finish : callable, optional
+        Called with the :class:`Comparison` at the end, under the progress bar
+        and within the budget (the command line writes the report with it).
+    started : float, optional
+        ``time.perf_counter()`` when the run began, from which the budget counts
+        (default: the call; the command line passes its own start).
 
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On the first Ctrl-C (SIGINT) or SIGTERM: the fit in progress is
+        discarded, the finished ones stay in ``journal``.
     """
+    # the budget counts from here: decoding and probe included
+    start = time.perf_counter() if started is None else started
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
     if scoring not in SCORING_OPTIONS:
@@ -583,18 +689,24 @@ def compare(
         raise ValueError(f"ensemble must be a positive integer; got {ensemble!r}.")
     if screen not in ("auto", True, False):
         raise ValueError(f"screen must be 'auto', True or False; got {screen!r}.")
+    if pretrained not in ("auto", True, False):
+        raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
+    outputs = {**(estimator_params or {}), "journal": getattr(journal, "directory", journal)}
+    check_outputs_outside(paths, labels, outputs)
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
-    log = log or (print if progress else (lambda *_: None))
+    log = _plan_log(log, progress)
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
     if "monitor" not in (estimator_params or {}):
         base["monitor"] = monitor_for(scoring, len(classes))
     probe_clf = ImageImbalanceClassifier(**base)
     frozen_only = bool(probe_clf.freeze_backbone)
-    pretrained = probe_clf.module is None and probe_clf.weights is not None
-    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf)
+    told = pretrained is not None and pretrained != "auto"
+    if not told:
+        pretrained = is_pretrained(probe_clf.weights, probe_clf.module)
+    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf, told)
     screening = not screen_note
     max_epochs = probe_clf.max_epochs
     features = screening or frozen_only
@@ -617,18 +729,50 @@ def compare(
         refits=ensemble if refit else 0,
         frozen_only=frozen_only,
         notes=tuple(notes),
+        asked=_asked_methods(methods, candidates),
+        report=finish is not None,
     )
 
+    if journal is not None:
+        settings = dict(
+            estimator_params=base,
+            configurations=[(c.name, c.method, c.params) for c in candidates],
+            cv=cv,
+            repeats=repeats,
+            scoring=scoring,
+            pos_label=plain_value(pos_label),
+            random_state=random_state,
+            budget=budget,
+            top_k=top_k,
+            screening=screening,
+            refit=refit,
+            ensemble=ensemble,
+        )
+        journal = journal if isinstance(journal, Journal) else Journal(journal, restart=restart)
+        journal.open(data_digest(paths, labels), digest(settings))
     # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
+    network = planning.network_text(probe_clf)
+    log(f"Decoding {len(paths)} images at {probe_clf.image_size} px (once; the fits reuse them)...")
     scan_images(paths, ImageLoader(probe_clf.image_size, probe_clf.cache), name="images")
-    probe = planning.run_probe(
-        paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
-    )
+    probe = journal.probe(planning.Probe) if journal is not None else None
+    if probe is None:  # a resumed run reuses its probe: the same plan, the same fits
+        log(
+            "Timing a probe on this machine to plan the run: "
+            + ("a frozen-feature pass and a head, and " if screening or frozen_only else "")
+            + ("" if frozen_only else "one training epoch and one prediction pass ")
+            + f"of {network}, on a few images..."
+        )
+        probe = planning.run_probe(
+            paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
+        )
+        if journal is not None:
+            journal.record_probe(probe)
     workload = planning.Workload(
         len(paths), np.unique(labels, return_counts=True)[1], n_jobs=_workers(n_jobs)
     )
     if budget is not None:
-        plan = planning.shrink(plan, budget, probe, workload)
+        spent = time.perf_counter() - start
+        plan = planning.shrink(plan, max(budget - spent, 1e-3), probe, workload)
     base["max_epochs"] = plan.max_epochs
     device = probe_clf.device
     threads = threads or _torch_threads()
@@ -640,7 +784,14 @@ def compare(
             + (")." if positive_class(labels) != pos_label else "; the rarer class).")
         )
     lines += planning.describe_plan(
-        plan, probe, workload, base, device=device, threads=threads, budget=budget
+        plan,
+        probe,
+        workload,
+        network,
+        device=device,
+        threads=threads,
+        budget=budget,
+        image_size=probe_clf.image_size,
     )
     if screen_note:
         lines.append(f"Stage 1 skipped: {screen_note}.")
@@ -666,7 +817,9 @@ def compare(
         plan=plan,
         plan_lines=lines,
     )
-    run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only)
+    pacer = Pacer(budget, start, workload.n_jobs, log)
+    run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only, pacer)
+    run.journal = journal
     confirm_configs = plan.configurations
     try:
         with run.bar:
@@ -678,13 +831,24 @@ def compare(
             comparison.recommendation = recommend(comparison)
             if refit:
                 run.refit(comparison)
+            run.finish(finish)
     finally:
         if run.cache_dir is not None:
             shutil.rmtree(run.cache_dir, ignore_errors=True)
     return comparison
 
 
-def _screen_note(screen, frozen_only, pretrained, clf):
+def _asked_methods(methods, candidates):
+    """The methods the user named (``--methods``): a budget keeps them whole."""
+    if not methods:
+        return ()
+    by_name = {c.name: c.method for c in candidates}
+    return tuple(
+        dict.fromkeys(by_name.get(name, METHOD_ALIASES.get(name, name)) for name in methods)
+    )
+
+
+def _screen_note(screen, frozen_only, pretrained, clf, told=False):
     """Why stage 1 does not run ("" when it does)."""
     if screen is False:
         return "screen=False"
@@ -692,14 +856,19 @@ def _screen_note(screen, frozen_only, pretrained, clf):
         return "the backbone is frozen for every fit already (freeze_backbone=True)"
     if not pretrained:
         module = clf.module
-        name = getattr(module, "__name__", type(module).__name__)
-        what = f"module={name}" if module is not None else "weights=None"
+        if told:
+            what = "pretrained=False (--no-pretrained) says the network starts from random weights"
+        elif module is not None:
+            name = getattr(module, "__name__", type(module).__name__)
+            what = f"module={name} sets pretrained = False: the network starts from random weights"
+        else:
+            what = "the network starts from random weights (weights=None, --weights none)"
         reason = (
-            f"the network has no pretrained weights ({what}), so frozen backbone features are "
-            "random and would rank nothing; every configuration is fine-tuned instead"
+            f"{what}, so frozen features would rank nothing; every configuration is "
+            "fine-tuned (a pretrained network: weights='DEFAULT', a weights file or module=)"
         )
         if screen is True:
-            raise ValueError(f"screen=True needs pretrained weights: {reason}.")
+            raise ValueError(f"screen=True needs a pretrained network: {reason}.")
         return reason
     return ""
 
@@ -731,10 +900,45 @@ def _torch_threads():
     return torch.get_num_threads()
 
 
-class _Runner:
-    """Builds each stage's fit tasks, runs them through :func:`run_fits`, assembles rows."""
+def _plan_log(log, progress):
+    """Each line to the module's logger, and to ``log`` (``print`` when ``progress``)."""
+    shown = log if log is not None else (print if progress else None)
 
-    def __init__(self, comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only):
+    def emit(line):
+        logger.info(line)
+        if shown is not None:
+            shown(line)
+
+    return emit
+
+
+class _UnlessDropped(list):
+    """The task list, whose iteration leaves out the configurations in ``dropped`` at the
+    time each task is reached: joblib reads its tasks lazily (a few ahead of the
+    workers), so a configuration the budget drops meanwhile is not started."""
+
+    def __init__(self, tasks, dropped):
+        super().__init__(tasks)
+        self.dropped = dropped
+
+    def __iter__(self):
+        for task in super().__iter__():
+            if task.name not in self.dropped:
+                yield task
+
+
+class _Runner:
+    """Builds each stage's fit tasks, runs them through :func:`run_fits`, assembles rows.
+
+    The progress bar counts planned seconds; its text shows the fits done, what
+    runs, and the time left re-estimated from the fits done (:class:`Pacer`),
+    refits and report included. With a budget the pacer drops configurations
+    still to run when the re-estimate would end past it.
+    """
+
+    def __init__(
+        self, comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only, pacer
+    ):
         self.comparison = comparison
         self.plan = plan
         self.probe = probe
@@ -742,24 +946,37 @@ class _Runner:
         self.n_jobs = n_jobs
         self.threads = threads
         self.frozen_only = frozen_only
+        self.pacer = pacer
         self.total_fits = plan.n_fits + plan.refits
         self.done = 0
-        estimate = planning.estimate(plan, probe, workload)
+        self.refit_cost = planning.refit_seconds(plan, probe, workload)
+        self.fits_left = planning.estimate(plan, probe, workload) - self._serial_left()
+        self.fits_left *= max(1, workload.n_jobs)  # planned seconds of fits, all workers
         self.bar = tqdm(
-            total=max(estimate, 1e-3),
+            total=max(planning.estimate(plan, probe, workload), 1e-3),
             disable=not progress,
             desc="compare",
             unit="s",
-            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}<{remaining}]",
+            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}{postfix}]",
         )
+        self.bar.set_postfix_str(self._left_text(), refresh=False)
+        self.progress = progress
+        self.journal = None
         self.cache_dir = None
         if n_jobs != 1 and comparison.estimator_params.get("cache", "memory") == "memory":
             # workers share decoded images (and frozen features) through a directory cache
             self.cache_dir = tempfile.mkdtemp(prefix="imbal-compare-cache-")
 
-    def params(self, config, rule, frozen):
-        comparison = self.comparison
-        params = fit_params(comparison.estimator_params, config, rule, comparison.pos_label, frozen)
+    def _serial_left(self):
+        report = planning.REPORT_SECONDS if self.plan.report else 0.0
+        return self.plan.refits * self.refit_cost + report
+
+    def _left_text(self):
+        return self.pacer.left_text(max(self.fits_left, 0.0), self._serial_left())
+
+    def fit_ready(self, params):
+        """``params`` as a fit takes them: the sampler built, the shared cache folder."""
+        params = dict(params)
         params["sampler"] = make_sampler(params.get("sampler"))
         if self.cache_dir is not None:
             params["cache"] = self.cache_dir
@@ -769,10 +986,17 @@ class _Runner:
         comparison = self.comparison
         n_classes = len(comparison.classes)
         n_train = self.workload.n_images * (self.plan.cv - 1) / self.plan.cv
-        tasks = []
+        tasks, keys = [], []
         for fold, (train, test) in enumerate(comparison.splits):
             for config in configurations:
                 rule = fit_rules(config, n_classes)[-1]
+                params = fit_params(
+                    comparison.estimator_params, config, rule, comparison.pos_label, frozen
+                )
+                if self.journal is not None:
+                    keys.append(self.journal.key(name, fold, params, test))
+                else:
+                    keys.append(None)
                 cost = planning.fit_seconds(
                     config,
                     self.probe,
@@ -785,27 +1009,82 @@ class _Runner:
                     FitTask(
                         len(tasks),
                         config.name,
-                        self.params(config, rule, frozen),
+                        self.fit_ready(params),
                         train,
                         test,
                         fold,
                         cost,
                     )
                 )
+        self.pending = {t.index: t for t in tasks}
+        self.dropped = set()
+        droppable = planning.droppable(configurations, self.plan.asked)
+        if name == "screen":  # stage 1 is cheap and ranks every method: nothing leaves it
+            droppable = []
         results = {}
+        for task, key in zip(tasks, keys, strict=True):  # finished by an earlier start
+            result = key and self.journal.get(key, task.index, comparison.classes)
+            if result is not None:
+                results[task.index] = result
+                self._advance(task, name, resumed=True)
+        todo = [task for task in tasks if task.index not in results]
+        if results and self.progress:
+            tqdm.write(
+                f"Resumed {len(results)} finished fit(s) of {name} from "
+                f"{self.journal.directory}; {len(todo)} to go."
+            )
+        self.pacer.begin_fits()
         for result in run_fits(
-            tasks, comparison.paths, comparison.labels, n_jobs=self.n_jobs, threads=self.threads
+            _UnlessDropped(todo, self.dropped),
+            comparison.paths,
+            comparison.labels,
+            n_jobs=self.n_jobs,
+            threads=self.threads,
+            log=tqdm.write if self.progress else None,
         ):
+            task = tasks[result.index]
+            if self.journal is not None:
+                about = {"stage": name, "configuration": task.name, "fold": task.fold}
+                about["random_state"] = task.params.get("random_state")
+                self.journal.record(keys[task.index], result, comparison.classes, about)
             results[result.index] = result
-            self._advance(tasks[result.index], name)
-        return self._assemble(name, configurations, tasks, results, frozen)
+            self._advance(task, name)
+            self._keep_budget([c for c in droppable if c.name not in self.dropped])
+        kept = tuple(c for c in configurations if c.name not in self.dropped)
+        tasks = [t for t in tasks if t.name not in self.dropped]
+        return self._assemble(name, kept, tasks, results, frozen)
 
-    def _advance(self, task, stage):
+    def _keep_budget(self, candidates):
+        def cost_left(config):
+            return sum(t.cost for t in self.pending.values() if t.name == config.name)
+
+        serial = self._serial_left()
+        drops = self.pacer.choose_drops(candidates, cost_left, self.fits_left, serial)
+        if not drops:
+            return
+        fits_left = self.fits_left
+        for config in drops:
+            self.dropped.add(config.name)
+            left = cost_left(config)
+            self.fits_left -= left
+            self.bar.total = max(self.bar.total - left, self.bar.n + 1e-3)
+            self.pending = {i: t for i, t in self.pending.items() if t.name != config.name}
+        self.pacer.drop(drops, serial, fits_left)
+        self.bar.refresh()
+
+    def _advance(self, task, stage, resumed=False):
         self.done += 1
+        self.pending.pop(task.index, None)
+        if task.name not in self.dropped:
+            self.fits_left -= task.cost
+            if not resumed:  # a fit read from the journal took no time now: no pace from it
+                self.pacer.finished(task.cost)
+        total = self.total_fits - len(self.pacer.removed) * self.plan.n_folds
         self.bar.set_description_str(
-            f"{self.done}/{self.total_fits} fits, {stage}: {task.name} (fold {task.fold + 1})",
+            f"{self.done}/{total} fits, {stage}: {task.name} (fold {task.fold + 1})",
             refresh=False,
         )
+        self.bar.set_postfix_str(self._left_text(), refresh=False)
         self.bar.update(min(task.cost, self.bar.total - self.bar.n))
 
     def _assemble(self, name, configurations, tasks, results, frozen):
@@ -871,15 +1150,59 @@ class _Runner:
         return stage
 
     def refit(self, comparison):
+        """Fit the recommended configuration on all the images, one seed at a time, as
+        many seeds as the budget leaves room for."""
         row = comparison.recommendation.row
         params = comparison.row_params(row)  # the user's cache: the model outlives the run
         clf = ImageImbalanceClassifier(**{**params, "sampler": make_sampler(params.get("sampler"))})
-        if self.plan.refits > 1:
-            clf = SeedEnsembleClassifier(clf, n_members=self.plan.refits)
+        report = planning.REPORT_SECONDS if self.plan.report else 0.0
+        refits = self.pacer.refits_within(self.plan.refits, self.refit_cost, report)
+        if refits != self.plan.refits:
+            self.bar.total -= (self.plan.refits - refits) * self.refit_cost
+            self._set_plan(refits=refits)
         start = time.perf_counter()
-        clf.fit(comparison.paths, comparison.labels)
-        comparison.best_estimator_ = clf
+        if self.frozen_only and refits > 1:  # heads on shared features: fitted in one pass
+            comparison.best_estimator_ = SeedEnsembleClassifier(clf, n_members=refits).fit(
+                comparison.paths, comparison.labels
+            )
+            seeds = []
+            self.done += refits
+            self.bar.update(min(refits * self.refit_cost, self.bar.total - self.bar.n))
+        else:
+            seeds = member_seeds(clf.random_state, refits)
+        members = []
+        for seed in seeds:
+            self.bar.set_description_str(
+                f"{self.done}/{self.total_fits} fits, refit {len(members) + 1}/{refits}: "
+                f"{row.name} on all {len(comparison.labels)} images",
+                refresh=True,
+            )
+            member = clone(clf).set_params(random_state=seed)
+            members.append(member.fit(comparison.paths, comparison.labels))
+            self.done += 1
+            self.bar.update(min(self.refit_cost, self.bar.total - self.bar.n))
+        if len(members) > 1:
+            comparison.best_estimator_ = SeedEnsembleClassifier.from_members(members)
+        elif members:
+            comparison.best_estimator_ = members[0]
         comparison.refit_seconds = time.perf_counter() - start
-        self.done += self.plan.refits
-        self.bar.set_description_str(f"{self.done}/{self.total_fits} fits, refit: {row.name}")
+        self._set_plan(refits=0)
+        self.comparison.plan = replace(self.comparison.plan, refits=refits)
+
+    def _set_plan(self, **changes):
+        self.plan = replace(self.plan, **changes)
+        self.bar.set_postfix_str(self._left_text(), refresh=False)
+
+    def finish(self, finish):
+        """The run's end: record what the budget dropped while running, then ``finish``
+        (the report) under the bar."""
+        comparison = self.comparison
+        if self.pacer.removed:
+            comparison.plan = replace(
+                comparison.plan, removed=(*comparison.plan.removed, *self.pacer.removed)
+            )
+        if finish is not None:
+            self.bar.set_description_str(f"{self.done}/{self.done} fits; writing the report")
+            finish(comparison)
+        self._set_plan(report=False)
         self.bar.update(max(self.bar.total - self.bar.n, 0))

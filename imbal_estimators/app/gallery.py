@@ -20,7 +20,13 @@ class GalleryItem:
 
     @property
     def caption(self):
-        return f"P={self.probability:.2f}, predicted {self.predicted}"
+        """Two short lines, so that neighbouring thumbnails' captions never meet."""
+        return f"P={self.probability:.2f}\npredicted\n{_shorten(self.predicted)}"
+
+
+def _shorten(label, width=12):
+    text = str(label)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def rare_class(labels, classes, pos_label=None):

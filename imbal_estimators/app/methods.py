@@ -9,22 +9,30 @@ adjustment for multi-class ones) are not methods: ``compare`` scores every
 configuration with them on the same fitted models.
 
 The order of :data:`METHODS` is the order in which ``--budget`` keeps methods
-(first kept longest): plain cross-entropy, then the strongest baselines of
-``docs/quality.md`` (over-sampling, Balanced Softmax, the logit-adjusted loss,
-class-balanced batches), then the rest.
+(first kept longest). First the user's question, :data:`QUESTION`: plain
+cross-entropy (with its tuned-threshold row), a focal row with a gamma x alpha
+choice, weighted cross-entropy and over-sampling; together they answer "focal
+or not, which gamma and alpha, or resampling". Then the strongest other
+baselines of ``docs/quality.md`` (Balanced Softmax, class-balanced batches),
+then the rest.
+
+``balanced_softmax`` and ``logit_adjusted`` with ``tau=1`` are the same loss
+(``logits + log prior``): the table has one row for both, ``balanced_softmax``,
+and ``--methods logit_adjusted`` selects it (:data:`METHOD_ALIASES`).
 
 A grid file (``--grid FILE``, JSON or YAML) replaces the table with your own
 list of parameter sets; see :func:`load_grid`.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 
 from ..imbalance.samplers import FEATURE_SAMPLERS
 from ..imbalance.samplers import SAMPLERS as SAMPLER_REGISTRY
+from ..io.reader import parse_json, read_bytes
 from ..losses.registry import LOSSES
 
+MAX_GRID_BYTES = 16 << 20  # a grid lists configurations: far less than this
 BASELINE = "ce"  # the configuration every other is compared with
 
 #: Sampler names a configuration may use: the registry's (the estimator takes them by
@@ -103,6 +111,7 @@ def make_sampler(name):
 
 
 def _focal_grid():
+    # the first row is the one a budget keeps longest: a gamma and an alpha, the user's question
     return tuple(
         Configuration(
             f"focal g={gamma:g}" + (f", alpha={alpha}" if alpha else ""),
@@ -110,7 +119,7 @@ def _focal_grid():
             "focal",
         )
         for gamma in (2.0, 1.0)
-        for alpha in (None, "balanced", "effective")
+        for alpha in ("balanced", None, "effective")
     )
 
 
@@ -135,11 +144,6 @@ def _losses(max_epochs):
             Configuration("cb_focal", {"loss": "cb_focal", "gamma": 2.0, "beta": 0.99}, "cb_focal"),
         ),
         "ldam": _ldam_drw(max_epochs),
-        "logit_adjusted": (
-            Configuration(
-                "logit_adjusted", {"loss": "logit_adjusted", "tau": 1.0}, "logit_adjusted"
-            ),
-        ),
         "balanced_softmax": (
             Configuration("balanced_softmax", {"loss": "balanced_softmax"}, "balanced_softmax"),
         ),
@@ -151,22 +155,25 @@ def _sampler_configuration(name):
     return Configuration(label, {"loss": "ce", "sampler": name}, name)
 
 
+#: the user's question, kept longest by --budget: CE (and its tuned threshold), a focal
+#: row with a gamma x alpha choice, weighted CE, over-sampling
+QUESTION = ("ce", "focal", "weighted_ce", "over")
+
 # kept longest first when --budget drops methods
 PRIORITY = (
-    "ce",
-    "over",
+    *QUESTION,
     "balanced_softmax",
-    "logit_adjusted",
-    "weighted_ce",
     "balanced_batches",
     "cb_focal",
-    "focal",
     "ldam",
     "smote",
     "under",
     "borderline_smote",
     "adasyn",
 )
+
+#: names that select another method's row: the same loss under a second name
+METHOD_ALIASES = {"logit_adjusted": "balanced_softmax"}  # logit_adjusted at tau=1
 
 
 def method_table(max_epochs=10):
@@ -178,7 +185,7 @@ def method_table(max_epochs=10):
         LDAM's deferred re-weighting starts two thirds into the epochs.
     """
     table = dict(_losses(max_epochs))
-    missing = set(LOSSES) - set(table)
+    missing = set(LOSSES) - set(table) - set(METHOD_ALIASES)
     if missing:  # a loss added to the registry must get its row here
         raise RuntimeError(f"compare has no configuration for the loss(es) {sorted(missing)}.")
     table["weighted_ce"] = (
@@ -218,6 +225,7 @@ def default_configurations(methods=None, *, max_epochs=10, features=False):
         by_name = {c.name: c for configs in table.values() for c in configs}
         chosen = []
         for name in methods:
+            name = METHOD_ALIASES.get(name, name)
             if name in table:
                 chosen += table[name]
             elif name in by_name:
@@ -306,10 +314,9 @@ def load_grid(path):
     YAML (``.yaml``/``.yml``) needs PyYAML.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"The grid file {path!r} does not exist.")
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
+    data = read_bytes(path, MAX_GRID_BYTES, what="grid file")  # no FIFO, no device, bounded
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -319,12 +326,9 @@ def load_grid(path):
                 "(or write the grid as JSON)."
             ) from None
         try:
-            entries = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            entries = yaml.safe_load(data.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"The grid file {path!r} is not valid YAML: {exc}") from None
     else:
-        try:
-            entries = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The grid file {path!r} is not valid JSON: {exc}") from None
+        entries = parse_json(data, path, what="grid file")
     return configurations_from_dicts(entries)

@@ -7,11 +7,17 @@ fit runs with the same number of torch threads, so the results are identical
 whatever ``n_jobs`` and backend (``joblib.parallel_config(backend="dask")``,
 ``"ray"``, ``"loky"``...) run them.
 
+Backends that cannot hand results back one by one (Ray's joblib backend) run
+the tasks in rounds of one task per worker. A worker process that dies (the
+out-of-memory killer, ``kill -9``: loky's ``TerminatedWorkerError``) costs the
+fits it was running: the unfinished tasks run again on fresh workers.
+
 With several CUDA devices and ``n_jobs > 1`` each worker process claims a slot
 (an exclusive lock file, released when the process ends) and fits on
 ``cuda:<slot>``: one GPU per worker.
 """
 
+import itertools
 import os
 import tempfile
 import time
@@ -20,9 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
+from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..training.callbacks import history_key
+from ..training.interrupt import stop_on_signals
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ class FitResult:
 
     index: int
     proba: np.ndarray | None = None  # test rows x classes
-    decision: np.ndarray | None = None  # clf.predict(test) when it is not argmax
+    decision: np.ndarray | None = None  # clf.decide(proba) when it is not argmax
     threshold: float | None = None  # clf.threshold_
     history: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -69,7 +78,9 @@ class FitResult:
     error: str | None = None
 
 
-def run_fits(tasks, paths, labels, *, n_jobs=1, threads=None, slots_dir=None):
+def run_fits(
+    tasks, paths, labels, *, n_jobs=1, threads=None, slots_dir=None, max_worker_deaths=2, log=None
+):
     """Fit every task; yield :class:`FitResult` s as they finish (any order).
 
     Parameters
@@ -83,6 +94,11 @@ def run_fits(tasks, paths, labels, *, n_jobs=1, threads=None, slots_dir=None):
         torch threads of every fit (default: this process's current count).
     slots_dir : str, optional
         Where workers claim their GPU slot (a temporary directory by default).
+    max_worker_deaths : int, default=2
+        Dead worker processes survived: the unfinished tasks run again each
+        time; one more death raises ``RuntimeError``.
+    log : callable, optional
+        Told (one line) when a worker died and its tasks run again.
     """
     threads = threads or torch.get_num_threads()
     n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -92,11 +108,50 @@ def run_fits(tasks, paths, labels, *, n_jobs=1, threads=None, slots_dir=None):
         for task in tasks:
             yield fit_task(task, paths, labels, threads, None, 0)
         return
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    yield from parallel(
-        delayed(fit_task)(task, paths, labels, threads, slots_dir if claim else None, n_cuda)
-        for task in tasks
-    )
+    finished = set()
+    deaths = 0
+    while True:
+        # lazy: joblib reads tasks a few ahead of the workers, and ``tasks`` may leave some
+        # out meanwhile (compare's budget drops configurations)
+        calls = (
+            delayed(fit_task)(task, paths, labels, threads, slots_dir if claim else None, n_cuda)
+            for task in tasks
+            if task.index not in finished
+        )
+        try:
+            for result in _results(calls, n_jobs):
+                finished.add(result.index)
+                yield result
+            return
+        except TerminatedWorkerError as exc:
+            deaths += 1
+            if deaths > max_worker_deaths:
+                raise RuntimeError(
+                    f"Worker processes died {deaths} times ({exc.__class__.__name__}: the "
+                    "system killed them, often for lack of memory); every finished fit is "
+                    "kept. Run again with fewer --n-jobs, smaller --batch-size or --image-size."
+                ) from exc
+            if log is not None:
+                log(
+                    f"A worker process died ({len(finished)} fit(s) finished); running the "
+                    "unfinished ones again on fresh workers."
+                )
+
+
+def _results(calls, n_jobs):
+    """Results of the delayed ``calls`` as they finish; in rounds of one call per worker
+    where the backend cannot yield them one by one (Ray's joblib backend)."""
+    try:
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    except ValueError:  # "Backend ... does not support return_as=generator_unordered"
+        parallel = None
+    if parallel is not None:
+        yield from parallel(calls)
+        return
+    size = max(effective_n_jobs(n_jobs), 1)
+    calls = iter(calls)
+    while chunk := list(itertools.islice(calls, size)):
+        yield from Parallel(n_jobs=n_jobs)(chunk)
 
 
 def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
@@ -112,10 +167,12 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
     start = time.perf_counter()
     try:
         clf = ImageImbalanceClassifier(**params)
-        clf.fit(paths[task.train], labels[task.train])
+        with stop_on_signals():  # in a loky worker: its Ctrl-C stops the fit, not scores it
+            clf.fit(paths[task.train], labels[task.train])
         result.proba = clf.predict_proba(paths[task.test])
         if params.get("threshold") is not None or params.get("posthoc_tau"):
-            result.decision = np.asarray(clf.predict(paths[task.test]))
+            # the model's own rule on these probabilities: one pass over the test images
+            result.decision = np.asarray(clf.decide(result.proba))
         result.threshold = clf.threshold_
         result.history = training_history(clf)
         result.n_train = len(clf.train_indices_)
@@ -131,7 +188,7 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
 
 def training_history(clf):
     """The per-epoch curves of a fitted estimator, for the training-curve plot."""
-    monitor = "valid_loss" if clf.monitor == "valid_loss" else f"valid_{clf.monitor}"
+    monitor = history_key(clf.monitor)
     epochs = [
         {
             "epoch": entry["epoch"],
@@ -155,7 +212,9 @@ def worker_device(device, slot, n_cuda):
     return f"cuda:{slot % n_cuda}"
 
 
-_SLOT = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
+_SLOT: dict[
+    object, object
+] = {}  # slots_dir -> (slot, open lock file): held for the life of the worker process
 
 
 def claim_slot(slots_dir, limit=1024):

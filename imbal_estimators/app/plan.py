@@ -8,16 +8,25 @@ estimate fits, in this order, each step only while the estimate is still over
 the budget (see :data:`SHRINK_ORDER`):
 
 1. repeats of the cross-validation down to 1;
-2. one configuration per method (e.g. focal keeps only ``gamma=2`` without alpha);
+2. one configuration per method (focal keeps ``gamma=2, alpha=balanced``), except
+   for the methods you named (``--methods focal`` keeps the focal grid);
 3. the stage-2 top-k down to 1 (with screening);
 4. folds down to 3;
 5. methods, lowest priority first (:data:`~imbal_estimators.app.methods.PRIORITY`,
-   or the end of your grid), down to cross-entropy and one other;
+   or the end of your grid), down to the user's question
+   (:data:`~imbal_estimators.app.methods.QUESTION`: cross-entropy, a focal row with
+   a gamma and an alpha, weighted cross-entropy, over-sampling);
 6. members of the refitted ensemble down to 1;
 7. epochs halved, down to 1;
-8. folds down to 2.
+8. folds down to 2;
+9. the question's methods down to cross-entropy and the focal row.
 
-If even the smallest plan is over the budget, the plan says so and runs it.
+Methods you named are never dropped. If even the smallest plan is over the
+budget, the plan says so and runs it. Every configuration dropped is listed on
+its own line with the command that runs it (:func:`dropped_lines`). While the
+fits run, :class:`~imbal_estimators.app.pacing.Pacer` re-estimates the rest
+from the fits done and drops more in the same order if the budget would be
+exceeded.
 """
 
 import math
@@ -28,6 +37,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..models.backbones import describe_network
 
 SHRINK_ORDER = (
     "repeats",
@@ -38,7 +48,10 @@ SHRINK_ORDER = (
     "ensemble",
     "epochs",
     "folds to 2",
+    "question",
 )
+#: seconds of the report (figures, gallery, tables) on top of the fits, counted in the plan
+REPORT_SECONDS = 10.0
 
 _UNITS = {"h": 3600, "m": 60, "s": 1}
 
@@ -185,7 +198,14 @@ class Plan:
         Fits of the recommended configuration on all the images afterwards: the
         members of the saved ensemble (0 without a refit).
     dropped : tuple of str
-        What the budget removed, in words.
+        What the budget changed, in words (the configurations it dropped are
+        ``removed``).
+    asked : tuple of str
+        Methods the user named (``--methods``): never dropped, variants kept.
+    removed : tuple of Configuration
+        Configurations the budget dropped, in the order it dropped them.
+    report : bool
+        Whether a report is written after the fits (counted in the estimate).
     """
 
     configurations: tuple
@@ -198,6 +218,9 @@ class Plan:
     frozen_only: bool = False
     dropped: tuple = ()
     notes: tuple = field(default=())
+    asked: tuple = ()
+    removed: tuple = ()
+    report: bool = True
 
     @property
     def screening(self):
@@ -285,7 +308,19 @@ def estimate(plan, probe, workload):
         n_train_rows=workload.n_images,
     )
     workers = max(1, workload.n_jobs)
-    return total / workers + plan.refits * refit
+    return total / workers + plan.refits * refit + (REPORT_SECONDS if plan.report else 0.0)
+
+
+def refit_seconds(plan, probe, workload):
+    """Estimated seconds of one refit of the recommended configuration on all the images."""
+    return fit_seconds(
+        plan.configurations[0],
+        probe,
+        workload,
+        plan,
+        frozen=plan.frozen_only,
+        n_train_rows=workload.n_images,
+    )
 
 
 def shrink(plan, budget, probe, workload):
@@ -294,10 +329,11 @@ def shrink(plan, budget, probe, workload):
     Returns
     -------
     plan : Plan
-        With ``dropped`` listing what was removed (and, if even the smallest
-        plan is over the budget, a note saying so).
+        With ``dropped`` listing what was changed, ``removed`` the configurations
+        dropped (and, if even the smallest plan is over the budget, a note
+        saying so).
     """
-    dropped = list(plan.dropped)
+    dropped, removed = list(plan.dropped), list(plan.removed)
 
     def over(candidate):
         return estimate(candidate, probe, workload) > budget
@@ -306,9 +342,10 @@ def shrink(plan, budget, probe, workload):
         dropped.append(f"repeats {plan.repeats} -> 1")
         plan = replace(plan, repeats=1)
     if over(plan):
-        kept, removed = _one_per_method(plan.configurations)
-        if removed:
-            dropped.append("variants: " + ", ".join(c.name for c in removed))
+        kept, gone = _one_per_method(plan.configurations, plan.asked)
+        if gone:
+            dropped.append(f"variants: {len(gone)} configuration(s), listed below")
+            removed += gone
             plan = replace(plan, configurations=kept)
     if over(plan) and plan.screening and plan.top_k > 1:
         dropped.append(f"stage-2 top-k {plan.top_k} -> 1")
@@ -316,12 +353,10 @@ def shrink(plan, budget, probe, workload):
     if over(plan) and plan.cv > 3:
         dropped.append(f"folds {plan.cv} -> 3")
         plan = replace(plan, cv=3)
-    removed = []
-    while over(plan) and len(plan.configurations) > 2 and not plan.screening:
-        removed.append(plan.configurations[-1].name)
-        plan = replace(plan, configurations=plan.configurations[:-1])
-    if removed:
-        dropped.append("methods: " + ", ".join(removed))
+    plan, gone = _drop_methods(plan, over, keep_question=True)
+    if gone:
+        dropped.append(f"methods: {len(gone)} configuration(s), listed below")
+        removed += gone
     if over(plan) and plan.refits > 1:
         dropped.append(f"ensemble members {plan.refits} -> 1")
         plan = replace(plan, refits=1)
@@ -333,25 +368,93 @@ def shrink(plan, budget, probe, workload):
     if over(plan) and plan.cv > 2:
         dropped.append(f"folds {plan.cv} -> 2")
         plan = replace(plan, cv=2)
+    plan, gone = _drop_methods(plan, over, keep_question=False)
+    if gone:
+        dropped.append(f"methods of the question: {len(gone)} configuration(s), listed below")
+        removed += gone
     notes = list(plan.notes)
     if over(plan):
         notes.append(
             f"even the smallest plan is estimated at "
-            f"{format_duration(estimate(plan, probe, workload))}, over the budget of "
-            f"{format_duration(budget)}; running it anyway"
+            f"{format_duration(estimate(plan, probe, workload))}, over the "
+            f"{format_duration(budget)} left of the budget; running it anyway"
         )
-    return replace(plan, dropped=tuple(dropped), notes=tuple(notes))
+    return replace(plan, dropped=tuple(dropped), removed=tuple(removed), notes=tuple(notes))
 
 
-def _one_per_method(configurations):
+def droppable(configurations, asked=(), *, keep_question=True):
+    """The configurations a budget may drop, the first to go first.
+
+    Never: plain cross-entropy, the first focal row (a gamma and an alpha), the
+    methods the user named. With ``keep_question`` also not the other methods
+    of :data:`~imbal_estimators.app.methods.QUESTION`.
+    """
+    from .methods import BASELINE, QUESTION
+
+    keep, seen = set(), set()
+    for config in configurations:
+        if config.method not in seen:
+            seen.add(config.method)
+            if config.method == "focal" or (keep_question and config.method in QUESTION):
+                keep.add(config.name)
+    return [
+        c
+        for c in reversed(configurations)
+        if c.name != BASELINE and c.name not in keep and c.method not in asked
+    ]
+
+
+def _drop_methods(plan, over, *, keep_question):
+    gone = []
+    if plan.screening:
+        return plan, gone
+    for config in droppable(plan.configurations, plan.asked, keep_question=keep_question):
+        if not over(plan):
+            break
+        gone.append(config)
+        plan = replace(plan, configurations=tuple(c for c in plan.configurations if c != config))
+    return plan, gone
+
+
+def _one_per_method(configurations, asked=()):
     kept, removed, seen = [], [], set()
     for config in configurations:
-        if config.method in seen:
+        if config.method in seen and config.method not in asked:
             removed.append(config)
         else:
             seen.add(config.method)
             kept.append(config)
     return tuple(kept), removed
+
+
+def rerun_command(config, data_dir="DATA_DIR", out="OUT_DIR"):
+    """The ``compare`` command that runs ``config`` (its whole method, budget aside)."""
+    import shlex
+
+    words = ["imbal-estimators", "compare", str(data_dir), "--out", str(out)]
+    return shlex.join([*words, "--methods", config.method])
+
+
+def dropped_lines(removed, data_dir="DATA_DIR", out="NEW_OUT_DIR"):
+    """One line per configuration the budget dropped, each with the command that runs it.
+
+    Names contain commas (``focal g=1, alpha=effective``), so they are never joined
+    with commas. A focal row dropped says in words that focal loss was cut short.
+    """
+    if not removed:
+        return []
+    lines = [
+        "Not run (dropped by the budget); each runs with the command shown "
+        "(add your other options), or rerun with a larger --budget:"
+    ]
+    lines += [f"  - {c.name}: {rerun_command(c, data_dir, out)}" for c in removed]
+    focal = [c for c in removed if c.method == "focal"]
+    if focal:
+        lines.append(
+            f"  focal loss: {len(focal)} of its gamma x alpha rows were not run; rerun with "
+            "--methods focal or a larger --budget for the whole focal grid."
+        )
+    return lines
 
 
 def _refit_text(plan, workload):
@@ -363,16 +466,41 @@ def _refit_text(plan, workload):
     return f"then {plan.refits} refits of {where}, averaged as one ensemble"
 
 
-def describe_plan(plan, probe, workload, params, *, device, threads, budget=None):
-    """The plan in lines of text, printed before the first fit."""
+def network_text(clf):
+    """The network of a comparison in words, defaults resolved: never ``None``.
+
+    ``clf`` is an (unfitted) ``ImageImbalanceClassifier`` with the shared settings,
+    e.g. ``"resnet34 (pretrained weights DEFAULT) at 224 px"``.
+    """
+    module = clf.module
+    if module is not None:
+        what = f"your network: {describe_network(clf.backbone, clf.weights, module)}"
+    else:
+        weights = clf.weights
+        if weights is None:
+            init = "random init"
+        elif isinstance(weights, str) and weights.upper() == "DEFAULT":
+            init = "pretrained weights DEFAULT"
+        else:
+            init = f"weights {weights}"
+        what = f"{clf.backbone} ({init}{', frozen' if clf.freeze_backbone else ''})"
+    return f"{what} at {clf.image_size} px"
+
+
+def describe_plan(plan, probe, workload, network, *, device, threads, budget=None, image_size=0):
+    """The plan in lines of text, printed before the first fit.
+
+    ``network``: :func:`network_text` of the shared settings; ``image_size`` (their
+    resolution) lets the advice for a plan over an hour suggest a smaller one.
+    """
     n_train = workload.n_images * (plan.cv - 1) / plan.cv
     folds = f"{plan.cv} folds" + (f" x {plan.repeats} repeats" if plan.repeats > 1 else "")
-    name = "small network" if params.get("module") is not None else params.get("backbone")
+    report = ", then the report" if plan.report else ""
     lines = [
-        f"Plan: {plan.n_fits + plan.refits} fits ({folds}; {_refit_text(plan, workload)}), "
-        f"{plan.max_epochs} epochs each, "
-        f"~{int(n_train)} training images per fit, {name} at {params.get('image_size')} px, "
-        f"on {device} ({threads} torch thread(s) per fit, {workload.n_jobs} worker(s))."
+        f"Plan: {plan.n_fits + plan.refits} fits ({folds}; {_refit_text(plan, workload)}"
+        f"{report}), {plan.max_epochs} epochs each, ~{int(n_train)} training images per fit, "
+        f"{network}, on {device} ({threads} torch thread(s) per fit, {workload.n_jobs} "
+        "worker(s))."
     ]
     if plan.screening:
         lines.append(
@@ -389,20 +517,68 @@ def describe_plan(plan, probe, workload, params, *, device, threads, budget=None
         stage = "frozen backbone features" if plan.frozen_only else "fine-tuned"
         lines.append(
             f"  one stage ({stage}): {len(plan.configurations)} configurations x "
-            f"{plan.n_folds} folds: " + ", ".join(c.name for c in plan.configurations)
+            f"{plan.n_folds} folds:"
         )
+        lines += [f"    - {c.name}" for c in plan.configurations]
     seconds = estimate(plan, probe, workload)
+    refit = plan.refits * refit_seconds(plan, probe, workload)
     lines.append(
-        f"Estimated time: {format_duration(seconds)} (from a {probe.probe_seconds:.1f} s probe "
-        f"on this machine: {1000 * probe.train_image:.1f} ms per training image, "
+        f"Estimated time: {format_duration(seconds)} (of which refits {format_duration(refit)}"
+        + (f", report ~{format_duration(REPORT_SECONDS)}" if plan.report else "")
+        + f"; from a {probe.probe_seconds:.1f} s probe on this machine: "
+        f"{1000 * probe.train_image:.1f} ms per training image, "
         f"{1000 * probe.eval_image:.1f} ms per predicted image, "
-        f"{probe.fit_overhead:.2f} s per fit to set up)."
+        f"{probe.fit_overhead:.2f} s per fit to set up). The progress bar re-estimates "
+        "the rest from the fits done."
     )
     if budget is not None:
+        changes = [d for d in plan.dropped if "listed below" not in d]
         lines.append(
             f"Budget {format_duration(budget)}: "
-            + ("dropped " + "; ".join(plan.dropped) if plan.dropped else "nothing dropped")
+            + ("changed " + "; ".join(changes) if changes else "no setting changed")
+            + (f"; {len(plan.removed)} configuration(s) dropped" if plan.removed else "")
             + "."
         )
+        lines += dropped_lines(plan.removed)
     lines += [f"Note: {note}." for note in plan.notes]
+    lines += advice(plan, probe, workload, image_size=image_size, budget=budget)
+    return lines
+
+
+def advice(plan, probe, workload, *, image_size=0, budget=None):
+    """Options of ``compare`` that bring a plan over an hour down, with their estimates."""
+    seconds = estimate(plan, probe, workload)
+    if seconds <= 3600:
+        return []
+    options = []
+    if not plan.frozen_only:
+        # one feature pass of every image (cached), then a linear head per fit: the head's
+        # epochs cost next to nothing beside the pass
+        heads = plan.n_fits * max(probe.head_overhead, 0.5)
+        frozen = (
+            2 * workload.n_images * probe.eval_image / max(1, workload.n_jobs)
+            + heads
+            + plan.refits * 1.0
+        )
+        options.append(("--freeze-backbone (with pretrained --weights DEFAULT)", frozen))
+    if image_size > 64:
+        smaller = max(32, image_size // 2)
+        scale = (smaller / image_size) ** 2  # the cost of a convolution grows with the pixels
+        cheaper = replace(
+            probe,
+            train_image=probe.train_image * scale,
+            eval_image=probe.eval_image * scale,
+        )
+        options.append((f"--image-size {smaller}", estimate(plan, cheaper, workload)))
+    if plan.cv > 3:
+        options.append(("--cv 3", estimate(replace(plan, cv=3), probe, workload)))
+    if plan.repeats > 1:
+        options.append(("--repeats 1", estimate(replace(plan, repeats=1), probe, workload)))
+    if budget is None:
+        options.append(("--budget 1h", 3600.0))
+    lines = [
+        f"This plan runs {format_duration(seconds)}, over an hour. Options that bring it "
+        "down (estimated on this machine; they combine):"
+    ]
+    lines += [f"  {option}: ~{format_duration(value)}" for option, value in options]
     return lines

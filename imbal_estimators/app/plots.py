@@ -82,13 +82,16 @@ def confusion_matrix(y_true, y_pred, classes, title=""):
     return figure
 
 
-def precision_recall(y_true, proba, classes, pos_label=None, thresholds=()):
+def precision_recall(y_true, proba, classes, pos_label=None, thresholds=(), pooled=False):
     """Precision-recall curve(s); the decision thresholds are marked.
 
     Binary: the positive class's curve, with the points of threshold 0.5 and of
     the tuned ``thresholds`` (their median over folds). Multi-class: one
-    one-vs-rest curve per class.
+    one-vs-rest curve per class. ``pooled``: the predictions are out-of-fold
+    ones pooled over folds, and the legend's AP says so (it is not the mean of
+    the per-fold APs).
     """
+    suffix = ", pooled" if pooled else ""
     y_true, proba = np.asarray(y_true), np.asarray(proba)
     figure = Figure(figsize=(4.8, 3.8))
     ax = figure.subplots()
@@ -96,13 +99,13 @@ def precision_recall(y_true, proba, classes, pos_label=None, thresholds=()):
         for i, label in enumerate(classes):
             if np.any(y_true == label):
                 PrecisionRecallDisplay.from_predictions(
-                    y_true == label, proba[:, i], ax=ax, name=f"{label} vs rest"
+                    y_true == label, proba[:, i], ax=ax, name=f"{label} vs rest{suffix}"
                 )
         ax.set_title("precision-recall, one-vs-rest (decision: argmax)")
     else:
         p = proba[:, _column(classes, pos_label)]
         PrecisionRecallDisplay.from_predictions(
-            y_true, p, pos_label=pos_label, ax=ax, name=f"class {pos_label}"
+            y_true, p, pos_label=pos_label, ax=ax, name=f"class {pos_label}{suffix}"
         )
         precision, recall, cuts = precision_recall_curve(y_true, p, pos_label=pos_label)
         marks = [(0.5, "threshold 0.5", "o")]
@@ -182,6 +185,11 @@ def reliability(y_true, proba, classes, pos_label=None, n_bins=10):
         CalibrationDisplay.from_predictions(
             y_true == pos_label, p, n_bins=n_bins, ax=ax, name=f"class {pos_label}"
         )
+        # scikit-learn labels the axes with the boolean target ("Positive class: 1")
+        ax.set(
+            xlabel=f"predicted P({pos_label})",
+            ylabel=f"observed fraction of class {pos_label}",
+        )
         ax.set_title(f"reliability of P({pos_label})")
     ax.grid(alpha=0.3)
     return figure
@@ -224,8 +232,11 @@ def gallery(items, title, columns=6, thumb=64):
     from PIL import Image, ImageOps
 
     rows = max(1, -(-len(items) // columns))
-    figure = Figure(figsize=(1.35 * columns, 1.55 * rows + 0.4))
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    # room under each thumbnail for a three-line caption: captions of neighbours never overlap
+    figure = Figure(figsize=(1.5 * columns, 2.0 * rows + 0.5))
+    axes = np.atleast_1d(
+        figure.subplots(rows, columns, gridspec_kw={"wspace": 0.25, "hspace": 0.5})
+    ).ravel()
     for ax in axes:
         ax.axis("off")
     for ax, item in zip(axes, items, strict=False):
@@ -233,6 +244,10 @@ def gallery(items, title, columns=6, thumb=64):
             picture = ImageOps.exif_transpose(image).convert("RGB")
             picture.thumbnail((thumb, thumb))
             ax.imshow(np.asarray(picture), interpolation="nearest")
-        ax.set_title(item.caption, fontsize=7)
+        ax.set_axis_on()  # for the caption below the picture; no ticks, no frame
+        ax.set_xlabel(item.caption, fontsize=7, linespacing=1.1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
     figure.suptitle(title, fontsize=9)
     return figure

@@ -16,7 +16,11 @@ from imblearn.metrics import classification_report_imbalanced
 
 from ..data.labels import plain_value
 from ..decision.evaluation import METRICS, score_predictions
+from ..io.markdown import code, fence
+from ..training.callbacks import history_key
 from . import plots
+from .moved import what_moved
+from .plan import dropped_lines
 from .recommend import selection_note
 
 METRIC_NAMES = {
@@ -98,7 +102,8 @@ def render_markdown(blocks, title):
         elif isinstance(block, Image):
             parts.append(f"![{block.caption}](plots/{block.name}.png)\n\n*{block.caption}*\n")
         elif isinstance(block, Preformatted):
-            parts.append(f"```\n{block.text.rstrip()}\n```\n")
+            mark = fence(block.text)  # a class name holding ``` cannot end the block
+            parts.append(f"{mark}\n{block.text.rstrip()}\n{mark}\n")
     return "\n".join(parts)
 
 
@@ -190,8 +195,8 @@ def _averaging(classes, pos_label):
         )
     return (
         f"Binary: F1, precision, recall and average precision are those of the positive class "
-        f"`{plain_value(pos_label)}` (the rarer class unless --pos-label says otherwise); a tuned "
-        "threshold applies to its probability."
+        f"{code(plain_value(pos_label))} (the rarer class unless --pos-label says otherwise); "
+        "a tuned threshold applies to its probability."
     )
 
 
@@ -305,11 +310,13 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     folds = f"{comparison.cv}-fold" + (
         f" x {comparison.repeats} repeats" if comparison.repeats > 1 else ""
     )
-    blocks = [
+    moved = what_moved(comparison)
+    blocks = [Heading("What moved the score"), Paragraph(moved)] if moved else []
+    blocks += [
         Paragraph(
-            (f"Data: `{data_dir}`, " if data_dir else "")
+            (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
-            + ", ".join(f"class `{c}`: {n}" for c, n in zip(classes, counts, strict=True))
+            + ", ".join(f"class {code(c)}: {n}" for c, n in zip(classes, counts, strict=True))
             + f". Stratified {folds} cross-validation, ranked by mean "
             f"{METRIC_NAMES[metric]}. Shared settings: "
             + ", ".join(f"{k}={v!r}" for k, v in settings.items())
@@ -320,7 +327,7 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
         *[Paragraph(t) for t in recommendation(comparison)],
     ]
     if comparison.best_estimator_ is not None:
-        where = f" and saved to `{model_dir}`" if model_dir else ""
+        where = f" and saved to {code(model_dir)}" if model_dir else ""
         refits = comparison.plan.refits
         members = (
             f" {refits} times (seeds random_state, random_state + 1, ...), its probabilities "
@@ -340,6 +347,12 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
             )
         )
     blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
+    removed = getattr(comparison.plan, "removed", ())
+    if removed:  # the budget's drops, those made while running included: one per line
+        blocks += [
+            Heading("Not run: dropped by the budget"),
+            Preformatted("\n".join(dropped_lines(removed, data_dir or "DATA_DIR"))),
+        ]
     blocks += _stage_blocks(comparison)
     best = comparison.recommended
     config_name = best.configuration.name
@@ -360,6 +373,8 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
         comparison.pos_label,
         thresholds=best.thresholds[: comparison.cv],
         histories=stage.histories[config_name],
+        params=best.configuration.params,
+        out_of_fold=True,
     )
     return blocks
 
@@ -445,8 +460,8 @@ def gallery_blocks(comparison, row, stage):
     )
     blocks = [Heading("What it gets wrong", level=3)]
     for items, kind, what in (
-        (misses, "misses", f"images of class `{plain_value(rare)}` predicted as another class"),
-        (alarms, "false_alarms", f"images of other classes predicted as `{plain_value(rare)}`"),
+        (misses, "misses", f"images of class {code(plain_value(rare))} predicted as another class"),
+        (alarms, "false_alarms", f"images of other classes predicted as {code(plain_value(rare))}"),
     ):
         label = "Misses" if kind == "misses" else "False alarms"
         if not items:
@@ -457,14 +472,39 @@ def gallery_blocks(comparison, row, stage):
                 f"gallery_{kind}",
                 plots.to_png(plots.gallery(items, f"{label}: {what}".replace("`", ""))),
                 f"{label} (out-of-fold, most confident first; P is the probability of class "
-                f"`{plain_value(rare)}`): {what}. Up to 12 shown.",
+                f"{code(plain_value(rare))}): {what}. Up to 12 shown.",
             )
         )
     return blocks
 
 
-def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), histories=()):
-    """Figures and per-class figures for one model's predictions."""
+def evaluation_blocks(
+    y_true,
+    y_pred,
+    proba,
+    classes,
+    pos_label,
+    thresholds=(),
+    histories=(),
+    params=None,
+    out_of_fold=False,
+):
+    """Figures and per-class figures for one model's predictions.
+
+    ``params`` (the model's estimator parameters) lets the calibration caption name
+    what moves its probabilities; ``out_of_fold``: the predictions are pooled
+    out-of-fold ones, whose average precision differs from the mean over folds.
+    """
+    pr_caption = (
+        "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
+        "tuned threshold."
+    )
+    if out_of_fold:
+        pr_caption += (
+            " The AP in the legend is computed once on the out-of-fold predictions of all "
+            "folds pooled; the table's average precision is the mean of one AP per test fold, "
+            "so the two differ (pooling mixes the folds' differently scaled probabilities)."
+        )
     blocks = []
     if histories:
         blocks.append(
@@ -483,9 +523,12 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
         ),
         Image(
             "precision_recall",
-            plots.to_png(plots.precision_recall(y_true, proba, classes, pos_label, thresholds)),
-            "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
-            "tuned threshold.",
+            plots.to_png(
+                plots.precision_recall(
+                    y_true, proba, classes, pos_label, thresholds, pooled=out_of_fold
+                )
+            ),
+            pr_caption,
         ),
         Image(
             "f1_vs_threshold",
@@ -496,7 +539,7 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
             "reliability",
             plots.to_png(plots.reliability(y_true, proba, classes, pos_label)),
             "Reliability diagram: predicted probability against observed frequency (the "
-            "diagonal is perfect calibration). Weighted and focal losses push it off.",
+            "diagonal is perfect calibration)." + calibration_note(params),
         ),
         Heading("Per-class figures", level=3),
         Paragraph(
@@ -510,6 +553,32 @@ def evaluation_blocks(y_true, y_pred, proba, classes, pos_label, thresholds=(), 
         ),
     ]
     return blocks
+
+
+def calibration_note(params):
+    """What in ``params`` (estimator parameters) moves the probabilities off the diagonal,
+    as a sentence; empty for a model that nothing of the kind changed (plain cross-entropy)."""
+    params = params or {}
+    causes = []
+    loss = params.get("loss") or "ce"
+    if loss in ("focal", "cb_focal"):
+        if params.get("gamma") is None or params["gamma"] > 0:
+            causes.append("the focal loss (it flattens confident probabilities)")
+    elif loss not in ("ce", "logit_adjusted", "balanced_softmax") and isinstance(loss, str):
+        causes.append(f"the {loss} loss")
+    if params.get("alpha") is not None:
+        causes.append(f"the class weights (alpha={plain_value(params['alpha'])!r})")
+    if params.get("sampler") is not None:
+        causes.append("the resampling (it raises the rare class's probabilities)")
+    if not causes:
+        return ""
+    return " Here " + " and ".join(causes) + " can push it off the diagonal."
+
+
+def _model_params(clf):
+    member = (getattr(clf, "members_", None) or [getattr(clf, "estimator", clf)])[0]
+    names = ("loss", "gamma", "alpha", "sampler")
+    return {name: getattr(member, name, None) for name in names}
 
 
 def model_blocks(clf, paths, labels, data_dir=None, proba=None):
@@ -534,26 +603,28 @@ def model_blocks(clf, paths, labels, data_dir=None, proba=None):
                     "epoch": e.get("epoch"),
                     "train_loss": e.get("train_loss"),
                     "valid_loss": e.get("valid_loss"),
-                    "valid_score": e.get(f"valid_{member.monitor}"),
+                    "valid_score": e.get(history_key(member.monitor)),
                 }
                 for e in member.history
             ],
             "best_epoch": getattr(member, "best_epoch_", None),
-            "monitor": f"valid_{member.monitor}",
+            "monitor": history_key(member.monitor),
         }
         for member in members
         if len(getattr(member, "history", []) or [])
     ]
     blocks = [
         Paragraph(
-            (f"Data: `{data_dir}`, " if data_dir else "")
+            (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(labels)} images; "
-            + ", ".join(f"class `{c}`: {n}" for c, n in zip(present, counts, strict=True))
-            + f". Model classes: {np.asarray(classes).tolist()}"
+            + ", ".join(f"class {code(c)}: {n}" for c, n in zip(present, counts, strict=True))
+            + f". Model classes: {code(np.asarray(classes).tolist())}"
             + (f" ({len(members)} members, probabilities averaged)" if len(members) > 1 else "")
-            + f"; decisions: {clf.decision_rule()}."
+            + f"; decisions: {code(clf.decision_rule())}."
         ),
         Paragraph(_averaging(classes, pos_label)),
         Table([METRIC_NAMES[m] for m in METRICS], [[f"{scores[m]:.3f}" for m in METRICS]]),
     ]
-    return blocks + evaluation_blocks(labels, y_pred, proba, classes, pos_label, histories=history)
+    return blocks + evaluation_blocks(
+        labels, y_pred, proba, classes, pos_label, histories=history, params=_model_params(clf)
+    )

@@ -22,6 +22,8 @@ directory and kind of problem) and a miss, never an error of the image.
 """
 
 import hashlib
+import io
+import logging
 import os
 import tempfile
 import threading
@@ -31,8 +33,14 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..io.reader import read_bytes
+
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_FEATURE_MAX_BYTES = 1024**3
+#: one file of a disk cache: a decoded image (3 x 4096 x 4096 bytes at most) or features
+MAX_ENTRY_BYTES = 256 * 1024**2
+
+logger = logging.getLogger(__name__)
 
 
 def image_key(path, image_size):
@@ -101,7 +109,7 @@ class CacheWarning(UserWarning):
     """The directory cache could not store or read an entry; the data was decoded instead."""
 
 
-_warned = set()
+_warned: set[object] = set()
 _warned_lock = threading.Lock()
 
 
@@ -112,12 +120,12 @@ def _warn_once(directory, what, exc):
         if kind in _warned:
             return
         _warned.add(kind)
-    warnings.warn(
+    message = (
         f"The cache directory {directory!r} cannot {what} ({type(exc).__name__}: {exc}); "
-        "the images are decoded without it (the cache is best-effort).",
-        CacheWarning,
-        stacklevel=3,
+        "the images are decoded without it (the cache is best-effort)."
     )
+    logger.info(message)  # for an application that routes the package's log
+    warnings.warn(message, CacheWarning, stacklevel=3)
 
 
 def _key_digest(key):
@@ -162,7 +170,7 @@ class DirectoryTensorCache:
             return tensor
         path = self.path_of(key)
         try:
-            with open(path, "rb") as file:
+            with io.BytesIO(read_bytes(path, MAX_ENTRY_BYTES, what="cache entry")) as file:
                 stored_key = np.load(file, allow_pickle=False)
                 array = np.load(file, allow_pickle=False)
         except FileNotFoundError:

@@ -15,8 +15,14 @@ MARKER = ".imbal_estimators_demo.json"
 
 
 def make_demo_image_folder(
-    root, *, minority_digit=8, n_majority=600, n_minority=120, image_size=32, random_state=0
-):
+    root: str | os.PathLike[str],
+    *,
+    minority_digit: int = 8,
+    n_majority: int = 600,
+    n_minority: int = 120,
+    image_size: int = 32,
+    random_state: int = 0,
+) -> str:
     """Write an imbalanced two-class ImageFolder and return its root.
 
     Class folder ``0`` holds ``n_majority`` digits other than ``minority_digit``,
@@ -81,7 +87,9 @@ def make_demo_image_folder(
         for row in rows:
             path = os.path.join(folder, f"{row:04d}.png")
             pixels = (digits.images[row] * (255.0 / 16.0)).astype(np.uint8)
-            image = Image.fromarray(pixels, "L").resize((image_size, image_size), Image.BILINEAR)
+            image = Image.fromarray(pixels, "L").resize(
+                (image_size, image_size), Image.Resampling.BILINEAR
+            )
             image.save(path)
     with open(marker, "w") as file:  # written last: a half-written folder is redone
         json.dump(settings, file)

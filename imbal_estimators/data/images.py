@@ -13,11 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..utils.types import LabelArray
 from .cache import MemoryTensorCache, get_cache, image_key
 
 MAX_LISTED_BAD_FILES = 50
@@ -371,7 +373,9 @@ class ImagePathDataset(Dataset):
         return image, torch.tensor(target, dtype=torch.long)
 
 
-def load_image_folder(root):
+def load_image_folder(
+    root: str | os.PathLike[str],
+) -> tuple[npt.NDArray[np.object_], LabelArray]:
     """List the images of a torchvision ``ImageFolder`` directory.
 
     Parameters
@@ -383,7 +387,10 @@ def load_image_folder(root):
     -------
     paths : ndarray of shape (n_images,), dtype object
         Image file paths, in ``ImageFolder``'s order (classes sorted, then files
-        sorted within each class; upper-case extensions included).
+        sorted within each class; upper-case extensions included). Directory links
+        are followed, but every real directory and file is listed once: a link back
+        to a parent (a loop) and a second path to an image (a link, a hard link) are
+        skipped with a warning that names them.
     labels : ndarray of shape (n_images,)
         The class (sub-directory) name of each image; ``int`` when every class
         name is an integer written canonically (folders ``0`` and ``1`` give
@@ -394,13 +401,22 @@ def load_image_folder(root):
     --------
     >>> paths, labels = load_image_folder("data/train")  # doctest: +SKIP
     """
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
+
+    from .folders import scan_folder
 
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"load_image_folder: root {root!r} is not a directory.")
-    classes, class_to_idx = find_classes(root)
-    samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS)
+    classes, _ = find_classes(root)
+    samples = scan_folder(root, classes, IMG_EXTENSIONS)
+    empty = sorted(set(classes) - {classes[index] for _, index in samples})
+    if empty:
+        raise FileNotFoundError(
+            f"Found no valid file for the classes {', '.join(empty)} in {root!r} (links to "
+            f"files or folders listed under another class count once). Supported "
+            f"extensions are: {', '.join(IMG_EXTENSIONS)}"
+        )
     paths = np.array([path for path, _ in samples], dtype=object)
     names = _integer_names(classes) or classes
     labels = np.array([names[index] for _, index in samples])

@@ -17,22 +17,26 @@ of every file's identity and times, so fitting the same unchanged files again
 """
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 
 import numpy as np
 
+from ..utils.log import note
 from ..utils.warn import warn
 from .cache import image_key
 from .images import ImageFileError, find_bad_images, format_bad_files
 from .labels import plain_value
+
+logger = logging.getLogger(__name__)
 
 ON_BAD_IMAGE_OPTIONS = ("raise", "warn", "skip")
 
 # Digests of image sets whose every file decoded, most recently used last: a search
 # fits the same files dozens of times, and an unchanged file (same path, inode,
 # size, modification and change times) decodes as it did.
-_CLEAN_SCANS = OrderedDict()
+_CLEAN_SCANS: OrderedDict[object, object] = OrderedDict()
 _CLEAN_SCANS_LOCK = threading.Lock()
 MAX_CLEAN_SCANS = 256
 
@@ -110,11 +114,12 @@ def preflight_scan(
             format_bad_files(problems, paths, header=header)
             + f"\nTraining images per class that remain: {{{remaining}}}."
         )
-    elif verbose:
-        print(
-            f"Skipped {len(problems)} unusable image file(s) (see skipped_images_); "
-            f"training images per class: {{{remaining}}}."
-        )
+    message = (
+        f"Skipped {len(problems)} unusable image file(s) (see skipped_images_); "
+        f"training images per class: {{{remaining}}}."
+    )
+    # "warn" has shown the files already, as a warning
+    note(logger, message, show=bool(verbose) and on_bad_image != "warn")
     skipped = [
         {"index": int(index), "path": str(paths[index]), "reason": reason}
         for index, reason in problems

@@ -10,15 +10,19 @@ import copy
 import functools
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, ProgressBar
+from torch.utils.data import Dataset
 
 from ..data.images import (
     ImageLoader,
@@ -32,10 +36,11 @@ from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES
+from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
 from ..imbalance.samplers import (
     SAMPLERS,
 )
+from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
     BACKBONES,
@@ -44,6 +49,8 @@ from ..models.backbones import (
     ImageModel,
     build_backbone,
     is_weights_file,
+    load_state,
+    read_weights_file,
 )
 from ..models.features import (
     FeatureDataset,
@@ -53,6 +60,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
+from ..models.normalization import apply_normalize
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,
@@ -60,12 +68,15 @@ from ..training.callbacks import (
     EpochResampler,
     KeepBestModel,
     ValidationScore,
+    history_key,
 )
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
 from ..training.heads import HeadTrainingMixin
+from ..training.interrupt import raise_if_stopped
+from ..training.learning import LearningCheck
 from ..training.memory import train_with_memory_retry
 from ..training.plan import plan_fit
 from ..training.precision import (
@@ -75,6 +86,7 @@ from ..training.precision import (
     to_memory_format,
 )
 from ..training.seeding import epoch_seed, seed_torch, seeded
+from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
     Interval,
@@ -82,6 +94,8 @@ from ..utils.param_validation import (
     RealNotInt,
     StrOptions,
 )
+from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
+from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
@@ -93,7 +107,7 @@ from .validation import (
 
 # Parameter sets that passed check_params, so that the fits of a search (the same
 # values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS = OrderedDict()
+_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
 _CHECKED_PARAMS_MAX = 256
 _PLAIN_TYPES = (bool, int, float, str)
 
@@ -192,13 +206,23 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         draws as many rows as the training part has, with replacement, each
         class equally likely (``alpha`` then sees uniform counts).
     backbone : str, default="resnet34"
-        A torchvision classification model; its head is replaced for
-        ``len(classes_)`` classes.
+        A torchvision classification model, a timm model with the prefix
+        ``"timm/"`` (``"timm/efficientnet_lite0"``; needs the ``[timm]`` extra) or
+        ``"small_cnn"``; its head is replaced for ``len(classes_)`` classes.
     weights : "DEFAULT", str, path or None, default="DEFAULT"
-        ``"DEFAULT"`` (ImageNet) or another torchvision weights name, the path
-        of a state-dict file, or ``None`` for random initialization.
-    image_size : int, default=224
-        Images are resized to ``image_size x image_size``.
+        ``"DEFAULT"`` (the source's pretrained weights: torchvision's or timm's)
+        or another torchvision weights name, the path of a state-dict file
+        (``.pt``, ``.pth``, ``.bin``, ``.safetensors``) in the model's own key
+        names, or ``None`` for random initialization.
+    image_size : int in [1, 4096], default=224
+        Images are resized to ``image_size x image_size``. The upper bound
+        (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
+    normalize : "auto", "imagenet", "inception", (mean, std) or None, default="auto"
+        The mean and std the network's input is normalized with (on ``[0, 1]``
+        pixels). ``"auto"``: the network's own (torchvision weights'
+        ``transforms()``, a timm model's ``pretrained_cfg``, else ImageNet's);
+        ``"inception"``: inputs in ``[-1, 1]``; None: ``[0, 1]``, for a network
+        that normalizes itself. Saved in ``config.json``'s ``preprocessing``.
     augment : bool or callable, default=True
         Train-time augmentation (random resized crop and horizontal flip), or
         a callable applied to each ``(3, H, W)`` uint8 tensor.
@@ -254,12 +278,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         Replaces the torchvision backbone with your own network mapping
         ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
         whose signature has ``num_classes`` receives ``len(classes_)`` there.
+        ``compare`` counts it as pretrained (``pretrained=False`` says otherwise).
     criterion : None
         Not used: the loss comes from ``loss`` (any other value is an error).
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-4
     max_epochs : int, default=10
-    batch_size : int, default=32
+    batch_size : int in [1, 65536] or -1, default=32
+        Images per batch (``utils.limits.MAX_BATCH_SIZE``); -1 is the whole set.
     train_split : float, int, callable, None or False, default=0.2
         Fraction of each class held out to monitor ``monitor`` (an int ``k``
         holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
@@ -268,14 +294,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
-    tau : float, default=1.0
+    tau : float in [-10, 10], default=1.0
         Adjustment strength of ``loss="logit_adjusted"``.
     max_margin : float, default=0.5
         Margin of the rarest class for ``loss="ldam"``.
-    ldam_s : float, default=30.0
+    ldam_s : float in (0, 100], default=30.0
         Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
         logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
-    label_smoothing : float in [0, 1], default=0.0
+    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
         ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
         losses.
@@ -304,11 +330,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         the kept epoch: ``predict_proba`` returns ``softmax(logits /
         temperature_)``; the argmax (multi-class ``predict``) is unchanged. With
         ``threshold="auto"`` the threshold is tuned on calibrated probabilities.
-    tta : int or None, default=None
+    tta : int in [1, 64] or None, default=None
         Test-time augmentation: ``predict_proba`` averages the probabilities of
-        ``tta`` views, the first unaugmented, the others with the training
-        augmentation seeded from ``random_state``, the view and the path (the
-        same image always gets the same views). Needs ``augment``.
+        ``tta`` views (at most ``utils.limits.MAX_TTA``), the first unaugmented,
+        the others with the training augmentation seeded from ``random_state``,
+        the view and the path (the same image always gets the same views).
+        Needs ``augment``.
     checkpoint_dir : str, path or None, default=None
         Write a checkpoint there atomically after every epoch (model,
         optimizer, scheduler, callback states, history, seeds), one per data
@@ -426,7 +453,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
-        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
+        "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
         "pos_label": [None, Real, str, "boolean"],
@@ -442,20 +470,23 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ],
         "lr": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "batch_size": [
+            Interval(Integral, 1, MAX_BATCH_SIZE, closed="both"),
+            Options(Integral, {-1}),
+        ],
         "verbose": ["verbose"],
         "freeze_backbone": ["boolean"],
         "head_solver": [None, StrOptions({"lbfgs"})],
         "precision": [StrOptions(set(PRECISIONS))],
-        "tau": [Interval(Real, None, None, closed="neither")],
+        "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
         "max_margin": [Interval(Real, 0, None, closed="neither")],
-        "ldam_s": [Interval(Real, 0, None, closed="neither")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+        "ldam_s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
         "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
         "calibrate": ["boolean"],
-        "tta": [None, Interval(Integral, 1, None, closed="left")],
+        "tta": [None, Interval(Integral, 1, MAX_TTA, closed="both")],
         "checkpoint_dir": [None, str, os.PathLike],
         "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
         "auto_batch_size": ["boolean"],
@@ -465,46 +496,47 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def __init__(
         self,
         *,
-        loss="ce",
-        gamma=2.0,
-        alpha=None,
-        beta=0.999,
-        sampler=None,
-        backbone="resnet34",
-        weights="DEFAULT",
-        image_size=224,
-        augment=True,
-        monitor="balanced_accuracy",
-        pos_label=None,
-        cache="memory",
-        device="auto",
-        random_state=None,
-        module=None,
-        criterion=None,
-        optimizer=torch.optim.AdamW,
-        lr=1e-4,
-        max_epochs=10,
-        batch_size=32,
-        train_split=0.2,
-        callbacks=None,
-        verbose=1,
-        freeze_backbone=False,
-        head_solver="lbfgs",
-        precision="auto",
-        tau=1.0,
-        max_margin=0.5,
-        ldam_s=30.0,
-        label_smoothing=0.0,
-        drw_epoch=None,
-        threshold=None,
-        posthoc_tau=None,
-        calibrate=False,
-        tta=None,
-        checkpoint_dir=None,
-        on_bad_image="raise",
-        auto_batch_size=False,
-        **kwargs,
-    ):
+        loss: str | torch.nn.Module | type[torch.nn.Module] = "ce",
+        gamma: float = 2.0,
+        alpha: AlphaSpec = None,
+        beta: float = 0.999,
+        sampler: object = None,
+        backbone: str = "resnet34",
+        weights: StrPath | None = "DEFAULT",
+        image_size: int = 224,
+        normalize: str | tuple[Sequence[float], Sequence[float]] | None = "auto",
+        augment: bool | Callable[[torch.Tensor], torch.Tensor] = True,
+        monitor: str = "balanced_accuracy",
+        pos_label: Hashable | None = None,
+        cache: StrPath | None = "memory",
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        module: torch.nn.Module | type[torch.nn.Module] | None = None,
+        criterion: None = None,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        lr: float = 1e-4,
+        max_epochs: int = 10,
+        batch_size: int = 32,
+        train_split: float | Callable[..., object] | None = 0.2,
+        callbacks: Sequence[object] | None = None,
+        verbose: int = 1,
+        freeze_backbone: bool = False,
+        head_solver: str = "lbfgs",
+        precision: str = "auto",
+        tau: float = 1.0,
+        max_margin: float = 0.5,
+        ldam_s: float = 30.0,
+        label_smoothing: float = 0.0,
+        drw_epoch: int | None = None,
+        threshold: float | str | None = None,
+        posthoc_tau: float | None = None,
+        calibrate: bool = False,
+        tta: int | None = None,
+        checkpoint_dir: StrPath | None = None,
+        on_bad_image: str = "raise",
+        auto_batch_size: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             module,
             criterion=criterion,
@@ -526,6 +558,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
+        self.normalize = normalize
         self.augment = augment
         self.monitor = monitor
         self.pos_label = pos_label
@@ -546,6 +579,22 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.checkpoint_dir = checkpoint_dir
         self.on_bad_image = on_bad_image
         self.auto_batch_size = auto_batch_size
+        drop_unfitted_state(self)
+
+    # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
+    initialized_ = False
+    history_ = None
+
+    @property
+    def virtual_params_(self) -> dict[str, Any]:
+        return self.__dict__.setdefault("virtual_params_", {})
+
+    @virtual_params_.setter
+    def virtual_params_(self, value: dict[str, Any]) -> None:
+        self.__dict__["virtual_params_"] = value
+
+    def __repr__(self) -> str:
+        return params_repr(self)
 
     def __setattr__(self, name, value):
         # skorch refuses torch modules set outside initialize_*; these parameters
@@ -569,7 +618,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def device(self, value):
         self.__dict__["device"] = value
 
-    def get_params(self, deep=True, **kwargs):
+    def get_params(self, deep: bool = True, **kwargs: Any) -> dict[str, Any]:
         params = super().get_params(deep=deep, **kwargs)
         params["device"] = self.__dict__.get("device", "auto")
         # skorch's bookkeeping of which kwargs to check, not a parameter: __init__
@@ -577,7 +626,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         params.pop("_params_to_validate", None)
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "ImageImbalanceClassifier":
         """Set parameters; ``sampler__*`` reaches the sampler, as in a Pipeline.
 
         skorch treats every ``a__b`` key as its own prefixed argument, which
@@ -585,6 +634,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         sampler, so nested sampler parameters are routed here.
         """
         nested = {k: v for k, v in params.items() if k.startswith("sampler__")}
+        if "callbacks" in params and not self.initialized_:
+            # skorch would build the callbacks now; fit checks and builds them
+            self.callbacks = params.pop("callbacks")
         super().set_params(**{k: v for k, v in params.items() if k not in nested})
         for key, value in nested.items():
             if self.sampler is None or not hasattr(self.sampler, "set_params"):
@@ -621,7 +673,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- fit ----------------------------------------------------------------------------
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ImagePaths, y: Labels, **fit_params: Any) -> "ImageImbalanceClassifier":
         """Fit the network on image paths ``X`` and labels ``y``.
 
         Parameters
@@ -639,7 +691,13 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=not self.warm_start, fit_params=fit_params)
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(
+        self,
+        X: ImagePaths,
+        y: Labels | None = None,
+        classes: Labels | None = None,
+        **fit_params: Any,
+    ) -> "ImageImbalanceClassifier":
         """Train ``max_epochs`` more epochs without re-initializing the network.
 
         Parameters
@@ -687,6 +745,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             try:
                 train = functools.partial(super().partial_fit, paths, y_encoded)
                 train_with_memory_retry(self, train, rebuild)
+                raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
                 self._fit_decision(paths, y_encoded)
             finally:
                 self._release_device_memory()
@@ -717,7 +776,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     @property
     def _default_callbacks(self):
-        monitor = "valid_loss" if self.monitor == "valid_loss" else f"valid_{self.monitor}"
+        monitor = history_key(self.monitor)
+        by_loss = monitor == "valid_loss"
         callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
@@ -725,13 +785,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             ("resampler", EpochResampler()),
             ("deferred_reweighting", DeferredReweighting()),
             ("divergence", DivergenceCheck()),
+            ("learning", LearningCheck()),
         ]
-        if self.monitor != "valid_loss":
+        if not by_loss:
             callbacks.append(("valid_score", ValidationScore(self.monitor)))
-        callbacks.append(
-            ("keep_best", KeepBestModel(monitor, lower_is_better=self.monitor == "valid_loss"))
-        )
-        if self.verbose:
+        callbacks.append(("keep_best", KeepBestModel(monitor, lower_is_better=by_loss)))
+        if isinstance(self.verbose, (bool, int, np.integer)) and self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         ignored = ["train_class_counts", "class_weights_on"]
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
@@ -768,15 +827,21 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
         else:
             module = frozen_model(self, build)
+        apply_normalize(module, self.normalize)
         self.module_ = to_memory_format(module, self.precision, self.device)
         return self
 
     def _build_module(self):
-        """The user's ``module``, checked, with ImageNet's normalization."""
+        """The user's ``module``, checked, with ImageNet's normalization (and the state of
+        ``weights`` when that is a file)."""
         kwargs = self.get_params_for("module")
         if isinstance(self.module, type) and "num_classes" in signature(self.module).parameters:
             kwargs.setdefault("num_classes", self._n_classes_for_init())
         backbone = self.initialized_instance(self.module, kwargs)
+        if self.weights is not None and is_weights_file(self.weights):
+            name = getattr(self.module, "__name__", type(self.module).__name__)
+            state = read_weights_file(self.weights)
+            backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, self.image_size, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
@@ -917,7 +982,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     # -- predict -------------------------------------------------------------------------
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ImagePaths | Dataset) -> FloatArray:
         """Class probabilities (softmax of the logits, whatever the loss).
 
         Parameters
@@ -964,7 +1029,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             outputs.append(nonlinearity(logits).detach().cpu().numpy())
         return np.concatenate(outputs, 0)
 
-    def predict(self, X):
+    def predict(self, X: ImagePaths | Dataset) -> LabelArray:
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
 
         Given one of the estimator's own labelled datasets (skorch's
@@ -986,7 +1051,21 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             pos_index=self.__dict__.get("pos_index_", 1),
         )
 
-    def decide(self, proba):
+    def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
+        """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
+        return float(super().score(X, y, sample_weight=sample_weight))
+
+    def decision_function(self, X: ImagePaths) -> FloatArray:
+        """Log-odds of ``classes_[1]`` (binary, shape ``(n,)``) or log-probabilities.
+
+        As scikit-learn defines it for classifiers, from :meth:`predict_proba`:
+        for a binary problem ``log P(classes_[1]) - log P(classes_[0])`` whatever
+        ``pos_label`` or ``threshold_`` are; ``(n, n_classes)`` log-probabilities
+        otherwise. Scorers such as ``"roc_auc"`` use it.
+        """
+        return decision_scores(self.predict_proba(X))
+
+    def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for the probabilities ``proba``.
 
         For callers that already hold ``predict_proba``'s output (the CLI's
@@ -1005,7 +1084,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         check_is_fitted(self)
         return self.classes_[self._decide_indices(proba)]
 
-    def decision_rule(self, threshold=None):
+    def decision_rule(self, threshold: float | None = None) -> str:
         """How :meth:`predict` decides, in words (for reports and the CLI).
 
         ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
@@ -1019,7 +1098,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
         return "argmax"
 
-    def save(self, path):
+    def save(self, path: StrPath) -> str:
         """Save the fitted estimator as safetensors weights and JSON, without pickle.
 
         Writes the directory ``path`` with ``model.safetensors`` (the network's
@@ -1039,6 +1118,30 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         from .persistence import save
 
         return save(self, path)
+
+    def export(self, path: StrPath, format: str = "onnx") -> str:
+        """Export ``predict`` as one graph: uint8 images in, probabilities and labels out.
+
+        The graph resizes and normalizes as ``predict`` does and applies this
+        model's decision rule (``threshold_``, ``temperature_``, ``posthoc_tau``); a
+        sidecar ``path + ".json"`` names the classes. See
+        :mod:`imbal_estimators.estimator.export`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The model file to write.
+        format : {"onnx", "pt2", "torchscript"}, default="onnx"
+            ONNX (needs the ``[export]`` extra), a ``torch.export`` program, or
+            traced TorchScript.
+
+        Returns
+        -------
+        path : str
+        """
+        from .export import export
+
+        return export(self, path, format=format)
 
     def __setstate__(self, state):
         # skorch maps the tensors to state["device"], which must be a real device;

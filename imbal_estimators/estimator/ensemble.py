@@ -16,13 +16,18 @@ argmax. ``compare`` refits its recommendation as such an ensemble (``--ensemble`
 and ``imbal-estimators fit --ensemble K`` fits one.
 """
 
+from collections.abc import Iterable
+
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.posthoc import decide
 from ..training.heads import fit_many
+from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .classifier import ImageImbalanceClassifier
+from .conventions import decision_scores
 
 __all__ = ["SeedEnsembleClassifier", "member_seeds"]
 
@@ -87,7 +92,14 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
     >>> ensemble.fit(paths, labels).predict(new_paths)  # doctest: +SKIP
     """
 
-    def __init__(self, estimator=None, n_members=3):
+    members_: list[ImageImbalanceClassifier]
+    classes_: LabelArray
+    n_classes_: int
+    threshold_: float | None
+
+    def __init__(
+        self, estimator: ImageImbalanceClassifier | None = None, n_members: int = 3
+    ) -> None:
         self.estimator = estimator
         self.n_members = n_members
 
@@ -106,7 +118,7 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
             )
         return estimator
 
-    def fit(self, X, y):
+    def fit(self, X: ImagePaths, y: Labels) -> "SeedEnsembleClassifier":
         """Fit ``n_members`` clones of ``estimator`` on ``(X, y)``.
 
         Parameters
@@ -125,7 +137,7 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     @classmethod
-    def from_members(cls, members):
+    def from_members(cls, members: Iterable[ImageImbalanceClassifier]) -> "SeedEnsembleClassifier":
         """The ensemble of already fitted ``members`` (e.g. loaded ones).
 
         Parameters
@@ -163,10 +175,10 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     @property
-    def posthoc_tau(self):
+    def posthoc_tau(self) -> float | None:
         return self.members_[0].posthoc_tau
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ImagePaths) -> FloatArray:
         """The mean of the members' ``predict_proba``.
 
         Returns
@@ -176,7 +188,11 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "members_")
         return np.mean([member.predict_proba(X) for member in self.members_], axis=0)
 
-    def decide(self, proba):
+    def decision_function(self, X: ImagePaths) -> FloatArray:
+        """Log-odds of ``classes_[1]`` (binary) or log-probabilities of the mean probability."""
+        return decision_scores(self.predict_proba(X))
+
+    def decide(self, proba: npt.ArrayLike) -> LabelArray:
         """The labels :meth:`predict` gives for probabilities ``proba`` of this ensemble."""
         check_is_fitted(self, "members_")
         indices = decide(
@@ -188,16 +204,16 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         )
         return self.classes_[indices]
 
-    def predict(self, X):
+    def predict(self, X: ImagePaths) -> LabelArray:
         """Labels by the members' decision rule on the mean probability (module docstring)."""
         return self.decide(self.predict_proba(X))
 
-    def decision_rule(self):
+    def decision_rule(self) -> str:
         """The decision in words, e.g. ``"threshold 0.312 on P('rare')"``."""
         check_is_fitted(self, "members_")
         return self.members_[0].decision_rule(threshold=self.threshold_)
 
-    def save(self, path):
+    def save(self, path: StrPath) -> str:
         """Save the members and ``ensemble.json`` into the directory ``path``, without pickle.
 
         Load it with :func:`imbal_estimators.load`.
@@ -205,6 +221,15 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import save
 
         return save(self, path)
+
+    def export(self, path: StrPath, format: str = "onnx") -> str:
+        """Export the ensemble as one graph that averages its members' probabilities.
+
+        Same outputs and sidecar as :meth:`ImageImbalanceClassifier.export`.
+        """
+        from .export import export
+
+        return export(self, path, format=format)
 
 
 def _check_members(members):

@@ -45,12 +45,29 @@ from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
 
 from ..io.atomic import publish_directory
-from ..io.jsonable import from_json, import_path, plain_json, to_json
-from ..io.references import UntrustedReferenceError, resolve_reference
+from ..io.jsonable import check_module_size, from_json, import_path, plain_json, to_json
+from ..io.reader import UnreadableFileError, read_bytes, read_json
+from ..io.references import (
+    UntrustedReferenceError,
+    resolve_network_reference,
+    resolve_reference,
+)
+from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
+from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
+from .loaded import (
+    ModelFileError,
+    check_classes,
+    check_fitted,
+    check_layout,
+    check_network_size,
+    check_parameters,
+    check_preprocessing,
+    check_weights,
+)
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -61,13 +78,17 @@ MEMBER_PREFIX = "member-"
 MEMBER_NAME = re.compile(r"member-[0-9]{1,4}")
 #: ensemble.json lists folder names only: 10,000 members take 140 kB
 MAX_JSON_BYTES = 1 << 20
+#: config.json holds the history (a few hundred bytes per epoch and batch)
+MAX_CONFIG_BYTES = 64 << 20
+#: model.safetensors: the recorded size, and never more than this
+MAX_WEIGHTS_BYTES = 8 << 30
 
 # Fitted attributes written to config.json: the saved fields of the fit plan, name -> kind
 # ("array" or "value"); classes_ is written apart, with its dtype.
 FITTED = saved_fields()
 
 
-def save(estimator, path):
+def save(estimator: ImageImbalanceClassifier | SeedEnsembleClassifier, path: StrPath) -> str:
     """Write a fitted estimator to the directory ``path`` (see the module docstring).
 
     Parameters
@@ -135,11 +156,8 @@ def _model_files(estimator):
             for name in FITTED
             if name in estimator.__dict__
         },
-        "preprocessing": {
-            "image_size": int(estimator.image_size),
-            "mean": estimator.module_.mean.flatten().tolist(),
-            "std": estimator.module_.std.flatten().tolist(),
-        },
+        "preprocessing": preprocessing_record(estimator),
+        "network": network_record(estimator),
         "history": plain_json(list(estimator.history)),
     }
     tensors = {
@@ -152,6 +170,59 @@ def _model_files(estimator):
     }
     text = json.dumps(config, indent=1)  # fails here, before anything is written
     return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+
+
+def network_record(estimator):
+    """The network as the user gave it: ``backbone`` and ``weights``, or the ``module``
+    class by its import path, which :func:`load` imports without ``trusted=True``."""
+    module = estimator.module
+    if module is None:
+        weights = estimator.weights
+        return {
+            "backbone": estimator.backbone,
+            "weights": None if weights is None else str(weights),
+        }
+    cls = module if isinstance(module, type) else type(module)
+    return {"module": import_path(cls)}
+
+
+def _is_saved_network(value, config):
+    """Whether the ``module`` parameter's JSON ``value`` is the class ``network`` names."""
+    network = (config.get("network") or {}).get("module")
+    if not isinstance(network, str) or not isinstance(value, dict):
+        return False
+    return value.get("__import__", value.get("__object__")) == network
+
+
+def _saved_network(value, config, trusted):
+    """The ``module`` parameter: the class named at save, imported by the rule of
+    :func:`~imbal_estimators.io.references.resolve_network_reference`."""
+    if trusted:
+        return from_json(value, trusted)
+    cls = resolve_network_reference(config["network"]["module"])
+    if "__import__" in value:
+        return cls
+    kwargs = {key: from_json(item) for key, item in value["params"].items()}
+    check_module_size(cls, kwargs, config["network"]["module"])  # counted before it is built
+    return cls(**kwargs)
+
+
+def preprocessing_record(estimator):
+    """What the network's input gets, as written in ``config.json``: every source resizes
+    to an ``image_size`` square, then normalizes ``(x / 255 - mean) / std``."""
+    mean = estimator.module_.mean.flatten().tolist()
+    std = estimator.module_.std.flatten().tolist()
+    normalize = normalize_name(mean, std)
+    return {
+        "image_size": int(estimator.image_size),
+        "resize": "square, bilinear, no crop",
+        "mean": mean,
+        "std": std,
+        "normalize": list(map(list, normalize)) if isinstance(normalize, tuple) else normalize,
+        "from": normalization_origin(
+            estimator.backbone, estimator.weights, estimator.module, estimator.normalize
+        ),
+    }
 
 
 def _refuse_member_folder(path):
@@ -197,17 +268,17 @@ def _saved_file(entry):
         return False
     if os.path.basename(entry) == WEIGHTS_FILE:
         return True
+    limit = MAX_JSON_BYTES if entry.endswith(ENSEMBLE_FILE) else MAX_CONFIG_BYTES
     try:
-        if os.path.getsize(entry) > MAX_JSON_BYTES and entry.endswith(ENSEMBLE_FILE):
-            return False
-        with open(entry, "rb") as file:
-            config = json.loads(file.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = read_json(entry, limit)
+    except (OSError, ValueError):
         return False
     return isinstance(config, dict) and "format_version" in config
 
 
-def load(path, device=None, trusted=False):
+def load(
+    path: StrPath, device: str | None = None, trusted: bool = False
+) -> ImageImbalanceClassifier | SeedEnsembleClassifier:
     """Rebuild an estimator saved with ``clf.save(path)``; no pickle is read.
 
     Parameters
@@ -257,10 +328,21 @@ def _load_single(path, device, trusted):
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
-    try:
-        params = {name: from_json(value, trusted) for name, value in config["params"].items()}
-    except UntrustedReferenceError as exc:
-        raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+    params = {
+        name: _decode(value, trusted, config_path, f"parameter {name!r}")
+        for name, value in config["params"].items()
+        if not (name == "module" and _is_saved_network(value, config))
+    }
+    if "module" not in params and "module" in config["params"]:
+        try:
+            params["module"] = _saved_network(config["params"]["module"], config, trusted)
+        except UntrustedReferenceError as exc:
+            raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelFileError(
+                f"{config_path!r}: the parameter 'module' cannot be read "
+                f"({type(exc).__name__}: {exc})."
+            ) from None
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:
@@ -271,17 +353,30 @@ def _load_single(path, device, trusted):
             "loading it on the CPU (device='cpu')."
         )
         params["device"] = "cpu"
-    estimator = cls(**params)
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise ModelFileError(f"{config_path!r}: the field 'params' does not fit ({exc}).") from None
+    check_parameters(estimator, config_path)
 
     classes = config["classes"]
-    estimator.classes_ = np.array(from_json(classes["values"]), dtype=np.dtype(classes["dtype"]))
+    values = _decode(classes["values"], False, config_path, "classes")
+    try:
+        estimator.classes_ = np.array(values, dtype=np.dtype(classes["dtype"]))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{config_path!r}: the field 'classes' cannot be read as an array of dtype "
+            f"{classes['dtype']!r} ({exc})."
+        ) from None
+    check_classes(estimator.classes_, config_path)
     for name, value in config.get("fitted", {}).items():
         if name not in FITTED:
-            raise ValueError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
-        value = from_json(value)
+            raise ModelFileError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
+        value = _decode(value, False, config_path, f"fitted value {name!r}")
         if FITTED[name] == ARRAY and value is not None:
             value = np.asarray(value)
         setattr(estimator, name, value)
+    check_fitted(estimator, config_path)
     estimator.n_classes_ = len(estimator.classes_)
     estimator.__dict__.setdefault("_checkpoint_plan_", None)
     if "pos_index_" not in config["fitted"]:  # saved by 0.1, which thresholded classes_[1]
@@ -290,6 +385,7 @@ def _load_single(path, device, trusted):
         estimator.pos_label_ = estimator.classes_[1].item() if binary else None
 
     state = _read_weights(path, config, config_path)
+    check_network_size(estimator, state, config_path, os.path.join(path, WEIGHTS_FILE))
     # Build the network for the saved classes without fetching pretrained weights
     # (every tensor comes from model.safetensors) and without initializing the
     # callbacks: that happens when training begins.
@@ -307,26 +403,28 @@ def _load_single(path, device, trusted):
             f"{os.path.join(path, WEIGHTS_FILE)!r} does not fit the network that "
             f"{config_path!r} describes: {exc}"
         ) from None
+    check_preprocessing(config, estimator, config_path)
     estimator.module_.to(estimator.device)
     estimator.history_ = History(config["history"])
     return estimator
 
 
+def _decode(value, trusted, config_path, field):
+    """``from_json(value)``; an error names ``config_path`` and ``field``."""
+    try:
+        return from_json(value, trusted)
+    except UntrustedReferenceError as exc:
+        raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise ModelFileError(
+            f"{config_path!r}: the {field} cannot be read ({type(exc).__name__}: {exc})."
+        ) from None
+
+
 def _load_ensemble(path, device, trusted):
     """The :class:`SeedEnsembleClassifier` of ``path``: ``ensemble.json`` and its members."""
     ensemble_path = os.path.join(path, ENSEMBLE_FILE)
-    if not stat.S_ISREG(os.stat(ensemble_path).st_mode):  # a folder, a FIFO, a device
-        raise ModelFileError(
-            f"{ensemble_path!r} is not a regular file: the directory is not one save wrote."
-        )
-    with open(ensemble_path, "rb") as file:
-        data = file.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise ModelFileError(
-            f"{ensemble_path!r} is larger than {MAX_JSON_BYTES} bytes; a save writes a "
-            "short list of member folders. It is not an ensemble file."
-        )
-    config = _parse_json(data, ensemble_path)
+    config = _read_model_json(ensemble_path, MAX_JSON_BYTES, path)
     if not isinstance(config, dict):
         raise ModelFileError(
             f"{ensemble_path!r} holds a JSON {type(config).__name__}, not the object a save "
@@ -372,18 +470,13 @@ def _load_ensemble(path, device, trusted):
     return SeedEnsembleClassifier.from_members(members)
 
 
-class ModelFileError(ValueError):
-    """A file of a saved model is missing, truncated, damaged or from another save."""
-
-
 #: set by :func:`load`: the estimator initializes its callbacks before it trains
 CALLBACKS_PENDING = "_callbacks_pending_"
 
 
 def _read_config(path, config_path):
     try:
-        with open(config_path, "rb") as file:
-            config = _parse_json(file.read(), config_path)
+        config = _read_model_json(config_path, MAX_CONFIG_BYTES, path)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path!r} has no {CONFIG_FILE}; it is not a directory written by clf.save(path)."
@@ -392,18 +485,16 @@ def _read_config(path, config_path):
     missing = [key for key in ("estimator", "params", "classes", "history") if key not in config]
     if missing:
         raise ModelFileError(f"{config_path!r} lacks {missing}: it is not a complete save.")
+    check_layout(config, config_path)
     return config
 
 
-def _parse_json(data, file_path):
-    """The JSON in ``data`` (bytes of ``file_path``), or a ModelFileError that names the file."""
+def _read_model_json(file_path, limit, directory):
+    """The JSON of ``file_path`` through the bounded reader; errors are ModelFileErrors."""
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(
-            f"{file_path!r} is not valid JSON ({exc}): it is truncated or damaged. Save "
-            "the model again."
-        ) from None
+        return read_json(file_path, limit, root=directory, what="model file")
+    except UnreadableFileError as exc:
+        raise ModelFileError(f"{exc} Save the model again.") from None
 
 
 def _check_format_version(config, file_path):
@@ -431,15 +522,29 @@ def _estimator_class(config, config_path, trusted):
 def _read_weights(path, config, config_path):
     """The tensors of model.safetensors, checked against the size and digest in config.json."""
     weights_path = os.path.join(path, WEIGHTS_FILE)
+    expected = config.get("files", {}).get(WEIGHTS_FILE)
+    limit = MAX_WEIGHTS_BYTES
+    if expected is not None:  # saves of version 0.1 recorded no digest
+        size = expected.get("bytes") if isinstance(expected, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= limit:
+            raise ModelFileError(
+                f"{config_path!r}: the field 'files' records {_short(expected)} for "
+                f"{WEIGHTS_FILE}, not a size in bytes up to {limit} "
+                "(persistence.MAX_WEIGHTS_BYTES)."
+            )
+        limit = size  # a larger file is not the one saved: refused before it is read
     try:
-        with open(weights_path, "rb") as file:
-            data = file.read()
+        data = read_bytes(weights_path, limit, root=path, what="model file")
     except FileNotFoundError:
         raise ModelFileError(
             f"{weights_path!r} is missing: the directory is not a complete save."
         ) from None
-    expected = config.get("files", {}).get(WEIGHTS_FILE)
-    if expected is not None:  # saves of version 0.1 recorded no digest
+    except UnreadableFileError as exc:
+        raise ModelFileError(
+            f"{exc} It is not the file {config_path!r} was saved with (truncated, damaged "
+            "or from another save)."
+        ) from None
+    if expected is not None:
         digest = hashlib.sha256(data).hexdigest()
         if len(data) != expected.get("bytes") or digest != expected.get("sha256"):
             raise ModelFileError(
@@ -448,11 +553,18 @@ def _read_weights(path, config, config_path):
                 "damaged or from another save. Save the model again."
             )
     try:
-        return safetensors_load(data)
+        state = safetensors_load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{weights_path!r} cannot be read as safetensors ({exc}): it is truncated or damaged."
         ) from None
+    check_weights(state, weights_path)
+    return state
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _refuse_pickle_loading(params, path, config_path):

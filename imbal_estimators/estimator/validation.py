@@ -24,7 +24,9 @@ from ..imbalance.corrections import check_corrections
 from ..imbalance.samplers import check_sampler
 from ..losses.registry import get_loss
 from ..models.backbones import check_backbone, is_weights_file
+from ..models.normalization import check_normalize
 from ..training.device import resolve_device
+from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
 from ..utils.param_validation import Constraint, validate_parameter_constraints
 
@@ -105,6 +107,7 @@ def check_params(estimator):
     weights = estimator.weights
     if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
         raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
+    check_normalize(estimator.normalize)
     if estimator.module is None:
         check_backbone(estimator.backbone, weights, estimator.get_params_for("module"))
     elif isinstance(estimator.module, type):
@@ -238,6 +241,7 @@ def check_loss(estimator, n_classes):
             f"criterion__* arguments {estimator.get_params_for('criterion')}: {exc}"
         ) from exc
     if isinstance(loss, str):
+        check_loss_learns(estimator, criterion, n_classes)
         return  # the registry's losses are tested on every shape they take
     # one more row than classes: a loss that broadcasts targets against logits fails here
     logits = torch.zeros(n_classes + 1, n_classes, requires_grad=True)

@@ -20,14 +20,22 @@ a callable ``alpha(class_counts) -> weights`` (like imbalanced-learn's callable
 :func:`resolve_alpha` is the one dispatcher.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..data.labels import resolve_pos_label
 from ..utils.class_counts import effective_number_weights
+
+#: What ``alpha=`` and :func:`compute_alpha` accept: a strategy name, a float (binary), one
+#: weight per class, ``{label: weight}``, or ``callable(class_counts) -> weights``.
+AlphaSpec = (
+    str | float | Sequence[float] | Mapping[Any, float] | Callable[[np.ndarray], object] | None
+)
 
 
 def _inverse(counts, beta):
@@ -82,7 +90,9 @@ ALPHA_STRATEGIES = {
 }
 
 
-def compute_alpha(y, strategy, *, beta=0.999, pos_label=None):
+def compute_alpha(
+    y: npt.ArrayLike, strategy: AlphaSpec, *, beta: float = 0.999, pos_label: Hashable | None = None
+) -> npt.NDArray[np.float64]:
     """Compute one class weight per class of ``np.unique(y)``.
 
     Parameters

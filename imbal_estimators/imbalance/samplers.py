@@ -16,6 +16,7 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from imblearn import FunctionSampler
 from imblearn.combine import SMOTEENN, SMOTETomek
@@ -59,10 +60,12 @@ class BalancedBatchSampler(BaseEstimator):
         The drawn rows of the last ``fit_resample``.
     """
 
-    def __init__(self, random_state=None):
+    def __init__(self, random_state: int | np.random.RandomState | None = None) -> None:
         self.random_state = random_state
 
-    def fit_resample(self, X, y):
+    def fit_resample(
+        self, X: npt.NDArray[np.generic], y: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
         """Return ``X[rows], y[rows]`` for ``len(y)`` class-balanced draws with replacement."""
         y = np.asarray(y)
         rng = check_random_state(self.random_state)
@@ -72,7 +75,7 @@ class BalancedBatchSampler(BaseEstimator):
         self.sample_indices_ = rows
         return X[rows], y[rows]
 
-    def expected_class_counts(self, class_counts):
+    def expected_class_counts(self, class_counts: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The mean counts of a draw: ``n / C`` for every class that has rows."""
         class_counts = np.asarray(class_counts, dtype=np.float64)
         present = class_counts > 0

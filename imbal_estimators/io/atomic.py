@@ -116,19 +116,29 @@ def publish_directory(path, files, replaceable=()):
 
     An existing ``path`` may hold only names in ``replaceable`` (the files of an
     earlier publication); otherwise it is refused (``FileExistsError``).
+
+    Every ``OSError`` names ``path`` as the caller gave it, never the temporary
+    sibling, also where the system gave no name (a full disk fails in ``write``).
     """
-    path = os.path.abspath(os.fspath(path))
+    given = os.fspath(path)
+    try:
+        _publish(os.path.abspath(given), files, replaceable)
+    except OSError as exc:
+        if exc.filename == given:
+            raise
+        raise type(exc)(exc.errno, exc.strerror or str(exc), given) from exc
+
+
+def _publish(path, files, replaceable):
     parent, name = os.path.split(path)
     if os.path.lexists(path):
         if os.path.islink(path):  # publishing would replace the link, not its target
-            raise FileExistsError(errno.EEXIST, "is a symbolic link", path)
+            raise FileExistsError(errno.EEXIST, "is a symbolic link")
         if not os.path.isdir(path):
-            raise FileExistsError(errno.EEXIST, "exists and is not a directory", path)
+            raise FileExistsError(errno.EEXIST, "exists and is not a directory")
         foreign = sorted(set(os.listdir(path)) - set(replaceable))
         if foreign:
-            raise FileExistsError(
-                errno.ENOTEMPTY, f"holds other files ({', '.join(foreign[:5])})", path
-            )
+            raise FileExistsError(errno.ENOTEMPTY, f"holds other files ({', '.join(foreign[:5])})")
     prefix = f".{name}.tmp-"
     _remove_stale_siblings(parent, prefix)
     tmp = os.path.join(parent, f"{prefix}{os.getpid()}-{secrets.token_hex(4)}")

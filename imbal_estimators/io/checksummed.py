@@ -15,8 +15,11 @@ import hashlib
 import struct
 
 from .atomic import atomic_write
+from .reader import UnreadableFileError, read_bytes
 
 MAGIC = b"IMBALCK2"
+#: the largest checksummed file read (a checkpoint: weights plus optimizer state)
+MAX_BYTES = 32 << 30
 _TRAILER = struct.Struct("<32sQ8s")
 
 
@@ -79,10 +82,13 @@ def read_checksummed(path):
     Raises
     ------
     ChecksumError
-        With the reason; ``OSError`` when the file cannot be read.
+        With the reason (also for a FIFO, a device or a file over ``MAX_BYTES``, refused
+        before reading); ``OSError`` when the file cannot be read.
     """
-    with open(path, "rb") as file:
-        data = file.read()
+    try:
+        data = read_bytes(path, MAX_BYTES, what="checksummed file")
+    except UnreadableFileError as exc:
+        raise ChecksumError(str(exc)) from None
     if len(data) < len(MAGIC) + _TRAILER.size or not data.startswith(MAGIC):
         raise ChecksumError("it does not start like a checksummed file of imbal_estimators")
     digest, length, end = _TRAILER.unpack(data[-_TRAILER.size :])

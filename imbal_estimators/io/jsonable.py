@@ -29,6 +29,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from ..utils.limits import MAX_MODULE_ELEMENTS
 from .references import (
     UntrustedReferenceError,
     import_reference,
@@ -187,7 +188,7 @@ def from_json(data, trusted=False):
     if "__ndarray__" in data:
         if data["dtype"] == "object":
             return np.array(decode(data["__ndarray__"]), dtype=object)
-        return np.array(data["__ndarray__"], dtype=np.dtype(data["dtype"]))
+        return np.array(data["__ndarray__"], dtype=_plain_dtype(data["dtype"]))
     if "__torch_device__" in data:
         return torch.device(data["__torch_device__"])
     if "__torch_dtype__" in data:
@@ -199,8 +200,40 @@ def from_json(data, trusted=False):
         return resolve_reference(data["__import__"], "refer", trusted)
     if "__object__" in data:
         cls = resolve_reference(data["__object__"], "build", trusted)
-        return cls(**{key: decode(item) for key, item in data["params"].items()})
+        if not isinstance(data.get("params"), dict):
+            raise ValueError(f"{data['__object__']!r} is given without a 'params' object.")
+        kwargs = {key: decode(item) for key, item in data["params"].items()}
+        if not trusted:
+            check_module_size(cls, kwargs, data["__object__"])
+        return cls(**kwargs)
     return {key: decode(item) for key, item in data.items()}
+
+
+def _plain_dtype(text):
+    """A numeric or short text dtype: ``V1000000000`` would allocate a GB per element."""
+    dtype = np.dtype(text) if isinstance(text, str) else None
+    if dtype is None or dtype.kind not in "biufcUS" or dtype.itemsize > 1024:
+        raise ValueError(f"{text!r} is not the dtype of an array that a save writes.")
+    return dtype
+
+
+def check_module_size(cls, kwargs, text):
+    """Build the ``nn.Module`` class ``cls`` on the meta device (no memory) first; refuse one
+    of more than ``MAX_MODULE_ELEMENTS`` values (``nn.Linear(60000, 60000)``: 3.6e9)."""
+    if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
+        return
+    try:
+        with torch.device("meta"):
+            module = cls(**kwargs)
+            needed = sum(t.numel() for t in [*module.parameters(), *module.buffers()])
+    except Exception:  # noqa: BLE001 - the real call raises the same error
+        return
+    if needed > MAX_MODULE_ELEMENTS:
+        raise UntrustedReferenceError(
+            f"The saved file builds {text!r} with {needed} values, more than the "
+            f"{MAX_MODULE_ELEMENTS} (utils.limits.MAX_MODULE_ELEMENTS) that loading builds "
+            "without trusted=True."
+        )
 
 
 def plain_json(value):

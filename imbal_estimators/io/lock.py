@@ -16,7 +16,12 @@ import time
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
+
+from .reader import check_regular
+
+#: a holder's record is a short JSON object; more is not read
+_MAX_HOLDER_BYTES = 4096
 
 
 class LockedError(OSError):
@@ -63,12 +68,14 @@ class FileLock:
         """Take the lock or raise :class:`LockedError`; a dead holder's lock is taken over."""
         if self._file is not None or fcntl is None:
             return self
+        if os.path.lexists(self.path):  # a FIFO or a device in its place: refused, never opened
+            check_regular(self.path, what="lock file")
         file = open(self.path, "a+b")  # noqa: SIM115 - held until release()
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             file.seek(0)
-            holder = _parse(file.read())
+            holder = _parse(file.read(_MAX_HOLDER_BYTES))
             file.close()
             raise LockedError(self.path, holder) from None
         except BaseException:

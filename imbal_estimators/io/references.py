@@ -3,18 +3,27 @@
 A saved model's ``config.json`` names classes and functions as ``"module:qualname"``.
 Importing a module runs its code, so the name is checked first, as a string:
 
+* no part of the module path or of the object's name may be a dunder (``__main__``,
+  ``__init__``, ``__builtins__``): ``torch.utils.model_dump.__main__`` is a program that
+  runs when imported;
 * its module must belong to a package that imbal_estimators itself imports (torch,
   torchvision, skorch, scikit-learn, imbalanced-learn, imbal_estimators), and that package
   must already be imported (so a ``torch.py`` in the working directory cannot stand in);
+* the module itself must be one of the package's own modules, already imported, or one of
+  :data:`IMPORTABLE_PACKAGES` or a module these import: an exact list, so a module that
+  runs a program or parses ``sys.argv`` when imported (``torch.utils.bottleneck``,
+  ``torch.testing._internal.common_utils``) is never imported;
 * a function must be one of :data:`ALLOWED_FUNCTIONS` or a public function of
   ``sklearn.metrics`` (the scoring functions skorch's ``EpochScoring`` takes);
 * names of version 0.1 (``imbal_estimators.classifier:...``) are mapped to where the code
   lives now (:func:`imbal_estimators.io.legacy.new_module_name`), on the string.
 
-Only then is the module imported, and the object must be of a kind that loading builds
-or refers to (torch modules, optimizers, schedulers, datasets and data loaders,
-scikit-learn estimators and samplers, skorch callbacks). skorch's ``LoadInitState`` is
-refused: it unpickles files when training begins. ``trusted=True`` skips every check.
+Only then is the module imported; the object is looked up in the module's and classes'
+namespaces (no module ``__getattr__`` runs, so no lazy submodule is imported), and must
+be of a kind that loading builds or refers to (torch modules, optimizers, schedulers,
+datasets and data loaders, scikit-learn estimators and samplers, skorch callbacks).
+skorch's ``LoadInitState`` is refused: it unpickles files when training begins.
+``trusted=True`` skips every check.
 """
 
 import importlib
@@ -42,6 +51,33 @@ ALLOWED_FUNCTIONS = frozenset(
 
 #: the estimator classes ``load`` builds without ``trusted=True``
 ALLOWED_ESTIMATORS = frozenset({"imbal_estimators.estimator.classifier:ImageImbalanceClassifier"})
+
+#: packages that ``load`` may import to find a name a saved file gives (reviewed: importing
+#: them defines classes and runs no program); any of their modules they import is allowed too
+IMPORTABLE_PACKAGES = (
+    "imblearn",
+    "imblearn.combine",
+    "imblearn.ensemble",
+    "imblearn.over_sampling",
+    "imblearn.under_sampling",
+    "sklearn.cluster",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.neighbors",
+    "sklearn.svm",
+    "sklearn.tree",
+    "skorch",
+    "skorch.callbacks",
+    "torch",
+    "torch.nn",
+    "torch.optim",
+    "torch.optim.lr_scheduler",
+    "torch.utils.data",
+    "torchvision",
+    "torchvision.models",
+)
 
 _NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -78,6 +114,7 @@ def check_reference(text, kind):
     module, qualname : str
     """
     module, qualname = split_reference(text)
+    _refuse_dunders(text, module, qualname)
     name = f"{module}:{qualname}"
     if kind == "estimator":
         if name not in ALLOWED_ESTIMATORS:
@@ -90,8 +127,7 @@ def check_reference(text, kind):
     if name in ALLOWED_FUNCTIONS:
         return module, qualname
     top = module.split(".")[0]
-    dunder = any(part.startswith("__") for part in qualname.split("."))
-    if top not in ALLOWED_PACKAGES or top not in sys.modules or dunder:
+    if top not in ALLOWED_PACKAGES or top not in sys.modules:
         raise UntrustedReferenceError(
             f"The saved file names {text!r}, which is not on the allow-list of what loading "
             f"imports: modules of {', '.join(ALLOWED_PACKAGES)} (importing any other module "
@@ -100,11 +136,53 @@ def check_reference(text, kind):
     return module, qualname
 
 
+def _refuse_dunders(text, module, qualname):
+    dunders = [p for p in (*module.split("."), *qualname.split(".")) if p.startswith("__")]
+    if dunders:
+        raise UntrustedReferenceError(
+            f"The saved file names {text!r}, whose part {dunders[0]!r} is a dunder name: "
+            "loading imports no '__main__' module (a program that runs when imported) and "
+            f"looks up no special attribute. {_TRUST_HINT}"
+        )
+
+
+def _check_module_importable(text, module):
+    """Refuse ``module`` unless it is exactly allowed; may import an IMPORTABLE_PACKAGES entry."""
+    if module in sys.modules or module.split(".")[0] == "imbal_estimators":
+        return
+    parents = [p for p in IMPORTABLE_PACKAGES if module == p or module.startswith(p + ".")]
+    for package in sorted(parents, key=len):
+        importlib.import_module(package)
+    if module not in sys.modules:
+        raise UntrustedReferenceError(
+            f"The saved file names {text!r}, whose module {module!r} is not one that loading "
+            f"imports: it must be a module of imbal_estimators, one already imported, or one "
+            f"that {', '.join(IMPORTABLE_PACKAGES[:3])} ... "
+            "(io.references.IMPORTABLE_PACKAGES) import themselves (another module may run "
+            f"a program when imported). {_TRUST_HINT}"
+        )
+
+
 def import_reference(module, qualname):
     """The object ``qualname`` of ``module`` (imports the module)."""
     obj = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    return obj
+
+
+def _lookup(text, module, qualname):
+    """The object ``qualname`` of the imported ``module``, read from namespaces only."""
+    obj = sys.modules[module]
+    for part in qualname.split("."):
+        try:
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
+            raise UntrustedReferenceError(
+                f"The saved file names {text!r}, but {module!r} has no {qualname!r}."
+            ) from None
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
     return obj
 
 
@@ -143,7 +221,9 @@ def resolve_reference(text, kind, trusted=False):
     if trusted:
         return import_reference(*split_reference(text))
     module, qualname = check_reference(text, kind)
-    obj = import_reference(module, qualname)
+    _check_module_importable(text, module)
+    importlib.import_module(module)
+    obj = _lookup(text, module, qualname)
     if kind == "estimator" or (kind == "refer" and f"{module}:{qualname}" in ALLOWED_FUNCTIONS):
         return obj
     if inspect.isclass(obj) and issubclass(obj, _bases(kind)):
@@ -164,3 +244,44 @@ def resolve_reference(text, kind, trusted=False):
         "estimators and samplers, skorch callbacks) nor an allowed function: a file could "
         f"name any function and its arguments. {_TRUST_HINT}"
     )
+
+
+def resolve_network_reference(text):
+    """The user's network class that a saved model's ``network.module`` names.
+
+    The one reference outside the allow-list that ``load`` imports without
+    ``trusted=True``: the ``module=`` network the model was saved with (the user
+    named it, e.g. ``--module package.module:Class``). Its module must be importable
+    here (found on ``sys.path``), outside the standard library, with no dunder or
+    private part, and the object must be an ``nn.Module`` subclass; anything else is
+    refused before (or, for the class check, right after) the import.
+    """
+    import importlib.util
+
+    module, qualname = split_reference(text)
+    parts = [*module.split("."), *qualname.split(".")]
+    top = parts[0]
+    if any(part.startswith("_") for part in parts) or top in sys.stdlib_module_names:
+        raise UntrustedReferenceError(
+            f"The saved file names the network {text!r}, which is not a public class of a "
+            f"package outside the standard library. {_TRUST_HINT}"
+        )
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UntrustedReferenceError(
+            f"The saved model's network is {text!r}, but the module {module!r} cannot be "
+            "imported here; make it importable (install it, or run from the folder that "
+            "holds it) and load again."
+        )
+    obj = import_reference(module, qualname)
+    from torch import nn
+
+    if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
+        raise UntrustedReferenceError(
+            f"The saved file names the network {text!r}, which is not an nn.Module class. "
+            f"{_TRUST_HINT}"
+        )
+    return obj

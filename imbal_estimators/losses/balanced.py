@@ -29,12 +29,19 @@ A class with a count of 0 (possible with ``partial_fit(classes=...)``) is
 counted as 1: its log-prior stays finite.
 """
 
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..utils.class_counts import effective_number_weights, log_prior
 from .focal import check_target, focal_loss
+
+#: the largest ``|tau|`` of ``loss="logit_adjusted"``: 10 already shifts the logits of a
+#: 100:1 problem by 46 (Menon et al. use 1 to 2); at 1e6 the loss stays at about 3e5
+MAX_TAU = 10.0
+#: the largest ``ldam_s``: the paper uses 30; at 1e6 softmax is a hard max from the start
+MAX_LDAM_S = 100.0
 
 
 def _counts(class_counts, logits):
@@ -79,8 +86,14 @@ def ldam_margins(class_counts, max_margin=0.5):
 
 
 def cb_focal_loss(
-    logits, target, class_counts, beta=0.999, gamma=2.0, alpha=None, reduction="mean"
-):
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: npt.ArrayLike,
+    beta: float = 0.999,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | npt.ArrayLike | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Class-balanced focal loss (Cui et al. 2019): focal loss weighted by effective numbers.
 
     ``loss_i = -e[y_i] * alpha[y_i] * (1 - p_t) ** gamma * log(p_t)`` with
@@ -117,15 +130,15 @@ def cb_focal_loss(
 
 
 def ldam_loss(
-    logits,
-    target,
-    class_counts,
-    max_margin=0.5,
-    s=30.0,
-    alpha=None,
-    reduction="mean",
-    label_smoothing=0.0,
-):
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: npt.ArrayLike,
+    max_margin: float = 0.5,
+    s: float = 30.0,
+    alpha: torch.Tensor | npt.ArrayLike | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Label-distribution-aware margin loss (Cao et al. 2019).
 
     ``loss_i = alpha[y_i] * CE(s * (z_i - Delta[y_i] * onehot(y_i)), y_i)`` with
@@ -167,8 +180,14 @@ def ldam_loss(
 
 
 def logit_adjusted_loss(
-    logits, target, class_counts, tau=1.0, alpha=None, reduction="mean", label_smoothing=0.0
-):
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: npt.ArrayLike,
+    tau: float = 1.0,
+    alpha: torch.Tensor | npt.ArrayLike | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Logit-adjusted cross-entropy (Menon et al. 2021): ``CE(z + tau * log(pi), y)``.
 
     Trained this way, the raw logits ``z`` estimate the class-balanced posterior,
@@ -195,8 +214,13 @@ def logit_adjusted_loss(
 
 
 def balanced_softmax_loss(
-    logits, target, class_counts, alpha=None, reduction="mean", label_smoothing=0.0
-):
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: npt.ArrayLike,
+    alpha: torch.Tensor | npt.ArrayLike | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Balanced Softmax (Ren et al. 2020): ``CE(z + log(n), y)``.
 
     ``p_c = n_c exp(z_c) / sum_k n_k exp(z_k)``; the same loss as
@@ -230,7 +254,15 @@ def _offset_cross_entropy(logits, target, offsets, alpha, reduction, label_smoot
 class _CountLoss(nn.Module):
     """Stores ``class_counts`` and ``alpha`` as buffers; subclasses name their function."""
 
-    def __init__(self, class_counts, alpha=None, reduction="mean"):
+    class_counts: torch.Tensor
+    alpha: torch.Tensor | None
+
+    def __init__(
+        self,
+        class_counts: npt.ArrayLike,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
@@ -254,7 +286,14 @@ class CBFocalLoss(_CountLoss):
     >>> value = loss(torch.tensor([[2.0, -1.0], [0.5, 0.3]]), torch.tensor([0, 1]))
     """
 
-    def __init__(self, class_counts, beta=0.999, gamma=2.0, alpha=None, reduction="mean"):
+    def __init__(
+        self,
+        class_counts: npt.ArrayLike,
+        beta: float = 0.999,
+        gamma: float = 2.0,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(class_counts, alpha, reduction)
         if not 0 <= beta < 1:
             raise ValueError(f"beta must be in [0, 1); got {beta!r}.")
@@ -262,12 +301,12 @@ class CBFocalLoss(_CountLoss):
             raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
         self.beta, self.gamma = float(beta), float(gamma)
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cb_focal_loss(
             logits, target, self.class_counts, self.beta, self.gamma, self.alpha, self.reduction
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"beta={self.beta}, gamma={self.gamma}, reduction={self.reduction!r}"
 
 
@@ -283,13 +322,13 @@ class LDAMLoss(_CountLoss):
 
     def __init__(
         self,
-        class_counts,
-        max_margin=0.5,
-        s=30.0,
-        alpha=None,
-        reduction="mean",
-        label_smoothing=0.0,
-    ):
+        class_counts: npt.ArrayLike,
+        max_margin: float = 0.5,
+        s: float = 30.0,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(class_counts, alpha, reduction)
         if not max_margin > 0:
             raise ValueError(f"max_margin must be > 0; got {max_margin!r}.")
@@ -298,7 +337,7 @@ class LDAMLoss(_CountLoss):
         self.max_margin, self.s = float(max_margin), float(s)
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ldam_loss(
             logits,
             target,
@@ -310,7 +349,7 @@ class LDAMLoss(_CountLoss):
             self.label_smoothing,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"max_margin={self.max_margin}, s={self.s}, reduction={self.reduction!r}"
 
 
@@ -324,12 +363,19 @@ class LogitAdjustedLoss(_CountLoss):
     >>> value = loss(torch.tensor([[2.0, -1.0], [0.5, 0.3]]), torch.tensor([0, 1]))
     """
 
-    def __init__(self, class_counts, tau=1.0, alpha=None, reduction="mean", label_smoothing=0.0):
+    def __init__(
+        self,
+        class_counts: npt.ArrayLike,
+        tau: float = 1.0,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(class_counts, alpha, reduction)
         self.tau = float(tau)
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return logit_adjusted_loss(
             logits,
             target,
@@ -340,7 +386,7 @@ class LogitAdjustedLoss(_CountLoss):
             self.label_smoothing,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"tau={self.tau}, reduction={self.reduction!r}"
 
 
@@ -354,11 +400,17 @@ class BalancedSoftmaxLoss(_CountLoss):
     >>> value = loss(torch.tensor([[2.0, -1.0], [0.5, 0.3]]), torch.tensor([0, 1]))
     """
 
-    def __init__(self, class_counts, alpha=None, reduction="mean", label_smoothing=0.0):
+    def __init__(
+        self,
+        class_counts: npt.ArrayLike,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(class_counts, alpha, reduction)
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return balanced_softmax_loss(
             logits, target, self.class_counts, self.alpha, self.reduction, self.label_smoothing
         )

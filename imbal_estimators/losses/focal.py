@@ -5,13 +5,20 @@ forward + backward pass costs about what ``F.cross_entropy`` costs
 (``benchmarks/loss_speed.py``).
 """
 
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 
-def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | npt.ArrayLike | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Multi-class focal loss (Lin et al. 2017), computed in log space.
 
     ``loss_i = -alpha[t_i] * (1 - p_t) ** gamma * log(p_t)`` with ``p_t`` the
@@ -160,7 +167,14 @@ class FocalLoss(nn.Module):
     >>> value = loss(logits, target)
     """
 
-    def __init__(self, gamma=2.0, alpha=None, reduction="mean"):
+    alpha: torch.Tensor | None
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: torch.Tensor | npt.ArrayLike | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         if not gamma >= 0:  # also rejects NaN
             raise ValueError(f"gamma must be >= 0; got {gamma!r}.")
@@ -172,8 +186,8 @@ class FocalLoss(nn.Module):
             alpha = torch.as_tensor(alpha, dtype=torch.float32)
         self.register_buffer("alpha", alpha)
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(logits, target, self.gamma, self.alpha, self.reduction)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"

@@ -1,7 +1,8 @@
 """The backbone registry: build a classification backbone by name with a fresh head.
 
 A backbone name is a torchvision classification model (``"resnet34"``, ...; the
-names come from ``torchvision.models.list_models``) or one of
+names come from ``torchvision.models.list_models``), a timm model with the prefix
+``"timm/"`` (:mod:`imbal_estimators.models.timm_source`, optional) or one of
 :data:`BACKBONES`, this package's own (``"small_cnn"``). ``build_backbone(name,
 weights, n_classes)`` is the one entry point: weights and their preprocessing
 (mean and std) travel together, as with torchvision's ``Weights.transforms()``.
@@ -20,10 +21,14 @@ import torch
 import torchvision
 from torch import nn
 
+from ..io.reader import check_regular
+from . import timm_source
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .small_cnn import SmallCNN
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the largest weights file read (an 8 GiB state dict is a 2-billion-parameter model)
+MAX_WEIGHTS_FILE_BYTES = 8 << 30
+
 _AUX_LOGIT_MODELS = ("googlenet", "inception_v3")  # builders with aux_logits/init_weights
 
 
@@ -138,8 +143,24 @@ def classification_models():
 
 
 def backbone_names():
-    """Every name ``backbone=`` takes: torchvision's classification models, then ours."""
-    return [*classification_models(), *BACKBONES]
+    """Every name ``backbone=`` takes: torchvision's classification models, ours, then
+    timm's (with the ``timm/`` prefix; none when timm is not installed)."""
+    return [*classification_models(), *BACKBONES, *timm_source.timm_names()]
+
+
+class WeightsDownloadError(RuntimeError):
+    """Pretrained weights could not be downloaded (offline, or the server refused).
+
+    Attributes
+    ----------
+    backbone, weights : str
+        What was asked for.
+    """
+
+    def __init__(self, message, backbone, weights):
+        super().__init__(message)
+        self.backbone = backbone
+        self.weights = weights
 
 
 def build_backbone(name, weights, n_classes, **kwargs):
@@ -169,6 +190,8 @@ def build_backbone(name, weights, n_classes, **kwargs):
     check_backbone_name(name)
     if name in BACKBONES:
         return _build_own(name, weights, n_classes, **kwargs), IMAGENET_MEAN, IMAGENET_STD
+    if timm_source.is_timm_name(name):
+        return _build_timm(name, weights, n_classes, **kwargs)
     if weights is None or is_weights_file(weights):
         state = None if weights is None else read_weights_file(weights)
         if name in _AUX_LOGIT_MODELS:
@@ -184,18 +207,74 @@ def build_backbone(name, weights, n_classes, **kwargs):
     try:
         model = torchvision.models.get_model(name, weights=weights_enum, **kwargs)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        raise RuntimeError(
+        raise WeightsDownloadError(
             f"Could not load the pretrained weights {weights_enum} for backbone {name!r} "
             f"({type(exc).__name__}: {exc}). Without internet access, pass weights=None "
             f"for random initialization, or weights='path/to/{name}.pth': a state dict "
             f"saved with torch.save(torchvision.models.{name}(weights='DEFAULT')"
             ".state_dict(), path) on a machine that can download it. Or copy torchvision's "
             f"downloaded file {os.path.basename(weights_enum.url)} under that name into "
-            "$TORCH_HOME/hub/checkpoints/ (by default ~/.cache/torch/hub/checkpoints/)."
+            "$TORCH_HOME/hub/checkpoints/ (by default ~/.cache/torch/hub/checkpoints/).",
+            name,
+            weights,
         ) from exc
     mean = tuple(weights_enum.transforms().mean)
     std = tuple(weights_enum.transforms().std)
     return _drop_aux_heads(replace_head(model, n_classes)), mean, std
+
+
+def _build_timm(name, weights, n_classes, **kwargs):
+    """A ``timm/`` backbone: random, timm's pretrained weights, or a state-dict file."""
+    if weights is None or is_weights_file(weights):
+        state = None if weights is None else read_weights_file(weights)
+        head_rows = n_classes
+        if state is not None:
+            with torch.device("meta"):
+                probe = timm_source.create(name, n_classes, **kwargs)
+            head_shape = _head_weight_shape(state, probe)
+            head_rows = n_classes if head_shape is None else head_shape[0]
+        model = timm_source.create(name, head_rows, **kwargs)
+        if state is not None:
+            model = load_state(model, state, weights, n_classes, name)
+    else:
+        _check_timm_weights(name, weights)
+        try:
+            model = timm_source.create(name, n_classes, pretrained=True, **kwargs)
+        except (urllib.error.URLError, OSError, RuntimeError) as exc:
+            raise WeightsDownloadError(
+                f"Could not load timm's pretrained weights for backbone {name!r} "
+                f"({type(exc).__name__}: {_first_line(exc)}). Without internet access, pass "
+                f"weights=None for random initialization, or weights='path/to/weights.pth': "
+                f"a state dict saved with torch.save(timm.create_model("
+                f"{timm_source.model_name(name)!r}, pretrained=True).state_dict(), path) on a "
+                "machine that can download it.",
+                name,
+                weights,
+            ) from exc
+    config = timm_source.data_config(model)
+    return model, tuple(config["mean"]), tuple(config["std"])
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def _check_timm_weights(name, weights):
+    if weights != "DEFAULT":
+        raise ValueError(
+            f"The 'weights' parameter must be 'DEFAULT' (timm's pretrained weights), None "
+            f"(random initialization) or the path of a state-dict file for backbone={name!r}. "
+            f"Got {weights!r} instead (a pretrained tag goes in the name: "
+            "'timm/resnet18.a1_in1k')."
+        )
+
+
+def pretrained_origin(name, weights):
+    """A key for the pretrained (not file) ``weights`` of backbone ``name``."""
+    if timm_source.is_timm_name(name):
+        return timm_source.pretrained_origin(name)
+    return str(resolve_weights(name, weights))
 
 
 def _build_own(name, weights, n_classes, **kwargs):
@@ -255,18 +334,42 @@ def _drop_aux_heads(model):
 
 
 def check_backbone_name(name):
-    """Refuse a name that is neither torchvision's nor in :data:`BACKBONES`."""
+    """Refuse a name that is not torchvision's, timm's (``timm/...``) nor in :data:`BACKBONES`."""
     if name in BACKBONES:
         return
-    available = classification_models()
-    if name not in available:
-        close = difflib.get_close_matches(str(name), [*available, *BACKBONES], n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown backbone {name!r}: not a torchvision classification model nor one of "
-            f"{list(BACKBONES)}.{hint} See torchvision.models.list_models("
-            "module=torchvision.models)."
-        )
+    if timm_source.is_timm_name(name):
+        if timm_source.is_known(name):
+            return
+        available = timm_source.timm_names()
+    else:
+        available = classification_models()
+        if name in available:
+            return
+    raise ValueError(f"Unknown backbone {name!r}.{_suggestions(name)}")
+
+
+def _suggestions(name):
+    """The nearest names of every source, and the other ways to give a network."""
+    text = str(name)
+    bare = text.removeprefix(timm_source.PREFIX)
+    timm_all = timm_source.timm_names()
+    own = difflib.get_close_matches(bare, [*classification_models(), *BACKBONES], n=3)
+    timm_close = difflib.get_close_matches(timm_source.PREFIX + bare, timm_all, n=3)
+    exact = [n for n in timm_all if n == timm_source.PREFIX + bare.split(".")[0]]
+    first, second = (timm_close, own) if text.startswith(timm_source.PREFIX) else (own, timm_close)
+    close = list(dict.fromkeys([*exact, *first, *second]))[:4]
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    timm_part = (
+        "timm models with the prefix 'timm/' (timm.list_models())"
+        if timm_all
+        else f"timm models with the prefix 'timm/' (needs timm: {timm_source.INSTALL_HINT})"
+    )
+    return (
+        f"{hint} backbone= takes a torchvision classification model "
+        f"(torchvision.models.list_models()), {timm_part}, or {', '.join(map(repr, BACKBONES))}; "
+        "for your own network pass module=YourNet (on the command line "
+        "--module package.module:YourNet)."
+    )
 
 
 def check_backbone(name, weights, module_kwargs=None):
@@ -293,6 +396,8 @@ def check_backbone(name, weights, module_kwargs=None):
                 )
         elif name in BACKBONES:
             raise ValueError(_no_pretrained_message(name, weights))
+        elif timm_source.is_timm_name(name):
+            _check_timm_weights(name, weights)
         else:
             resolve_weights(name, weights)
     items = tuple(sorted((module_kwargs or {}).items()))
@@ -313,6 +418,9 @@ def _check_builder(name, items):
         with torch.device("meta"):
             if name in BACKBONES:
                 BACKBONES[name].build(num_classes=2, **kwargs)
+            elif timm_source.is_timm_name(name):
+                if not timm_source.model_name(name).startswith(("hf-hub:", "local-dir:")):
+                    timm_source.create(name, 2, **kwargs)
             else:
                 if name in _AUX_LOGIT_MODELS:
                     kwargs.setdefault("init_weights", False)
@@ -367,7 +475,7 @@ def resolve_weights(name, weights):
 def read_weights_file(path):
     """The backbone state dict stored in the file ``path``."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     return _backbone_state(read_state_dict(path))
 
@@ -382,12 +490,22 @@ def load_state(model, state, path, n_classes, name, assign=False):
             model = replace_head(model, n_classes)
         _load_strict(model, state, os.fspath(path), name, assign)
         return model
+    if head_shape is not None and head_shape != tuple(find_head(model)[1].weight.shape):
+        with torch.device("cpu"):  # the file's head (another class count), replaced below
+            model = replace_head(model, head_shape[0])
     _load_strict(model, state, os.fspath(path), name, assign)
     with torch.device("cpu"):
         return replace_head(model, n_classes)
 
 
 def read_state_dict(path):
+    # a regular file of a bounded size: a FIFO would block, a link to /dev/zero fill memory
+    info = check_regular(path, what="weights file")
+    if info.st_size > MAX_WEIGHTS_FILE_BYTES:
+        raise ValueError(
+            f"weights file {path!r} has {info.st_size} bytes, more than the "
+            f"{MAX_WEIGHTS_FILE_BYTES} a state dict is read with; it is not read."
+        )
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -425,10 +543,34 @@ def _backbone_state(state):
 
 
 def _load_strict(model, state, path, name, assign=False):
+    problems = state_mismatches(model.state_dict(), state)
+    if problems:
+        raise ValueError(f"weights file {path!r} does not fit backbone {name!r}: {problems}.")
     try:
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
-        raise ValueError(f"weights file {path!r} does not fit backbone {name!r}: {exc}") from exc
+        raise ValueError(
+            f"weights file {path!r} does not fit backbone {name!r}: {_first_line(exc)}"
+        ) from exc
+
+
+def state_mismatches(expected, state, shown=3):
+    """A short description of how ``state`` differs from ``expected`` (a model's state
+    dict): the first ``shown`` missing keys, unexpected keys and shape mismatches, with
+    counts; "" when they fit."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} in the model"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for what, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" and {len(items) - shown} more" if len(items) > shown else ""
+            parts.append(f"{len(items)} {what} ({'; '.join(items[:shown])}{more})")
+    return ", ".join(parts)
 
 
 def _head_weight_shape(state, model):
@@ -465,3 +607,28 @@ def _set_submodule(model, name, module):
     parent_name, _, attribute = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attribute, module)
+
+
+def is_pretrained(weights, module=None):
+    """Whether the network starts from learned weights, as ``compare`` decides it.
+
+    torchvision or timm weights and a weights file are pretrained, ``weights=None`` is
+    not; your own ``module`` is, unless it (its class) sets ``pretrained = False``, as
+    :class:`~imbal_estimators.SmallCNN` does.
+    """
+    if module is not None:
+        return bool(getattr(module, "pretrained", True))
+    return weights is not None
+
+
+def describe_network(backbone="resnet34", weights="DEFAULT", module=None):
+    """The network as the user gave it, in a few words (for the plan and the report)."""
+    if module is not None:
+        cls = module if isinstance(module, type) else type(module)
+        name = f"{cls.__module__}:{cls.__qualname__}"
+        return f"module {name}" + (" (weights file)" if is_weights_file(weights) else "")
+    if weights is None:
+        return f"{backbone} (random init)"
+    if is_weights_file(weights):
+        return f"{backbone} (weights file {os.path.basename(os.fspath(weights))})"
+    return f"{backbone} ({weights} weights)"

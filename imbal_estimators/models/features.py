@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from ..data.cache import get_feature_cache, image_key
 from ..data.images import ImageFileError, describe_image_error
-from .backbones import FrozenBackboneModel, is_weights_file, resolve_weights
+from .backbones import FrozenBackboneModel, is_weights_file, pretrained_origin
 
 
 def weights_fingerprint(module):
@@ -126,7 +126,7 @@ def weights_source(backbone, weights, module_kwargs=None):
         stat = os.stat(path)
         origin = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     else:
-        origin = str(resolve_weights(backbone, weights))
+        origin = pretrained_origin(backbone, weights)
     return repr((backbone, origin, sorted((module_kwargs or {}).items())))
 
 

@@ -6,6 +6,7 @@ as ``ImageImbalanceClassifier(module=SmallCNN)``; real photos deserve a
 pretrained torchvision backbone instead.
 """
 
+import torch
 from torch import nn
 
 
@@ -22,7 +23,10 @@ class SmallCNN(nn.Module):
         Channels of the first block (doubled in each of the next two).
     """
 
-    def __init__(self, num_classes=2, width=16):
+    #: random weights: ``compare`` does not screen on its frozen features
+    pretrained = False
+
+    def __init__(self, num_classes: int = 2, width: int = 16) -> None:
         super().__init__()
         layers, channels = [], 3
         for i, out in enumerate((width, 2 * width, 4 * width)):
@@ -37,5 +41,5 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3)))

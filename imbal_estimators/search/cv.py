@@ -10,6 +10,7 @@ import copy
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,6 +30,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.metrics import METRICS, Scorer
+from ..training.callbacks import history_key
 from ..training.heads import can_fit_together, fit_many
 from ..utils.param_validation import (
     HasMethods,
@@ -36,6 +38,7 @@ from ..utils.param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ..utils.types import ImagePaths, Labels
 from .pruning import TrialPruning
 from .space import (
     DEFAULT_SEARCH_SPACE,
@@ -100,9 +103,11 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         :data:`DEFAULT_SEARCH_SPACE`: ``loss`` in ``["ce", "focal"]``, ``gamma``
         in [0, 5], ``alpha`` in ``[None, "balanced", "sqrt", "effective"]``,
         ``sampler`` in ``["none", "over", "under"]`` and ``lr`` in [1e-5, 1e-2]
-        (log). ``sampler`` values may be these names (a storage holds plain
-        values only): ``"none"`` is no resampling, ``"over"`` a
-        ``RandomOverSampler()``, ``"under"`` a ``RandomUnderSampler()``.
+        (log); a parameter of it that ``estimator`` sets to a value other than
+        its default (``lr=3e-3``) is fixed and leaves the space. ``sampler``
+        values may be these names (a storage holds plain values only):
+        ``"none"`` is no resampling, ``"over"`` a ``RandomOverSampler()``,
+        ``"under"`` a ``RandomUnderSampler()``.
     n_trials : int, default=20
         Total of finished (COMPLETE or PRUNED) trials in the study: trials
         already there, from earlier runs or other workers, count. With
@@ -233,20 +238,20 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def __init__(
         self,
-        estimator,
-        search_space=None,
+        estimator: BaseEstimator,
+        search_space: Mapping[str, object] | Callable[..., object] | None = None,
         *,
-        n_trials=20,
-        cv=5,
-        scoring="f1",
-        storage=None,
-        study_name=None,
-        pruning=True,
-        timeout=None,
-        random_state=None,
-        refit=True,
-        sampler=None,
-    ):
+        n_trials: int = 20,
+        cv: int | object = 5,
+        scoring: str | Callable[..., float] | Sequence[str] | Mapping[str, object] | None = "f1",
+        storage: str | os.PathLike[str] | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        pruning: bool | BasePruner = True,
+        timeout: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        refit: bool = True,
+        sampler: str | BaseSampler | None = None,
+    ) -> None:
         self.estimator = estimator
         self.search_space = search_space
         self.n_trials = n_trials
@@ -272,7 +277,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X: ImagePaths, y: Labels) -> "ImbalanceSearchCV":
         """Run the missing trials of the study, then refit the best parameters.
 
         Parameters
@@ -287,7 +292,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False), type(self).__name__
         )
-        space = check_search_space(self.search_space)
+        space = check_search_space(self.search_space, self.estimator)
         scorers = self._check_scoring()
         random_state = check_random_state(self.random_state)
         seed = None if self.random_state is None else int(random_state.randint(_SEED_RANGE))
@@ -299,7 +304,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         study = open_study(
             storage,
             self.study_name or DEFAULT_STUDY_NAME,
-            study_fingerprint(X, y, self.scoring, splits, self.search_space),
+            study_fingerprint(X, y, self.scoring, splits, self.search_space, self.estimator),
             sampler=sampler,
             pruner=self._make_pruner(),
             direction="maximize",
@@ -443,7 +448,7 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.pruning is False or "callbacks" not in estimator.get_params(deep=False):
             return None
         monitor = getattr(estimator, "monitor", "valid_loss")
-        key = "valid_loss" if monitor == "valid_loss" else f"valid_{monitor}"
+        key = history_key(monitor)
         max_epochs = estimator.get_params(deep=False).get("max_epochs", 0)
         return TrialPruning(trial, key, key == "valid_loss", step_offset=fold * max_epochs)
 

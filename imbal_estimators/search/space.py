@@ -8,6 +8,8 @@ by name: ``"none"`` or a name of the sampler registry
 :func:`to_estimator_params` turns into a sampler object.
 """
 
+import inspect
+
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -29,13 +31,21 @@ DEFAULT_SEARCH_SPACE = {
 }
 
 
-def check_search_space(search_space):
+def check_search_space(search_space, estimator=None):
     """The search space with lists turned into categorical distributions.
 
-    Returns a new dict (the default one for ``None``) or the callable itself.
+    Returns a new dict or the callable itself. ``None`` is the default space without
+    the parameters that ``estimator`` fixes (:func:`fixed_params`).
     """
     if search_space is None:
-        return dict(DEFAULT_SEARCH_SPACE)
+        fixed = fixed_params(estimator)
+        space = {k: v for k, v in DEFAULT_SEARCH_SPACE.items() if k not in fixed}
+        if not space:
+            raise ValueError(
+                f"The estimator fixes every parameter of the default search space "
+                f"({', '.join(fixed)}); give a search_space with the parameters to search."
+            )
+        return space
     if callable(search_space):
         return search_space
     if not search_space:
@@ -54,6 +64,39 @@ def check_search_space(search_space):
             _check_storable(name, value.choices)
         space[name] = value
     return space
+
+
+def fixed_params(estimator):
+    """The parameters of the default space that ``estimator`` sets away from its default.
+
+    A value given to the constructor that differs from the constructor's default is
+    the user's choice, so the default space does not search it (a value equal to the
+    default cannot be told from no value). ``{name: value}``; empty for ``None``.
+    """
+    if estimator is None:
+        return {}
+    try:
+        defaults = inspect.signature(type(estimator).__init__).parameters
+        params = estimator.get_params(deep=False)
+    except (TypeError, ValueError, AttributeError):
+        return {}
+    fixed = {}
+    for name in DEFAULT_SEARCH_SPACE:
+        if name not in params or name not in defaults:
+            continue
+        default = defaults[name].default
+        if default is inspect.Parameter.empty or not _same(params[name], default):
+            fixed[name] = params[name]
+    return fixed
+
+
+def _same(value, default):
+    if value is default:
+        return True
+    try:
+        return bool(value == default)
+    except Exception:  # noqa: BLE001 - arrays and objects without a plain ==
+        return False
 
 
 def _check_storable(name, choices):

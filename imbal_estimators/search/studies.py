@@ -2,9 +2,10 @@
 
 * :func:`make_storage` turns a file path or URL into an Optuna storage.
 * :func:`open_study` opens the study for one data set: a study records the
-  fingerprint of its data, scoring, cv and search space, and a study of the same
-  name built on another is never reused (a study of its own is opened under a
-  derived name).
+  fingerprint of its data, scoring, cv, search space and estimator, and a study of
+  the same name built on another is never reused (a study of its own is opened
+  under a derived name). The fingerprint is the same in every process, so a
+  search killed at any moment and run again continues its own study.
 * :func:`run_trials` runs trials until the study holds ``n_trials`` finished
   (COMPLETE or PRUNED) trials, however many processes share it, and however
   often they were killed before.
@@ -174,12 +175,81 @@ def _rdb_storage(url):
 # -- the study of one data set ----------------------------------------------------------
 
 
-def _stable_text(value):
-    """A text for ``value`` that is the same in every process (no memory addresses)."""
+# Estimator parameters that change how fast a trial runs, where, or what it prints, but
+# not what it measures: searches that differ only in these share a study. Every other
+# parameter (of the estimator and of the estimators, samplers and callbacks it holds) is
+# in the study's fingerprint.
+SPEED_ONLY_PARAMS = frozenset(
+    {
+        "verbose",
+        "device",
+        "cache",
+        "checkpoint_dir",
+        "auto_batch_size",
+        "compile",
+        "use_caching",
+        "torch_load_kwargs",
+        "n_jobs",
+        "pre_dispatch",
+        "memory",
+    }
+)
+# ... and the data loader settings and printing sinks of nested parameters.
+SPEED_ONLY_SUFFIXES = (
+    "__num_workers",
+    "__pin_memory",
+    "__persistent_workers",
+    "__prefetch_factor",
+    "__verbose",
+    "__sink",
+)
+_MAX_DEPTH = 20
+
+
+def _speed_only(name):
+    return name in SPEED_ONLY_PARAMS or name.endswith(SPEED_ONLY_SUFFIXES)
+
+
+def estimator_text(estimator, depth=0):
+    """The class and the parameters of ``estimator`` that change what a trial measures
+    (all but :data:`SPEED_ONLY_PARAMS`), as plain data that is the same in every process.
+    Estimators, samplers and callbacks among the parameters are described the same way."""
+    try:
+        params = estimator.get_params(deep=False)
+    except Exception:  # not a scikit-learn-style object
+        return _stable_text(estimator, depth + 1)
+    cls = type(estimator)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "params": {
+            str(name): _stable_text(value, depth + 1)
+            for name, value in sorted(params.items(), key=lambda item: str(item[0]))
+            if not _speed_only(str(name))
+        },
+    }
+
+
+def _stable_text(value, depth=0):
+    """A text for ``value`` that is the same in every process (no memory addresses, no
+    order of sets, which changes with Python's hash seed)."""
+    if depth > _MAX_DEPTH:
+        return f"<{type(value).__qualname__} nested too deep>"
     if isinstance(value, dict):
-        return {str(k): _stable_text(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+        return {
+            str(k): _stable_text(v, depth + 1)
+            for k, v in sorted(value.items(), key=lambda i: str(i[0]))
+        }
     if isinstance(value, (list, tuple)):
-        return [_stable_text(v) for v in value]
+        return [_stable_text(v, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        texts = [_stable_text(v, depth + 1) for v in value]
+        return sorted(texts, key=lambda text: json.dumps(text, sort_keys=True))
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return estimator_text(value, depth)
+    if isinstance(value, np.ndarray):  # its repr elides the middle of a long array
+        sha = hashlib.sha256()
+        _array_digest(sha, value)
+        return f"ndarray {sha.hexdigest()}"
     if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
     text = repr(value)
@@ -199,9 +269,10 @@ def _array_digest(sha, values):
         sha.update(json.dumps([str(v) for v in np.ravel(array)]).encode())
 
 
-def study_fingerprint(X, y, scoring, splits, search_space):
+def study_fingerprint(X, y, scoring, splits, search_space, estimator=None):
     """What a study's results depend on, as digests: the data (paths or values and the
-    labels), the scoring, the folds and the search space."""
+    labels), the scoring, the folds, the search space and the estimator
+    (:func:`estimator_text`)."""
 
     def digest(*parts):
         sha = hashlib.sha256()
@@ -219,6 +290,7 @@ def study_fingerprint(X, y, scoring, splits, search_space):
         "scoring": digest(json.dumps(_stable_text(scoring))),
         "cv": digest(np.concatenate(folds) if folds else np.zeros(0, dtype=np.int64)),
         "search_space": digest(json.dumps(_stable_text(search_space))),
+        "estimator": digest(json.dumps(estimator_text(estimator))),
     }
 
 
@@ -226,8 +298,8 @@ def open_study(storage, study_name, fingerprint, **create_kwargs):
     """The study ``study_name`` of ``storage`` for the data of ``fingerprint``.
 
     A new study, or one that recorded the same fingerprint, is used as it is. A study
-    of that name that recorded another fingerprint (other data, scoring, folds or
-    search space), or that has trials and none, is left alone: the study opened is
+    of that name that recorded another fingerprint (other data, scoring, folds, search
+    space or estimator), or that has trials and none, is left alone: the study opened is
     ``"<study_name>-<12 hex digits of the fingerprint>"`` instead, created or continued.
     So a rerun on the same data continues its study, and a search nested in
     ``cross_val_score`` runs in every outer fold.

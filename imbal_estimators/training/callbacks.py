@@ -59,6 +59,14 @@ class EpochResampler(Callback):
         return dataset.targets
 
 
+def history_key(monitor):
+    """The history key of ``monitor``: ``"valid_loss"`` stays itself, a metric ``m`` is
+    ``"valid_m"`` (as :class:`ValidationScore` records it). The one place this rule lives."""
+    # get_params reads this before fit checks the values: no comparison may raise here
+    by_loss = isinstance(monitor, str) and monitor == "valid_loss"
+    return "valid_loss" if by_loss else f"valid_{monitor}"
+
+
 class ValidationScore(Callback):
     """Score the validation predictions of each epoch with metric ``name``.
 
@@ -91,7 +99,7 @@ class ValidationScore(Callback):
         proba = torch.cat(self.proba_).numpy()
         classes = np.arange(proba.shape[1])  # the targets are class indices
         value = score(self.name, y_true, proba, classes, getattr(net, "pos_index_", None))
-        net.history.record(f"valid_{self.name}", value)
+        net.history.record(history_key(self.name), value)
         self.y_true_, self.proba_ = [], []
 
 
@@ -108,7 +116,9 @@ class KeepBestModel(Callback):
     -----
     Records ``<monitor>_best`` per epoch (shown by skorch's ``PrintLog``) and
     sets ``net.best_epoch_``. Without a validation split there is nothing to
-    monitor and the last epoch is kept.
+    monitor and the last epoch is kept. On a tie of the monitor (a saturated
+    metric such as an average precision of 1.0 on a small split) the epoch with
+    the lower validation loss wins, and the later one when that ties too.
     """
 
     def __init__(self, monitor="valid_balanced_accuracy", lower_is_better=False):
@@ -117,6 +127,7 @@ class KeepBestModel(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self.best_score_ = math.inf if self.lower_is_better else -math.inf
+        self.best_loss_ = math.inf
         self.best_epoch_ = None
         self.best_state_ = None
 
@@ -124,14 +135,20 @@ class KeepBestModel(Callback):
         score = net.history[-1].get(self.monitor)
         if score is None:
             return
-        # Ties go to the later epoch (same metric, more training); NaN never improves.
-        if self.lower_is_better:
-            improved = score <= self.best_score_
+        # NaN never improves. A tie goes to the lower validation loss (a saturated metric
+        # says nothing more), then to the later epoch (more training).
+        loss = net.history[-1].get("valid_loss")
+        loss = math.inf if loss is None or not math.isfinite(loss) else loss
+        if score == self.best_score_:
+            improved = loss <= self.best_loss_
+        elif self.lower_is_better:
+            improved = score < self.best_score_
         else:
-            improved = score >= self.best_score_
+            improved = score > self.best_score_
         net.history.record(f"{self.monitor}_best", bool(improved))
         if improved:
             self.best_score_ = score
+            self.best_loss_ = loss
             self.best_epoch_ = len(net.history)
             self.best_state_ = {
                 key: value.detach().to("cpu", copy=True)
@@ -222,12 +239,25 @@ class EpochLossScoring(PassthroughScoring):
 class EpochLog(PrintLog):
     """skorch's ``PrintLog``, which does not format a table that nobody would see.
 
-    With the default ``sink=print`` and ``verbose=0`` skorch's version still
-    tabulates every epoch (0.7 ms) and then drops the text; this returns first.
-    A custom ``sink`` gets every line, whatever ``verbose``, as in skorch.
+    ``sink=None`` (the default) prints with ``verbose`` > 0, as skorch's
+    ``sink=print`` does, without storing ``print`` in the estimator: a saved or
+    skops-dumped model then names no ``builtins.print`` that loading must trust.
+    With ``verbose=0`` skorch's version still tabulates every epoch (0.7 ms)
+    and then drops the text; this returns first. A custom ``sink`` gets every
+    line, whatever ``verbose``, as in skorch.
     """
 
+    def __init__(self, keys_ignored=None, sink=None, **kwargs):
+        super().__init__(keys_ignored=keys_ignored, sink=sink, **kwargs)
+
+    def _sink(self, text, verbose):
+        if self.sink is None or self.sink is print:
+            if verbose:
+                print(text, flush=True)
+        else:
+            self.sink(text)
+
     def on_epoch_end(self, net, **kwargs):
-        if self.sink is print and not net.verbose:
+        if (self.sink is None or self.sink is print) and not net.verbose:
             return
         super().on_epoch_end(net, **kwargs)

@@ -7,7 +7,12 @@ module, optimizer, float16 loss-scaler and learning-rate scheduler states, the s
 the best-model keeper, of early stopping and of every other callback (their attributes
 that are numbers, strings, arrays, tensors or containers of them), the history, the epoch
 number, the seeds (the sampler and the torch RNG are reseeded per epoch from them, so they
-replay exactly), the RNG states, and the size and modification time of every image.
+replay exactly), the RNG states, the number of CPU threads torch trained with, and the size
+and modification time of every image.
+
+A CPU fit's numbers depend on torch's thread count (reductions are split per thread): a
+resumed fit trains with the count of the run it resumes, and gives the process its own
+count back when it ends.
 
 The file is written next to its final name, flushed and fsynced, then renamed over the old
 one (``os.replace``), so a kill at any moment leaves either the previous or the new
@@ -29,6 +34,7 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import weakref
@@ -41,7 +47,10 @@ from skorch.history import History
 from ..io.checksummed import ChecksumError, read_checksummed, write_checksummed
 from ..io.jsonable import describe, plain_json
 from ..io.lock import FileLock, LockedError, describe_holder
+from ..utils.log import note
 from .callbacks import KeepBestModel
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 FORMAT_VERSION = 2
@@ -148,6 +157,7 @@ class CheckpointPlan:
         self.state = state
         self.lock = lock
         self.training = False  # between on_train_begin and release()
+        self.threads = None  # the process's torch thread count while a resume replaced it
 
     @property
     def key(self):
@@ -172,9 +182,20 @@ class CheckpointPlan:
         if self.state is not None:
             _check_same(self.path, json.loads(self.state["fingerprint"]), self.fingerprint)
 
+    def use_threads(self, count):
+        """Train with ``count`` torch threads until :meth:`release`."""
+        if count is None or count == torch.get_num_threads():
+            return
+        if self.threads is None:
+            self.threads = torch.get_num_threads()
+        torch.set_num_threads(count)
+
     def release(self):
-        """Give up the lock of the checkpoint (the file stays)."""
+        """Give up the lock of the checkpoint (the file stays) and the thread count."""
         self.training = False
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+            self.threads = None
         if self.lock is not None:
             self.lock.release()
 
@@ -183,7 +204,7 @@ class CheckpointPlan:
 # training began (a bad image, a refused checkpoint) may still hold one, kept alive by
 # the traceback; the next fit of this process on the same data takes it over, unless
 # that fit is training.
-_HELD = weakref.WeakValueDictionary()
+_HELD: weakref.WeakValueDictionary[object, object] = weakref.WeakValueDictionary()
 
 
 def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
@@ -520,6 +541,7 @@ def checkpoint_state(net, plan):
         "grad_scaler": None if scaler is None else scaler.state_dict(),
         "callbacks": callbacks,
         "rng": _rng_states(),
+        "threads": torch.get_num_threads(),
         "images": None if plan.images is None else torch.from_numpy(plan.images),
     }
 
@@ -555,11 +577,13 @@ class EpochCheckpoint(Callback):
         state, plan.state = plan.state, None  # the weights are not needed twice
         restore_state(net, state)
         net.resumed_from_epoch_ = int(state["epoch"])
-        if net.verbose:
-            print(
-                f"Resuming from {plan.path}: {net.resumed_from_epoch_} of "
-                f"{net.max_epochs} epochs done."
-            )
+        threads = state.get("threads")  # absent from checkpoints of 0.2
+        if threads is not None and torch.device(net.device).type == "cpu":
+            plan.use_threads(int(threads))
+        message = (
+            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} epochs done."
+        )
+        note(logger, message, show=bool(net.verbose))
 
     def on_epoch_end(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)

@@ -5,7 +5,7 @@ import torch
 
 def resolve_device_name(device):
     """``"auto"`` -> ``"cuda"`` or ``"cpu"``; any other value unchanged (never raises)."""
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 

@@ -1,8 +1,11 @@
-"""Stop a fit whose loss or weights are no longer finite, and say where it happened.
+"""Stop a fit whose loss blows up or whose loss or weights are no longer finite.
 
 A learning rate far too high (``optimizer=torch.optim.SGD, lr=1e12``) sends the loss to
 infinity and the weights to NaN within a few batches; without a check the fit ends
-"successfully" and every prediction is NaN. :class:`DivergenceCheck` is one of the
+"successfully" and every prediction is NaN. A blow-up can also stay finite (AdamW with
+``lr=10``: a validation loss of 5e5 in the first epoch, then a network that outputs
+one class), so an epoch whose training or validation loss is :data:`BLOW_UP` times the
+loss at the start diverged too. :class:`DivergenceCheck` is one of the
 estimator's default callbacks (named ``"divergence"``).
 """
 
@@ -13,17 +16,22 @@ import torch
 from skorch.callbacks import Callback
 
 DIVERGENCE_ACTIONS = ("raise", "restore")
+#: an epoch's loss this many times the loss at the start is a (finite) divergence
+BLOW_UP = 1000.0
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss, the validation loss or the weights became NaN or infinite."""
+    """The training loss, the validation loss or the weights became NaN or infinite, or a
+    loss grew :data:`BLOW_UP` times over the loss at the start."""
 
 
 class DivergenceCheck(Callback):
-    """Stop training when the loss or the weights stop being finite.
+    """Stop training when the loss blows up or the loss or weights stop being finite.
 
     Checks the loss of every training batch, and after each epoch the validation
-    loss and the module's parameters.
+    loss and the module's parameters; and that neither epoch loss is over
+    :data:`BLOW_UP` times the loss at the start (the first training batch's, or
+    ``log(n_classes)`` when that is larger).
 
     Parameters
     ----------
@@ -60,6 +68,16 @@ class DivergenceCheck(Callback):
         valid_loss = row.get("valid_loss")
         if valid_loss is not None and not math.isfinite(valid_loss):
             self._diverged(net, f"the validation loss is {valid_loss}", _train_batches(net))
+        start = _start_loss(net)
+        for key, name in (("train_loss", "training"), ("valid_loss", "validation")):
+            value = row.get(key)
+            if value is not None and start is not None and value > BLOW_UP * start:
+                self._diverged(
+                    net,
+                    f"the {name} loss is {value:.3g}, over {BLOW_UP:g} times the loss at the "
+                    f"start ({start:.3g})",
+                    _train_batches(net),
+                )
         for name, param in net.module_.named_parameters():
             if param.requires_grad and not bool(torch.isfinite(param.detach()).all()):
                 self._diverged(net, f"the weights of {name!r} are not finite", _train_batches(net))
@@ -94,6 +112,18 @@ class DivergenceCheck(Callback):
             f"{message} Lower lr (or use an adaptive optimizer such as AdamW), check the "
             f"data and the loss, or clip gradients.{hint}"
         )
+
+
+def _start_loss(net):
+    """What a loss far above counts as a blow-up from: the larger of the first training
+    batch's loss and cross-entropy's loss of a uniform guess, ``log(n_classes)``."""
+    batches = net.history[0].get("batches", []) if len(net.history) else []
+    first = next((b["train_loss"] for b in batches if "train_loss" in b), None)
+    classes = getattr(net, "classes_", None)
+    chance = math.log(len(classes)) if classes is not None and len(classes) > 1 else 0.0
+    if first is None or not math.isfinite(first):
+        return chance or None
+    return max(first, chance)
 
 
 def _train_batches(net):

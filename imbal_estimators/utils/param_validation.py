@@ -269,7 +269,7 @@ class HasMethods(Constraint):
 class _AnyOf(Constraint):
     """One of several constraints, named together (the shorthand strings below)."""
 
-    constraints = ()
+    constraints: tuple[object, ...] = ()
 
     def is_satisfied_by(self, value):
         return any(c.is_satisfied_by(value) for c in self.constraints)

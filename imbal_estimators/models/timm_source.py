@@ -1,0 +1,76 @@
+"""timm models as backbones: ``backbone="timm/<name>"``.
+
+timm is an optional dependency (``pip install "imbal-estimators[timm]"``), imported
+only when a ``timm/`` name is used. ``<name>`` is anything ``timm.create_model``
+takes: a model name (``"efficientnet_lite0"``), a name with a pretrained tag
+(``"resnet18.a1_in1k"``) or a Hugging Face hub name (``"hf-hub:timm/resnet18.a1_in1k"``,
+which timm resolves over the network). A model's own preprocessing comes from its
+``pretrained_cfg`` (:func:`timm.data.resolve_data_config`).
+"""
+
+import importlib
+
+PREFIX = "timm/"
+INSTALL_HINT = 'pip install "imbal-estimators[timm]" (or pip install timm)'
+
+
+def is_timm_name(name):
+    """Whether the backbone name ``name`` asks for a timm model."""
+    return isinstance(name, str) and name.startswith(PREFIX)
+
+
+def import_timm(name=None):
+    """The ``timm`` package, or an ImportError that says how to install it."""
+    try:
+        return importlib.import_module("timm")
+    except ImportError:
+        what = f"backbone={name!r} needs" if name else "timm backbones need"
+        raise ImportError(
+            f"{what} the timm package, which is not installed: {INSTALL_HINT}."
+        ) from None
+
+
+def model_name(name):
+    """The name ``timm.create_model`` takes: ``name`` without the ``timm/`` prefix."""
+    return name[len(PREFIX) :]
+
+
+def timm_names():
+    """Every ``timm/`` backbone name of the installed timm (none without timm)."""
+    try:
+        timm = importlib.import_module("timm")
+    except ImportError:
+        return []
+    return [PREFIX + n for n in timm.list_models()]
+
+
+def is_known(name):
+    """Whether timm knows ``name`` (a ``timm/`` name) without reaching the network: a
+    registered model, with or without a pretrained tag, or a hub name (resolved when built)."""
+    timm = import_timm(name)
+    rest = model_name(name)
+    if rest.startswith(("hf-hub:", "local-dir:")):
+        return True
+    return bool(rest) and timm.is_model(rest)
+
+
+def create(name, n_classes, pretrained=False, **kwargs):
+    """``timm.create_model`` for the ``timm/`` name ``name`` with an ``n_classes`` head."""
+    timm = import_timm(name)
+    return timm.create_model(
+        model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
+    )
+
+
+def data_config(model):
+    """The model's preprocessing from its ``pretrained_cfg``: mean, std, input size,
+    interpolation, crop fraction."""
+    from timm.data import resolve_data_config
+
+    return resolve_data_config({}, model=model)
+
+
+def pretrained_origin(name):
+    """A key for the pretrained weights of the ``timm/`` name ``name``."""
+    timm = import_timm(name)
+    return f"timm {timm.__version__} pretrained {model_name(name)}"

@@ -1,0 +1,209 @@
+"""timm backbones ("timm/<name>"), weights files for every source, normalize=, and a user
+network that loads back without trusted=True."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST
+
+from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators.estimator.persistence import load
+from imbal_estimators.io.references import UntrustedReferenceError
+from imbal_estimators.models.backbones import (
+    WeightsDownloadError,
+    build_backbone,
+    check_backbone_name,
+)
+
+timm = pytest.importorskip("timm")
+
+TIMM = "timm/test_resnet"  # timm's own test network: 0.4 M weights, mean and std 0.5
+
+
+@pytest.fixture
+def timm_file(tmp_path):
+    """A timm model's state dict in timm's key names (built without network)."""
+    path = tmp_path / "test_resnet.pth"
+    torch.save(timm.create_model("test_resnet", pretrained=False).state_dict(), path)
+    return str(path)
+
+
+def test_timm_name_with_a_weights_file_fits_predicts_saves_and_loads(
+    tmp_path, binary_data, timm_file
+):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": TIMM, "weights": timm_file})
+    clf.fit(X, y)
+    proba = clf.predict_proba(X)
+    # the timm model's own normalization, from its pretrained_cfg
+    assert clf.module_.mean.flatten().tolist() == [0.5, 0.5, 0.5]
+    clf.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert config["preprocessing"]["std"] == [0.5, 0.5, 0.5]
+    assert config["preprocessing"]["normalize"] == "inception"
+    assert config["preprocessing"]["from"] == "the timm model's pretrained_cfg"
+    assert config["network"] == {"backbone": TIMM, "weights": timm_file}
+    loaded = load(tmp_path / "model")  # no trusted=True
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+
+
+def test_weights_file_body_is_loaded(timm_file):
+    model, mean, std = build_backbone(TIMM, timm_file, 3)
+    reference = torch.load(timm_file)
+    assert torch.equal(model.conv1[0].weight, reference["conv1.0.weight"])
+    assert model.get_classifier().out_features == 3
+    assert mean == (0.5, 0.5, 0.5) and std == (0.5, 0.5, 0.5)
+
+
+def test_weights_file_of_another_network_names_the_first_mismatches(timm_file):
+    with pytest.raises(ValueError) as info:
+        build_backbone("timm/test_efficientnet", timm_file, 2)
+    message = str(info.value)
+    assert "'timm/test_efficientnet'" in message and timm_file in message
+    assert "missing (" in message and "unexpected (" in message and "more" in message
+    assert len(message) < 800
+
+
+def test_timm_pretrained_download_failure_is_a_weights_download_error():
+    with pytest.raises(WeightsDownloadError, match="weights=None") as info:
+        build_backbone(TIMM, "DEFAULT", 2)
+    assert info.value.backbone == TIMM
+
+
+def test_timm_weights_other_than_default_none_or_file_are_refused():
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": TIMM, "weights": "IMAGENET1K_V1"})
+    with pytest.raises(ValueError, match="pretrained tag goes in the name"):
+        clf.fit(["a.png", "b.png"], [0, 1])
+
+
+@pytest.mark.parametrize(
+    "name, suggested",
+    [
+        ("resnet10t", "'timm/resnet10t'"),
+        ("timm/resnt10t", "'timm/resnet10t'"),
+        ("resnet43", "'resnet34'"),
+    ],
+)
+def test_unknown_names_suggest_every_source_and_module(name, suggested):
+    with pytest.raises(ValueError) as info:
+        check_backbone_name(name)
+    message = str(info.value)
+    assert f"Unknown backbone {name!r}" in message and suggested in message
+    assert "module=" in message and "--module package.module:YourNet" in message
+
+
+def test_missing_timm_says_how_to_install(monkeypatch):
+    from imbal_estimators.models import timm_source
+
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "imbal-estimators\[timm\]"'):
+        check_backbone_name(TIMM)
+    assert timm_source.timm_names() == []
+
+
+@pytest.mark.parametrize(
+    "normalize, mean, std",
+    [
+        ("imagenet", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ("inception", [0.5] * 3, [0.5] * 3),
+        (None, [0.0] * 3, [1.0] * 3),
+        (((0.1, 0.2, 0.3), (0.4, 0.5, 0.6)), [0.1, 0.2, 0.3], [0.4, 0.5, 0.6]),
+    ],
+)
+def test_normalize_overrides_the_networks_own(binary_data, normalize, mean, std):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": "small_cnn", "normalize": normalize})
+    clf.fit(X, y)
+    np.testing.assert_allclose(clf.module_.mean.flatten().tolist(), mean, rtol=1e-6)
+    np.testing.assert_allclose(clf.module_.std.flatten().tolist(), std, rtol=1e-6)
+
+
+@pytest.mark.parametrize("normalize", ["imagenett", (1, 2), ((0, 0, 0), (1, 0, 1))])
+def test_bad_normalize_is_refused_before_training(binary_data, normalize):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "normalize": normalize})
+    with pytest.raises(ValueError, match="normalize"):
+        clf.fit(X, y)
+
+
+NET_SOURCE = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=2, width=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+"""
+
+
+@pytest.fixture
+def user_package(tmp_path, monkeypatch):
+    """An importable package ``userpkg.nets`` with a network class ``Net``."""
+    root = tmp_path / "src"
+    (root / "userpkg").mkdir(parents=True)
+    (root / "userpkg" / "__init__.py").write_text("")
+    (root / "userpkg" / "nets.py").write_text(NET_SOURCE)
+    monkeypatch.syspath_prepend(str(root))
+    yield __import__("userpkg.nets", fromlist=["Net"])
+    for name in ("userpkg.nets", "userpkg"):
+        sys.modules.pop(name, None)
+
+
+def test_user_module_named_at_save_loads_without_trusted(tmp_path, binary_data, user_package):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net, "lr": 0.05})
+    clf.fit(X, y)
+    clf.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["network"] == {"module": "userpkg.nets:Net"}
+    loaded = load(tmp_path / "model")
+    assert loaded.module is user_package.Net
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
+
+
+def test_user_module_that_is_not_importable_is_refused(tmp_path, binary_data, user_package):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y)
+    clf.save(tmp_path / "model")
+    for name in ("userpkg.nets", "userpkg"):
+        sys.modules.pop(name, None)
+    sys.path.remove(next(p for p in sys.path if p.endswith(os.sep + "src")))
+    with pytest.raises(UntrustedReferenceError, match="cannot be imported here"):
+        load(tmp_path / "model")
+
+
+def test_other_references_in_the_network_record_stay_refused(tmp_path, binary_data, user_package):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y)
+    clf.save(tmp_path / "model")
+    path = tmp_path / "model" / "config.json"
+    config = json.loads(path.read_text())
+    for reference in ("os:system", "userpkg.nets:nn"):
+        config["network"]["module"] = reference
+        config["params"]["module"] = {"__import__": reference}
+        path.write_text(json.dumps(config))
+        with pytest.raises(UntrustedReferenceError):
+            load(tmp_path / "model")
+
+
+def test_user_module_with_a_weights_file(tmp_path, binary_data, user_package):
+    X, y = binary_data
+    source = user_package.Net(num_classes=5)
+    torch.save(source.state_dict(), tmp_path / "net.pt")
+    clf = ImageImbalanceClassifier(
+        **{**FAST, "module": user_package.Net, "weights": str(tmp_path / "net.pt")}
+    )
+    clf.set_params(lr=0.0)  # the loaded body stays as the file has it
+    clf.fit(X, y)
+    assert torch.equal(clf.module_.backbone.conv.weight, source.conv.weight)
+    assert clf.module_.backbone.fc.out_features == 2
