@@ -18,7 +18,6 @@ from skorch.callbacks import Callback
 
 from ..data.labels import plain_value
 from ..utils.warn import warn
-from .head_solver import uses_head_solver
 
 #: a loss at a uniform guess below this fraction of cross-entropy's gives no gradient
 VANISHING_LOSS = 1e-6
@@ -107,8 +106,6 @@ class LearningCheck(Callback):
 
     def on_train_end(self, net, **kwargs):
         losses = [row["train_loss"] for row in net.history if "train_loss" in row]
-        if uses_head_solver(net):  # its epochs are points of an L2 path, not steps of lr
-            losses = []
         if losses and all(value == 0 for value in losses):
             self._warn(net, f"The training loss is exactly 0 in every epoch ({len(losses)})")
         elif len(losses) > 1 and len(set(losses)) == 1 and "head_penalty" not in net.history[-1]:
