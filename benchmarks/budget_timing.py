@@ -50,15 +50,20 @@ SETTINGS = [
 def run_one(data, out, budget):
     command = ["imbal-estimators", "compare", data, "--out", out, "--budget", budget, *SETTINGS]
     start = time.perf_counter()
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "imbal_estimators", *command[1:]],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
+    lines = []
+    for line in process.stdout:  # shown as it comes, with the time since the start
+        lines.append(line)
+        print(f"  [{time.perf_counter() - start:6.1f} s] {line.rstrip()[-200:]}", flush=True)
     wall = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return command, wall, result.stdout
+    if process.wait() != 0:
+        sys.exit(f"{' '.join(command)} failed")
+    return command, wall, "".join(lines)
 
 
 def seconds(budget):
@@ -84,7 +89,7 @@ def main():
         out = os.path.join(tmp, f"out-{budget}")
         command, wall, stdout = run_one(data, out, budget)
         estimate = re.search(r"Estimated time: ([^(]+)\(", stdout)
-        dropped = stdout.count("\n  - ") - stdout.count("\n    - ")
+        dropped = len(re.findall(r"^  - .+: imbal-estimators compare ", stdout, re.M))
         ratio = wall / seconds(budget)
         rows.append((budget, wall, ratio))
         print(f"$ {' '.join(command)}")

@@ -2,6 +2,9 @@
 decision rule said, the epoch kept on a saturated monitor, and the report's figures."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -323,3 +326,12 @@ def test_the_calibration_caption_blames_only_what_the_model_used():
     assert calibration_note({"loss": "focal", "gamma": 0.0}) == ""
     note = calibration_note({"loss": "ce", "alpha": "balanced", "sampler": "over"})
     assert "class weights (alpha='balanced')" in note and "resampling" in note
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc (Linux)")
+def test_the_budget_counts_from_the_start_of_the_process():
+    code = "import time; time.sleep(1.0); from imbal_estimators.app.cli import process_age; "
+    code += "print(process_age())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    age = float(out.stdout)
+    assert 1.0 <= age < 600  # the second slept, and the imports, are counted

@@ -116,7 +116,8 @@ def test_offline_default_compare_is_one_user_error_in_cli_options(binary_folder,
     message = err.strip().splitlines()[-1]
     assert message.startswith("imbal-estimators compare: error: the pretrained weights")
     assert "--weights PATH" in message
-    assert "--backbone small_cnn --weights none --image-size 32" in message
+    assert "--backbone small_cnn --weights none --image-size 32 (about " in message
+    assert "for this folder)" in message  # the plan's estimate of that way out
     assert "--module package.module:Class" in message
 
 

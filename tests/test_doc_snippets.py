@@ -68,7 +68,10 @@ NOT_RUN = {
 }
 
 #: blocks that start worker processes or clusters: run with ``-m slow``
-SLOW = {("docs/cli.md", "from dask.distributed import Client, LocalCluster")}
+SLOW = {
+    ("docs/cli.md", "from dask.distributed import Client, LocalCluster"),
+    ("docs/cli.md", "import ray"),
+}
 
 _BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
 

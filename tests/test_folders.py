@@ -123,4 +123,7 @@ def test_compare_refuses_a_cache_or_checkpoint_dir_inside_the_data(tmp_path):
         params = {name: os.path.join(data, "store"), "weights": None, "image_size": 8}
         with pytest.raises(ValueError, match=f"{name} .* lies inside the data folder"):
             compare(paths, labels, cv=2, estimator_params=params, progress=False)
+    params = {"weights": None, "image_size": 8}
+    with pytest.raises(ValueError, match="journal .* lies inside the data folder"):
+        compare(paths, labels, cv=2, estimator_params=params, journal=os.path.join(data, "j"))
     assert sorted(os.listdir(data)) == ["cat", "dog"]

@@ -5,9 +5,9 @@ import pytest
 
 from imbal_estimators.app.methods import default_configurations
 from imbal_estimators.app.plan import (
+    REPORT_SECONDS,
     Plan,
     Probe,
-    REPORT_SECONDS,
     Workload,
     dropped_lines,
     estimate,
@@ -134,7 +134,35 @@ def test_dropped_configurations_are_listed_one_per_line_with_a_command():
         "  - focal g=1, alpha=effective: imbal-estimators compare photos --out runs/2 "
         "--methods focal"
     )
-    assert lines[2] == "  - cb_focal: imbal-estimators compare photos --out runs/2 --methods cb_focal"
+    assert lines[2] == (
+        "  - cb_focal: imbal-estimators compare photos --out runs/2 --methods cb_focal"
+    )
     assert "focal loss: 1 of its gamma x alpha rows were not run" in lines[3]
     assert "--methods focal or a larger --budget" in lines[3]
     assert dropped_lines([]) == []
+
+
+def test_corrected_resampled_ttest_against_a_hand_computation():
+    a, b = [0.80, 0.72, 0.76], [0.62, 0.70, 0.66]
+    test = corrected_resampled_ttest(a, b, n_train=50, n_test=25)
+    d = np.subtract(a, b)
+    t = d.mean() / np.sqrt((1 / 3 + 25 / 50) * d.var(ddof=1))
+    assert test.t == pytest.approx(t) and test.wins == 3 and test.n_folds == 3
+    from scipy import stats
+
+    assert test.p_value == pytest.approx(2 * stats.t.sf(t, 2))
+    assert test.p_value > 0.05 and not test.significant()
+    # with no overlap correction it is the plain paired t-test
+    plain = corrected_resampled_ttest(a, b, n_train=50, n_test=0)
+    assert plain.t == pytest.approx(stats.ttest_rel(a, b).statistic)
+    assert plain.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    same = corrected_resampled_ttest([0.5, 0.5], [0.5, 0.5], 10, 5)
+    assert same.p_value == 1.0 and not same.significant()
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        corrected_resampled_ttest([1.0], [0.0], 10, 5)
+
+
+def test_spearman():
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))

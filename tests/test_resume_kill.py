@@ -134,7 +134,9 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one(data, tmp_pat
     assert read_checkpoint(os.path.join(tmp_path, name))["epoch"] == 1
 
 
-def test_a_resume_trains_with_the_thread_count_of_the_run_it_resumes(data, uninterrupted, tmp_path):
+def test_a_resume_trains_with_the_thread_count_of_the_run_it_resumes(
+    data, uninterrupted, tmp_path, capsys
+):
     """A CPU fit's numbers depend on torch's thread count: the rerun of a fit killed on one
     thread, in a process with two, still gives the one-thread fit, and gets its two back."""
     X, y = data
@@ -147,8 +149,9 @@ def test_a_resume_trains_with_the_thread_count_of_the_run_it_resumes(data, unint
     (name,) = _checkpoint_files(tmp_path)
     assert read_checkpoint(os.path.join(tmp_path, name))["threads"] == 1
     with threads(2):
-        rerun = make(str(tmp_path)).fit(X, y)
+        rerun = make(str(tmp_path)).set_params(verbose=1).fit(X, y)
         assert torch.get_num_threads() == 2
+    assert "epochs done on 1 CPU threads like the run it resumes." in capsys.readouterr().out
     assert rerun.resumed_from_epoch_ == 2
     assert_same_fit(rerun, X, uninterrupted[False])
 

@@ -693,7 +693,8 @@ def compare(
         raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
-    check_outputs_outside(paths, labels, estimator_params or {})
+    outputs = {**(estimator_params or {}), "journal": getattr(journal, "directory", journal)}
+    check_outputs_outside(paths, labels, outputs)
     classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
     log = _plan_log(log, progress)
@@ -922,8 +923,12 @@ class _UnlessDropped(list):
 
     def __iter__(self):
         for task in super().__iter__():
-            if task.name not in self.dropped:
+            if not self.skip(task):
                 yield task
+
+    def skip(self, task):
+        """Whether ``task`` was dropped since the list was made."""
+        return task.name in self.dropped
 
 
 class _Runner:

@@ -107,9 +107,37 @@ def network_params(args, params):
     return params
 
 
+def small_cnn_seconds(paths, labels, *, cv, methods=None, ensemble=3, random_state=0):
+    """The plan's estimated seconds of ``compare`` with the small CNN recipe on this folder
+    (a probe of a few seconds), or None when it cannot be had."""
+    import numpy as np
+
+    from . import plan as planning
+    from .methods import default_configurations
+
+    params = {"backbone": "small_cnn", "weights": None, **SMALL_CNN_DEFAULTS}
+    params.update(verbose=0, random_state=random_state)
+    try:
+        configs = default_configurations(methods, max_epochs=params["max_epochs"], features=False)
+        configs = tuple(c for c in configs if not c.needs_features)
+        plan = planning.Plan(
+            configurations=configs, cv=cv, max_epochs=params["max_epochs"], refits=ensemble
+        )
+        probe = planning.run_probe(np.asarray(paths, dtype=object), np.asarray(labels), params)
+        counts = np.unique(labels, return_counts=True)[1]
+        return planning.estimate(plan, probe, planning.Workload(len(paths), counts))
+    except Exception:  # an estimate is a courtesy: the message goes out without it
+        return None
+
+
 def offline_message(command, exc):
-    """One message, in the command line's options, for weights that cannot be downloaded."""
+    """One message, in the command line's options, for weights that cannot be downloaded
+    (with the small CNN's estimated time where ``exc.small_cnn_seconds`` holds it)."""
+    from .plan import format_duration
+
     backbone = getattr(exc, "backbone", "the backbone")
+    seconds = getattr(exc, "small_cnn_seconds", None)
+    when = f" (about {format_duration(seconds)} for this folder)" if seconds else ""
     reason = str(exc.__cause__ or exc).strip().splitlines()
     reason = reason[0][:160] if reason else type(exc).__name__
     return (
@@ -118,5 +146,5 @@ def offline_message(command, exc):
         f"PATH.pth (a state dict of {backbone} saved on a machine that can download it); "
         "a timm network with a weights file, --backbone timm/NAME --weights PATH, or your "
         "own network, --module package.module:Class; or a small network trained from "
-        f"scratch on this CPU: {SMALL_CNN_WORDS}."
+        f"scratch on this CPU: {SMALL_CNN_WORDS}{when}."
     )

@@ -17,6 +17,7 @@ With several CUDA devices and ``n_jobs > 1`` each worker process claims a slot
 ``cuda:<slot>``: one GPU per worker.
 """
 
+import itertools
 import os
 import tempfile
 import time
@@ -107,17 +108,21 @@ def run_fits(
         for task in tasks:
             yield fit_task(task, paths, labels, threads, None, 0)
         return
-    pending = {task.index: task for task in tasks}
+    finished = set()
     deaths = 0
-    while pending:
-        calls = [
+    while True:
+        # lazy: joblib reads tasks a few ahead of the workers, and ``tasks`` may leave some
+        # out meanwhile (compare's budget drops configurations)
+        calls = (
             delayed(fit_task)(task, paths, labels, threads, slots_dir if claim else None, n_cuda)
-            for task in pending.values()
-        ]
+            for task in tasks
+            if task.index not in finished
+        )
         try:
             for result in _results(calls, n_jobs):
-                pending.pop(result.index, None)
+                finished.add(result.index)
                 yield result
+            return
         except TerminatedWorkerError as exc:
             deaths += 1
             if deaths > max_worker_deaths:
@@ -128,8 +133,8 @@ def run_fits(
                 ) from exc
             if log is not None:
                 log(
-                    f"A worker process died ({len(pending)} fits unfinished); "
-                    "running them again on fresh workers."
+                    f"A worker process died ({len(finished)} fit(s) finished); running the "
+                    "unfinished ones again on fresh workers."
                 )
 
 
@@ -144,8 +149,9 @@ def _results(calls, n_jobs):
         yield from parallel(calls)
         return
     size = max(effective_n_jobs(n_jobs), 1)
-    for start in range(0, len(calls), size):
-        yield from Parallel(n_jobs=n_jobs)(calls[start : start + size])
+    calls = iter(calls)
+    while chunk := list(itertools.islice(calls, size)):
+        yield from Parallel(n_jobs=n_jobs)(chunk)
 
 
 def fit_task(task, paths, labels, threads, slots_dir, n_cuda):

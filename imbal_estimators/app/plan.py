@@ -498,7 +498,8 @@ def describe_plan(plan, probe, workload, network, *, device, threads, budget=Non
     report = ", then the report" if plan.report else ""
     lines = [
         f"Plan: {plan.n_fits + plan.refits} fits ({folds}; {_refit_text(plan, workload)}"
-        f"{report}), {plan.max_epochs} epochs each, ~{int(n_train)} training images per fit, "
+        f"{report}), {plan.max_epochs} epoch{'s' if plan.max_epochs != 1 else ''} each, "
+        f"~{int(n_train)} training images per fit, "
         f"{network}, on {device} ({threads} torch thread(s) per fit, {workload.n_jobs} "
         "worker(s))."
     ]

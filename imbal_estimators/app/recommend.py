@@ -76,7 +76,7 @@ class Recommendation:
     verdict: str
     tests: dict
     simple: tuple
-    adjusted: dict = None
+    adjusted: dict | None = None
     undertraining: object = None
     selection: str | None = SELECTION
 

@@ -152,8 +152,11 @@ def check_outside(data_dir, path, name):
 
 
 def output_dirs(params):
-    """``{name: directory}`` of the estimator parameters that write into a directory."""
+    """``{name: directory}`` of the estimator parameters that write into a directory
+    (and of ``compare``'s ``journal``)."""
     dirs = {}
+    if params.get("journal") is not None:
+        dirs["journal"] = params["journal"]
     if params.get("cache") not in (None, "memory"):
         dirs["cache"] = params["cache"]
     if params.get("checkpoint_dir") is not None:
@@ -176,7 +179,8 @@ def folder_roots(paths, labels):
 
 
 def check_outputs_outside(paths, labels, params):
-    """Refuse a ``cache`` or ``checkpoint_dir`` of ``params`` inside the images' folder.
+    """Refuse a ``cache``, ``checkpoint_dir`` or ``journal`` of ``params`` inside the
+    images' folder, or around it.
 
     Raises
     ------

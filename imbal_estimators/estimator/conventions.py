@@ -28,7 +28,7 @@ def drop_unfitted_state(estimator: object) -> None:
 def _defaults(cls: type) -> dict[str, object]:
     return {
         name: p.default
-        for name, p in inspect.signature(cls.__init__).parameters.items()
+        for name, p in inspect.signature(cls).parameters.items()
         if p.default is not inspect.Parameter.empty
     }
 

@@ -5,8 +5,9 @@ The exported graph is the whole of ``predict``, not only the network:
 * input ``images``: a uint8 tensor ``(N, 3, H, W)`` of decoded RGB images of any
   height and width (the caller decodes and applies EXIF orientation, as
   :func:`imbal_estimators.data.images.read_image` does);
-* the resize to ``image_size x image_size`` with Pillow's bilinear filter
-  (:func:`pillow_resize`), the scaling to [0, 1] and the network's normalization;
+* the resize to ``image_size x image_size`` with Pillow's bilinear filter, pixel for
+  pixel as ``predict`` resizes (:func:`pillow_resize`), the scaling to [0, 1] and the
+  network's normalization;
 * the softmax of the logits (divided by ``temperature_`` when calibrated), averaged
   over the members of an ensemble;
 * the model's own decision: the tuned ``threshold_`` on the positive class, the
@@ -79,10 +80,13 @@ def _fixed_point_round(values):
 def pillow_resize(images, size):
     """Resize uint8 images to ``size x size`` as ``PIL.Image.resize(..., BILINEAR)`` does.
 
-    Pillow's algorithm in tensor operations that export: a horizontal then a
-    vertical pass, each a matrix product with fixed-point coefficients, rounded to
-    8 bits in between. Products of 8-bit values and 22-bit coefficients are exact
-    in float64. An image already ``size x size`` passes unchanged.
+    Pillow's algorithm in tensor operations that export: two passes, each a matrix
+    product with fixed-point coefficients, rounded to 8 bits in between. Products
+    of 8-bit values and 22-bit coefficients are exact in float64. Pillow runs the
+    horizontal pass first, except (Pillow 13) where the height shrinks by more
+    than twice the number of pixels the width shrinks by; both orders are computed
+    and the rule picks one, as a tensor condition, so that the graph keeps the
+    input size dynamic. An image already ``size x size`` passes unchanged.
 
     Parameters
     ----------
@@ -94,8 +98,14 @@ def pillow_resize(images, size):
     Tensor of shape (N, 3, size, size), float64 with integer values in [0, 255]
     """
     x = images.to(torch.float64)
-    x = _fixed_point_round(torch.matmul(x, _pillow_coefficients(x.shape[-1], size).T))
-    return _fixed_point_round(torch.matmul(_pillow_coefficients(x.shape[-2], size), x))
+    columns = _pillow_coefficients(x.shape[-1], size).T
+    rows = _pillow_coefficients(x.shape[-2], size)
+    horizontal_first = _fixed_point_round(rows @ _fixed_point_round(x @ columns))
+    vertical_first = _fixed_point_round(_fixed_point_round(rows @ x) @ columns)
+    height = torch.full((), x.shape[-2], dtype=torch.float64)
+    width = torch.full((), x.shape[-1], dtype=torch.float64)
+    vertical = (height > size) & (height - size > 2 * (width - size))
+    return torch.where(vertical, vertical_first, horizontal_first)
 
 
 class ExportedPredictor(nn.Module):

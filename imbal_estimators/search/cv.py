@@ -137,7 +137,10 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         by heartbeat (any machine, after 60 s of silence), all of them at once
         when the dead worker ran on this machine.
     study_name : str or None, default=None
-        The study in ``storage``; created when missing, continued otherwise.
+        The study in ``storage``; created when missing, continued otherwise
+        when it was built on the same data, scoring, folds, search space and
+        estimator (all its parameters but ``search.studies.SPEED_ONLY_PARAMS``);
+        on others the search opens ``"<study_name>-<digest>"`` instead.
         ``None`` is ``"imbal_search"``.
     pruning : bool or optuna pruner, default=True
         ``True`` is ``optuna.pruners.MedianPruner()``; ``False`` disables

@@ -580,8 +580,10 @@ class EpochCheckpoint(Callback):
         threads = state.get("threads")  # absent from checkpoints of 0.2
         if threads is not None and torch.device(net.device).type == "cpu":
             plan.use_threads(int(threads))
+        same = f" on {threads} CPU threads like the run it resumes" if plan.threads else ""
         message = (
-            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} epochs done."
+            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} "
+            f"epochs done{same}."
         )
         note(logger, message, show=bool(net.verbose))
 

@@ -28,7 +28,7 @@ __all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
 # and n training rows, the point c is logistic regression's C = 1 / (c n).
 HEAD_PENALTIES = tuple(10.0 ** (-k / 2) for k in range(11))  # 1 ... 1e-5
 MAX_ITERATIONS = 100  # L-BFGS iterations per round
-MAX_ROUNDS = 10  # rounds per point before the point is recorded as not converged
+MAX_ROUNDS = 2  # rounds per point (bounds the cost where float32 stalls) before "not converged"
 # The largest gradient entry at convergence, relative to the features' root mean square: a
 # float32 loss of order 1 stalls L-BFGS's line search near 1e-5, so it aims ten times lower.
 GRAD_TOL = 1e-4

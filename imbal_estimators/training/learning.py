@@ -89,6 +89,8 @@ class LearningCheck(Callback):
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training or y_pred is None:
             return
+        if not hasattr(self, "epoch_predictions_"):  # a loop that skipped on_epoch_begin
+            self.on_epoch_begin(net)
         self.epoch_predictions_.append(y_pred.detach().argmax(dim=1).cpu())
         self.epoch_targets_.append(batch[1].detach().cpu())
 
@@ -106,7 +108,9 @@ class LearningCheck(Callback):
         losses = [row["train_loss"] for row in net.history if "train_loss" in row]
         if losses and all(value == 0 for value in losses):
             self._warn(net, f"The training loss is exactly 0 in every epoch ({len(losses)})")
-        elif len(losses) > 1 and len(set(losses)) == 1:
+        elif len(losses) > 1 and len(set(losses)) == 1 and "head_penalty" not in net.history[-1]:
+            # (a head solved along a penalty path has no lr to blame; its prediction check
+            # below still applies)
             self._warn(
                 net,
                 f"The training loss is {losses[0]:.6g} in every epoch ({len(losses)}): the "
