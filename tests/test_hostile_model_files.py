@@ -350,3 +350,23 @@ def test_the_saved_network_record_is_checked_too(model, network, module, message
     with pytest.raises(ValueError, match=message) as info:
         _load_within(model)
     assert "config.json" in str(info.value)
+
+
+def test_an_ensemble_member_that_is_a_fifo_is_called_not_a_folder(model, tmp_path):
+    import shutil
+
+    ensemble = tmp_path / "ens"
+    ensemble.mkdir()
+    shutil.copytree(model, ensemble / "member-0")
+    os.mkfifo(ensemble / "member-1")
+    (ensemble / "ensemble.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "estimator": "imbal_estimators.SeedEnsembleClassifier",
+                "members": ["member-0", "member-1"],
+            }
+        )
+    )
+    with pytest.raises(ModelFileError, match=r"member-1', a member that .* is not a folder"):
+        _load_within(ensemble)

@@ -456,8 +456,9 @@ def _load_ensemble(path, device, trusted):
                 "save writes member folders, never links (it could point anywhere)."
             )
         if not os.path.isdir(folder):
+            state = "is not a folder" if os.path.lexists(folder) else "is missing"
             raise ModelFileError(
-                f"{folder!r}, a member that {ensemble_path!r} lists, is missing: the "
+                f"{folder!r}, a member that {ensemble_path!r} lists, {state}: the "
                 "directory is not a complete save."
             )
         if os.path.lexists(os.path.join(folder, ENSEMBLE_FILE)):
