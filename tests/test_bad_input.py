@@ -189,7 +189,7 @@ BAD_PARAMETERS = [
     ({"callbacks": "x"}, ValueError, "'callbacks' parameter .* skorch callbacks.*Got 'x'"),
     ({"callbacks": [3]}, ValueError, "'callbacks' parameter .* skorch callbacks"),
     ({"module": 42}, ValueError, "'module' parameter .* nn.Module subclass or instance. Got 42"),
-    ({"image_size": True}, ValueError, r"'image_size' parameter .* \[1, inf\). Got True"),
+    ({"image_size": True}, ValueError, r"'image_size' parameter .* \[1, 4096\]. Got True"),
     ({"loss": torch.nn.MSELoss}, ValueError, "'loss' parameter .* Got loss=MSELoss"),
     ({"backbone": "shufflenet_v2_x0_5", "weights": "NOPE"}, ValueError, "'weights'.*'NOPE'"),
     ({"backbone": "small_cnn", "weights": "DEFAULT"}, ValueError, "'weights'.*no pretrained"),

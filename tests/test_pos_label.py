@@ -105,8 +105,12 @@ def test_monitor_f1_keeps_the_epoch_with_the_best_f1_of_the_positive_class(
     assert recorded == pytest.approx(expected, abs=1e-12)
     other = [f1_score(t, p, pos_label=1 - index) for t, p in recorder.epochs_]
     assert recorded != pytest.approx(other)  # the other class's F1 would differ
-    # the kept epoch is the (last) best one, and predict gives its decisions
-    assert clf.best_epoch_ == len(recorded) - int(np.argmax(recorded[::-1]))
+    # the kept epoch is a best one; among tied best epochs the one with the lower
+    # validation loss (the later one when that ties too); predict gives its decisions
+    losses = clf.history[:, "valid_loss"]
+    tied = [e for e, score in enumerate(recorded, 1) if score == max(recorded)]
+    lowest = min(losses[e - 1] for e in tied)
+    assert clf.best_epoch_ == max(e for e in tied if losses[e - 1] == lowest)
     rows = clf.valid_indices_
     kept = f1_score(y[rows], clf.predict(X[rows]), pos_label=positive)
     assert kept == pytest.approx(recorded[clf.best_epoch_ - 1], abs=1e-12)

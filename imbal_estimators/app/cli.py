@@ -1104,7 +1104,7 @@ def tune_search_space(args):
         space.pop(name, None)
         fixed[name] = None if name == "sampler" and value == "none" else value
     for name in list(space):  # a model option given (--lr) fixes it too
-        if getattr(args, name, None) is not None:
+        if name not in IMBALANCE_PARAMS and getattr(args, name, None) is not None:
             space.pop(name)
     return space, fixed
 

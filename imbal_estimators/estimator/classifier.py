@@ -600,7 +600,11 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # skorch refuses torch modules set outside initialize_*; these parameters
         # may legitimately hold one (a loss instance, a transform) and are not
         # components of the net.
-        if name in ("loss", "augment"):
+        # ``initialized_`` is a class attribute (no attribute set in __init__, as
+        # scikit-learn asks), so skorch's own "first init" test no longer sees the
+        # constructor: until the first initialize, set as skorch's constructor would.
+        constructing = "initialized_" not in self.__dict__ and not name.endswith("_")
+        if name in ("loss", "augment") or constructing:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
