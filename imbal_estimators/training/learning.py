@@ -116,6 +116,10 @@ class LearningCheck(Callback):
                 f"The training loss is {losses[0]:.6g} in every epoch ({len(losses)}): the "
                 "weights did not move",
             )
+        if getattr(net, "threshold", None) is not None or getattr(net, "posthoc_tau", None):
+            # the model decides by a threshold or an adjustment, not by the argmax seen
+            # here: one argmax class (cross-entropy on rare positives) is no failure then
+            return
         keeper = dict(net.callbacks_).get("keep_best")
         kept = getattr(keeper, "best_epoch_", None) or len(net.history)
         predicted = getattr(self, "predicted_", {}).get(kept)
