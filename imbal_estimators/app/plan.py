@@ -299,15 +299,8 @@ def estimate(plan, probe, workload):
             total += plan.n_folds * fit_seconds(
                 config, probe, workload, plan, frozen=plan.frozen_only, n_train_rows=n_train
             )
-    refit = fit_seconds(
-        plan.configurations[0],
-        probe,
-        workload,
-        plan,
-        frozen=plan.frozen_only,
-        n_train_rows=workload.n_images,
-    )
     workers = max(1, workload.n_jobs)
+    refit = refit_seconds(plan, probe, workload)
     return total / workers + plan.refits * refit + (REPORT_SECONDS if plan.report else 0.0)
 
 
