@@ -208,3 +208,22 @@ def _head_grid():
 
 #: head-side parameter sets that fit_many and the direct head loop must fit as separate fits do
 HEAD_GRID = _head_grid()
+
+
+@pytest.fixture
+def quiet_optuna():
+    """Optuna's per-trial INFO lines off for the test (search tests use it)."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(level)
+
+
+@pytest.fixture(scope="module")
+def numeric_data():
+    """Study mechanics are tested on a model that fits in milliseconds."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(n_samples=60, n_features=4, weights=[0.7], random_state=0)

@@ -20,7 +20,6 @@ from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 from search_worker import GRID, make_search, work
 from sklearn.base import clone, is_classifier
-from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from imbal_estimators import ImbalanceSearchCV
@@ -38,19 +37,7 @@ from imbal_estimators.search.studies import (
     worker_identity,
 )
 
-
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
-
-
-@pytest.fixture(scope="module")
-def numeric_data():
-    """Study mechanics are tested on a model that fits in milliseconds."""
-    return make_classification(n_samples=60, n_features=4, weights=[0.7], random_state=0)
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
 
 
 def fast_search(**params):

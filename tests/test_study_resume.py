@@ -18,7 +18,6 @@ import optuna
 import pytest
 from conftest import tiny_classifier
 from search_worker import make_search, work
-from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -38,17 +37,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
 
 
-@pytest.fixture(autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
-
-
-@pytest.fixture(scope="module")
-def numeric_data():
-    return make_classification(n_samples=60, n_features=4, weights=[0.7], random_state=0)
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
 
 
 def image_search(estimator, storage, n_trials=1):
