@@ -196,7 +196,12 @@ def _add_model_options(parser):
         f"name, or the path of a state-dict file ({', '.join(WEIGHTS_FILE_SUFFIXES)}) "
         "(default: DEFAULT)",
     )
-    group.add_argument("--image-size", type=_positive_int, help="image side in px (default: 224)")
+    group.add_argument(
+        "--image-size",
+        type=_positive_int,
+        help="square image side in px (default: the network's own resize and centre crop; "
+        "a 224 px square for small_cnn and --module)",
+    )
     group.add_argument("--max-epochs", type=_positive_int, help="epochs per fit (default: 10)")
     group.add_argument("--lr", type=_positive_float, help="learning rate (default: 1e-4)")
     group.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32)")
@@ -816,7 +821,9 @@ def drop_bad_images(paths, labels, params):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     probe = ImageImbalanceClassifier(**params)
-    problems = find_bad_images(paths, ImageLoader(probe.image_size, probe.cache))
+    from ..models.preprocessing import estimator_geometry
+
+    problems = find_bad_images(paths, ImageLoader(estimator_geometry(probe), probe.cache))
     if not problems:
         return paths, labels
     header = (

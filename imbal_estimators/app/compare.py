@@ -53,6 +53,7 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
+from ..models.preprocessing import estimator_geometry
 from ..training.interrupt import stop_on_signals
 from ..utils.types import ImagePaths, Labels, StrPath
 from . import plan as planning
@@ -752,8 +753,9 @@ def compare(
         journal.open(data_digest(paths, labels), digest(settings))
     # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
     network = planning.network_text(probe_clf)
-    log(f"Decoding {len(paths)} images at {probe_clf.image_size} px (once; the fits reuse them)...")
-    scan_images(paths, ImageLoader(probe_clf.image_size, probe_clf.cache), name="images")
+    geometry = estimator_geometry(probe_clf)  # the fits' own: their cache keys
+    log(f"Decoding {len(paths)} images: {geometry.describe()} (once; the fits reuse them)...")
+    scan_images(paths, ImageLoader(geometry, probe_clf.cache), name="images")
     probe = journal.probe(planning.Probe) if journal is not None else None
     if probe is None:  # a resumed run reuses its probe: the same plan, the same fits
         log(
@@ -791,7 +793,7 @@ def compare(
         device=device,
         threads=threads,
         budget=budget,
-        image_size=probe_clf.image_size,
+        image_size=geometry.crop,
     )
     if screen_note:
         lines.append(f"Stage 1 skipped: {screen_note}.")

@@ -72,7 +72,7 @@ def preflight_scan(
     ValueError
         When a class has no usable training image left.
     """
-    digest = _scan_digest(paths, loader.image_size)
+    digest = _scan_digest(paths, loader.key)
     with _CLEAN_SCANS_LOCK:
         if digest is not None and digest in _CLEAN_SCANS:
             _CLEAN_SCANS.move_to_end(digest)
@@ -130,7 +130,7 @@ def preflight_scan(
 def _scan_digest(paths, image_size):
     """A digest of every file's cache key (identity and times) at ``image_size``, or None
     when a file cannot even be stat'ed (the scan then reports it)."""
-    digest = hashlib.sha256(str(int(image_size)).encode())
+    digest = hashlib.sha256(str(image_size).encode())
     try:
         for path in paths:
             digest.update(repr(image_key(path, image_size)).encode())

@@ -90,7 +90,7 @@ def compute_features(
     if store is not None:
         fingerprint = f"{_fingerprint_of(model)}|{precision}"
         for i, path in enumerate(paths):
-            keys[i] = (*image_key(path, loader.image_size), fingerprint)
+            keys[i] = (*image_key(path, loader.key), fingerprint)
             rows[i] = store.get(keys[i])
     missing = [i for i, row in enumerate(rows) if row is None]
     was_training = model.training
