@@ -56,8 +56,13 @@ class Geometry:
             raise ValueError(
                 f"Unknown interpolation {self.interpolation!r}; one of {sorted(INTERPOLATIONS)}."
             )
-        if int(self.crop) < 1 or (self.resize is not None and int(self.resize) < self.crop):
+        sides = (self.crop,) if self.resize is None else (self.crop, self.resize)
+        if not all(isinstance(side, int) and not isinstance(side, bool) for side in sides):
+            raise ValueError(f"A geometry's crop and resize are ints; got {self!r}.")
+        if self.crop < 1 or (self.resize is not None and self.resize < self.crop):
             raise ValueError(f"A geometry needs 1 <= crop <= resize; got {self!r}.")
+        if not isinstance(self.keep_ratio, bool):
+            raise ValueError(f"A geometry's keep_ratio is True or False; got {self!r}.")
 
     @classmethod
     def of(cls, value):
