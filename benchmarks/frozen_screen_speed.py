@@ -16,11 +16,12 @@ frozen features) into a temporary directory, then times, in this process:
    - heads: the rest of ``compare`` (every head fit and prediction, the statistics).
 
 2. A bare PyTorch loop on the same images and network: decode and resize every image
-   once (PIL, bilinear, one thread), forward them once through the body in the precision
-   ``compare`` uses on this machine (``precision="auto"``: bfloat16 autocast and channels
-   last on a CPU with native bfloat16, else float32), then fit one linear head per
-   configuration and fold (full-batch L-BFGS on cross-entropy with an L2 penalty, the
-   solver ``head_solver="lbfgs"`` runs per penalty).
+   once (PIL, bilinear, as many threads as compare's decode), forward them once through
+   the body in the precision ``compare`` uses on this machine (``precision="auto"``:
+   bfloat16 autocast and channels last on a CPU with native bfloat16, else float32), fit one linear head per
+   configuration and fold on one thread, as compare's heads (full-batch L-BFGS on
+   cross-entropy with an L2 penalty, the solver ``head_solver="lbfgs"`` runs per penalty;
+   compare's solves a path of 11 penalties per head).
 
 It prints both wall times, their split and the ratio (target: compare <= 1.3 x the bare
 loop). ``--profile FILE`` also writes a cProfile of the compare run (it slows compare's
@@ -40,6 +41,7 @@ import functools
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -118,16 +120,21 @@ def bare_loop(data, network, weights, image_size, cv, n_configs, batch_size=64):
 
     from imbal_estimators import load_image_folder
     from imbal_estimators.training.precision import autocast_dtype, uses_channels_last
+    from imbal_estimators.training.threads import head_threads
 
     paths, labels = load_image_folder(data)
     y = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
     times = {}
     start = time.perf_counter()
-    images = []
-    for path in paths:
+
+    def decode(path):
         with Image.open(path) as image:
             image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-            images.append(torch.from_numpy(np.asarray(image).copy()))
+            return torch.from_numpy(np.asarray(image).copy())
+
+    # as many decoding threads as compare's pre-flight scan (PIL releases the GIL)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(decode, paths))
     times["decode"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -154,10 +161,11 @@ def bare_loop(data, network, weights, image_size, cv, n_configs, batch_size=64):
 
     start = time.perf_counter()
     folds = StratifiedKFold(cv, shuffle=True, random_state=0).split(features, y)
-    for train, _ in folds:
-        X, t = features[train], y[train]
-        for _ in range(n_configs):
-            fit_head(X, t)
+    with head_threads():  # one intra-op thread, as compare's heads (training/threads.py)
+        for train, _ in folds:
+            X, t = features[train], y[train]
+            for _ in range(n_configs):
+                fit_head(X, t)
     times["heads"] = time.perf_counter() - start
     times["report"] = 0.0
     return times, str(dtype or torch.float32).removeprefix("torch.")
