@@ -18,10 +18,10 @@ frozen features) into a temporary directory, then times, in this process:
 2. A bare PyTorch loop on the same images and network: decode and resize every image
    once (PIL, bilinear, as many threads as compare's decode), forward them once through
    the body in the precision ``compare`` uses on this machine (``precision="auto"``:
-   bfloat16 autocast and channels last on a CPU with native bfloat16, else float32), fit one linear head per
-   configuration and fold on one thread, as compare's heads (full-batch L-BFGS on
-   cross-entropy with an L2 penalty, the solver ``head_solver="lbfgs"`` runs per penalty;
-   compare's solves a path of 11 penalties per head).
+   bfloat16 autocast and channels last on a CPU with native bfloat16, else float32),
+   then fit one linear head per configuration and fold on one thread, as compare's
+   heads (full-batch L-BFGS on cross-entropy with an L2 penalty, the solver that
+   ``head_solver="lbfgs"`` runs per penalty; compare's solves a path of 11 penalties).
 
 It prints both wall times, their split and the ratio (target: compare <= 1.3 x the bare
 loop). ``--profile FILE`` also writes a cProfile of the compare run (it slows compare's
