@@ -29,6 +29,7 @@ from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
 from ..utils.param_validation import Constraint, validate_parameter_constraints
+from .loss_params import check_loss_params, loss_options
 
 # scikit-learn's (and other libraries') spellings of what this estimator calls otherwise
 _OTHER_SPELLINGS = {
@@ -94,6 +95,7 @@ def check_params(estimator):
     params = estimator.get_params(deep=False)
     check_argument_names(estimator, params)
     validate_parameter_constraints(estimator._parameter_constraints, params, name)
+    check_loss_params(estimator)
     if estimator.criterion is not None:
         raise ValueError(
             f"{name} builds its criterion from 'loss'; got "
@@ -233,7 +235,7 @@ def check_loss(estimator, n_classes):
             copy.deepcopy(loss) if isinstance(loss, torch.nn.Module) else loss,
             gamma=estimator.gamma,
             alpha=alpha,
-            **estimator._loss_options(np.ones(n_classes), np.ones(n_classes)),
+            **loss_options(estimator, np.ones(n_classes), np.ones(n_classes)),
         )
     except TypeError as exc:
         raise TypeError(
