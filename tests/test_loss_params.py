@@ -2,6 +2,7 @@
 ``criterion__s``; the flat names of 0.2 deprecated; each loss gets what it declares."""
 
 import json
+import pickle
 import warnings
 
 import numpy as np
@@ -117,6 +118,19 @@ def test_saved_flat_names_load_as_criterion_params(binary_data, tmp_path):
         loaded.partial_fit(X, y)  # a further fit warns nothing either
     assert loaded.get_params()["criterion__tau"] == 0.5
     assert loaded.tau == loaded.max_margin == loaded.ldam_s == "deprecated"
+
+
+def test_a_pickle_with_flat_names_unpickles_to_criterion_params(binary_data):
+    X, y = binary_data
+    clf = make(loss="logit_adjusted", max_epochs=1).fit(X, y)
+    clf.__dict__.update(tau=0.5, max_margin=0.5, ldam_s=30.0)  # as 0.2 pickled it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        loaded = pickle.loads(pickle.dumps(clf))
+        loaded.partial_fit(X, y)
+    assert loaded.get_params()["criterion__tau"] == 0.5 == loaded.criterion_.tau
+    assert loaded.tau == loaded.max_margin == loaded.ldam_s == "deprecated"
+    assert "criterion__max_margin" not in loaded.get_params()  # the old default: dropped
 
 
 def test_saved_params_drop_old_defaults_and_keep_the_rest():

@@ -9,7 +9,6 @@ resample, monitor and keep the best epoch.
 import copy
 import functools
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
@@ -42,7 +41,6 @@ from ..imbalance.samplers import (
 )
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
-    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageModel,
@@ -95,61 +93,15 @@ from ..utils.param_validation import (
 )
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .conventions import decision_scores, drop_unfitted_state, params_repr
-from .loss_params import DEPRECATED, deprecated_constraints, loss_options
+from .loss_params import DEPRECATED, deprecated_constraints, loss_options, pickled_state
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
     OptimizerClass,
     check_module_output,
-    check_params,
     check_params_for_classes,
+    fit_context,
 )
-
-# Parameter sets that passed check_params, so that the fits of a search (the same
-# values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
-_CHECKED_PARAMS_MAX = 256
-_PLAIN_TYPES = (bool, int, float, str)
-
-
-def _checked_params_key(estimator):
-    """A key of the parameter values ``check_params`` reads, or None where a value is not
-    a plain scalar or a class (a list, an array, an object could change in place) or the
-    check reads the file system (a cache directory)."""
-    params = estimator.get_params(deep=False)
-    if params.get("cache") not in (None, "memory"):
-        return None
-    items = []
-    for name in sorted(params):
-        value = params[name]
-        if name.startswith("_"):  # e.g. scikit-learn's _parent_callback_ctx: not checked
-            items.append((name, "private", None))
-        elif value is None or type(value) in _PLAIN_TYPES:
-            items.append((name, type(value).__name__, value))
-        elif isinstance(value, type):
-            items.append((name, "class", value))
-        else:
-            return None
-    # the registries name the valid strings; an entry added or removed changes the answer
-    registries = tuple(tuple(r) for r in (LOSSES, ALPHA_STRATEGIES, SAMPLERS, BACKBONES))
-    return type(estimator), tuple(items), registries
-
-
-def _check_params_once(estimator):
-    """``check_params``, skipped for a set of plain values that passed it before (the
-    weights file's existence, which can change, is checked every time)."""
-    key = _checked_params_key(estimator)
-    if key is not None and key in _CHECKED_PARAMS:
-        _CHECKED_PARAMS.move_to_end(key)
-        weights = estimator.weights
-        if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
-            raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
-        return
-    check_params(estimator)
-    if key is not None:
-        _CHECKED_PARAMS[key] = True
-        while len(_CHECKED_PARAMS) > _CHECKED_PARAMS_MAX:
-            _CHECKED_PARAMS.popitem(last=False)
 
 
 def softmax_probabilities(logits, temperature=1.0):
@@ -718,6 +670,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=False, fit_params=fit_params, classes=classes)
 
+    @fit_context  # check_params, unless the caller checked these parameters already
     def _fit(self, X, y, reinitialize, fit_params, classes=None):
         if fit_params:
             raise TypeError(
@@ -759,12 +712,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         return self
 
     def _plan(self, X, y, known_classes, resume):
-        """Check everything, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
+        """Check the data, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
 
-        Every parameter is checked before the first image is read; nothing on the
+        Every parameter is checked before the first image is read (``check_params``
+        by :func:`~imbal_estimators.estimator.validation.fit_context`); nothing on the
         estimator changes until the plan is applied.
         """
-        _check_params_once(self)
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
         classes, y_encoded = encode_labels(labels, known_classes)
@@ -1124,6 +1077,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.
         requested = state.get("device")
         state["device"] = resolve_device_name(requested)
-        super().__setstate__(state)
+        super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

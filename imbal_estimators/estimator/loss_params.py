@@ -133,5 +133,19 @@ def saved_params(params):
     return criterion_spelling(params)
 
 
+def pickled_state(state):
+    """An unpickled estimator's ``__dict__`` with the flat names of 0.2 moved, in place.
+
+    As :func:`saved_params`, but the flat parameters stay, at ``"deprecated"``:
+    ``get_params`` reads every parameter of ``__init__``.
+    """
+    moved = saved_params({k: state[k] for k in MOVED_TO_CRITERION if k in state})
+    for key in MOVED_TO_CRITERION.keys() & state.keys():
+        state[key] = DEPRECATED
+    for key, value in moved.items():
+        state.setdefault(key, value)
+    return state
+
+
 def _is_old_default(name, value):
     return name in OLD_DEFAULTS and not isinstance(value, str) and value == OLD_DEFAULTS[name]

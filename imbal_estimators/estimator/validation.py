@@ -9,7 +9,10 @@ corrections. Both raise with a message that names the parameter and what it
 takes; ``fit`` calls them before the pre-flight scan decodes the first image.
 """
 
+import contextlib
+import contextvars
 import copy
+import functools
 import inspect
 import os
 import warnings
@@ -82,6 +85,42 @@ def _is_callback(item):
     if isinstance(item, type):
         return issubclass(item, Callback)
     return isinstance(item, Callback) or item is None
+
+
+#: True inside :func:`skip_validation`
+_SKIP_VALIDATION = contextvars.ContextVar("imbal_estimators_skip_validation", default=False)
+
+
+@contextlib.contextmanager
+def skip_validation():
+    """Fits inside skip :func:`check_params`: the caller checked the parameters they share.
+
+    scikit-learn's ``_fit_context(prefer_skip_nested_validation=True)`` in small,
+    for the fits of one configuration: ``SeedEnsembleClassifier`` checks its
+    configuration once for all members, ``ImbalanceSearchCV`` a candidate once for
+    all its folds. A fit of other parameters does not belong inside.
+    """
+    token = _SKIP_VALIDATION.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_VALIDATION.reset(token)
+
+
+def fit_context(fit):
+    """Decorate a fit method: :func:`check_params` first, unless in :func:`skip_validation`.
+
+    Fits nested in it are checked as usual (``fit_many`` nests the fits of other
+    parameters), unlike scikit-learn's ``prefer_skip_nested_validation=True``.
+    """
+
+    @functools.wraps(fit)
+    def checked_fit(estimator, *args, **kwargs):
+        if not _SKIP_VALIDATION.get():
+            check_params(estimator)
+        return fit(estimator, *args, **kwargs)
+
+    return checked_fit
 
 
 def check_params(estimator):
