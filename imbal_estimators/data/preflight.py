@@ -72,17 +72,9 @@ def preflight_scan(
     ValueError
         When a class has no usable training image left.
     """
-<<<<<<< HEAD
     digest = _scan_digest(paths, loader.key)
-    with _CLEAN_SCANS_LOCK:
-        if digest is not None and digest in _CLEAN_SCANS:
-            _CLEAN_SCANS.move_to_end(digest)
-            return train_rows, valid_rows, []
-=======
-    digest = _scan_digest(paths, loader.image_size)
     if _known_clean(digest):
         return train_rows, valid_rows, []
->>>>>>> main
     problems = find_bad_images(paths, loader)
     if not problems:
         _remember_clean(digest)
