@@ -19,9 +19,13 @@ included. Issue 22 began at 27. The ones left, and why each stays:
 
 import inspect
 
+import torch
+from conftest import tiny_classifier
 from skorch import NeuralNet
+from skorch.callbacks import Callback
 
 from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators.training.seeding import epoch_seed
 
 OVERRIDDEN = {
     "__init__",
@@ -92,3 +96,30 @@ def test_each_skorch_method_is_defined_once():
                 if inspect.isfunction(member) and hasattr(NeuralNet, name):
                     definitions.setdefault(name, []).append(klass.__name__)
     assert {name: owners for name, owners in definitions.items() if len(owners) > 1} == {}
+
+
+class SeedProbe(Callback):
+    """Records the first draw of torch's stream at each epoch's start."""
+
+    def initialize(self):
+        self.draws_ = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.draws_.append(torch.rand(1).item())
+
+
+def test_what_were_hooks_are_callbacks_in_order(binary_data, tmp_path):
+    """The epoch's seed comes first (every later callback draws after it); the checkpoint,
+    appended as training starts, comes after the user's callbacks."""
+    probe = SeedProbe()
+    clf = tiny_classifier(checkpoint_dir=tmp_path, callbacks=[("probe", probe)])
+    clf.fit(*binary_data)
+    names = [name for name, _ in clf.callbacks_]
+    assert names[0] == "epoch_seed"
+    assert names.index("probe") < names.index("epoch_checkpoint") == len(names) - 1
+    expected = []
+    for epoch in (1, 2):
+        torch.manual_seed(epoch_seed(clf.torch_seed_, epoch))
+        expected.append(torch.rand(1).item())
+    assert probe.draws_ == expected

@@ -286,18 +286,7 @@ def fit_many(estimators, X, y, *, per_estimator=False, chunk_size=DEFAULT_CHUNK_
     >>> fitted = fit_many([clone(base).set_params(**p) for p in grid], X, y)  # doctest: +SKIP
     """
     estimators = list(estimators)
-    if per_estimator:
-        X, y = list(X), list(y)
-        if not len(X) == len(y) == len(estimators):
-            raise ValueError(
-                f"per_estimator=True needs one X and one y per estimator; got "
-                f"{len(estimators)} estimators, {len(X)} X and {len(y)} y."
-            )
-        data = list(zip(X, y, strict=True))
-    else:
-        data = [(X, y)] * len(estimators)
-    if len({id(e) for e in estimators}) != len(estimators):
-        raise ValueError("fit_many got the same estimator object twice; pass clones.")
+    data = _data_per_estimator(estimators, X, y, per_estimator)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1; got {chunk_size}.")
     together = [i for i, e in enumerate(estimators) if can_fit_together(e)]
@@ -314,6 +303,21 @@ def fit_many(estimators, X, y, *, per_estimator=False, chunk_size=DEFAULT_CHUNK_
             for i in chunk:
                 estimators[i].fit(*data[i])
     return estimators
+
+
+def _data_per_estimator(estimators, X, y, per_estimator):
+    """``[(X, y), ...]``, one pair per estimator, after :func:`fit_many`'s checks."""
+    if len({id(e) for e in estimators}) != len(estimators):
+        raise ValueError("fit_many got the same estimator object twice; pass clones.")
+    if not per_estimator:
+        return [(X, y)] * len(estimators)
+    X, y = list(X), list(y)
+    if not len(X) == len(y) == len(estimators):
+        raise ValueError(
+            f"per_estimator=True needs one X and one y per estimator; got "
+            f"{len(estimators)} estimators, {len(X)} X and {len(y)} y."
+        )
+    return list(zip(X, y, strict=True))
 
 
 class _GroupFailed(RuntimeError):
