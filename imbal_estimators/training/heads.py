@@ -293,16 +293,20 @@ def fit_many(estimators, X, y, *, per_estimator=False, chunk_size=DEFAULT_CHUNK_
     for i in sorted(set(range(len(estimators))) - set(together)):
         estimators[i].fit(*data[i])
     for start in range(0, len(together), chunk_size):
-        chunk = together[start : start + chunk_size]
-        if len(chunk) == 1:
-            estimators[chunk[0]].fit(*data[chunk[0]])
-            continue
-        try:
-            _HeadGroup([(estimators[i], *data[i]) for i in chunk]).run()
-        except Exception:  # noqa: BLE001 - refit alone, so the error names its estimator
-            for i in chunk:
-                estimators[i].fit(*data[i])
+        _fit_chunk([(estimators[i], *data[i]) for i in together[start : start + chunk_size]])
     return estimators
+
+
+def _fit_chunk(jobs):
+    """Fit ``(estimator, X, y)`` jobs as one group; alone where the group fails or is one."""
+    if len(jobs) > 1:
+        try:
+            _HeadGroup(jobs).run()
+            return
+        except Exception:  # noqa: BLE001 - refit alone, so the error names its estimator
+            pass
+    for net, X, y in jobs:
+        net.fit(X, y)
 
 
 def _data_per_estimator(estimators, X, y, per_estimator):
