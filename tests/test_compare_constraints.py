@@ -74,3 +74,18 @@ def test_check_folds_reads_the_declared_cv(monkeypatch):
     monkeypatch.setitem(COMPARE_CONSTRAINTS, "cv", [Interval(Integral, 3, None, closed="left")])
     with pytest.raises(InvalidParameterError, match=r"'cv' parameter of compare .* Got 2"):
         compare_module.check_folds(labels, 2)
+
+
+def test_the_docstring_names_every_argument_and_every_constraint_is_an_argument():
+    import inspect
+    import re
+
+    arguments = set(inspect.signature(compare).parameters)
+    doc = compare.__doc__
+    section = doc.split("\n    Parameters\n    ----------\n")[1].split("\n    Returns\n")[0]
+    documented = set()
+    for match in re.finditer(r"^    (\w[\w, ]*?) :", section, flags=re.M):
+        documented.update(name.strip() for name in match.group(1).split(","))
+    assert documented == arguments
+    assert set(COMPARE_CONSTRAINTS) <= arguments
+    assert inspect.getdoc(compare).startswith("Cross-validate every configuration")
