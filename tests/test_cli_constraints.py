@@ -88,3 +88,12 @@ def test_a_constrained_type_names_every_allowed_form():
     assert constrained([Interval(Integral, None, 5, closed="neither")])("4") == 4
     with pytest.raises(ArgumentTypeError, match="expected an integer <= 4, got '5'"):
         constrained([Interval(Integral, None, 5, closed="neither")])("5")
+
+
+def test_a_hidden_constraint_is_no_option_value():
+    placeholder = StrOptions({"deprecated"})
+    placeholder.hidden = True  # as the validator marks a deprecated parameter's placeholder
+    parse_type = constrained([Interval(Real, 0, 1, closed="both"), placeholder])
+    with pytest.raises(ArgumentTypeError, match=r"^expected a number in \[0.0, 1.0\], got"):
+        parse_type("deprecated")
+    assert parse_type("0.5") == 0.5

@@ -33,7 +33,8 @@ def compare_type(name):
 def constrained(constraints):
     """An argparse type: a word of a ``StrOptions`` in ``constraints``, or a number that one
     of them allows (an int when every numeric constraint is integral)."""
-    flat = _flatten(make_constraint(c) for c in constraints)
+    # a hidden constraint (a deprecated placeholder value) is no option value
+    flat = [c for c in _flatten(make_constraint(c) for c in constraints) if not _hidden(c)]
     words = sorted(word for c in flat if isinstance(c, StrOptions) for word in c.options)
     numeric = [c for c in flat if _is_numeric(c)]
     integral = all(c.type is Integral for c in numeric)
@@ -60,6 +61,10 @@ def _flatten(constraints):
         inner = getattr(constraint, "constraints", None)
         flat += _flatten(inner) if inner else [constraint]
     return flat
+
+
+def _hidden(constraint):
+    return bool(getattr(constraint, "hidden", False))
 
 
 def _is_numeric(constraint):
