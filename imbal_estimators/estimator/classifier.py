@@ -74,6 +74,7 @@ from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
+from ..training.head_folds import CV_LOGITS_KEY
 from ..training.heads import HeadTrainingMixin
 from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
@@ -908,17 +909,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         return self
 
     def _fit_decision(self, paths, y_encoded):
-        """Temperature and threshold from one pass over the validation split (kept weights)."""
+        """Temperature and threshold from one pass over the validation split (kept weights),
+        or from a frozen head's out-of-fold logits (``training/head_folds.py``)."""
+        cross_validated = self.__dict__.pop(CV_LOGITS_KEY, None)
         if not (self.calibrate or self.threshold == "auto"):
             return
-        rows = self.valid_indices_
-        if self.freeze_backbone:
-            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
+        if cross_validated is not None:
+            logits, y_valid = cross_validated[self.best_epoch_]
         else:
-            loader = ImageLoader(self.image_size, self.cache)
-            valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        logits = self.forward(valid, training=False).float().numpy()
-        y_valid = y_encoded[self.valid_indices_]
+            logits, y_valid = self._validation_logits(paths, y_encoded)
         # a split lacking a class was warned about before training; threshold_ is 0.5
         tunable = self.threshold == "auto" and len(np.unique(y_valid)) == 2
         fitted = fit_decision(
@@ -931,6 +930,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         )
         for name, value in fitted.items():
             setattr(self, name, value)
+
+    def _validation_logits(self, paths, y_encoded):
+        rows = self.valid_indices_
+        if self.freeze_backbone:
+            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
+        else:
+            loader = ImageLoader(self.image_size, self.cache)
+            valid = ImagePathDataset(paths, y_encoded, loader, rows)
+        return self.forward(valid, training=False).float().numpy(), y_encoded[rows]
 
     def _n_classes_for_init(self):
         if "classes_" not in self.__dict__:
