@@ -111,6 +111,21 @@ def logistic_regression(F_train, y_train, F_test, seed):
     return grid.predict(F_test), grid.best_params_
 
 
+def _decision_text(model):
+    """The saved model's kept penalty and threshold, as words."""
+    members = getattr(model, "estimators_", [model])
+    parts = []
+    for member in members:
+        epoch = member.history[member.best_epoch_ - 1] if member.best_epoch_ else {}
+        penalty = epoch.get("head_penalty")
+        threshold = member.threshold_
+        parts.append(
+            ("penalty " + (f"{penalty:.0e}" if penalty is not None else "-"))
+            + (f", threshold {threshold:.2f}" if threshold is not None else "")
+        )
+    return " / ".join(parts)
+
+
 def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
     params = comparison.row_params(row)
     params["sampler"] = make_sampler(params.get("sampler"))
@@ -118,8 +133,13 @@ def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
     return f1_score(test_labels, clf.predict(test_paths), pos_label=rare, zero_division=0)
 
 
-def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs):
-    """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``."""
+def run_pretrained(
+    sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs, json_path=None
+):
+    """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``.
+
+    With ``json_path`` the scores so far are written there after every split.
+    """
     from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
 
     net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
@@ -165,7 +185,8 @@ def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, 
                     name, f"compare --freeze-backbone, lr={lr:g}", f1, time.perf_counter() - start
                 )
                 picks.setdefault((name, f"lr={lr:g}"), []).append(
-                    f"{result.recommended.name} ({result.recommendation.verdict})"
+                    f"{result.recommended.name} ({result.recommendation.verdict}; "
+                    f"{_decision_text(result.best_estimator_)}; F1 {f1:.3f})"
                 )
                 runs[lr] = result
             result = runs[1e-4]
@@ -201,6 +222,8 @@ def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, 
                     score(name, recipe, f1, time.perf_counter() - start)
             row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
             print(f"{name} split {split + 1}: {row} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if json_path:
+                save_json(json_path, results, picks, seconds, list(sets))
     return results, picks, seconds
 
 
@@ -225,7 +248,42 @@ def format_pretrained(results, picks, seconds, names):
     return "\n".join(lines)
 
 
+def save_json(path, results, picks, seconds, names):
+    """Write one run's scores, so that runs of single sets (in parallel) make one table."""
+    import json
+
+    with open(path, "w") as file:
+        json.dump(
+            {
+                "names": names,
+                "results": [[s, m, v] for (s, m), v in results.items()],
+                "picks": [[s, m, v] for (s, m), v in picks.items()],
+                "seconds": [[s, m, v] for (s, m), v in seconds.items()],
+            },
+            file,
+            indent=1,
+        )
+
+
+def combine(paths):
+    """The table of several ``--json`` files (one set each)."""
+    import json
+
+    results, picks, seconds, names = {}, {}, {}, []
+    for path in paths:
+        with open(path) as file:
+            data = json.load(file)
+        names += data["names"]
+        for target, key in ((results, "results"), (picks, "picks"), (seconds, "seconds")):
+            target.update({(s, m): v for s, m, v in data[key]})
+    return format_pretrained(results, picks, seconds, names)
+
+
 def main(args, build_sets):
+    if args.combine:
+        text = combine(args.combine)
+        print(text)
+        return text
     torch.set_num_threads(1)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,6 +298,7 @@ def main(args, build_sets):
             args.network,
             args.seed_recipes,
             args.seed_epochs,
+            args.json,
         )
     text = format_pretrained(results, picks, seconds, list(sets))
     print(text)
