@@ -227,6 +227,43 @@ def run_pretrained(
     return results, picks, seconds
 
 
+def run_seed_only(sets, n_splits, seed, image_size, network, seed_epochs, json_path=None):
+    """The seed's recipes alone on the same splits (``--seed-only``), e.g. with more
+    epochs than a full run affords; ``(results, picks, seconds)`` as :func:`run_pretrained`."""
+    from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
+
+    net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
+    SETTINGS.update(max_epochs=seed_epochs, image_size=image_size, lr=1e-3)
+    results, seconds, data = {}, {}, {}
+    for name, (paths, labels) in sets.items():
+        classes, counts = np.unique(labels, return_counts=True)
+        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
+        data[name] = (
+            _tensors(paths, image_size),
+            np.searchsorted(classes, labels),
+            int(np.argmin(counts)),
+            list(splitter.split(paths, labels)),
+        )
+    for split in range(n_splits):  # split by split: a run cut short has every set
+        for name, (X_all, encoded, rare, splits) in data.items():
+            train, test = splits[split]
+            for recipe, loss in seed_losses(np.bincount(encoded[train])).items():
+                start = time.perf_counter()
+                pred = seed_recipe(
+                    loss, X_all[train], encoded[train], X_all[test], seed + split, model=net()
+                )
+                key = (name, f"{recipe} ({seed_epochs} epochs)")
+                results.setdefault(key, []).append(
+                    float(f1_score(encoded[test], pred, pos_label=rare))
+                )
+                seconds.setdefault(key, []).append(time.perf_counter() - start)
+            row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
+            print(name, split + 1, row, flush=True)
+            if json_path:
+                save_json(json_path, results, {}, seconds, list(sets))
+    return results, {}, seconds
+
+
 def format_pretrained(results, picks, seconds, names):
     methods = list(dict.fromkeys(m for (_, m) in results))
     lines = ["| method | " + " | ".join(names) + " | mean over sets | seconds per split |"]
@@ -289,6 +326,17 @@ def main(args, build_sets):
     with tempfile.TemporaryDirectory() as tmp:
         sets = build_sets(tmp, False, args.seed)
         sets = {k: v for k, v in sets.items() if k in args.sets}
+        if args.seed_only:
+            results, picks, seconds = run_seed_only(
+                sets,
+                args.splits,
+                args.seed,
+                args.image_size,
+                args.network,
+                args.seed_epochs,
+                args.json,
+            )
+            return format_pretrained(results, picks, seconds, list(sets))
         results, picks, seconds = run_pretrained(
             sets,
             args.splits,
