@@ -269,16 +269,18 @@ def format_pretrained(results, picks, seconds, names):
     lines = ["| method | " + " | ".join(names) + " | mean over sets | seconds per split |"]
     lines.append("|---" * (len(names) + 3) + "|")
     for method in methods:
-        means = [float(np.mean(results[n, method])) for n in names]
-        cells = [
-            f"{np.mean(results[n, method]):.3f} ("
-            + ", ".join(f"{v:.2f}" for v in results[n, method])
-            + ")"
-            for n in names
-        ]
+        cells, means = [], []
+        for n in names:
+            values = results.get((n, method))
+            if values is None:
+                cells.append("-")
+                continue
+            means.append(float(np.mean(values)))
+            cells.append(f"{means[-1]:.3f} (" + ", ".join(f"{v:.2f}" for v in values) + ")")
+        mean = f"{np.mean(means):.3f}" if len(means) == len(names) else "-"
         times = [t for n in names for t in seconds.get((n, method), [])]
         wall = f"{np.mean(times):.0f}" if times else "(refit only)"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(means):.3f} | {wall} |")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {mean} | {wall} |")
     lines += ["", "Picks per split:"]
     for (name, what), values in picks.items():
         lines.append(f"- `{name}`, {what}: " + "; ".join(values))
@@ -310,7 +312,7 @@ def combine(paths):
     for path in paths:
         with open(path) as file:
             data = json.load(file)
-        names += data["names"]
+        names += [n for n in data["names"] if n not in names]
         for target, key in ((results, "results"), (picks, "picks"), (seconds, "seconds")):
             target.update({(s, m): v for s, m, v in data[key]})
     return format_pretrained(results, picks, seconds, names)
