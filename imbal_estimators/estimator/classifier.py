@@ -9,7 +9,6 @@ resample, monitor and keep the best epoch.
 import copy
 import functools
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
@@ -40,10 +39,8 @@ from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
 from ..imbalance.samplers import (
     SAMPLERS,
 )
-from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
-    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageModel,
@@ -55,10 +52,6 @@ from ..models.backbones import (
 from ..models.features import (
     FeatureDataset,
     collate_batch,
-    known_fingerprint,
-    remember_fingerprint,
-    remember_weights_source,
-    weights_source,
 )
 from ..models.normalization import apply_normalize
 from ..training.callbacks import (
@@ -70,12 +63,17 @@ from ..training.callbacks import (
     ValidationScore,
     history_key,
 )
-from ..training.checkpoint import EpochCheckpoint
+from ..training.checkpoint import attach_checkpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
-from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
+from ..training.frozen import (
+    frozen_features,
+    frozen_model,
+    frozen_split_datasets,
+    remember_body,
+)
 from ..training.head_folds import CV_LOGITS_KEY
-from ..training.heads import HeadTrainingMixin
+from ..training.heads import HeadTrainingMixin, train_head
 from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
 from ..training.memory import train_with_memory_retry
@@ -83,10 +81,12 @@ from ..training.plan import plan_fit
 from ..training.precision import (
     PRECISIONS,
     MixedPrecisionMixin,
+    grad_scaler,
     loader_defaults,
     to_memory_format,
 )
-from ..training.seeding import epoch_seed, seed_torch, seeded
+from ..training.seeding import EpochSeed, seeded
+from ..training.threads import head_threads
 from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
@@ -97,60 +97,15 @@ from ..utils.param_validation import (
 )
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .conventions import decision_scores, drop_unfitted_state, params_repr
+from .loss_params import DEPRECATED, deprecated_constraints, loss_options, pickled_state
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
     OptimizerClass,
     check_module_output,
-    check_params,
     check_params_for_classes,
+    fit_context,
 )
-
-# Parameter sets that passed check_params, so that the fits of a search (the same
-# values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
-_CHECKED_PARAMS_MAX = 256
-_PLAIN_TYPES = (bool, int, float, str)
-
-
-def _checked_params_key(estimator):
-    """A key of the parameter values ``check_params`` reads, or None where a value is not
-    a plain scalar or a class (a list, an array, an object could change in place) or the
-    check reads the file system (a cache directory)."""
-    params = estimator.get_params(deep=False)
-    if params.get("cache") not in (None, "memory"):
-        return None
-    items = []
-    for name in sorted(params):
-        value = params[name]
-        if name.startswith("_"):  # e.g. scikit-learn's _parent_callback_ctx: not checked
-            items.append((name, "private", None))
-        elif value is None or type(value) in _PLAIN_TYPES:
-            items.append((name, type(value).__name__, value))
-        elif isinstance(value, type):
-            items.append((name, "class", value))
-        else:
-            return None
-    # the registries name the valid strings; an entry added or removed changes the answer
-    registries = tuple(tuple(r) for r in (LOSSES, ALPHA_STRATEGIES, SAMPLERS, BACKBONES))
-    return type(estimator), tuple(items), registries
-
-
-def _check_params_once(estimator):
-    """``check_params``, skipped for a set of plain values that passed it before (the
-    weights file's existence, which can change, is checked every time)."""
-    key = _checked_params_key(estimator)
-    if key is not None and key in _CHECKED_PARAMS:
-        _CHECKED_PARAMS.move_to_end(key)
-        weights = estimator.weights
-        if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
-            raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
-        return
-    check_params(estimator)
-    if key is not None:
-        _CHECKED_PARAMS[key] = True
-        while len(_CHECKED_PARAMS) > _CHECKED_PARAMS_MAX:
-            _CHECKED_PARAMS.popitem(last=False)
 
 
 def softmax_probabilities(logits, temperature=1.0):
@@ -173,15 +128,17 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             nn.Module subclass or instance, default="ce"
         ``"ce"`` is cross-entropy (weighted when ``alpha`` is set); ``"focal"``
         is :class:`~imbal_estimators.FocalLoss`; ``"cb_focal"`` (focal with
-        effective-number weights, uses ``beta``), ``"ldam"`` (``max_margin``,
-        ``ldam_s``), ``"logit_adjusted"`` (``tau``) and ``"balanced_softmax"``
-        are in :mod:`imbal_estimators.losses.balanced`, with formulas and
-        references. LDAM and class-balanced focal get the raw counts of the
-        training part, the logit-adjusted losses the counts the loss sees
-        after the sampler (see :mod:`imbal_estimators.losses.registry`). A subclass is
-        built with ``gamma``, the class weights (``alpha`` or ``weight``),
-        ``class_counts`` and ``label_smoothing`` where its signature takes
-        them, plus ``criterion__*`` parameters.
+        effective-number weights, uses ``beta``), ``"ldam"``
+        (``criterion__max_margin``, ``criterion__s``), ``"logit_adjusted"``
+        (``criterion__tau``) and ``"balanced_softmax"`` are in
+        :mod:`imbal_estimators.losses.balanced`, with formulas and references.
+        LDAM and class-balanced focal get the raw counts of the training part,
+        the logit-adjusted losses the counts the loss sees after the sampler
+        (see :mod:`imbal_estimators.losses.registry`). A subclass is built the
+        same way: each loss gets ``gamma``, ``beta``, the class
+        weights (``alpha`` or ``weight``), ``class_counts``, ``label_smoothing``
+        and the ``criterion__*`` hyperparameters only where its signature names
+        them (see :func:`~imbal_estimators.losses.registry.get_loss`).
     gamma : float, default=2.0
         Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
     alpha : None, str, float, sequence or dict, default=None
@@ -195,7 +152,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         the rarer class, whatever the label order); a sequence ordered like
         ``classes_``; or a dict ``{label: weight}``.
     beta : float, default=0.999
-        ``beta`` of ``alpha="effective"``, in [0, 1).
+        The effective-number ``beta`` in [0, 1) of ``alpha="effective"`` and of
+        ``loss="cb_focal"``.
     sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
         Resamples the rows of the training part, drawn anew every epoch with a
         seed from ``random_state`` and the epoch. Never touches the validation
@@ -302,13 +260,13 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
-    tau : float in [-10, 10], default=1.0
-        Adjustment strength of ``loss="logit_adjusted"``.
-    max_margin : float, default=0.5
-        Margin of the rarest class for ``loss="ldam"``.
-    ldam_s : float in (0, 100], default=30.0
-        Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
-        logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
+    tau, max_margin, ldam_s : deprecated
+        Deprecated in 0.3, removed in 0.5: use ``criterion__tau`` (in [-10, 10],
+        default 1.0: adjustment strength of ``loss="logit_adjusted"``),
+        ``criterion__max_margin`` (> 0, default 0.5: margin of the rarest class of
+        ``loss="ldam"``) and ``criterion__s`` (in (0, 100], default 30.0: logit
+        scale of ``loss="ldam"``, the paper's value for normalized logits; with it
+        ``predict_proba`` is flat unless ``calibrate=True``).
     label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
         ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
@@ -487,9 +445,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "freeze_backbone": ["boolean"],
         "head_solver": [None, StrOptions({"lbfgs"})],
         "precision": [StrOptions(set(PRECISIONS))],
-        "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
-        "max_margin": [Interval(Real, 0, None, closed="neither")],
-        "ldam_s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+        **deprecated_constraints(),  # tau, max_margin, ldam_s
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
@@ -532,9 +488,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         freeze_backbone: bool = False,
         head_solver: str = "lbfgs",
         precision: str = "auto",
-        tau: float = 1.0,
-        max_margin: float = 0.5,
-        ldam_s: float = 30.0,
+        tau: float | str = DEPRECATED,
+        max_margin: float | str = DEPRECATED,
+        ldam_s: float | str = DEPRECATED,
         label_smoothing: float = 0.0,
         drw_epoch: int | None = None,
         threshold: float | str | None = None,
@@ -547,7 +503,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            module,
+            None,  # set below: skorch refuses a torch module set outside initialize_*
             criterion=criterion,
             optimizer=optimizer,
             lr=lr,
@@ -559,7 +515,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             device=device,
             **kwargs,
         )
-        self.loss = loss
+        # These three may hold a torch module (a network, a loss, a transform), which
+        # skorch's __setattr__ refuses outside initialize_*; none is a component of the net.
+        self.__dict__.update(module=module, loss=loss, augment=augment)
         self.gamma = gamma
         self.alpha = alpha
         self.beta = beta
@@ -568,7 +526,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.weights = weights
         self.image_size = image_size
         self.normalize = normalize
-        self.augment = augment
         self.monitor = monitor
         self.pos_label = pos_label
         self.cache = cache
@@ -605,19 +562,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def __repr__(self) -> str:
         return params_repr(self)
 
-    def __setattr__(self, name, value):
-        # skorch refuses torch modules set outside initialize_*; these parameters
-        # may legitimately hold one (a loss instance, a transform) and are not
-        # components of the net.
-        # ``initialized_`` is a class attribute (no attribute set in __init__, as
-        # scikit-learn asks), so skorch's own "first init" test no longer sees the
-        # constructor: until the first initialize, set as skorch's constructor would.
-        constructing = "initialized_" not in self.__dict__ and not name.endswith("_")
-        if name in ("loss", "augment") or constructing:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     @property
     def device(self):
         """The torch device skorch uses: ``"auto"`` is resolved on every read.
@@ -650,6 +594,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if "callbacks" in params and not self.initialized_:
             # skorch would build the callbacks now; fit checks and builds them
             self.callbacks = params.pop("callbacks")
+        for key in [k for k in params if k not in nested and k not in self.prefixes_]:
+            if "__" not in key and isinstance(
+                params[key], (torch.nn.Module, torch.optim.Optimizer)
+            ):
+                # a parameter, not a component of the net (see __init__)
+                self.__dict__[key] = params.pop(key)
         super().set_params(**{k: v for k, v in params.items() if k not in nested})
         for key, value in nested.items():
             if self.sampler is None or not hasattr(self.sampler, "set_params"):
@@ -671,9 +621,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     @classes_.setter
     def classes_(self, value):
         self.__dict__["classes_"] = value
-
-    def __sklearn_is_fitted__(self):
-        return "classes_" in self.__dict__ and bool(self.initialized_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -726,6 +673,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=False, fit_params=fit_params, classes=classes)
 
+    @fit_context  # check_params, unless the caller checked these parameters already
     def _fit(self, X, y, reinitialize, fit_params, classes=None):
         if fit_params:
             raise TypeError(
@@ -745,10 +693,11 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         with seeded(self.torch_seed_, self.device):
             try:
                 if rebuild:
+                    self.__dict__.pop("_callbacks_pending_", None)
                     self.initialize()
                 else:  # training goes on: the loss follows this data's class weights
                     self.rebuild_criterion()
-                    if self.__dict__.get("_callbacks_pending_"):  # set by load()
+                    if self.__dict__.pop("_callbacks_pending_", None):  # set by load()
                         self.initialize_callbacks()
             except BaseException:
                 self.__dict__.clear()
@@ -767,12 +716,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         return self
 
     def _plan(self, X, y, known_classes, resume):
-        """Check everything, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
+        """Check the data, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
 
-        Every parameter is checked before the first image is read; nothing on the
+        Every parameter is checked before the first image is read (``check_params``
+        by :func:`~imbal_estimators.estimator.validation.fit_context`); nothing on the
         estimator changes until the plan is applied.
         """
-        _check_params_once(self)
         paths = check_paths(X)
         labels = check_labels(y, len(paths))
         classes, y_encoded = encode_labels(labels, known_classes)
@@ -792,6 +741,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         monitor = history_key(self.monitor)
         by_loss = monitor == "valid_loss"
         callbacks = [
+            ("epoch_seed", EpochSeed()),
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
             ("valid_loss", EpochLossScoring(name="valid_loss")),
@@ -809,23 +759,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
         return callbacks
 
-    def initialize_callbacks(self):
-        self.__dict__.pop("_callbacks_pending_", None)
-        super().initialize_callbacks()
-        if self.checkpoint_dir is not None:  # last: it saves what the others recorded
-            self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))
-        return self
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
-        # Shuffling, augmentation and dropout draw from a stream seeded per epoch,
-        # so a fit resumed from a checkpoint replays the epochs it missed exactly.
-        seed_torch(epoch_seed(self.torch_seed_, len(self.history)), self.device)
-
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        attach_checkpoint(self)  # after on_train_begin: it restores what the others began
         if epochs is None and self.__dict__.get("resumed_from_epoch_"):
             epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
-        return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        with head_threads(self._trains_head_only_on_cpu()):
+            trained = train_head(self, X, y, epochs, fit_params)
+            if trained is None:
+                trained = super().fit_loop(X, y, epochs=epochs, **fit_params)
+        return trained
 
     def initialize_module(self):
         kwargs = self.get_params_for("module")
@@ -841,7 +783,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         else:
             module = frozen_model(self, build)
         apply_normalize(module, self.normalize)
-        self.module_ = to_memory_format(module, self.precision, self.device)
+        # moved here rather than by skorch after this, so that what remember_body keys
+        # stays at its address
+        module = to_memory_format(module, self.precision, self.device).to(self.device)
+        if self.freeze_backbone:
+            backbone = self.backbone if self.module is None else None
+            remember_body(module, backbone, self.weights, kwargs)
+        self.grad_scaler_ = grad_scaler(self.precision, self.device, self.freeze_backbone)
+        self.module_ = module
         return self
 
     def _build_module(self):
@@ -858,53 +807,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         check_module_output(backbone, self.image_size, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
-    def initialize(self):
-        super().initialize()
-        if self.freeze_backbone and self.module is None and self.weights is not None:
-            source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
-            remember_weights_source(self.module_, source)
-        elif self.freeze_backbone and (fingerprint := known_fingerprint(self.module_)):
-            remember_fingerprint(self.module_, fingerprint)  # its mean and std moved since
-        return self
-
     def initialize_criterion(self):
         self._n_classes_for_init()
         # off until drw_epoch (DeferredReweighting switches it on)
         weights = self.class_weight_ if self.__dict__.get("class_weights_on_", True) else None
         alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
-        options = self._loss_options(self.class_counts_, self.loss_class_counts_)
+        options = loss_options(self, self.class_counts_, self.loss_class_counts_)
         self.criterion_ = get_loss(loss, gamma=self.gamma, alpha=alpha, **options)
         return self
-
-    def _loss_options(self, raw_counts, resampled_counts):
-        """The keyword arguments of ``get_loss`` besides ``gamma`` and ``alpha``.
-
-        The class counts this loss uses (``LOSSES[name].counts``), the loss
-        hyperparameters and the ``criterion__*`` parameters; a ``criterion__*``
-        spelling of a hyperparameter (e.g. ``criterion__label_smoothing``) is
-        accepted while the estimator parameter keeps its default.
-        """
-        seen = LOSSES[self.loss].counts if isinstance(self.loss, str) else None
-        counts = resampled_counts if seen == "resampled" else raw_counts
-        options = dict(
-            class_counts=np.asarray(counts, dtype=np.float64),
-            beta=self.beta,
-            tau=self.tau,
-            max_margin=self.max_margin,
-            ldam_s=self.ldam_s,
-            label_smoothing=self.label_smoothing,
-        )
-        criterion = self.get_params_for("criterion")
-        defaults = signature(type(self).__init__).parameters
-        for key in set(options) & set(criterion):
-            if key in defaults and options[key] != defaults[key].default:
-                raise ValueError(
-                    f"{key}={options[key]!r} and criterion__{key}={criterion[key]!r} both "
-                    f"set the loss's {key}; use {key}=... only."
-                )
-            del options[key]
-        return {**options, **criterion}
 
     def rebuild_criterion(self):
         """Build the loss again (on the net's device), e.g. when the class weights switch on.
@@ -946,7 +857,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         else:
             loader = ImageLoader(self.image_size, self.cache)
             valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        return self.forward(valid, training=False).float().numpy(), y_encoded[rows]
+        with head_threads(self._trains_head_only_on_cpu()):
+            logits = self.forward(valid, training=False).float().numpy()
+        return logits, y_encoded[rows]
 
     def _n_classes_for_init(self):
         if "classes_" not in self.__dict__:
@@ -1044,9 +957,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         elif not callable(nonlinearity):
             raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
         outputs = []
-        for logits in self.forward_iter(X, training=False):
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            outputs.append(nonlinearity(logits).detach().cpu().numpy())
+        with head_threads(self._trains_head_only_on_cpu()):
+            for logits in self.forward_iter(X, training=False):
+                logits = logits[0] if isinstance(logits, tuple) else logits
+                outputs.append(nonlinearity(logits).detach().cpu().numpy())
         return np.concatenate(outputs, 0)
 
     def predict(self, X: ImagePaths | Dataset) -> LabelArray:
@@ -1168,6 +1082,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.
         requested = state.get("device")
         state["device"] = resolve_device_name(requested)
-        super().__setstate__(state)
+        super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

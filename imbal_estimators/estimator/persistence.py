@@ -68,6 +68,7 @@ from .loaded import (
     check_preprocessing,
     check_weights,
 )
+from .loss_params import saved_params
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -328,6 +329,20 @@ def _load_single(path, device, trusted):
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
+    params = _saved_params(path, config, config_path, device, trusted)
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise ModelFileError(f"{config_path!r}: the field 'params' does not fit ({exc}).") from None
+    check_parameters(estimator, config_path)
+    _restore_fitted(estimator, config, config_path)
+    _restore_network(estimator, path, config, config_path)
+    estimator.history_ = History(config["history"])
+    return estimator
+
+
+def _saved_params(path, config, config_path, device, trusted):
+    """The constructor's parameters of ``config.json``, decoded and checked."""
     params = {
         name: _decode(value, trusted, config_path, f"parameter {name!r}")
         for name, value in config["params"].items()
@@ -343,6 +358,7 @@ def _load_single(path, device, trusted):
                 f"{config_path!r}: the parameter 'module' cannot be read "
                 f"({type(exc).__name__}: {exc})."
             ) from None
+    params = saved_params(params)  # 0.2's tau, max_margin, ldam_s: criterion__*
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:
@@ -353,12 +369,11 @@ def _load_single(path, device, trusted):
             "loading it on the CPU (device='cpu')."
         )
         params["device"] = "cpu"
-    try:
-        estimator = cls(**params)
-    except TypeError as exc:
-        raise ModelFileError(f"{config_path!r}: the field 'params' does not fit ({exc}).") from None
-    check_parameters(estimator, config_path)
+    return params
 
+
+def _restore_fitted(estimator, config, config_path):
+    """``classes_`` and the saved fitted attributes, checked (0.1's defaults added)."""
     classes = config["classes"]
     values = _decode(classes["values"], False, config_path, "classes")
     try:
@@ -384,11 +399,15 @@ def _load_single(path, device, trusted):
         binary = estimator.pos_index_ is not None
         estimator.pos_label_ = estimator.classes_[1].item() if binary else None
 
+
+def _restore_network(estimator, path, config, config_path):
+    """Build the network for the saved classes and load ``model.safetensors`` into it.
+
+    No pretrained weights are fetched (every tensor comes from the file) and the
+    callbacks are not initialized: that happens when training begins.
+    """
     state = _read_weights(path, config, config_path)
     check_network_size(estimator, state, config_path, os.path.join(path, WEIGHTS_FILE))
-    # Build the network for the saved classes without fetching pretrained weights
-    # (every tensor comes from model.safetensors) and without initializing the
-    # callbacks: that happens when training begins.
     saved_weights, saved_callbacks = estimator.weights, estimator.callbacks
     estimator.weights, estimator.callbacks = None, "disable"
     try:
@@ -405,8 +424,6 @@ def _load_single(path, device, trusted):
         ) from None
     check_preprocessing(config, estimator, config_path)
     estimator.module_.to(estimator.device)
-    estimator.history_ = History(config["history"])
-    return estimator
 
 
 def _decode(value, trusted, config_path, field):

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ..data.cache import get_feature_cache, image_key
 from ..data.images import ImageFileError, describe_image_error
+from ..utils._compat import tensor_version
 from .backbones import FrozenBackboneModel, is_weights_file, pretrained_origin
 
 
@@ -85,13 +86,7 @@ def compute_features(
     features : torch.Tensor of shape (n_paths, D), float32, on the CPU
     """
     store = get_feature_cache(cache)
-    keys = [None] * len(paths)
-    rows = [None] * len(paths)
-    if store is not None:
-        fingerprint = f"{_fingerprint_of(model)}|{precision}"
-        for i, path in enumerate(paths):
-            keys[i] = (*image_key(path, loader.image_size), fingerprint)
-            rows[i] = store.get(keys[i])
+    keys, rows = _cached_rows(store, model, paths, loader, precision)
     missing = [i for i, row in enumerate(rows) if row is None]
     was_training = model.training
     model.eval()
@@ -112,6 +107,18 @@ def compute_features(
     if not rows:
         return torch.zeros(0, 0)
     return torch.stack(rows)
+
+
+def _cached_rows(store, model, paths, loader, precision):
+    """The cache keys of ``paths`` and the features the cache holds (None where it has none)."""
+    keys = [None] * len(paths)
+    rows = [None] * len(paths)
+    if store is not None:
+        fingerprint = f"{_fingerprint_of(model)}|{precision}"
+        for i, path in enumerate(paths):
+            keys[i] = (*image_key(path, loader.image_size), fingerprint)
+            rows[i] = store.get(keys[i])
+    return keys, rows
 
 
 def weights_source(backbone, weights, module_kwargs=None):
@@ -173,7 +180,7 @@ def _tensor_state(model):
     # to change (and asking for them would build it).
     body = model.backbone.state_dict().values() if getattr(model, "body_built", True) else ()
     tensors = [*body, model.mean, model.std]
-    return tuple((t.data_ptr(), t._version) for t in tensors)
+    return tuple((t.data_ptr(), tensor_version(t)) for t in tensors)
 
 
 def _fingerprint_of(model):
@@ -302,7 +309,7 @@ class LazyFrozenModel(FrozenBackboneModel):
     @property
     def body_built(self):
         """Whether the frozen body exists yet."""
-        return "backbone" in self._modules
+        return "backbone" in dict(self.named_children())
 
     def __getattr__(self, name):
         if name == "backbone" and self.__dict__.get("_build") is not None:
@@ -330,7 +337,8 @@ class LazyFrozenModel(FrozenBackboneModel):
                 "random state gave other weights than the fit's; fit again."
             )
         body = body.to(device=self.mean.device, memory_format=self._memory_format)
-        head = self._modules.pop("head")
+        head = self.head
+        del self.head
         self.backbone = body  # registered before the head, as in FrozenBackboneModel
         self.head = head
         self._build = self._current_source = self._rng_state = None

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..imbalance.samplers import needs_features, resample_features, resample_indices
+from ..utils._compat import set_training
 from .seeding import epoch_seed
 
 __all__ = ["CV_LOGITS_KEY", "FoldPaths", "cross_validation_folds", "stratified_folds"]
@@ -132,7 +133,7 @@ class FoldPaths:
                 seed = epoch_seed(epoch_seed(self.net.sampling_seed_, epoch), index + 1)
                 solve(*self._draw(fit_rows, seed))
                 self.states[index] = _state(self.head)
-                self.net._set_training(False)
+                set_training(self.net, False)
                 with torch.no_grad():
                     logits.append(self.net.infer(self.features[torch.as_tensor(held_rows)]))
         finally:

@@ -24,6 +24,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..utils._compat import set_training
 from .head_folds import CV_LOGITS_KEY, FoldPaths, cross_validation_folds
 from .threads import head_threads
 
@@ -106,7 +107,7 @@ def _objective(net, head, features, targets, penalty):
 
 def _solve(net, head, features, targets, *, penalty, scale):
     """Minimize the penalized loss; returns ``(iterations, converged)``."""
-    net._set_training(True)
+    set_training(net, True)
     params = [p for p in head.parameters() if p.requires_grad]
     tolerance = GRAD_TOL * max(scale, 1e-12) ** 0.5
     optimizer = torch.optim.LBFGS(
@@ -144,7 +145,7 @@ def _record(net, features, targets, training, logits=None):
     prefix = "train" if training else "valid"
     batch = (features, targets)
     net.notify("on_batch_begin", batch=batch, training=training)
-    net._set_training(False)
+    set_training(net, False)
     with torch.no_grad():
         y_pred = net.infer(features).float() if logits is None else logits
         loss = net.get_loss(y_pred, targets, X=features, training=training)
