@@ -73,6 +73,7 @@ from ..training.frozen import (
     frozen_split_datasets,
     remember_body,
 )
+from ..training.head_folds import CV_LOGITS_KEY
 from ..training.heads import HeadTrainingMixin, train_head
 from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
@@ -229,10 +230,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         them. Augmentation is not applied (features are of the plain image).
     head_solver : {"lbfgs"} or None, default="lbfgs"
         How a frozen backbone's head trains. ``"lbfgs"``: to convergence, by
-        full-batch L-BFGS along a path of L2 penalties that the validation
-        split chooses from, whatever ``lr``, ``max_epochs`` and ``optimizer``
-        (:mod:`~imbal_estimators.training.head_solver`). None: ``max_epochs``
-        epochs of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
+        full-batch L-BFGS along a path of L2 penalties, whatever ``lr``,
+        ``max_epochs`` and ``optimizer``
+        (:mod:`~imbal_estimators.training.head_solver`). With a fraction or int
+        ``train_split`` the head trains on every row, and stratified k-fold CV
+        over them (``k = round(1 / train_split)``) picks the penalty and fits
+        ``threshold="auto"`` and ``calibrate`` on out-of-fold logits
+        (:mod:`~imbal_estimators.training.head_folds`); ``valid_*`` in the
+        history are those cross-validated scores. None: ``max_epochs`` epochs
+        of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
@@ -257,7 +263,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         Fraction of each class held out to monitor ``monitor`` (an int ``k``
         holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
         callable (e.g. ``skorch.dataset.ValidSplit``), or ``None``/``False``
-        (no validation; the last epoch is kept).
+        (no validation; the last epoch is kept). A frozen head solved by
+        ``head_solver="lbfgs"`` holds out nothing: the fraction or int sets the
+        folds of its cross-validation (see ``head_solver``).
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
@@ -357,7 +365,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     sampler_ : fitted sampler or None
         The sampler of the last epoch's draw.
     train_indices_, valid_indices_ : ndarray of int
-        Rows of ``X`` in the training part and in the validation split.
+        Rows of ``X`` in the training part and in the validation split (every
+        row and none for a frozen head cross-validated by ``head_solver``).
     best_epoch_ : int
         The epoch whose weights were kept.
     torch_seed_, split_seed_, sampling_seed_ : int
@@ -832,18 +841,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         return self
 
     def _fit_decision(self, paths, y_encoded):
-        """Temperature and threshold from one pass over the validation split (kept weights)."""
+        """Temperature and threshold from one pass over the validation split (kept weights),
+        or from a frozen head's out-of-fold logits (``training/head_folds.py``)."""
+        cross_validated = self.__dict__.pop(CV_LOGITS_KEY, None)
         if not (self.calibrate or self.threshold == "auto"):
             return
-        rows = self.valid_indices_
-        if self.freeze_backbone:
-            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
+        if cross_validated is not None:
+            logits, y_valid = cross_validated[self.best_epoch_]
         else:
-            loader = ImageLoader(estimator_geometry(self), self.cache)
-            valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        with head_threads(self._trains_head_only_on_cpu()):
-            logits = self.forward(valid, training=False).float().numpy()
-        y_valid = y_encoded[self.valid_indices_]
+            logits, y_valid = self._validation_logits(paths, y_encoded)
         # a split lacking a class was warned about before training; threshold_ is 0.5
         tunable = self.threshold == "auto" and len(np.unique(y_valid)) == 2
         fitted = fit_decision(
@@ -856,6 +862,17 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         )
         for name, value in fitted.items():
             setattr(self, name, value)
+
+    def _validation_logits(self, paths, y_encoded):
+        rows = self.valid_indices_
+        if self.freeze_backbone:
+            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
+        else:
+            loader = ImageLoader(estimator_geometry(self), self.cache)
+            valid = ImagePathDataset(paths, y_encoded, loader, rows)
+        with head_threads(self._trains_head_only_on_cpu()):
+            logits = self.forward(valid, training=False).float().numpy()
+        return logits, y_encoded[rows]
 
     def _n_classes_for_init(self):
         if "classes_" not in self.__dict__:

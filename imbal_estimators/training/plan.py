@@ -20,6 +20,7 @@ from ..imbalance.samplers import needs_features, resample_indices
 from ..models.preprocessing import estimator_geometry, network_geometry
 from ..utils.warn import warn
 from .checkpoint import prepare_checkpoint
+from .head_folds import cross_validation_folds
 from .seeding import draw_seeds, epoch_seed
 from .split import split_rows
 
@@ -131,6 +132,10 @@ def plan_fit(estimator, paths, labels, classes, y_encoded, resume=True):
     )
     if checkpoint is not None:
         checkpoint.check_split(train_rows, valid_rows)
+    if resume and cross_validation_folds(estimator):
+        # a frozen head solved along its penalty path trains on every row; k-fold CV over
+        # them picks the penalty and fits the threshold (training/head_folds.py)
+        train_rows, valid_rows = np.union1d(train_rows, valid_rows), valid_rows[:0]
     threshold = None if estimator.threshold in (None, "auto") else float(estimator.threshold)
     valid_counts = np.bincount(y_encoded[valid_rows], minlength=len(classes))
     if estimator.threshold == "auto" and len(valid_rows) and valid_counts.min() == 0:
