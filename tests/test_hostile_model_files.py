@@ -208,8 +208,8 @@ def _fitted_value(name, value):
         ),
         (
             lambda c: c["params"].update(image_size=100000),
-            r"'image_size' parameter of ImageImbalanceClassifier must be an int in the range "
-            r"\[1, 4096\]",
+            r"'image_size' parameter of ImageImbalanceClassifier must be a str among "
+            r"\{'auto'\} or an int in the range \[1, 4096\]",
         ),
         (lambda c: c["params"].update(tta=12345), r"'tta' parameter .* \[1, 64\]"),
         (lambda c: c["params"].update(batch_size=10**8), "'batch_size' parameter"),

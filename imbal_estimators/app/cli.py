@@ -142,7 +142,10 @@ def _add_model_options(parser):
         "(default: DEFAULT)",
     )
     group.add_argument(
-        "--image-size", type=estimator_type("image_size"), help="image side in px (default: 224)"
+        "--image-size",
+        type=estimator_type("image_size"),
+        help="auto (default: the network's own resize and centre crop; a 224 px square for "
+        "small_cnn and --module) or a square image side in px",
     )
     group.add_argument(
         "--max-epochs", type=estimator_type("max_epochs"), help="epochs per fit (default: 10)"
@@ -822,7 +825,9 @@ def drop_bad_images(paths, labels, params):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     probe = ImageImbalanceClassifier(**params)
-    problems = find_bad_images(paths, ImageLoader(probe.image_size, probe.cache))
+    from ..models.preprocessing import estimator_geometry
+
+    problems = find_bad_images(paths, ImageLoader(estimator_geometry(probe), probe.cache))
     if not problems:
         return paths, labels
     header = (

@@ -57,6 +57,7 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
+from ..models.preprocessing import estimator_geometry
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,
@@ -808,8 +809,9 @@ def _decode_and_probe(setup, journal):
     time a probe, or take the one a resumed run recorded (the same plan, the same fits)."""
     clf, log = setup.clf, setup.log
     network = planning.network_text(clf)
-    log(f"Decoding {len(setup.paths)} images at {clf.image_size} px (once; the fits reuse them)...")
-    scan_images(setup.paths, ImageLoader(clf.image_size, clf.cache), name="images")
+    geometry = estimator_geometry(clf)  # the fits' own: their cache keys
+    log(f"Decoding {len(setup.paths)} images: {geometry.describe()} (once; the fits reuse them)...")
+    scan_images(setup.paths, ImageLoader(geometry, clf.cache), name="images")
     probe = journal.probe(planning.Probe) if journal is not None else None
     if probe is not None:
         return probe
@@ -849,7 +851,7 @@ def _announce(setup, plan, probe, workload, threads):
         device=setup.clf.device,
         threads=threads,
         budget=setup.budget,
-        image_size=setup.clf.image_size,
+        image_size=estimator_geometry(setup.clf).crop,
     )
     if setup.screen_note:
         lines.append(f"Stage 1 skipped: {setup.screen_note}.")

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..models.backbones import describe_network
+from ..models.preprocessing import estimator_geometry
 
 SHRINK_ORDER = (
     "repeats",
@@ -477,7 +478,7 @@ def network_text(clf):
         else:
             init = f"weights {weights}"
         what = f"{clf.backbone} ({init}{', frozen' if clf.freeze_backbone else ''})"
-    return f"{what} at {clf.image_size} px"
+    return f"{what} at {estimator_geometry(clf).crop} px"
 
 
 def describe_plan(plan, probe, workload, network, *, device, threads, budget=None, image_size=0):

@@ -5,8 +5,9 @@ Two kinds of entries, each under keys that cannot go stale:
 * decoded, resized images: ``image_key(path, image_size)`` holds the file's
   path, inode, modification and change times and size, so an edited or
   replaced file (even one whose mtime was restored, as ``cp -p`` or
-  ``rsync -t`` do: the change time cannot be set) or another resolution never
-  hits a stale entry;
+  ``rsync -t`` do: the change time cannot be set) or another resolution, crop or
+  interpolation (:class:`~imbal_estimators.data.geometry.Geometry`) never hits a
+  stale entry;
 * backbone features: the image key plus a fingerprint of the backbone's
   weights (:func:`imbal_estimators.models.features.weights_fingerprint`), so other
   weights never hit either.
@@ -44,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 
 def image_key(path, image_size):
-    """Cache key of ``path`` decoded at ``image_size``; raises ``OSError`` like ``os.stat``."""
+    """Cache key of ``path`` decoded at ``image_size``; raises ``OSError`` like ``os.stat``.
+
+    ``image_size`` is an int (a square resize) or a geometry's ``key`` string
+    (:attr:`~imbal_estimators.data.geometry.Geometry.key`)."""
     stat = os.stat(path)
     return (
         os.path.abspath(path),
@@ -52,7 +56,7 @@ def image_key(path, image_size):
         stat.st_mtime_ns,
         stat.st_ctime_ns,
         stat.st_size,
-        int(image_size),
+        image_size if isinstance(image_size, str) else int(image_size),
     )
 
 

@@ -2,7 +2,7 @@
 
 The data flow is one line: paths are checked (:func:`check_paths`), every file
 is decoded once before training (:func:`scan_images`, which also fills the
-cache), the dataset serves ``(3, image_size, image_size)`` uint8 tensors with
+cache), the dataset serves ``(3, crop, crop)`` uint8 tensors (:mod:`.geometry`) with
 optional augmentation, and the model normalizes them on its device.
 """
 
@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 
 from ..utils.types import LabelArray
 from .cache import MemoryTensorCache, get_cache, image_key
+from .geometry import Geometry
 
 MAX_LISTED_BAD_FILES = 50
 
@@ -116,25 +117,27 @@ def to_rgb(image):
 
 
 def read_image(path, image_size):
-    """Decode ``path`` fully and return a ``(3, image_size, image_size)`` uint8 tensor.
+    """Decode ``path`` fully and return a ``(3, crop, crop)`` uint8 tensor.
 
     EXIF orientation is applied, every PIL mode is converted to RGB with
-    :func:`to_rgb`, and the image is resized (not cropped) to a square.
-    JPEG files are decoded at the smallest DCT scale that still covers
-    ``image_size``, which is several times faster for large photos.
+    :func:`to_rgb`, and the image is brought to the network's input by
+    ``image_size``: an int resizes (not crops) it to an ``image_size`` square, a
+    :class:`~imbal_estimators.data.geometry.Geometry` may resize the shorter side
+    and centre-crop. JPEG files are decoded at the smallest DCT scale that still
+    covers the resize, which is several times faster for large photos.
     """
+    geometry = Geometry.of(image_size)
     problem = file_problem(path)
     if problem:
         raise UnusableFileError(problem)
     with Image.open(path) as image:
         if image.format == "JPEG":
-            image.draft(None, (image_size, image_size))
+            image.draft(None, geometry.draft_size())
         image.load()
         if image.format == "PNG":
             _check_png_end(path)
         image = to_rgb(ImageOps.exif_transpose(image))
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    image = geometry.apply(image)
     array = np.asarray(image, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
@@ -222,24 +225,38 @@ class ImageLoader:
     """Callable ``path -> uint8 tensor`` through the decoded-image cache.
 
     Holds the cache by name, not by object, so DataLoader workers do not copy it.
+
+    Parameters
+    ----------
+    image_size : int or Geometry
+        An int is a square resize (:func:`read_image`).
+    cache : the estimator's ``cache`` parameter
     """
 
     def __init__(self, image_size, cache="memory"):
-        self.image_size = int(image_size)
+        self.geometry = Geometry.of(image_size)
+        self.image_size = self.geometry.crop  # the side of the tensors it returns
+        # what read_image is given: the plain int for a square resize, as before geometries
+        self._read_as = self.image_size if self.geometry.is_square_resize else self.geometry
         self.cache = cache
+
+    @property
+    def key(self):
+        """The geometry's part of the cache keys (:func:`~.cache.image_key`)."""
+        return self.geometry.key
 
     def __call__(self, path):
         store = get_cache(self.cache)
         if store is None:
-            return read_image(path, self.image_size)
-        key = image_key(path, self.image_size)
+            return read_image(path, self._read_as)
+        key = image_key(path, self.key)
         size = self.image_size
         if isinstance(store, MemoryTensorCache):
             tensor = store.get(key)
         else:  # a directory cache checks the entry it reads
             tensor = store.get(key, shape=(3, size, size), dtype=torch.uint8)
         if tensor is None:
-            tensor = read_image(path, size)
+            tensor = read_image(path, self._read_as)
             store.put(key, tensor)  # best-effort: a failed write is a CacheWarning
         return tensor
 

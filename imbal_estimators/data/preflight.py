@@ -72,7 +72,7 @@ def preflight_scan(
     ValueError
         When a class has no usable training image left.
     """
-    digest = _scan_digest(paths, loader.image_size)
+    digest = _scan_digest(paths, loader.key)
     if _known_clean(digest):
         return train_rows, valid_rows, []
     problems = find_bad_images(paths, loader)
@@ -152,7 +152,7 @@ def _report_skipped(problems, paths, classes, counts, on_bad_image, verbose):
 def _scan_digest(paths, image_size):
     """A digest of every file's cache key (identity and times) at ``image_size``, or None
     when a file cannot even be stat'ed (the scan then reports it)."""
-    digest = hashlib.sha256(str(int(image_size)).encode())
+    digest = hashlib.sha256(str(image_size).encode())
     try:
         for path in paths:
             digest.update(repr(image_key(path, image_size)).encode())

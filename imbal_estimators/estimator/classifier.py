@@ -54,6 +54,7 @@ from ..models.features import (
     collate_batch,
 )
 from ..models.normalization import apply_normalize
+from ..models.preprocessing import estimator_geometry
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,
@@ -173,8 +174,16 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         or another torchvision weights name, the path of a state-dict file
         (``.pt``, ``.pth``, ``.bin``, ``.safetensors``) in the model's own key
         names, or ``None`` for random initialization.
-    image_size : int in [1, 4096], default=224
-        Images are resized to ``image_size x image_size``. The upper bound
+    image_size : "auto" or int in [1, 4096], default="auto"
+        The network's input geometry. ``"auto"``: the network's own evaluation
+        transform, resize then centre crop with its interpolation (torchvision
+        weights' ``transforms()``, e.g. shorter side 256 then 224 x 224; a timm
+        model's ``pretrained_cfg``), and a 224 px square resize for
+        ``"small_cnn"``, your own ``module`` and random-init torchvision models
+        (:mod:`~imbal_estimators.models.preprocessing`). An int resizes every image
+        to an ``image_size x image_size`` square, no crop. Training uses the same
+        geometry (plus ``augment``); the one applied is the fitted
+        ``input_geometry_``, saved in ``config.json``. The upper bound
         (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
     normalize : "auto", "imagenet", "inception", (mean, std) or None, default="auto"
         The mean and std the network's input is normalized with (on ``[0, 1]``
@@ -379,6 +388,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``{"index", "path", "reason"}`` of each file ``on_bad_image`` dropped.
     resumed_from_epoch_ : int
         The epoch the fit resumed after (0 when it started afresh).
+    input_geometry_ : dict
+        The resize, crop and interpolation every image gets (training, validation,
+        prediction): ``{"crop", "resize", "interpolation", "keep_ratio"}``, ``resize``
+        None for a square resize (see ``image_size``).
     history : skorch History
         Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
         ``train_class_counts`` (with a sampler), ``class_weights_on`` (with
@@ -420,7 +433,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
         "backbone": [str],
         "weights": [None, str, os.PathLike],
-        "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
+        "image_size": [StrOptions({"auto"}), Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
         "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
         "augment": ["boolean", callable],
         "monitor": [StrOptions(set(MONITOR_OPTIONS))],
@@ -468,7 +481,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         sampler: object = None,
         backbone: str = "resnet34",
         weights: StrPath | None = "DEFAULT",
-        image_size: int = 224,
+        image_size: int | str = "auto",
         normalize: str | tuple[Sequence[float], Sequence[float]] | None = "auto",
         augment: bool | Callable[[torch.Tensor], torch.Tensor] = True,
         monitor: str = "balanced_accuracy",
@@ -804,7 +817,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             name = getattr(self.module, "__name__", type(self.module).__name__)
             state = read_weights_file(self.weights)
             backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
-        check_module_output(backbone, self.image_size, self.classes_)
+        check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
     def initialize_criterion(self):
@@ -855,7 +868,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if self.freeze_backbone:
             valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
         else:
-            loader = ImageLoader(self.image_size, self.cache)
+            loader = ImageLoader(estimator_geometry(self), self.cache)
             valid = ImagePathDataset(paths, y_encoded, loader, rows)
         with head_threads(self._trains_head_only_on_cpu()):
             logits = self.forward(valid, training=False).float().numpy()
@@ -872,8 +885,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
             return frozen_split_datasets(self, X, y)
-        loader = ImageLoader(self.image_size, self.cache)
-        augmentation = make_augmentation(self.image_size, self.augment)
+        loader = ImageLoader(estimator_geometry(self), self.cache)
+        augmentation = make_augmentation(estimator_geometry(self).crop, self.augment)
         train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
         valid = ImagePathDataset(X, y, loader, self.valid_indices_)
         return train, (valid if len(self.valid_indices_) else None)
@@ -883,7 +896,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             return X
         if self.freeze_backbone:
             return FeatureDataset(frozen_features(self, X), None)
-        return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
+        return ImagePathDataset(X, None, ImageLoader(estimator_geometry(self), self.cache))
 
     def get_all_learnable_params(self):
         # A frozen backbone's weights are not handed to the optimizer at all.
@@ -937,7 +950,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if self.tta is not None and self.tta > 1:
             dataset = self.get_dataset(X)
             if isinstance(dataset, ImagePathDataset):
-                augmentation = make_augmentation(self.image_size, self.augment)
+                augmentation = make_augmentation(estimator_geometry(self).crop, self.augment)
                 views = tta_views(dataset, augmentation, self.tta, self.torch_seed_)
                 return np.mean([self._probabilities(view) for view in views], axis=0)
         return self._probabilities(X)

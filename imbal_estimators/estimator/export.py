@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_write
+from ..models.preprocessing import estimator_geometry
 from ..utils.class_counts import log_prior
 
 __all__ = ["EXPORT_FORMATS", "ExportedPredictor", "export", "pillow_resize"]
@@ -183,6 +184,14 @@ def _check_exportable(estimator):
                 f"export does not include test-time augmentation (tta={member.tta}): "
                 "set_params(tta=None) to export the plain model."
             )
+        geometry = estimator_geometry(member)
+        if not geometry.is_square_resize:
+            raise ValueError(
+                f"export writes a square resize into its graph, but this model was trained "
+                f"on another geometry ({geometry.describe()}, image_size="
+                f"{member.image_size!r}); fit it with an int image_size (e.g. "
+                f"image_size={geometry.crop}) to export it."
+            )
         if member.predict_nonlinearity != "auto":
             raise ValueError(
                 "export needs predict_nonlinearity='auto' (the softmax of predict_proba); "
@@ -206,7 +215,7 @@ def build_predictor(estimator):
     predictor = ExportedPredictor(
         networks,
         temperatures,
-        members[0].image_size,
+        estimator_geometry(members[0]).crop,
         threshold=estimator.threshold_,
         pos_index=getattr(estimator, "pos_index_", None),
         posthoc_tau=estimator.posthoc_tau,
@@ -242,7 +251,7 @@ def describe(estimator, format):
             "label_index": "int64 (N,), index into classes",
         },
         "preprocessing": {
-            "resize": [first.image_size, first.image_size],
+            "resize": [estimator_geometry(first).crop] * 2,
             "resize_filter": "Pillow BILINEAR (antialiased), aspect ratio not kept",
             "scale": "1/255",
             "mean": first.module_.mean.flatten().tolist(),

@@ -24,6 +24,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from ..data.geometry import Geometry
 from ..utils.param_validation import validate_parameter_constraints
 from .validation import check_argument_names
 
@@ -173,6 +174,27 @@ def check_fitted(estimator, config_path):
             validate_parameter_constraints(constraints, {"batch_size_": batch_size}, "load")
         except (ValueError, TypeError) as exc:
             raise ModelFileError(f"{config_path!r}: {exc}") from None
+
+
+def check_geometry(estimator, config, config_path):
+    """``input_geometry_`` is a geometry, and the one the ``preprocessing`` block states."""
+    value = estimator.__dict__.get("input_geometry_")
+    try:
+        if not isinstance(value, dict):
+            raise TypeError(f"a JSON object, got {_short(value)}")
+        geometry = Geometry.of(value)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{config_path!r}: the fitted 'input_geometry_' is not a resize and crop ({exc})."
+        ) from None
+    block = config.get("preprocessing") or {}
+    for key, expected in (("crop", geometry.crop), ("resize_to", geometry.resize)):
+        if key in block and block[key] != expected:
+            raise ModelFileError(
+                f"{config_path!r}: 'preprocessing.{key}' is {_short(block[key])} but the "
+                f"fitted input_geometry_ says {expected!r}; the model would see other "
+                "pixels than it was trained on."
+            )
 
 
 def check_preprocessing(config, estimator, config_path):

@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Checkpoint, TrainEndCheckpoint
 from skorch.history import History
 
+from ..data.geometry import Geometry
 from ..io.atomic import publish_directory
 from ..io.jsonable import check_module_size, from_json, import_path, plain_json, to_json
 from ..io.reader import UnreadableFileError, read_bytes, read_json
@@ -53,6 +54,7 @@ from ..io.references import (
     resolve_reference,
 )
 from ..models.normalization import normalization_origin, normalize_name
+from ..models.preprocessing import estimator_geometry
 from ..training.plan import ARRAY, saved_fields
 from ..utils.types import StrPath
 from ..utils.warn import warn
@@ -62,6 +64,7 @@ from .loaded import (
     ModelFileError,
     check_classes,
     check_fitted,
+    check_geometry,
     check_layout,
     check_network_size,
     check_parameters,
@@ -209,14 +212,19 @@ def _saved_network(value, config, trusted):
 
 
 def preprocessing_record(estimator):
-    """What the network's input gets, as written in ``config.json``: every source resizes
-    to an ``image_size`` square, then normalizes ``(x / 255 - mean) / std``."""
+    """What the network's input gets, as written in ``config.json``: the geometry
+    (``input_geometry_``: a square resize, or resize then centre crop, see
+    :mod:`~imbal_estimators.models.preprocessing`), then ``(x / 255 - mean) / std``."""
     mean = estimator.module_.mean.flatten().tolist()
     std = estimator.module_.std.flatten().tolist()
     normalize = normalize_name(mean, std)
+    geometry = estimator_geometry(estimator)
     return {
-        "image_size": int(estimator.image_size),
-        "resize": "square, bilinear, no crop",
+        "image_size": estimator.image_size,
+        "resize": geometry.describe(),
+        "resize_to": geometry.resize,
+        "crop": geometry.crop,
+        "interpolation": geometry.interpolation,
         "mean": mean,
         "std": std,
         "normalize": list(map(list, normalize)) if isinstance(normalize, tuple) else normalize,
@@ -394,6 +402,9 @@ def _restore_fitted(estimator, config, config_path):
     check_fitted(estimator, config_path)
     estimator.n_classes_ = len(estimator.classes_)
     estimator.__dict__.setdefault("_checkpoint_plan_", None)
+    if "input_geometry_" not in config["fitted"]:  # saved before 0.3: a square resize
+        estimator.input_geometry_ = Geometry(int(estimator.image_size)).record()
+    check_geometry(estimator, config, config_path)
     if "pos_index_" not in config["fitted"]:  # saved by 0.1, which thresholded classes_[1]
         estimator.pos_index_ = 1 if estimator.n_classes_ == 2 else None
         binary = estimator.pos_index_ is not None

@@ -116,7 +116,7 @@ def _cached_rows(store, model, paths, loader, precision):
     if store is not None:
         fingerprint = f"{_fingerprint_of(model)}|{precision}"
         for i, path in enumerate(paths):
-            keys[i] = (*image_key(path, loader.image_size), fingerprint)
+            keys[i] = (*image_key(path, loader.key), fingerprint)
             rows[i] = store.get(keys[i])
     return keys, rows
 

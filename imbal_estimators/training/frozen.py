@@ -29,6 +29,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
+from ..models.preprocessing import estimator_geometry
 from .precision import uses_channels_last
 from .seeding import epoch_seed
 from .threads import body_threads
@@ -135,7 +136,7 @@ def frozen_features(net, paths):
         return compute_features(
             net.module_,
             paths,
-            ImageLoader(net.image_size, net.cache),
+            ImageLoader(estimator_geometry(net), net.cache),
             cache=net.cache,
             batch_size=predict_batch_size(net),
             device=net.device,

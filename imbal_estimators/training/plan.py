@@ -17,6 +17,7 @@ from ..data.labels import plain_value, resolve_pos_label
 from ..data.preflight import preflight_scan
 from ..imbalance.class_weights import resolve_alpha
 from ..imbalance.samplers import needs_features, resample_indices
+from ..models.preprocessing import estimator_geometry, network_geometry
 from ..utils.warn import warn
 from .checkpoint import prepare_checkpoint
 from .head_folds import cross_validation_folds
@@ -63,6 +64,7 @@ class FitPlan:
     ece_after_: float | None = _field(VALUE)
     best_epoch_: int | None = _field(VALUE)
     resumed_from_epoch_: int = _field(VALUE)
+    input_geometry_: dict = _field(VALUE)  # Geometry.record(): resize, crop, interpolation
     _checkpoint_plan_: object = _field()
 
     def apply(self, estimator):
@@ -109,6 +111,7 @@ def plan_fit(estimator, paths, labels, classes, y_encoded, resume=True):
     seeds = (checkpoint and checkpoint.seeds) or draw_seeds(estimator.random_state)
     torch_seed, split_seed, sampling_seed = (int(seed) for seed in seeds)
     train_rows, valid_rows = split_rows(estimator.train_split, y_encoded, split_seed)
+    geometry = _input_geometry(estimator, continued=not resume)
     for param in ("calibrate", "threshold"):
         value = getattr(estimator, param)
         if value in (True, "auto") and len(valid_rows) == 0:
@@ -123,7 +126,7 @@ def plan_fit(estimator, paths, labels, classes, y_encoded, resume=True):
         classes,
         train_rows,
         valid_rows,
-        ImageLoader(estimator.image_size, estimator.cache),
+        ImageLoader(geometry, estimator.cache),
         estimator.on_bad_image,
         verbose=estimator.verbose,
     )
@@ -173,7 +176,22 @@ def plan_fit(estimator, paths, labels, classes, y_encoded, resume=True):
         ece_after_=None,
         best_epoch_=None,
         resumed_from_epoch_=0,
+        input_geometry_=geometry.record(),
         _checkpoint_plan_=checkpoint,
+    )
+
+
+def _input_geometry(estimator, continued):
+    """The resize and crop of the network's input (``models.preprocessing``); a continued
+    fit keeps the geometry its network was trained on."""
+    if continued and "input_geometry_" in estimator.__dict__:
+        return estimator_geometry(estimator)
+    return network_geometry(
+        estimator.backbone,
+        estimator.weights,
+        estimator.module,
+        estimator.image_size,
+        estimator.get_params_for("module"),
     )
 
 

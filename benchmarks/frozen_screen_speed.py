@@ -1,0 +1,255 @@
+"""The frozen screen against a bare PyTorch loop, side by side in one run (issue 19, item 7).
+
+Writes an ImageFolder of 1,000 + 300 JPEG photos (256 x 256, noise plus random shapes,
+class "rare" drawn brighter; ``compare_timing.write_folder``) and a weights file of the
+network (a random initialization saved with ``torch.save``: the cost is that of
+pretrained weights, and a weights file counts as pretrained, so ``compare`` screens on
+frozen features) into a temporary directory, then times, in this process:
+
+1. ``imbal-estimators compare DATA --out OUT --freeze-backbone --weights NET.pth --cv 5
+   --image-size 224`` (every method, the estimator's other defaults), with the time of
+   its parts taken by wrapping, not profiling, the functions that do them:
+
+   - decode: the pre-flight ``scan_images`` (every image decoded and resized once);
+   - forward: ``compute_features`` (the body's pass over the images, through the cache);
+   - report: ``comparison_blocks`` + ``write_report`` + saving the model + the CSV files;
+   - heads: the rest of ``compare`` (every head fit and prediction, the statistics).
+
+2. A bare PyTorch loop on the same images and network: decode and resize every image
+   once (PIL, bilinear, as many threads as compare's decode), forward them once through
+   the body in the precision ``compare`` uses on this machine (``precision="auto"``:
+   bfloat16 autocast and channels last on a CPU with native bfloat16, else float32),
+   then fit one linear head per configuration and fold on one thread, as compare's
+   heads (full-batch L-BFGS on cross-entropy with an L2 penalty, the solver that
+   ``head_solver="lbfgs"`` runs per penalty; compare's solves a path of 11 penalties).
+
+It prints both wall times, their split and the ratio (target: compare <= 1.3 x the bare
+loop). ``--profile FILE`` also writes a cProfile of the compare run (it slows compare's
+Python-heavy parts; the ratio comes from the run without it).
+
+Run::
+
+    nice -n 5 python benchmarks/frozen_screen_speed.py              # 1,300 images, 224 px
+    nice -n 5 python benchmarks/frozen_screen_speed.py --common 250 --rare 75 --image-size 112
+    python benchmarks/frozen_screen_speed.py --quick                # 65 images at 64 px
+"""
+
+import argparse
+import contextlib
+import cProfile
+import functools
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torchvision
+from compare_timing import write_folder
+from PIL import Image
+
+
+class Timers:
+    """Seconds spent inside wrapped functions, by part (a nested call counts once)."""
+
+    def __init__(self):
+        self.seconds = {}
+        self._depth = 0
+
+    def wrap(self, owner, name, part):
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            outer = self._depth == 0
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if outer:
+                    self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, timed)
+        return original
+
+
+def timed_compare(argv, profile_path=None):
+    """Wall time of ``imbal-estimators compare`` and the seconds of its parts."""
+    from imbal_estimators.app import compare as compare_module
+    from imbal_estimators.app import report
+    from imbal_estimators.app.cli import main as cli_main
+    from imbal_estimators.estimator import classifier, ensemble
+    from imbal_estimators.training import frozen
+
+    timers = Timers()
+    patches = [
+        (compare_module, "scan_images", "decode"),
+        (frozen, "compute_features", "forward"),
+        (report, "comparison_blocks", "report"),
+        (report, "write_report", "report"),
+        (classifier.ImageImbalanceClassifier, "save", "report"),
+        (ensemble.SeedEnsembleClassifier, "save", "report"),
+        (compare_module.Comparison, "write_results_csv", "report"),
+        (compare_module.Comparison, "write_fold_scores_csv", "report"),
+    ]
+    originals = [(owner, name, timers.wrap(owner, name, part)) for owner, name, part in patches]
+    profile = cProfile.Profile() if profile_path else None
+    try:
+        start = time.perf_counter()
+        with profile or contextlib.nullcontext():
+            code = cli_main(argv)
+        wall = time.perf_counter() - start
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    if profile is not None:
+        profile.dump_stats(profile_path)
+    if code not in (None, 0):
+        raise SystemExit(f"compare exited with {code}")
+    parts = {part: timers.seconds.get(part, 0.0) for part in ("decode", "forward", "report")}
+    parts["heads"] = wall - sum(parts.values())
+    return wall, parts
+
+
+def bare_loop(data, network, weights, image_size, cv, n_configs, batch_size=64):
+    """Seconds of decode, forward and heads of a plain loop doing the screen's work."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from imbal_estimators import load_image_folder
+    from imbal_estimators.training.precision import autocast_dtype, uses_channels_last
+    from imbal_estimators.training.threads import head_threads
+
+    paths, labels = load_image_folder(data)
+    y = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
+    times = {}
+    start = time.perf_counter()
+
+    def decode(path):
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+            return torch.from_numpy(np.asarray(image).copy())
+
+    # as many decoding threads as compare's pre-flight scan (PIL releases the GIL)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(decode, paths))
+    times["decode"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    body = getattr(torchvision.models, network)()
+    body.load_state_dict(torch.load(weights, weights_only=True))
+    body.fc = torch.nn.Identity()
+    body.eval()
+    dtype = autocast_dtype("auto", "cpu")
+    if uses_channels_last("cpu", dtype):
+        body = body.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    features = []
+    with torch.no_grad(), autocast:
+        for first in range(0, len(images), batch_size):
+            batch = torch.stack(images[first : first + batch_size]).permute(0, 3, 1, 2)
+            batch = (batch.float() / 255 - mean) / std
+            if dtype is not None:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            features.append(body(batch).float())
+    features = torch.cat(features)
+    times["forward"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    folds = StratifiedKFold(cv, shuffle=True, random_state=0).split(features, y)
+    with head_threads():  # one intra-op thread, as compare's heads (training/threads.py)
+        for train, _ in folds:
+            X, t = features[train], y[train]
+            for _ in range(n_configs):
+                fit_head(X, t)
+    times["heads"] = time.perf_counter() - start
+    times["report"] = 0.0
+    return times, str(dtype or torch.float32).removeprefix("torch.")
+
+
+def fit_head(X, t, penalty=1e-3):
+    """One linear head by full-batch L-BFGS on cross-entropy with an L2 penalty (in units
+    of the features' mean square), to the gradient tolerance ``head_solver`` uses."""
+    head = torch.nn.Linear(X.shape[1], int(t.max()) + 1)
+    mean_square = float(X.pow(2).mean())
+    penalty = penalty * mean_square
+    optimizer = torch.optim.LBFGS(
+        head.parameters(),
+        max_iter=100,
+        tolerance_grad=1e-5 * max(mean_square, 1e-12) ** 0.5,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(X), t)
+        loss = loss + penalty * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return head
+
+
+def n_configurations():
+    from imbal_estimators.app.methods import default_configurations
+
+    return len(default_configurations(features=True))
+
+
+def run(args, tmp):
+    data = write_folder(os.path.join(tmp, "data"), args.common, args.rare, args.side)
+    weights = os.path.join(tmp, f"{args.network}.pth")
+    torch.manual_seed(0)
+    torch.save(getattr(torchvision.models, args.network)().state_dict(), weights)
+    argv = ["compare", data, "--out", os.path.join(tmp, "report"), "--freeze-backbone"]
+    argv += ["--backbone", args.network, "--weights", weights, "--cv", str(args.cv)]
+    argv += ["--image-size", str(args.image_size)]
+    print("imbal-estimators " + " ".join(argv), flush=True)
+    load = os.getloadavg()[0]
+    wall, parts = timed_compare(argv, args.profile)
+    n_configs = n_configurations()
+    bare, dtype = bare_loop(data, args.network, weights, args.image_size, args.cv, n_configs)
+    total = sum(bare.values())
+    print(
+        f"\n{args.common} + {args.rare} JPEGs ({args.side} px) at {args.image_size} px, "
+        f"{args.network}, {args.cv} folds, {n_configs} configurations, {dtype}, "
+        f"{torch.get_num_threads()} torch threads, load average {load:.1f} at the start "
+        f"and {os.getloadavg()[0]:.1f} at the end"
+    )
+    print("| part | compare | bare loop |\n|---|---|---|")
+    for part in ("decode", "forward", "heads", "report"):
+        print(f"| {part} | {parts[part]:.1f} s | {bare[part]:.1f} s |")
+    print(f"| total | {wall:.1f} s | {total:.1f} s |")
+    print(f"compare / bare loop: {wall / total:.2f} x (target <= 1.3 x)", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--common", type=int, default=1000)
+    parser.add_argument("--rare", type=int, default=300)
+    parser.add_argument("--side", type=int, default=256, help="JPEG side in px")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--network", default="resnet34", help="a torchvision model name")
+    parser.add_argument("--cv", type=int, default=5)
+    parser.add_argument("--keep", help="write the data and the report here instead of a temp dir")
+    parser.add_argument("--profile", help="also write a cProfile of compare to this file")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.common, args.rare, args.side, args.image_size, args.cv = 50, 15, 64, 64, 2
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(args, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The ``image_size`` parameter: which resize, crop and interpolation the network's input gets.
+
+``image_size="auto"`` (the default) takes the network's own evaluation geometry
+(:class:`~imbal_estimators.data.geometry.Geometry`):
+
+* a torchvision backbone with torchvision weights: the weights' ``transforms()``
+  (``resize_size``, ``crop_size``, ``interpolation``); with a weights file, those of
+  the architecture's ``DEFAULT`` weights (the file is in the model's own key names,
+  most often those weights saved); with ``weights=None``, a 224 px square resize;
+* a ``timm/`` backbone: its ``pretrained_cfg`` (``input_size``, ``crop_pct``,
+  ``crop_mode``, ``interpolation``), resized to ``floor(input_size / crop_pct)`` and
+  centre-cropped as timm's ``create_transform`` does;
+* ``"small_cnn"`` and your own ``module``: a 224 px square resize, as before.
+
+An int ``image_size`` wins over the network: a square resize to that size, as in
+every version before (and in every model saved by them).
+"""
+
+import math
+
+import torch
+
+from ..data.geometry import INTERPOLATIONS, Geometry
+from . import timm_source
+from .backbones import BACKBONES, is_weights_file, resolve_weights
+
+#: the square side of ``image_size="auto"`` where the network has no geometry of its own
+DEFAULT_IMAGE_SIZE = 224
+
+
+def network_geometry(backbone, weights, module=None, image_size="auto", module_kwargs=None):
+    """The geometry ``image_size`` gives this network (see the module's docstring).
+
+    Nothing is downloaded: torchvision's transforms come with the weights enum, and a
+    timm model is built on the meta device to read its ``pretrained_cfg``.
+
+    Returns
+    -------
+    Geometry
+    """
+    if image_size != "auto":
+        return Geometry(int(image_size))
+    square = Geometry(DEFAULT_IMAGE_SIZE)
+    if module is not None or not isinstance(backbone, str) or backbone in BACKBONES:
+        return square
+    if timm_source.is_timm_name(backbone):
+        return _timm_geometry(backbone, module_kwargs or {})
+    if weights is None:
+        return square
+    name = "DEFAULT" if is_weights_file(weights) else weights
+    return _torchvision_geometry(resolve_weights(backbone, name))
+
+
+def _torchvision_geometry(weights_enum):
+    transforms = weights_enum.transforms()
+    crop = _side(getattr(transforms, "crop_size", None))
+    resize = _side(getattr(transforms, "resize_size", None))
+    interpolation = getattr(transforms, "interpolation", None)
+    if crop is None:
+        return Geometry(DEFAULT_IMAGE_SIZE)
+    name = getattr(interpolation, "value", "bilinear")
+    return Geometry(crop, max(resize or crop, crop), name)
+
+
+def _timm_geometry(backbone, module_kwargs):
+    with torch.device("meta"):
+        model = timm_source.create(backbone, 2, **module_kwargs)
+    config = timm_source.data_config(model)
+    crop = int(config["input_size"][-1])
+    crop_pct = float(config.get("crop_pct") or 0.875)
+    interpolation = config.get("interpolation") or "bilinear"
+    if interpolation not in INTERPOLATIONS:
+        interpolation = "bilinear"  # timm's "random" is a training-time choice
+    resize = max(math.floor(crop / crop_pct), crop)
+    keep_ratio = config.get("crop_mode", "center") != "squash"
+    return Geometry(crop, resize, interpolation, keep_ratio)
+
+
+def _side(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return int(value[0]) if value else None
+    return int(value)
+
+
+def estimator_geometry(estimator):
+    """The geometry of a fitted estimator (``input_geometry_``), or the one its parameters
+    give (before ``fit``; a model of a version before ``input_geometry_`` existed has an
+    int ``image_size``: a square resize)."""
+    fitted = estimator.__dict__.get("input_geometry_")
+    if fitted is not None:
+        return Geometry.of(fitted)
+    kwargs = estimator.get_params_for("module") if hasattr(estimator, "get_params_for") else {}
+    return network_geometry(
+        estimator.backbone, estimator.weights, estimator.module, estimator.image_size, kwargs
+    )
