@@ -7,7 +7,6 @@ from conftest import tiny_classifier
 from sklearn.linear_model import LogisticRegression
 
 import imbal_estimators.training.head_solver as head_solver
-from imbal_estimators.training.frozen import frozen_features
 from imbal_estimators.training.heads import can_fit_together
 
 
@@ -54,7 +53,7 @@ def test_the_solution_is_penalized_logistic_regression(three_class_data, monkeyp
     X, y = three_class_data
     monkeypatch.setattr(head_solver, "HEAD_PENALTIES", (1e-2,))
     clf = frozen(train_split=None).fit(X, y)
-    features = frozen_features(clf, X).numpy().astype(np.float64)
+    features = clf.get_dataset(X).features.numpy().astype(np.float64)  # the frozen body's
     lam = 1e-2 * float(np.mean(features**2))
     reference = LogisticRegression(C=1.0 / (lam * len(X)), tol=1e-10, max_iter=10_000)
     reference.fit(features, np.searchsorted(clf.classes_, y))

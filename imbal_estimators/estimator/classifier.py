@@ -31,15 +31,13 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import check_labels, encode_labels, plain_value
+from ..data.labels import plain_value
 from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
-from ..decision.posthoc import decide, fit_decision
+from ..decision.posthoc import decide
 from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
-from ..imbalance.samplers import (
-    SAMPLERS,
-)
+from ..imbalance.samplers import SAMPLERS, needs_features
 from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
@@ -73,19 +71,22 @@ from ..training.callbacks import (
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
-from ..training.frozen import frozen_features, frozen_model, frozen_split_datasets
+from ..training.frozen import (
+    feature_draw,
+    feature_split_datasets,
+    frozen_features,
+    frozen_model,
+    predict_batch_size,
+)
 from ..training.heads import HeadTrainingMixin
-from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
-from ..training.memory import train_with_memory_retry
-from ..training.plan import plan_fit
 from ..training.precision import (
     PRECISIONS,
     MixedPrecisionMixin,
     loader_defaults,
     to_memory_format,
 )
-from ..training.seeding import epoch_seed, seed_torch, seeded
+from ..training.seeding import epoch_seed, seed_torch
 from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
@@ -96,13 +97,14 @@ from ..utils.param_validation import (
 )
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from .conventions import decision_scores, drop_unfitted_state, params_repr
+from .fitted import assign_fitted, normalize_fitted
+from .fitting import fit_estimator, fit_settings
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
     OptimizerClass,
     check_module_output,
     check_params,
-    check_params_for_classes,
 )
 
 # Parameter sets that passed check_params, so that the fits of a search (the same
@@ -584,6 +586,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
     initialized_ = False
     history_ = None
+    _checkpoint_plan_ = None  # the checkpoint a fit holds the lock of (training.plan)
 
     @property
     def virtual_params_(self) -> dict[str, Any]:
@@ -724,57 +727,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
                 f"{sorted(fit_params)}; the network takes images only. Weight classes "
                 "with alpha=... or resample with sampler=... instead of sample_weight."
             )
-        if not reinitialize and self.__sklearn_is_fitted__():
-            classes = self.classes_
-        rebuild = reinitialize or not self.initialized_
-        paths, y_encoded, plan = self._plan(X, y, classes, resume=rebuild)
-        # Snapshot so that a failure while building the network (e.g. weights that
-        # cannot be downloaded) leaves the previous fit whole.
-        snapshot = dict(self.__dict__)
-        history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
-        plan.apply(self)
-        with seeded(self.torch_seed_, self.device):
-            try:
-                if rebuild:
-                    self.initialize()
-                else:  # training goes on: the loss follows this data's class weights
-                    self.rebuild_criterion()
-                    if self.__dict__.get("_callbacks_pending_"):  # set by load()
-                        self.initialize_callbacks()
-            except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(snapshot)
-                self.history_ = history
-                raise
-            try:
-                train = functools.partial(super().partial_fit, paths, y_encoded)
-                train_with_memory_retry(self, train, rebuild)
-                raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
-                self._fit_decision(paths, y_encoded)
-            finally:
-                self._release_device_memory()
-                if self._checkpoint_plan_ is not None:
-                    self._checkpoint_plan_.release()  # the lock of checkpoint_dir
-        return self
-
-    def _plan(self, X, y, known_classes, resume):
-        """Check everything, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
-
-        Every parameter is checked before the first image is read; nothing on the
-        estimator changes until the plan is applied.
-        """
+        # every parameter is checked before the first image is read
         _check_params_once(self)
-        paths = check_paths(X)
-        labels = check_labels(y, len(paths))
-        classes, y_encoded = encode_labels(labels, known_classes)
-        check_params_for_classes(self, classes, np.bincount(y_encoded, minlength=len(classes)))
-        plan = plan_fit(self, paths, labels, classes, y_encoded, resume=resume)
-        return paths, y_encoded, plan
-
-    def _release_device_memory(self):
-        """Hand CUDA's cached blocks back, so many fits in a search do not pile them up."""
-        if torch.device(self.device).type == "cuda":
-            torch.cuda.empty_cache()
+        train = super().partial_fit
+        return fit_estimator(self, X, y, reinitialize, train, classes=classes)
 
     # -- skorch hooks --------------------------------------------------------------------
 
@@ -814,7 +770,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         seed_torch(epoch_seed(self.torch_seed_, len(self.history)), self.device)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        if epochs is None and self.__dict__.get("resumed_from_epoch_"):
+        if epochs is None and self.resumed_from_epoch_:
             epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
@@ -828,9 +784,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if not self.freeze_backbone:
             module = ImageModel(*build())
         elif self.module is None:
-            module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
+            build_args = (self.backbone, self.weights, n_classes, kwargs)
+            module = frozen_model(fit_settings(self), build, build_args)
         else:
-            module = frozen_model(self, build)
+            module = frozen_model(fit_settings(self), build)
         apply_normalize(module, self.normalize)
         self.module_ = to_memory_format(module, self.precision, self.device)
         return self
@@ -860,8 +817,11 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def initialize_criterion(self):
         self._n_classes_for_init()
+        return self._set_criterion(self.class_weights_on_)
+
+    def _set_criterion(self, class_weights_on):
         # off until drw_epoch (DeferredReweighting switches it on)
-        weights = self.class_weight_ if self.__dict__.get("class_weights_on_", True) else None
+        weights = self.class_weight_ if class_weights_on else None
         alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
         options = self._loss_options(self.class_counts_, self.loss_class_counts_)
@@ -897,40 +857,19 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             del options[key]
         return {**options, **criterion}
 
-    def rebuild_criterion(self):
+    def rebuild_criterion(self, class_weights_on=None):
         """Build the loss again (on the net's device), e.g. when the class weights switch on.
 
         Only after ``initialize``: the criterion is then a registered component of
-        the net, which skorch lets any method replace.
+        the net, which skorch lets any method replace. ``class_weights_on`` (None:
+        ``class_weights_on_``) says whether ``class_weight_`` weights it.
         """
-        self.initialize_criterion()
+        self._n_classes_for_init()
+        self._set_criterion(
+            self.class_weights_on_ if class_weights_on is None else class_weights_on
+        )
         self.criterion_ = self.criterion_.to(self.device)
         return self
-
-    def _fit_decision(self, paths, y_encoded):
-        """Temperature and threshold from one pass over the validation split (kept weights)."""
-        if not (self.calibrate or self.threshold == "auto"):
-            return
-        rows = self.valid_indices_
-        if self.freeze_backbone:
-            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
-        else:
-            loader = ImageLoader(self.image_size, self.cache)
-            valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        logits = self.forward(valid, training=False).float().numpy()
-        y_valid = y_encoded[self.valid_indices_]
-        # a split lacking a class was warned about before training; threshold_ is 0.5
-        tunable = self.threshold == "auto" and len(np.unique(y_valid)) == 2
-        fitted = fit_decision(
-            logits,
-            y_valid,
-            calibrate=self.calibrate,
-            threshold="auto" if tunable else None,
-            monitor=self.monitor,
-            pos_index=self.pos_index_,
-        )
-        for name, value in fitted.items():
-            setattr(self, name, value)
 
     def _n_classes_for_init(self):
         if "classes_" not in self.__dict__:
@@ -942,7 +881,20 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
-            return frozen_split_datasets(self, X, y)
+            features = self._frozen_features(X)
+            if needs_features(self.sampler):  # only now can it draw: the weights follow
+                draw = feature_draw(
+                    fit_settings(self),
+                    features,
+                    y,
+                    self.classes_,
+                    self.train_indices_,
+                    self.sampling_seed_,
+                    self.pos_label_,
+                )
+                assign_fitted(self, draw)
+                self.rebuild_criterion()
+            return feature_split_datasets(features, y, self.train_indices_, self.valid_indices_)
         loader = ImageLoader(self.image_size, self.cache)
         augmentation = make_augmentation(self.image_size, self.augment)
         train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
@@ -953,8 +905,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if isinstance(X, torch.utils.data.Dataset):
             return X
         if self.freeze_backbone:
-            return FeatureDataset(frozen_features(self, X), None)
+            return FeatureDataset(self._frozen_features(X), None)
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
+
+    def _frozen_features(self, paths):
+        """The frozen body's features of ``paths`` (through the feature cache)."""
+        batch_size = self.get_params_for("iterator_valid").get("batch_size")
+        batch_size = predict_batch_size(batch_size, self.batch_size_)
+        return frozen_features(self.module_, paths, fit_settings(self), batch_size)
 
     def get_all_learnable_params(self):
         # A frozen backbone's weights are not handed to the optimizer at all.
@@ -967,7 +925,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if isinstance(dataset, FeatureDataset):
             defaults["collate_fn"] = collate_batch  # its __getitems__ gives whole batches
         # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
-        batch_size = self.__dict__.get("batch_size_", self.batch_size)
+        batch_size = self.batch_size_
         if not training:
             kwargs = {**defaults, **self.get_params_for("iterator_valid")}
             kwargs.setdefault("batch_size", batch_size)
@@ -1019,7 +977,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         temperature_`` once calibrated), whatever the loss."""
         nonlinearity = self.predict_nonlinearity
         if nonlinearity == "auto":
-            temperature = self.__dict__.get("temperature_")
+            temperature = self.temperature_
             nonlinearity = softmax_probabilities
             if temperature is not None:
                 nonlinearity = functools.partial(softmax_probabilities, temperature=temperature)
@@ -1051,8 +1009,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             threshold=self.threshold_,
             posthoc_tau=self.posthoc_tau,
             class_counts=self.loss_class_counts_,
-            # models fitted before pos_label existed thresholded classes_[1]
-            pos_index=self.__dict__.get("pos_index_", 1),
+            pos_index=self.pos_index_,
         )
 
     def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
@@ -1096,7 +1053,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         check_is_fitted(self)
         threshold = self.threshold_ if threshold is None else threshold
         if threshold is not None:
-            positive = self.classes_[self.__dict__.get("pos_index_", 1)]
+            positive = self.classes_[self.pos_index_]
             return f"threshold {threshold:.3f} on P({plain_value(positive)!r})"
         if self.posthoc_tau:
             return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
@@ -1152,6 +1109,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.
         requested = state.get("device")
         state["device"] = resolve_device_name(requested)
+        if "classes_" in state:  # fitted: a pickle of 0.1 or 0.2 gets what it lacks, once
+            classes = state["classes_"]
+            state.update(normalize_fitted(state, classes, state.get("batch_size", 32)))
         super().__setstate__(state)
         if requested == "auto":
             self.device = "auto"

@@ -58,6 +58,7 @@ from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
+from .fitted import assign_fitted, normalize_fitted
 from .loaded import (
     ModelFileError,
     check_classes,
@@ -151,11 +152,7 @@ def _model_files(estimator):
         "estimator": import_path(type(estimator)),
         "params": params,
         "classes": {"values": to_json(classes.tolist(), "classes_"), "dtype": classes.dtype.str},
-        "fitted": {
-            name: to_json(estimator.__dict__.get(name), name)
-            for name in FITTED
-            if name in estimator.__dict__
-        },
+        "fitted": {name: to_json(getattr(estimator, name), name) for name in FITTED},
         "preprocessing": preprocessing_record(estimator),
         "network": network_record(estimator),
         "history": plain_json(list(estimator.history)),
@@ -359,30 +356,11 @@ def _load_single(path, device, trusted):
         raise ModelFileError(f"{config_path!r}: the field 'params' does not fit ({exc}).") from None
     check_parameters(estimator, config_path)
 
-    classes = config["classes"]
-    values = _decode(classes["values"], False, config_path, "classes")
-    try:
-        estimator.classes_ = np.array(values, dtype=np.dtype(classes["dtype"]))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(
-            f"{config_path!r}: the field 'classes' cannot be read as an array of dtype "
-            f"{classes['dtype']!r} ({exc})."
-        ) from None
-    check_classes(estimator.classes_, config_path)
-    for name, value in config.get("fitted", {}).items():
-        if name not in FITTED:
-            raise ModelFileError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
-        value = _decode(value, False, config_path, f"fitted value {name!r}")
-        if FITTED[name] == ARRAY and value is not None:
-            value = np.asarray(value)
-        setattr(estimator, name, value)
+    classes = _read_classes(config, config_path)
+    # a model of 0.1 or 0.2 gets the attributes it lacks here, once
+    fitted = normalize_fitted(_read_fitted(config, config_path), classes, estimator.batch_size)
+    assign_fitted(estimator, {"classes_": classes, **fitted})
     check_fitted(estimator, config_path)
-    estimator.n_classes_ = len(estimator.classes_)
-    estimator.__dict__.setdefault("_checkpoint_plan_", None)
-    if "pos_index_" not in config["fitted"]:  # saved by 0.1, which thresholded classes_[1]
-        estimator.pos_index_ = 1 if estimator.n_classes_ == 2 else None
-        binary = estimator.pos_index_ is not None
-        estimator.pos_label_ = estimator.classes_[1].item() if binary else None
 
     state = _read_weights(path, config, config_path)
     check_network_size(estimator, state, config_path, os.path.join(path, WEIGHTS_FILE))
@@ -405,8 +383,35 @@ def _load_single(path, device, trusted):
         ) from None
     check_preprocessing(config, estimator, config_path)
     estimator.module_.to(estimator.device)
-    estimator.history_ = History(config["history"])
+    estimator.history[:] = History(config["history"])  # skorch's, built by initialize
     return estimator
+
+
+def _read_classes(config, config_path):
+    classes = config["classes"]
+    values = _decode(classes["values"], False, config_path, "classes")
+    try:
+        array = np.array(values, dtype=np.dtype(classes["dtype"]))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{config_path!r}: the field 'classes' cannot be read as an array of dtype "
+            f"{classes['dtype']!r} ({exc})."
+        ) from None
+    check_classes(array, config_path)
+    return array
+
+
+def _read_fitted(config, config_path):
+    """The saved fitted attributes, decoded (name -> value)."""
+    fitted = {}
+    for name, value in config.get("fitted", {}).items():
+        if name not in FITTED:
+            raise ModelFileError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
+        value = _decode(value, False, config_path, f"fitted value {name!r}")
+        if FITTED[name] == ARRAY and value is not None:
+            value = np.asarray(value)
+        fitted[name] = value
+    return fitted
 
 
 def _decode(value, trusted, config_path, field):
