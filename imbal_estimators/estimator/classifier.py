@@ -37,7 +37,7 @@ from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide
 from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
-from ..imbalance.samplers import SAMPLERS, needs_features
+from ..imbalance.samplers import SAMPLERS
 from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
@@ -72,11 +72,7 @@ from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import (
-    feature_draw,
-    feature_split_datasets,
-    frozen_features,
     frozen_model,
-    predict_batch_size,
 )
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
@@ -98,8 +94,8 @@ from ..utils.param_validation import (
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
 from .conventions import decision_scores, drop_unfitted_state, params_repr
-from .fitted import assign_fitted, normalize_fitted
-from .fitting import fit_estimator, fit_settings
+from .fitted import normalize_fitted
+from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
@@ -316,6 +312,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     initialized_ = False
     history_ = None
     _checkpoint_plan_ = None  # the checkpoint a fit holds the lock of (training.plan)
+    _callbacks_pending_ = False  # load() builds no callbacks; the next fit does
 
     @property
     def virtual_params_(self) -> dict[str, Any]:
@@ -601,7 +598,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         return self
 
     def _n_classes_for_init(self):
-        if "classes_" not in self.__dict__:
+        if not hasattr(self, "classes_"):  # the property raises before fit
             raise AttributeError(
                 f"{type(self).__name__} builds its network for the classes of y; "
                 "call fit(X, y) instead of initialize()."
@@ -610,20 +607,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
-            features = self._frozen_features(X)
-            if needs_features(self.sampler):  # only now can it draw: the weights follow
-                draw = feature_draw(
-                    fit_settings(self),
-                    features,
-                    y,
-                    self.classes_,
-                    self.train_indices_,
-                    self.sampling_seed_,
-                    self.pos_label_,
-                )
-                assign_fitted(self, draw)
-                self.rebuild_criterion()
-            return feature_split_datasets(features, y, self.train_indices_, self.valid_indices_)
+            return frozen_split(self, X, y)
         loader = ImageLoader(self.image_size, self.cache)
         augmentation = make_augmentation(self.image_size, self.augment)
         train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
@@ -634,14 +618,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if isinstance(X, torch.utils.data.Dataset):
             return X
         if self.freeze_backbone:
-            return FeatureDataset(self._frozen_features(X), None)
+            return FeatureDataset(frozen_features_of(self, X), None)
         return ImagePathDataset(X, None, ImageLoader(self.image_size, self.cache))
-
-    def _frozen_features(self, paths):
-        """The frozen body's features of ``paths`` (through the feature cache)."""
-        batch_size = self.get_params_for("iterator_valid").get("batch_size")
-        batch_size = predict_batch_size(batch_size, self.batch_size_)
-        return frozen_features(self.module_, paths, fit_settings(self), batch_size)
 
     def get_all_learnable_params(self):
         # A frozen backbone's weights are not handed to the optimizer at all.

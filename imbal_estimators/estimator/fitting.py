@@ -24,8 +24,15 @@ import torch
 from ..data.images import ImageLoader, ImagePathDataset, check_paths
 from ..data.labels import check_labels, encode_labels
 from ..decision.posthoc import fit_decision
+from ..imbalance.samplers import needs_features
 from ..models.features import FeatureDataset
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel
+from ..training.frozen import (
+    feature_draw,
+    feature_split_datasets,
+    frozen_features,
+    predict_batch_size,
+)
 from ..training.interrupt import raise_if_stopped
 from ..training.memory import release_memory, train_with_memory_retry
 from ..training.plan import FitOutcome, plan_fit
@@ -124,7 +131,7 @@ def _build(estimator, rebuild):
         estimator.initialize()
         return
     estimator.rebuild_criterion()  # training goes on: the loss follows this data's weights
-    if estimator.__dict__.get("_callbacks_pending_"):  # set by load()
+    if estimator._callbacks_pending_:  # set by load()
         estimator.initialize_callbacks()
 
 
@@ -178,7 +185,7 @@ def _decision(estimator, settings, paths, y_encoded):
     if imbalance.calibrate or imbalance.threshold == "auto":
         rows = estimator.valid_indices_
         if estimator.freeze_backbone:
-            features = estimator._frozen_features(np.asarray(paths)[rows])
+            features = frozen_features_of(estimator, np.asarray(paths)[rows])
             valid = FeatureDataset(features, y_encoded[rows])
         else:
             loader = ImageLoader(settings.data.image_size, settings.data.cache)
@@ -197,3 +204,31 @@ def _decision(estimator, settings, paths, y_encoded):
         )
     current = {name: getattr(estimator, name) for name in DecisionFit.__dataclass_fields__}
     return DecisionFit(**{**current, **fitted})
+
+
+def frozen_features_of(estimator, paths):
+    """The frozen body's features of ``paths`` (through the feature cache), in batches of
+    the prediction's size."""
+    batch_size = estimator.get_params_for("iterator_valid").get("batch_size")
+    batch_size = predict_batch_size(batch_size, estimator.batch_size_)
+    return frozen_features(estimator.module_, paths, fit_settings(estimator), batch_size)
+
+
+def frozen_split(estimator, X, y):
+    """``get_split_datasets`` of a frozen backbone: datasets of features. A sampler of
+    features draws first now (only now are there features), and the loss follows the
+    class weights of that draw."""
+    features = frozen_features_of(estimator, X)
+    if needs_features(estimator.sampler):
+        draw = feature_draw(
+            fit_settings(estimator),
+            features,
+            y,
+            estimator.classes_,
+            estimator.train_indices_,
+            estimator.sampling_seed_,
+            estimator.pos_label_,
+        )
+        assign_fitted(estimator, draw)
+        estimator.rebuild_criterion()
+    return feature_split_datasets(features, y, estimator.train_indices_, estimator.valid_indices_)

@@ -42,7 +42,6 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Checkpoint, TrainEndCheckpoint
-from skorch.history import History
 
 from ..io.atomic import publish_directory
 from ..io.jsonable import check_module_size, from_json, import_path, plain_json, to_json
@@ -325,31 +324,7 @@ def _load_single(path, device, trusted):
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
-    params = {
-        name: _decode(value, trusted, config_path, f"parameter {name!r}")
-        for name, value in config["params"].items()
-        if not (name == "module" and _is_saved_network(value, config))
-    }
-    if "module" not in params and "module" in config["params"]:
-        try:
-            params["module"] = _saved_network(config["params"]["module"], config, trusted)
-        except UntrustedReferenceError as exc:
-            raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ModelFileError(
-                f"{config_path!r}: the parameter 'module' cannot be read "
-                f"({type(exc).__name__}: {exc})."
-            ) from None
-    if not trusted:
-        _refuse_pickle_loading(params, path, config_path)
-    if device is not None:
-        params["device"] = device
-    elif _unavailable(params.get("device")):
-        warn(
-            f"{path!r} was saved with device={params['device']!r}, which this machine lacks; "
-            "loading it on the CPU (device='cpu')."
-        )
-        params["device"] = "cpu"
+    params = _read_params(path, config, config_path, device, trusted)
     try:
         estimator = cls(**params)
     except TypeError as exc:
@@ -383,8 +358,39 @@ def _load_single(path, device, trusted):
         ) from None
     check_preprocessing(config, estimator, config_path)
     estimator.module_.to(estimator.device)
-    estimator.history[:] = History(config["history"])  # skorch's, built by initialize
+    estimator.history[:] = config["history"]  # skorch's history, built by initialize
     return estimator
+
+
+def _read_params(path, config, config_path, device, trusted):
+    """The saved parameters, decoded and checked for what they may load; ``device``
+    (or the CPU where the saved one is missing) replaces the saved device."""
+    params = {
+        name: _decode(value, trusted, config_path, f"parameter {name!r}")
+        for name, value in config["params"].items()
+        if not (name == "module" and _is_saved_network(value, config))
+    }
+    if "module" not in params and "module" in config["params"]:
+        try:
+            params["module"] = _saved_network(config["params"]["module"], config, trusted)
+        except UntrustedReferenceError as exc:
+            raise UntrustedReferenceError(f"{config_path!r}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelFileError(
+                f"{config_path!r}: the parameter 'module' cannot be read "
+                f"({type(exc).__name__}: {exc})."
+            ) from None
+    if not trusted:
+        _refuse_pickle_loading(params, path, config_path)
+    if device is not None:
+        params["device"] = device
+    elif _unavailable(params.get("device")):
+        warn(
+            f"{path!r} was saved with device={params['device']!r}, which this machine lacks; "
+            "loading it on the CPU (device='cpu')."
+        )
+        params["device"] = "cpu"
+    return params
 
 
 def _read_classes(config, config_path):

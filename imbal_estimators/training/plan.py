@@ -30,8 +30,13 @@ from .split import split_rows
 ARRAY, VALUE = "array", "value"
 
 
-def _field(saved=None):
-    return field(metadata={"saved": saved})
+_REQUIRED = object()
+
+
+def _field(saved=None, default=_REQUIRED):
+    if default is _REQUIRED:
+        return field(metadata={"saved": saved})
+    return field(default=default, metadata={"saved": saved})
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,12 +65,13 @@ class FitPlan:
     sampling_seed_: int = _field(VALUE)
     batch_size_: int = _field(VALUE)
     threshold_: float | None = _field(VALUE)
-    temperature_: float | None = _field(VALUE)
-    ece_before_: float | None = _field(VALUE)
-    ece_after_: float | None = _field(VALUE)
-    best_epoch_: int | None = _field(VALUE)
     resumed_from_epoch_: int = _field(VALUE)
     _checkpoint_plan_: object = _field()
+    # set after training (FitOutcome, DecisionFit); a plan starts them empty
+    temperature_: float | None = _field(VALUE, None)
+    ece_before_: float | None = _field(VALUE, None)
+    ece_after_: float | None = _field(VALUE, None)
+    best_epoch_: int | None = _field(VALUE, None)
 
 
 @dataclass(frozen=True)
@@ -104,18 +110,14 @@ def saved_fields():
 def plan_fit(settings, paths, labels, classes, y_encoded, resume=True, fitted_pos_label=None):
     """Split, scan, seed and count: the plan of a fit with ``settings`` on checked data.
 
-    Every parameter has been checked (:mod:`imbal_estimators.estimator.validation`);
-    this is where the images are first read (the pre-flight scan).
+    Every parameter has been checked; the pre-flight scan here reads the images first.
 
     Parameters
     ----------
     settings : FitSettings
-    paths : ndarray of str
-    labels : ndarray
-        The user's labels.
-    classes : ndarray
-    y_encoded : ndarray of int
-        ``labels`` as indices of ``classes``.
+    paths, labels, classes, y_encoded : ndarray
+        The checked paths, the user's labels, the classes and the labels as
+        indices of the classes.
     resume : bool, default=True
         Whether a checkpoint in ``checkpoint_dir`` may be resumed; False for a
         fit that continues the network it has (``partial_fit``, ``warm_start``).
@@ -127,40 +129,20 @@ def plan_fit(settings, paths, labels, classes, y_encoded, resume=True, fitted_po
     -------
     plan : FitPlan
     """
-    data, imbalance, runtime = settings.data, settings.imbalance, settings.runtime
-    pos_label = fitted_pos_label if not resume and imbalance.pos_label is None else None
-    if pos_label is None:
-        counts = np.bincount(y_encoded, minlength=len(classes))
-        pos_label = resolve_pos_label(
-            imbalance.pos_label, classes, counts, caller_name=settings.name
-        )
-    checkpoint = None
-    if runtime.checkpoint_dir is not None:
-        checkpoint = prepare_checkpoint(
-            runtime.checkpoint_dir, runtime, paths, y_encoded, classes, resume=resume
-        )
+    imbalance, runtime = settings.imbalance, settings.runtime
+    pos_label = _positive_class(settings, classes, y_encoded, resume, fitted_pos_label)
+    checkpoint = _checkpoint(runtime, paths, y_encoded, classes, resume)
     # A resumed fit takes its seeds from the checkpoint, also when random_state=None.
     seeds = (checkpoint and checkpoint.seeds) or draw_seeds(runtime.random_state)
     torch_seed, split_seed, sampling_seed = (int(seed) for seed in seeds)
-    train_rows, valid_rows = split_rows(data.train_split, y_encoded, split_seed)
-    _check_decision_split(settings, len(valid_rows))
-    train_rows, valid_rows, skipped = preflight_scan(
-        paths,
-        y_encoded,
-        classes,
-        train_rows,
-        valid_rows,
-        ImageLoader(data.image_size, data.cache),
-        data.on_bad_image,
-        verbose=data.verbose,
+    train_rows, valid_rows, skipped = _split_and_scan(
+        settings, paths, y_encoded, classes, split_seed
     )
     if checkpoint is not None:
         checkpoint.check_split(train_rows, valid_rows)
     threshold = _first_threshold(imbalance, classes, y_encoded[valid_rows])
-    class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
-    loss_counts, sampler = _first_draw(
-        imbalance, labels, y_encoded, classes, train_rows, class_counts, sampling_seed
-    )
+    draw = (imbalance, labels, y_encoded, classes, train_rows, sampling_seed)
+    class_counts, loss_counts, sampler = _first_draw(*draw)
     resumed = checkpoint if checkpoint is not None and checkpoint.state is not None else None
     return FitPlan(
         classes_=classes,
@@ -180,15 +162,47 @@ def plan_fit(settings, paths, labels, classes, y_encoded, resume=True, fitted_po
         torch_seed_=torch_seed,
         split_seed_=split_seed,
         sampling_seed_=sampling_seed,
-        # a resumed fit trains on with the batch size its first run ended with
         batch_size_=runtime.batch_size if resumed is None else resumed.batch_size,
         threshold_=threshold,
-        temperature_=None,
-        ece_before_=None,
-        ece_after_=None,
-        best_epoch_=None,
         resumed_from_epoch_=0 if resumed is None else resumed.epoch,
         _checkpoint_plan_=checkpoint,
+    )
+
+
+def _checkpoint(runtime, paths, y_encoded, classes, resume):
+    """The locked checkpoint of this data (read when it may be resumed), or None. A resumed
+    fit trains on with the seeds and the batch size its first run ended with."""
+    if runtime.checkpoint_dir is None:
+        return None
+    return prepare_checkpoint(
+        runtime.checkpoint_dir, runtime, paths, y_encoded, classes, resume=resume
+    )
+
+
+def _positive_class(settings, classes, y_encoded, resume, fitted_pos_label):
+    """``pos_label_`` from these labels; a continued fit (``partial_fit``, ``warm_start``)
+    keeps the positive class its network was trained for."""
+    pos_label = settings.imbalance.pos_label
+    if not resume and pos_label is None and fitted_pos_label is not None:
+        return fitted_pos_label
+    counts = np.bincount(y_encoded, minlength=len(classes))
+    return resolve_pos_label(pos_label, classes, counts, caller_name=settings.name)
+
+
+def _split_and_scan(settings, paths, y_encoded, classes, split_seed):
+    """The training and validation rows, less the images the pre-flight scan dropped."""
+    data = settings.data
+    train_rows, valid_rows = split_rows(data.train_split, y_encoded, split_seed)
+    _check_decision_split(settings, len(valid_rows))
+    return preflight_scan(
+        paths,
+        y_encoded,
+        classes,
+        train_rows,
+        valid_rows,
+        ImageLoader(data.image_size, data.cache),
+        data.on_bad_image,
+        verbose=data.verbose,
     )
 
 
@@ -220,16 +234,18 @@ def _first_threshold(imbalance, classes, y_valid):
     return None if threshold in (None, "auto") else float(threshold)
 
 
-def _first_draw(imbalance, labels, y_encoded, classes, train_rows, class_counts, seed):
-    """The class counts the loss sees (after the first epoch's draw) and the fitted sampler.
+def _first_draw(imbalance, labels, y_encoded, classes, train_rows, seed):
+    """The training part's class counts, the class counts the loss sees (after the first
+    epoch's draw) and the fitted sampler.
 
     A sampler of backbone features draws once the features exist
     (:func:`~imbal_estimators.training.frozen.feature_draw`); until then the loss
     sees the training part's counts.
     """
+    class_counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
     sampler = imbalance.sampler
     if sampler is None or needs_features(sampler):
-        return class_counts, None
+        return class_counts, class_counts, None
     rows, fitted = resample_indices(sampler, train_rows, labels[train_rows], epoch_seed(seed, 1))
     counts = np.bincount(y_encoded[rows], minlength=len(classes))
     if hasattr(fitted, "expected_class_counts"):  # a random draw; use its mean
@@ -245,4 +261,4 @@ def _first_draw(imbalance, labels, y_encoded, classes, train_rows, class_counts,
             f"alpha={imbalance.alpha!r} needs every class; check the sampler's "
             "sampling_strategy or give alpha as fixed weights."
         )
-    return counts, fitted
+    return class_counts, counts, fitted
