@@ -150,7 +150,7 @@ def methods(max_epochs):
         "focal": dict(loss="focal", gamma=2.0),
         "cb_focal": dict(loss="cb_focal", gamma=2.0, beta=0.99),
         "ldam+drw": dict(loss="ldam", alpha="effective", beta=0.99, drw_epoch=drw),
-        "logit_adjusted": dict(loss="logit_adjusted", tau=1.0),
+        "logit_adjusted": dict(loss="logit_adjusted", criterion__tau=1.0),
         "balanced_softmax": dict(loss="balanced_softmax"),
         "oversampling": dict(sampler=RandomOverSampler()),
         "balanced_batches": dict(sampler="balanced_batches"),

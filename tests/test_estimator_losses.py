@@ -35,7 +35,7 @@ MISSING_Y = ["a", "b", "c"] * 2
 )
 def test_each_loss_fits_and_predicts(binary_data, loss, cls):
     X, y = binary_data
-    clf = make(loss=loss, ldam_s=5.0).fit(X, y)
+    clf = make(loss=loss, criterion__s=5.0).fit(X, y)
     assert isinstance(clf.criterion_, cls)
     assert np.isfinite(clf.history[:, "train_loss"]).all()
     proba = clf.predict_proba(X)
@@ -45,7 +45,9 @@ def test_each_loss_fits_and_predicts(binary_data, loss, cls):
 
 def test_ldam_margins_follow_the_training_part(three_class_data):
     X, y = three_class_data  # 30 / 12 / 6 images
-    clf = make(loss="ldam", train_split=0.5, max_margin=0.4, ldam_s=2.0, max_epochs=1).fit(X, y)
+    clf = make(
+        loss="ldam", train_split=0.5, criterion__max_margin=0.4, criterion__s=2.0, max_epochs=1
+    ).fit(X, y)
     expected = np.bincount(np.searchsorted(clf.classes_, y[clf.train_indices_]), minlength=3)
     assert clf.class_counts_.tolist() == expected.tolist() == [15, 6, 3]
     assert clf.criterion_.class_counts.tolist() == [15, 6, 3]
@@ -61,7 +63,7 @@ def test_ldam_margins_follow_the_training_part(three_class_data):
 
 def test_logit_adjusted_offsets_follow_the_training_part(three_class_data):
     X, y = three_class_data
-    clf = make(loss="logit_adjusted", tau=0.5, train_split=0.5, max_epochs=1).fit(X, y)
+    clf = make(loss="logit_adjusted", criterion__tau=0.5, train_split=0.5, max_epochs=1).fit(X, y)
     assert clf.criterion_.class_counts.tolist() == [15, 6, 3]
     logits = torch.randn(4, 3, dtype=torch.float64)
     target = torch.tensor([0, 1, 2, 0])
@@ -85,12 +87,15 @@ def test_prior_losses_see_resampled_counts_margin_losses_raw(binary_data):
 
 def test_hyperparameters_reach_the_loss_and_survive_clone(binary_data):
     X, y = binary_data
-    clf = make(loss="ce", label_smoothing=0.2, tau=0.3, max_margin=0.2, ldam_s=3.0)
+    hyper = dict(criterion__tau=0.3, criterion__max_margin=0.2, criterion__s=3.0)
+    clf = make(loss="ce", label_smoothing=0.2, **hyper)
     params = clone(clf).get_params()
-    assert (params["tau"], params["max_margin"], params["ldam_s"]) == (0.3, 0.2, 3.0)
+    assert {key: params[key] for key in hyper} == hyper
     assert params["label_smoothing"] == 0.2
-    clf.fit(X, y)
+    clf.fit(X, y)  # cross-entropy takes none of them: each loss gets what it declares
     assert clf.criterion_.label_smoothing == 0.2
+    clf.set_params(loss="ldam").fit(X, y)
+    assert (clf.criterion_.max_margin, clf.criterion_.s) == (0.2, 3.0)
     clf.set_params(loss="cb_focal", label_smoothing=0.0, beta=0.9, gamma=1.0).fit(X, y)
     assert (clf.criterion_.beta, clf.criterion_.gamma) == (0.9, 1.0)
 
@@ -114,6 +119,10 @@ def test_label_smoothing_with_focal_fails_before_the_scan():
         ("tau", "x"),
         ("max_margin", 0),
         ("ldam_s", -1.0),
+        ("criterion__tau", "x"),
+        ("criterion__max_margin", 0),
+        ("criterion__s", -1.0),
+        ("criterion__beta", 1.0),
         ("label_smoothing", 1.5),
         ("drw_epoch", 0),
         ("drw_epoch", 1.5),
@@ -155,7 +164,7 @@ def test_class_weights_switch_on_at_drw_epoch(binary_data):
 
 def test_drw_count_continues_over_partial_fit(binary_data):
     X, y = binary_data
-    clf = make(loss="ldam", ldam_s=5.0, alpha="effective", drw_epoch=2, max_epochs=1)
+    clf = make(loss="ldam", criterion__s=5.0, alpha="effective", drw_epoch=2, max_epochs=1)
     clf.fit(X, y)
     assert clf.history[:, "class_weights_on"] == [False]
     assert clf.criterion_.alpha is None
@@ -197,7 +206,7 @@ def test_prior_loss_with_balancing_sampler_does_not_warn(binary_data):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prior = make(loss="balanced_softmax", sampler="balanced_batches", max_epochs=1).fit(X, y)
-        drw = make(loss="ldam", ldam_s=5.0, alpha="effective", drw_epoch=2, max_epochs=1)
+        drw = make(loss="ldam", criterion__s=5.0, alpha="effective", drw_epoch=2, max_epochs=1)
         drw.fit(X, y)
     assert [str(w.message) for w in caught if "corrected twice" in str(w.message)] == []
     # not double: the prior the loss removes is the sampler's, uniform

@@ -1,61 +1,99 @@
-"""What a fit skips to stay cheap (remembered checks, seeding, epoch scores) changes nothing."""
+"""What a fit skips to stay cheap (checks of shared parameters, seeding, epoch scores)
+changes nothing."""
 
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import images_read, tiny_classifier
 from skorch.callbacks import PassthroughScoring
 from skorch.history import History
 
-import imbal_estimators.estimator.classifier as classifier
-from imbal_estimators import ImageImbalanceClassifier
+from imbal_estimators import ImageImbalanceClassifier, ImbalanceSearchCV, SeedEnsembleClassifier
+from imbal_estimators.data.images import ImageFileError
+from imbal_estimators.estimator import validation
 from imbal_estimators.losses.registry import LOSSES
 from imbal_estimators.training.callbacks import EpochLossScoring
 from imbal_estimators.training.seeding import seed_torch, seeded
 
+MISSING = [f"/nonexistent/img_{i}.png" for i in range(4)]
+MISSING_Y = ["a", "b"] * 2
 
-def test_a_bad_value_after_good_ones_is_still_refused(binary_data, monkeypatch):
-    X, y = binary_data
+
+@pytest.fixture
+def checks(monkeypatch):
+    """The estimators ``check_params`` was called with."""
     calls = []
-    check = classifier.check_params
-    monkeypatch.setattr(classifier, "check_params", lambda e: calls.append(1) or check(e))
-    clf = ImageImbalanceClassifier(loss="focal", gamma=1.0, weights=None, backbone="resnet18")
-    classifier._check_params_once(clf)
-    classifier._check_params_once(clf)
-    assert len(calls) == 1  # the same plain values: checked once
-    clf.set_params(gamma=-1.0)
-    with pytest.raises(ValueError, match="gamma"):
-        classifier._check_params_once(clf)
-    clf.set_params(gamma=1)
-    classifier._check_params_once(clf)
-    clf.set_params(gamma=True)  # equal to 1, and a hash hit, but not a valid gamma
-    with pytest.raises(ValueError, match="gamma"):
-        classifier._check_params_once(clf)
-    assert len(calls) == 4
-    # values that can change in place are checked every time
-    clf.set_params(gamma=1.0, alpha=[0.2, 0.8])
-    classifier._check_params_once(clf)
-    classifier._check_params_once(clf)
-    assert len(calls) == 6
+    check = validation.check_params
+    monkeypatch.setattr(validation, "check_params", lambda e: calls.append(e) or check(e))
+    return calls
+
+
+def test_every_fit_checks_its_parameters(binary_data, checks):
+    X, y = binary_data
+    clf = tiny_classifier(max_epochs=1)
+    clf.fit(X, y)
+    clf.fit(X, y)
+    assert checks == [clf, clf]  # no memo across fits: nothing can go stale
+    clf.set_params(gamma=True)  # equal to 1, but not a valid gamma
+    with pytest.raises(ValueError, match="gamma"), images_read() as reads:
+        clf.fit(X, y)
+    assert reads == []
 
 
 def test_a_removed_weights_file_or_registry_entry_is_noticed(tmp_path):
     weights = tmp_path / "w.pth"
     torch.save({}, weights)
     clf = ImageImbalanceClassifier(weights=str(weights), backbone="resnet18")
-    classifier._check_params_once(clf)
+    validation.check_params(clf)
     os.remove(weights)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        classifier._check_params_once(clf)
+        clf.fit(MISSING, MISSING_Y)
     LOSSES["test_overhead_loss"] = LOSSES["ce"]
     try:
         clf = ImageImbalanceClassifier(loss="test_overhead_loss", weights=None)
-        classifier._check_params_once(clf)
+        validation.check_params(clf)
     finally:
         del LOSSES["test_overhead_loss"]
     with pytest.raises(ValueError, match="loss"):
-        classifier._check_params_once(clf)
+        clf.fit(MISSING, MISSING_Y)
+
+
+def test_skip_validation_holds_inside_its_block_only(checks):
+    bad = ImageImbalanceClassifier(gamma=-1.0, weights=None)
+    with validation.skip_validation():
+        with validation.skip_validation():
+            pass
+        # skipped: the fit goes on to the data, whose first path is refused
+        with pytest.raises(ImageFileError, match="img_0"):
+            bad.fit(MISSING, MISSING_Y)
+    assert checks == []
+    with pytest.raises(ValueError, match="gamma"):
+        bad.fit(MISSING, MISSING_Y)
+    assert checks == [bad]
+
+
+def test_an_ensemble_checks_its_configuration_once(binary_data, checks):
+    X, y = binary_data
+    SeedEnsembleClassifier(tiny_classifier(max_epochs=1), n_members=3).fit(X, y)
+    assert len(checks) == 1
+    bad = SeedEnsembleClassifier(tiny_classifier(gamma=-1.0), n_members=2)
+    with pytest.raises(ValueError, match="gamma"):
+        bad.fit(X, y)
+
+
+def test_a_search_checks_a_candidate_once_for_its_folds(binary_data, checks):
+    X, y = binary_data
+    ImbalanceSearchCV(
+        tiny_classifier(max_epochs=1, batch_size=64),
+        {"alpha": [None, "balanced"]},
+        n_trials=2,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    # two candidates of three folds each, then the refit of the best
+    assert len(checks) == 3
 
 
 def test_seed_torch_draws_what_manual_seed_draws():

@@ -67,6 +67,8 @@ def test_focal_gamma_50_warns_naming_gamma_before_training(binary_data):
         ("label_smoothing", 1.0, r"range \[0.0, 1.0\)"),
         ("tau", 1e6, r"range \[-10.0, 10.0\]"),
         ("ldam_s", 1e6, r"range \(0.0, 100.0\]"),
+        ("criterion__tau", 1e6, r"range \[-10.0, 10.0\]"),
+        ("criterion__s", 1e6, r"range \(0.0, 100.0\]"),
     ],
 )
 def test_loss_hyperparameters_have_upper_bounds(param, value, fragment, binary_data):

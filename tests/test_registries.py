@@ -57,9 +57,10 @@ def test_an_unknown_loss_lists_the_registry():
 def test_adding_a_loss_is_one_function_and_one_entry(binary_data, monkeypatch):
     built = []
 
-    def _squared_hinge(alpha, counts, opts, kwargs):
-        built.append(opts["gamma"])
-        return torch.nn.MultiMarginLoss(p=2, weight=alpha, **kwargs)
+    def _squared_hinge(weight=None, gamma=2.0, reduction="mean"):
+        # it gets what its signature names: the class weights as weight, and gamma
+        built.append(gamma)
+        return torch.nn.MultiMarginLoss(p=2, weight=weight, reduction=reduction)
 
     entry = LossEntry(_squared_hinge, "squared multi-class hinge")
     monkeypatch.setitem(LOSSES, "squared_hinge", entry)
@@ -226,9 +227,9 @@ def test_each_flag_is_the_estimator_parameter_of_the_same_name():
     ]  # fmt: skip
     params = imbalance_params(build_parser().parse_args(argv))
     assert params == dict(
-        loss="ldam", gamma=1.5, alpha=0.7, beta=0.99, sampler="balanced_batches", tau=0.5,
-        max_margin=0.3, ldam_s=8.0, label_smoothing=0.1, drw_epoch=2, threshold="auto",
-        calibrate=True,
+        loss="ldam", gamma=1.5, alpha=0.7, beta=0.99, sampler="balanced_batches",
+        criterion__tau=0.5, criterion__max_margin=0.3, criterion__s=8.0, label_smoothing=0.1,
+        drw_epoch=2, threshold="auto", calibrate=True,
     )  # fmt: skip
     ImageImbalanceClassifier(**params)  # every one is a parameter
     weights = imbalance_params(

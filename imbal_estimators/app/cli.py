@@ -578,8 +578,10 @@ def estimator_params(args, **base):
 def imbalance_params(args, labels=None):
     """The imbalance and decision parameters given on the command line (``fit``).
 
-    Each option ``--foo-bar`` is the estimator parameter ``foo_bar``; an option not
-    given leaves the estimator's default.
+    Each option ``--foo-bar`` is the estimator parameter ``foo_bar`` (the loss's
+    ``--tau``, ``--max-margin`` and ``--ldam-s`` are ``criterion__tau``,
+    ``criterion__max_margin`` and ``criterion__s``); an option not given leaves the
+    estimator's default.
     """
     params = {}
     for name in (*IMBALANCE_PARAMS, *DECISION_PARAMS):
@@ -591,7 +593,9 @@ def imbalance_params(args, labels=None):
         if name == "pos_label" and labels is not None:
             value = _match_label(value, labels)
         params[name] = value
-    return params
+    from ..estimator.loss_params import criterion_spelling
+
+    return criterion_spelling(params)
 
 
 # -- outputs -----------------------------------------------------------------------------
@@ -1043,6 +1047,7 @@ def cmd_tune(args):
         raise CLIError("this version of imbal_estimators has no ImbalanceSearchCV yet.")
     from ..decision.metrics import Scorer
     from ..estimator.classifier import ImageImbalanceClassifier
+    from ..estimator.loss_params import criterion_spelling
     from .compare import check_folds
 
     if args.out:
@@ -1061,8 +1066,9 @@ def cmd_tune(args):
         )
     if pos_label is not None:  # the estimator's monitor, threshold and float alpha too
         fixed["pos_label"] = pos_label
+    tuned_fixed = criterion_spelling(fixed)
     search = search_cls(
-        ImageImbalanceClassifier(**estimator_params(args, verbose=0), **fixed),
+        ImageImbalanceClassifier(**estimator_params(args, verbose=0), **tuned_fixed),
         space,
         n_trials=args.trials,
         cv=args.cv,

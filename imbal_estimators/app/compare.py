@@ -49,6 +49,7 @@ from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
+from ..estimator.loss_params import criterion_spelling
 from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
@@ -1158,7 +1159,8 @@ class _Runner:
         many seeds as the budget leaves room for."""
         row = comparison.recommendation.row
         params = comparison.row_params(row)  # the user's cache: the model outlives the run
-        clf = ImageImbalanceClassifier(**{**params, "sampler": make_sampler(params.get("sampler"))})
+        params = criterion_spelling({**params, "sampler": make_sampler(params.get("sampler"))})
+        clf = ImageImbalanceClassifier(**params)
         report = planning.REPORT_SECONDS if self.plan.report else 0.0
         refits = self.pacer.refits_within(self.plan.refits, self.refit_cost, report)
         if refits != self.plan.refits:

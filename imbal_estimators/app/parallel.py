@@ -30,6 +30,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..estimator.loss_params import criterion_spelling
 from ..training.callbacks import history_key
 from ..training.interrupt import stop_on_signals
 
@@ -166,7 +167,7 @@ def fit_task(task, paths, labels, threads, slots_dir, n_cuda):
     result = FitResult(task.index)
     start = time.perf_counter()
     try:
-        clf = ImageImbalanceClassifier(**params)
+        clf = ImageImbalanceClassifier(**criterion_spelling(params))
         with stop_on_signals():  # in a loky worker: its Ctrl-C stops the fit, not scores it
             clf.fit(paths[task.train], labels[task.train])
         result.proba = clf.predict_proba(paths[task.test])

@@ -55,11 +55,25 @@ def make_demo_image_folder(
         image_size=image_size,
         random_state=random_state,
     )
+    if _reuse_or_clear(root, settings):
+        return root
+    digits = load_digits()
+    classes = _draw_rows(digits.target, minority_digit, n_majority, n_minority, random_state)
+    for name, rows in classes.items():
+        _write_digits(digits.images[rows], rows, os.path.join(root, name), image_size)
+    with open(os.path.join(root, MARKER), "w") as file:  # last: a half-written folder is redone
+        json.dump(settings, file)
+    return root
+
+
+def _reuse_or_clear(root, settings):
+    """True for a demo folder of the same settings; clear one of other settings; refuse
+    a non-empty folder that is not a demo folder."""
     marker = os.path.join(root, MARKER)
     if os.path.isfile(marker):
         with open(marker) as file:
             if json.load(file) == settings:
-                return root
+                return True
         for name in ("0", "1"):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         os.remove(marker)
@@ -68,29 +82,31 @@ def make_demo_image_folder(
             f"{root!r} is not empty and is not a demo folder made by make_demo_image_folder; "
             "choose a new directory."
         )
-    digits = load_digits()
+    return False
+
+
+def _draw_rows(target, minority_digit, n_majority, n_minority, random_state):
+    """The rows of the digits data for class folders ``"0"`` and ``"1"``."""
     rng = np.random.default_rng(random_state)
-    minority = np.flatnonzero(digits.target == minority_digit)
-    majority = np.flatnonzero(digits.target != minority_digit)
+    minority = np.flatnonzero(target == minority_digit)
+    majority = np.flatnonzero(target != minority_digit)
     if n_minority > len(minority) or n_majority > len(majority):
         raise ValueError(
             f"The digits data have {len(minority)} images of {minority_digit} and "
             f"{len(majority)} others; asked for {n_minority} and {n_majority}."
         )
-    classes = {
+    return {
         "0": rng.choice(majority, n_majority, replace=False),
         "1": rng.choice(minority, n_minority, replace=False),
     }
-    for name, rows in classes.items():
-        folder = os.path.join(root, name)
-        os.makedirs(folder, exist_ok=True)
-        for row in rows:
-            path = os.path.join(folder, f"{row:04d}.png")
-            pixels = (digits.images[row] * (255.0 / 16.0)).astype(np.uint8)
-            image = Image.fromarray(pixels, "L").resize(
-                (image_size, image_size), Image.Resampling.BILINEAR
-            )
-            image.save(path)
-    with open(marker, "w") as file:  # written last: a half-written folder is redone
-        json.dump(settings, file)
-    return root
+
+
+def _write_digits(images, rows, folder, image_size):
+    """One greyscale PNG per 8x8 digit image (values 0 to 16), named by its row."""
+    os.makedirs(folder, exist_ok=True)
+    for pixels, row in zip(images, rows, strict=True):
+        pixels = (pixels * (255.0 / 16.0)).astype(np.uint8)
+        image = Image.fromarray(pixels, "L").resize(
+            (image_size, image_size), Image.Resampling.BILINEAR
+        )
+        image.save(os.path.join(folder, f"{row:04d}.png"))

@@ -124,12 +124,22 @@ def resolve_pos_label(pos_label, classes, counts, *, caller_name=None):
     1
     """
     classes = np.asarray(classes)
-    owner = "The 'pos_label' parameter" + (f" of {caller_name}" if caller_name else "")
     if pos_label is None:
-        if len(classes) != 2:
-            return None
-        counts = np.asarray(counts)
-        return plain_value(classes[0] if counts[0] < counts[1] else classes[1])
+        return _rarer_class(classes, counts)
+    return _named_class(pos_label, classes, caller_name)
+
+
+def _rarer_class(classes, counts):
+    """The rarer class of a binary problem (the later on a tie); None for multi-class."""
+    if len(classes) != 2:
+        return None
+    counts = np.asarray(counts)
+    return plain_value(classes[0] if counts[0] < counts[1] else classes[1])
+
+
+def _named_class(pos_label, classes, caller_name):
+    """The class ``pos_label`` names, checked: a binary problem, one of its classes."""
+    owner = "The 'pos_label' parameter" + (f" of {caller_name}" if caller_name else "")
     if len(classes) != 2:
         raise ValueError(
             f"{owner} names the positive class of a binary problem; y has {len(classes)} "

@@ -73,17 +73,11 @@ def preflight_scan(
         When a class has no usable training image left.
     """
     digest = _scan_digest(paths, loader.image_size)
-    with _CLEAN_SCANS_LOCK:
-        if digest is not None and digest in _CLEAN_SCANS:
-            _CLEAN_SCANS.move_to_end(digest)
-            return train_rows, valid_rows, []
+    if _known_clean(digest):
+        return train_rows, valid_rows, []
     problems = find_bad_images(paths, loader)
     if not problems:
-        if digest is not None:
-            with _CLEAN_SCANS_LOCK:
-                _CLEAN_SCANS[digest] = True
-                while len(_CLEAN_SCANS) > MAX_CLEAN_SCANS:
-                    _CLEAN_SCANS.popitem(last=False)
+        _remember_clean(digest)
         return train_rows, valid_rows, []
     if on_bad_image == "raise":
         raise ImageFileError(
@@ -94,6 +88,35 @@ def preflight_scan(
     train_rows = np.setdiff1d(train_rows, bad)
     valid_rows = np.setdiff1d(valid_rows, bad)
     counts = np.bincount(y_encoded[train_rows], minlength=len(classes))
+    _check_every_class_left(problems, paths, classes, counts, on_bad_image)
+    _report_skipped(problems, paths, classes, counts, on_bad_image, verbose)
+    skipped = [
+        {"index": int(index), "path": str(paths[index]), "reason": reason}
+        for index, reason in problems
+    ]
+    return train_rows, valid_rows, skipped
+
+
+def _known_clean(digest):
+    """Whether this process scanned the same files clean before."""
+    with _CLEAN_SCANS_LOCK:
+        if digest is not None and digest in _CLEAN_SCANS:
+            _CLEAN_SCANS.move_to_end(digest)
+            return True
+    return False
+
+
+def _remember_clean(digest):
+    if digest is None:
+        return
+    with _CLEAN_SCANS_LOCK:
+        _CLEAN_SCANS[digest] = True
+        while len(_CLEAN_SCANS) > MAX_CLEAN_SCANS:
+            _CLEAN_SCANS.popitem(last=False)
+
+
+def _check_every_class_left(problems, paths, classes, counts, on_bad_image):
+    """Raise when dropping the bad files leaves a class without a training image."""
     empty = [classes[c] for c in np.flatnonzero(counts == 0)]
     if empty:
         raise ValueError(
@@ -102,6 +125,10 @@ def preflight_scan(
             f'image left (on_bad_image="{on_bad_image}"); a classifier needs images of '
             "every class in y."
         )
+
+
+def _report_skipped(problems, paths, classes, counts, on_bad_image, verbose):
+    """The warning (``"warn"``) or the log line that names what was skipped."""
     remaining = ", ".join(
         f"{plain_value(label)!r}: {count}" for label, count in zip(classes, counts, strict=True)
     )
@@ -120,11 +147,6 @@ def preflight_scan(
     )
     # "warn" has shown the files already, as a warning
     note(logger, message, show=bool(verbose) and on_bad_image != "warn")
-    skipped = [
-        {"index": int(index), "path": str(paths[index]), "reason": reason}
-        for index, reason in problems
-    ]
-    return train_rows, valid_rows, skipped
 
 
 def _scan_digest(paths, image_size):

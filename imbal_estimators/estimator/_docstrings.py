@@ -17,15 +17,17 @@ PARAMETERS = """\
             nn.Module subclass or instance, default="ce"
         ``"ce"`` is cross-entropy (weighted when ``alpha`` is set); ``"focal"``
         is :class:`~imbal_estimators.FocalLoss`; ``"cb_focal"`` (focal with
-        effective-number weights, uses ``beta``), ``"ldam"`` (``max_margin``,
-        ``ldam_s``), ``"logit_adjusted"`` (``tau``) and ``"balanced_softmax"``
-        are in :mod:`imbal_estimators.losses.balanced`, with formulas and
-        references. LDAM and class-balanced focal get the raw counts of the
-        training part, the logit-adjusted losses the counts the loss sees
-        after the sampler (see :mod:`imbal_estimators.losses.registry`). A subclass is
-        built with ``gamma``, the class weights (``alpha`` or ``weight``),
-        ``class_counts`` and ``label_smoothing`` where its signature takes
-        them, plus ``criterion__*`` parameters.
+        effective-number weights, uses ``beta``), ``"ldam"``
+        (``criterion__max_margin``, ``criterion__s``), ``"logit_adjusted"``
+        (``criterion__tau``) and ``"balanced_softmax"`` are in
+        :mod:`imbal_estimators.losses.balanced`, with formulas and references.
+        LDAM and class-balanced focal get the raw counts of the training part,
+        the logit-adjusted losses the counts the loss sees after the sampler
+        (see :mod:`imbal_estimators.losses.registry`). A subclass is built the
+        same way: each loss gets ``gamma``, ``beta``, the class
+        weights (``alpha`` or ``weight``), ``class_counts``, ``label_smoothing``
+        and the ``criterion__*`` hyperparameters only where its signature names
+        them (see :func:`~imbal_estimators.losses.registry.get_loss`).
     gamma : float, default=2.0
         Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
     alpha : None, str, float, sequence or dict, default=None
@@ -39,7 +41,8 @@ PARAMETERS = """\
         the rarer class, whatever the label order); a sequence ordered like
         ``classes_``; or a dict ``{label: weight}``.
     beta : float, default=0.999
-        ``beta`` of ``alpha="effective"``, in [0, 1).
+        The effective-number ``beta`` in [0, 1) of ``alpha="effective"`` and of
+        ``loss="cb_focal"``.
     sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
         Resamples the rows of the training part, drawn anew every epoch with a
         seed from ``random_state`` and the epoch. Never touches the validation
@@ -139,13 +142,13 @@ PARAMETERS = """\
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
-    tau : float in [-10, 10], default=1.0
-        Adjustment strength of ``loss="logit_adjusted"``.
-    max_margin : float, default=0.5
-        Margin of the rarest class for ``loss="ldam"``.
-    ldam_s : float in (0, 100], default=30.0
-        Logit scale of ``loss="ldam"`` (the paper's value, meant for normalized
-        logits; with it ``predict_proba`` is flat unless ``calibrate=True``).
+    tau, max_margin, ldam_s : deprecated
+        Deprecated in 0.3, removed in 0.5: use ``criterion__tau`` (in [-10, 10],
+        default 1.0: adjustment strength of ``loss="logit_adjusted"``),
+        ``criterion__max_margin`` (> 0, default 0.5: margin of the rarest class of
+        ``loss="ldam"``) and ``criterion__s`` (in (0, 100], default 30.0: logit
+        scale of ``loss="ldam"``, the paper's value for normalized logits; with it
+        ``predict_proba`` is flat unless ``calibrate=True``).
     label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
         ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal

@@ -9,7 +9,6 @@ resample, monitor and keep the best epoch.
 import copy
 import functools
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
@@ -37,11 +36,11 @@ from ..data.tta import tta_views
 from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide
 from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
-from ..imbalance.samplers import SAMPLERS
-from ..losses.balanced import MAX_LDAM_S, MAX_TAU
+from ..imbalance.samplers import (
+    SAMPLERS,
+)
 from ..losses.registry import LOSSES, get_loss
 from ..models.backbones import (
-    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageModel,
@@ -71,9 +70,7 @@ from ..training.callbacks import (
 from ..training.checkpoint import EpochCheckpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
-from ..training.frozen import (
-    frozen_model,
-)
+from ..training.frozen import frozen_model
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
 from ..training.precision import (
@@ -96,59 +93,14 @@ from ._docstrings import CLASSIFIER_DOC
 from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .fitted import normalize_fitted
 from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
+from .loss_params import DEPRECATED, deprecated_constraints, loss_options, pickled_state
 from .validation import (
     CallbackList,
     ModuleClassOrInstance,
     OptimizerClass,
     check_module_output,
-    check_params,
+    fit_context,
 )
-
-# Parameter sets that passed check_params, so that the fits of a search (the same
-# values again and again) are not checked anew each time; bounded, oldest dropped.
-_CHECKED_PARAMS: OrderedDict[object, bool] = OrderedDict()
-_CHECKED_PARAMS_MAX = 256
-_PLAIN_TYPES = (bool, int, float, str)
-
-
-def _checked_params_key(estimator):
-    """A key of the parameter values ``check_params`` reads, or None where a value is not
-    a plain scalar or a class (a list, an array, an object could change in place) or the
-    check reads the file system (a cache directory)."""
-    params = estimator.get_params(deep=False)
-    if params.get("cache") not in (None, "memory"):
-        return None
-    items = []
-    for name in sorted(params):
-        value = params[name]
-        if name.startswith("_"):  # e.g. scikit-learn's _parent_callback_ctx: not checked
-            items.append((name, "private", None))
-        elif value is None or type(value) in _PLAIN_TYPES:
-            items.append((name, type(value).__name__, value))
-        elif isinstance(value, type):
-            items.append((name, "class", value))
-        else:
-            return None
-    # the registries name the valid strings; an entry added or removed changes the answer
-    registries = tuple(tuple(r) for r in (LOSSES, ALPHA_STRATEGIES, SAMPLERS, BACKBONES))
-    return type(estimator), tuple(items), registries
-
-
-def _check_params_once(estimator):
-    """``check_params``, skipped for a set of plain values that passed it before (the
-    weights file's existence, which can change, is checked every time)."""
-    key = _checked_params_key(estimator)
-    if key is not None and key in _CHECKED_PARAMS:
-        _CHECKED_PARAMS.move_to_end(key)
-        weights = estimator.weights
-        if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
-            raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
-        return
-    check_params(estimator)
-    if key is not None:
-        _CHECKED_PARAMS[key] = True
-        while len(_CHECKED_PARAMS) > _CHECKED_PARAMS_MAX:
-            _CHECKED_PARAMS.popitem(last=False)
 
 
 def softmax_probabilities(logits, temperature=1.0):
@@ -205,9 +157,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         "freeze_backbone": ["boolean"],
         "head_solver": [None, StrOptions({"lbfgs"})],
         "precision": [StrOptions(set(PRECISIONS))],
-        "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
-        "max_margin": [Interval(Real, 0, None, closed="neither")],
-        "ldam_s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+        **deprecated_constraints(),  # tau, max_margin, ldam_s
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
         "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
@@ -250,9 +200,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         freeze_backbone: bool = False,
         head_solver: str = "lbfgs",
         precision: str = "auto",
-        tau: float = 1.0,
-        max_margin: float = 0.5,
-        ldam_s: float = 30.0,
+        tau: float | str = DEPRECATED,
+        max_margin: float | str = DEPRECATED,
+        ldam_s: float | str = DEPRECATED,
         label_smoothing: float = 0.0,
         drw_epoch: int | None = None,
         threshold: float | str | None = None,
@@ -446,6 +396,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         """
         return self._fit(X, y, reinitialize=False, fit_params=fit_params, classes=classes)
 
+    @fit_context  # check_params, unless the caller checked these parameters already
     def _fit(self, X, y, reinitialize, fit_params, classes=None):
         if fit_params:
             raise TypeError(
@@ -453,8 +404,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
                 f"{sorted(fit_params)}; the network takes images only. Weight classes "
                 "with alpha=... or resample with sampler=... instead of sample_weight."
             )
-        # every parameter is checked before the first image is read
-        _check_params_once(self)
         train = super().partial_fit
         return fit_estimator(self, X, y, reinitialize, train, classes=classes)
 
@@ -550,38 +499,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         weights = self.class_weight_ if class_weights_on else None
         alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
-        options = self._loss_options(self.class_counts_, self.loss_class_counts_)
+        options = loss_options(self, self.class_counts_, self.loss_class_counts_)
         self.criterion_ = get_loss(loss, gamma=self.gamma, alpha=alpha, **options)
         return self
-
-    def _loss_options(self, raw_counts, resampled_counts):
-        """The keyword arguments of ``get_loss`` besides ``gamma`` and ``alpha``.
-
-        The class counts this loss uses (``LOSSES[name].counts``), the loss
-        hyperparameters and the ``criterion__*`` parameters; a ``criterion__*``
-        spelling of a hyperparameter (e.g. ``criterion__label_smoothing``) is
-        accepted while the estimator parameter keeps its default.
-        """
-        seen = LOSSES[self.loss].counts if isinstance(self.loss, str) else None
-        counts = resampled_counts if seen == "resampled" else raw_counts
-        options = dict(
-            class_counts=np.asarray(counts, dtype=np.float64),
-            beta=self.beta,
-            tau=self.tau,
-            max_margin=self.max_margin,
-            ldam_s=self.ldam_s,
-            label_smoothing=self.label_smoothing,
-        )
-        criterion = self.get_params_for("criterion")
-        defaults = signature(type(self).__init__).parameters
-        for key in set(options) & set(criterion):
-            if key in defaults and options[key] != defaults[key].default:
-                raise ValueError(
-                    f"{key}={options[key]!r} and criterion__{key}={criterion[key]!r} both "
-                    f"set the loss's {key}; use {key}=... only."
-                )
-            del options[key]
-        return {**options, **criterion}
 
     def rebuild_criterion(self, class_weights_on=None):
         """Build the loss again (on the net's device), e.g. when the class weights switch on.
@@ -591,9 +511,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``class_weights_on_``) says whether ``class_weight_`` weights it.
         """
         self._n_classes_for_init()
-        self._set_criterion(
-            self.class_weights_on_ if class_weights_on is None else class_weights_on
-        )
+        on = self.class_weights_on_ if class_weights_on is None else class_weights_on
+        self._set_criterion(on)
         self.criterion_ = self.criterion_.to(self.device)
         return self
 
@@ -819,6 +738,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if "classes_" in state:  # fitted: a pickle of 0.1 or 0.2 gets what it lacks, once
             classes = state["classes_"]
             state.update(normalize_fitted(state, classes, state.get("batch_size", 32)))
-        super().__setstate__(state)
+        super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

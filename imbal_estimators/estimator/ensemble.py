@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..decision.posthoc import decide
 from ..training.heads import fit_many
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
+from . import validation
 from .classifier import ImageImbalanceClassifier
 from .conventions import decision_scores
 
@@ -133,7 +134,9 @@ class SeedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         estimator = self._configuration()
         seeds = member_seeds(estimator.random_state, int(self.n_members))
         members = [clone(estimator).set_params(random_state=seed) for seed in seeds]
-        self._set_members(fit_many(members, X, y))
+        validation.check_params(members[0])  # once: they differ in valid seeds only
+        with validation.skip_validation():
+            self._set_members(fit_many(members, X, y))
         return self
 
     @classmethod

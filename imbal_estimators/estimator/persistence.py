@@ -68,6 +68,7 @@ from .loaded import (
     check_preprocessing,
     check_weights,
 )
+from .loss_params import saved_params
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -324,47 +325,20 @@ def _load_single(path, device, trusted):
     config_path = os.path.join(path, CONFIG_FILE)
     config = _read_config(path, config_path)
     cls = _estimator_class(config, config_path, trusted)
-    params = _read_params(path, config, config_path, device, trusted)
+    params = _saved_params(path, config, config_path, device, trusted)
     try:
         estimator = cls(**params)
     except TypeError as exc:
         raise ModelFileError(f"{config_path!r}: the field 'params' does not fit ({exc}).") from None
     check_parameters(estimator, config_path)
-
-    classes = _read_classes(config, config_path)
-    # a model of 0.1 or 0.2 gets the attributes it lacks here, once
-    fitted = normalize_fitted(_read_fitted(config, config_path), classes, estimator.batch_size)
-    assign_fitted(estimator, {"classes_": classes, **fitted})
-    check_fitted(estimator, config_path)
-
-    state = _read_weights(path, config, config_path)
-    check_network_size(estimator, state, config_path, os.path.join(path, WEIGHTS_FILE))
-    # Build the network for the saved classes without fetching pretrained weights
-    # (every tensor comes from model.safetensors) and without initializing the
-    # callbacks: that happens when training begins.
-    saved_weights, saved_callbacks = estimator.weights, estimator.callbacks
-    estimator.weights, estimator.callbacks = None, "disable"
-    try:
-        estimator.initialize()
-    finally:
-        estimator.weights, estimator.callbacks = saved_weights, saved_callbacks
-    estimator.__dict__[CALLBACKS_PENDING] = True
-    try:
-        estimator.module_.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelFileError(
-            f"{os.path.join(path, WEIGHTS_FILE)!r} does not fit the network that "
-            f"{config_path!r} describes: {exc}"
-        ) from None
-    check_preprocessing(config, estimator, config_path)
-    estimator.module_.to(estimator.device)
+    _restore_fitted(estimator, config, config_path)
+    _restore_network(estimator, path, config, config_path)
     estimator.history[:] = config["history"]  # skorch's history, built by initialize
     return estimator
 
 
-def _read_params(path, config, config_path, device, trusted):
-    """The saved parameters, decoded and checked for what they may load; ``device``
-    (or the CPU where the saved one is missing) replaces the saved device."""
+def _saved_params(path, config, config_path, device, trusted):
+    """The constructor's parameters of ``config.json``, decoded and checked."""
     params = {
         name: _decode(value, trusted, config_path, f"parameter {name!r}")
         for name, value in config["params"].items()
@@ -380,6 +354,7 @@ def _read_params(path, config, config_path, device, trusted):
                 f"{config_path!r}: the parameter 'module' cannot be read "
                 f"({type(exc).__name__}: {exc})."
             ) from None
+    params = saved_params(params)  # 0.2's tau, max_margin, ldam_s: criterion__*
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:
@@ -391,6 +366,15 @@ def _read_params(path, config, config_path, device, trusted):
         )
         params["device"] = "cpu"
     return params
+
+
+def _restore_fitted(estimator, config, config_path):
+    """``classes_`` and the saved fitted attributes, checked; a model of 0.1 or 0.2 gets the
+    attributes it lacks here, once (:func:`~imbal_estimators.estimator.fitted.normalize_fitted`)."""
+    classes = _read_classes(config, config_path)
+    fitted = normalize_fitted(_read_fitted(config, config_path), classes, estimator.batch_size)
+    assign_fitted(estimator, {"classes_": classes, **fitted})
+    check_fitted(estimator, config_path)
 
 
 def _read_classes(config, config_path):
@@ -418,6 +402,32 @@ def _read_fitted(config, config_path):
             value = np.asarray(value)
         fitted[name] = value
     return fitted
+
+
+def _restore_network(estimator, path, config, config_path):
+    """Build the network for the saved classes and load ``model.safetensors`` into it.
+
+    No pretrained weights are fetched (every tensor comes from the file) and the
+    callbacks are not initialized: that happens when training begins.
+    """
+    state = _read_weights(path, config, config_path)
+    check_network_size(estimator, state, config_path, os.path.join(path, WEIGHTS_FILE))
+    saved_weights, saved_callbacks = estimator.weights, estimator.callbacks
+    estimator.weights, estimator.callbacks = None, "disable"
+    try:
+        estimator.initialize()
+    finally:
+        estimator.weights, estimator.callbacks = saved_weights, saved_callbacks
+    estimator.__dict__[CALLBACKS_PENDING] = True
+    try:
+        estimator.module_.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"{os.path.join(path, WEIGHTS_FILE)!r} does not fit the network that "
+            f"{config_path!r} describes: {exc}"
+        ) from None
+    check_preprocessing(config, estimator, config_path)
+    estimator.module_.to(estimator.device)
 
 
 def _decode(value, trusted, config_path, field):

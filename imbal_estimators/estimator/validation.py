@@ -9,7 +9,10 @@ corrections. Both raise with a message that names the parameter and what it
 takes; ``fit`` calls them before the pre-flight scan decodes the first image.
 """
 
+import contextlib
+import contextvars
 import copy
+import functools
 import inspect
 import os
 import warnings
@@ -29,6 +32,7 @@ from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
 from ..utils.param_validation import Constraint, validate_parameter_constraints
+from .loss_params import check_loss_params, loss_options
 
 # scikit-learn's (and other libraries') spellings of what this estimator calls otherwise
 _OTHER_SPELLINGS = {
@@ -83,6 +87,42 @@ def _is_callback(item):
     return isinstance(item, Callback) or item is None
 
 
+#: True inside :func:`skip_validation`
+_SKIP_VALIDATION = contextvars.ContextVar("imbal_estimators_skip_validation", default=False)
+
+
+@contextlib.contextmanager
+def skip_validation():
+    """Fits inside skip :func:`check_params`: the caller checked the parameters they share.
+
+    scikit-learn's ``_fit_context(prefer_skip_nested_validation=True)`` in small,
+    for the fits of one configuration: ``SeedEnsembleClassifier`` checks its
+    configuration once for all members, ``ImbalanceSearchCV`` a candidate once for
+    all its folds. A fit of other parameters does not belong inside.
+    """
+    token = _SKIP_VALIDATION.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_VALIDATION.reset(token)
+
+
+def fit_context(fit):
+    """Decorate a fit method: :func:`check_params` first, unless in :func:`skip_validation`.
+
+    Fits nested in it are checked as usual (``fit_many`` nests the fits of other
+    parameters), unlike scikit-learn's ``prefer_skip_nested_validation=True``.
+    """
+
+    @functools.wraps(fit)
+    def checked_fit(estimator, *args, **kwargs):
+        if not _SKIP_VALIDATION.get():
+            check_params(estimator)
+        return fit(estimator, *args, **kwargs)
+
+    return checked_fit
+
+
 def check_params(estimator):
     """The checks that need no data; raise for the first bad parameter.
 
@@ -94,6 +134,7 @@ def check_params(estimator):
     params = estimator.get_params(deep=False)
     check_argument_names(estimator, params)
     validate_parameter_constraints(estimator._parameter_constraints, params, name)
+    check_loss_params(estimator)
     if estimator.criterion is not None:
         raise ValueError(
             f"{name} builds its criterion from 'loss'; got "
@@ -233,7 +274,7 @@ def check_loss(estimator, n_classes):
             copy.deepcopy(loss) if isinstance(loss, torch.nn.Module) else loss,
             gamma=estimator.gamma,
             alpha=alpha,
-            **estimator._loss_options(np.ones(n_classes), np.ones(n_classes)),
+            **loss_options(estimator, np.ones(n_classes), np.ones(n_classes)),
         )
     except TypeError as exc:
         raise TypeError(

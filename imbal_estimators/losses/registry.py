@@ -18,14 +18,32 @@ Which class counts a loss gets (the estimator decides, see ``COUNTS_SEEN``):
 """
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 
 from torch import nn
 
-from .balanced import BalancedSoftmaxLoss, CBFocalLoss, LDAMLoss, LogitAdjustedLoss
+from ..utils.param_validation import Interval
+from .balanced import (
+    MAX_LDAM_S,
+    MAX_TAU,
+    BalancedSoftmaxLoss,
+    CBFocalLoss,
+    LDAMLoss,
+    LogitAdjustedLoss,
+)
 from .focal import FocalLoss, focal_loss
 
-__all__ = ["LOSSES", "COUNTS_SEEN", "LossEntry", "get_loss", "FocalLoss", "focal_loss"]
+__all__ = [
+    "LOSSES",
+    "COUNTS_SEEN",
+    "HYPERPARAMETERS",
+    "LossEntry",
+    "get_loss",
+    "FocalLoss",
+    "focal_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -35,10 +53,11 @@ class LossEntry:
     Attributes
     ----------
     build : callable
-        ``build(alpha, class_counts, options, kwargs) -> nn.Module``; ``options``
-        holds the estimator's loss hyperparameters (``gamma``, ``beta``, ``tau``,
-        ``max_margin``, ``ldam_s``, ``label_smoothing``), ``kwargs`` the
-        ``criterion__*`` parameters.
+        The loss class (or a function returning an ``nn.Module``). Its signature
+        says what it takes, as a timm entrypoint's does: ``get_loss`` passes
+        ``class_counts``, the class weights (as ``alpha`` or ``weight``),
+        ``gamma``, ``label_smoothing`` and the hyperparameters of
+        :data:`HYPERPARAMETERS` only where the signature names them.
     description : str
         One line, for ``--help`` and the docs.
     counts : {None, "raw", "resampled"}, default=None
@@ -48,63 +67,30 @@ class LossEntry:
         Whether it is a cross-entropy that takes ``label_smoothing``.
     """
 
-    build: object
+    build: Callable[..., nn.Module]
     description: str
     counts: str | None = None
     smoothing: bool = False
 
 
-def _ce(alpha, counts, opts, kwargs):
-    return nn.CrossEntropyLoss(weight=alpha, label_smoothing=opts["label_smoothing"], **kwargs)
-
-
-def _focal(alpha, counts, opts, kwargs):
-    return FocalLoss(gamma=opts["gamma"], alpha=alpha, **kwargs)
-
-
-def _cb_focal(alpha, counts, opts, kwargs):
-    return CBFocalLoss(counts, beta=opts["beta"], gamma=opts["gamma"], alpha=alpha, **kwargs)
-
-
-def _ldam(alpha, counts, opts, kwargs):
-    return LDAMLoss(
-        counts,
-        max_margin=opts["max_margin"],
-        s=opts["ldam_s"],
-        alpha=alpha,
-        label_smoothing=opts["label_smoothing"],
-        **kwargs,
-    )
-
-
-def _logit_adjusted(alpha, counts, opts, kwargs):
-    return LogitAdjustedLoss(
-        counts, tau=opts["tau"], alpha=alpha, label_smoothing=opts["label_smoothing"], **kwargs
-    )
-
-
-def _balanced_softmax(alpha, counts, opts, kwargs):
-    return BalancedSoftmaxLoss(
-        counts, alpha=alpha, label_smoothing=opts["label_smoothing"], **kwargs
-    )
-
-
-#: The losses by name: the only place their names exist. Adding a loss is a function
-#: (or module) plus one entry here.
+#: The losses by name: the only place their names exist. Adding a loss is a class
+#: (or a function returning a module) plus one entry here.
 LOSSES = {
-    "ce": LossEntry(_ce, "cross-entropy (weighted by alpha when given)", smoothing=True),
-    "focal": LossEntry(_focal, "focal loss (Lin 2017): gamma focuses on hard images"),
+    "ce": LossEntry(
+        nn.CrossEntropyLoss, "cross-entropy (weighted by alpha when given)", None, True
+    ),
+    "focal": LossEntry(FocalLoss, "focal loss (Lin 2017): gamma focuses on hard images"),
     "cb_focal": LossEntry(
-        _cb_focal, "class-balanced focal loss (Cui 2019): effective-number weights, beta", "raw"
+        CBFocalLoss, "class-balanced focal loss (Cui 2019): effective-number weights, beta", "raw"
     ),
     "ldam": LossEntry(
-        _ldam, "LDAM (Cao 2019): per-class margins, max_margin and ldam_s", "raw", True
+        LDAMLoss, "LDAM (Cao 2019): per-class margins max_margin, logit scale s", "raw", True
     ),
     "logit_adjusted": LossEntry(
-        _logit_adjusted, "logit-adjusted CE (Menon 2021): + tau log prior", "resampled", True
+        LogitAdjustedLoss, "logit-adjusted CE (Menon 2021): + tau log prior", "resampled", True
     ),
     "balanced_softmax": LossEntry(
-        _balanced_softmax, "Balanced Softmax (Ren 2020): + log class counts", "resampled", True
+        BalancedSoftmaxLoss, "Balanced Softmax (Ren 2020): + log class counts", "resampled", True
     ),
 }
 
@@ -113,21 +99,28 @@ LOSSES = {
 #: A view of :data:`LOSSES` at import; the code reads ``LOSSES[name].counts``.
 COUNTS_SEEN = {name: entry.counts for name, entry in LOSSES.items() if entry.counts}
 
+#: The hyperparameters of the registry's losses (the estimator's ``criterion__*``) with
+#: their allowed values. Each goes to the losses whose signature names it and is left
+#: out by the others, so one search may set ``criterion__tau`` over several losses.
+HYPERPARAMETERS = {
+    "beta": [Interval(Real, 0, 1, closed="left")],
+    "tau": [Interval(Real, -MAX_TAU, MAX_TAU, closed="both")],
+    "max_margin": [Interval(Real, 0, None, closed="neither")],
+    "s": [Interval(Real, 0, MAX_LDAM_S, closed="right")],
+}
 
-def get_loss(
-    loss,
-    *,
-    gamma=2.0,
-    alpha=None,
-    class_counts=None,
-    beta=0.999,
-    tau=1.0,
-    max_margin=0.5,
-    ldam_s=30.0,
-    label_smoothing=0.0,
-    **kwargs,
-):
+# get_loss's name of 0.2 for LDAM's ``s``
+_OLD_NAMES = {"ldam_s": "s"}
+
+
+def get_loss(loss, *, gamma=2.0, alpha=None, class_counts=None, label_smoothing=0.0, **kwargs):
     """Build the loss module behind ``ImageImbalanceClassifier(loss=...)``.
+
+    The loss receives only what its signature declares, as a timm entrypoint
+    does: ``gamma``, the class weights (as ``alpha``, else ``weight``),
+    ``class_counts``, ``label_smoothing`` and the hyperparameters of
+    :data:`HYPERPARAMETERS` (``beta``, ``tau``, ``max_margin``, ``s``) go to the
+    losses that name them; other keyword arguments go to the loss as they are.
 
     Parameters
     ----------
@@ -135,10 +128,8 @@ def get_loss(
         ``"ce"`` is ``nn.CrossEntropyLoss`` (weighted when ``alpha`` is given),
         ``"focal"`` is :class:`~imbal_estimators.FocalLoss`, ``"cb_focal"``,
         ``"ldam"``, ``"logit_adjusted"`` and ``"balanced_softmax"`` the losses of
-        :mod:`imbal_estimators.losses.balanced`. A subclass is instantiated with
-        ``gamma``, the weights (as ``alpha`` or ``weight``), ``class_counts`` and
-        ``label_smoothing`` where its signature takes them; an instance is used
-        as it is.
+        :mod:`imbal_estimators.losses.balanced`. A subclass is built the same
+        way; an instance is used as it is.
     gamma : float, default=2.0
         Focusing parameter of ``"focal"`` and ``"cb_focal"``.
     alpha : Tensor of shape (n_classes,) or None, default=None
@@ -146,83 +137,78 @@ def get_loss(
     class_counts : array-like of shape (n_classes,) or None, default=None
         Needed by ``"cb_focal"``, ``"ldam"``, ``"logit_adjusted"`` and
         ``"balanced_softmax"``.
-    beta : float, default=0.999
-        Effective-number ``beta`` of ``"cb_focal"``.
-    tau : float, default=1.0
-        Adjustment strength of ``"logit_adjusted"``.
-    max_margin, ldam_s : float, default=0.5, 30.0
-        Largest margin and logit scale of ``"ldam"``.
     label_smoothing : float, default=0.0
         For the cross-entropy losses (``"ce"``, ``"ldam"``, ``"logit_adjusted"``,
-        ``"balanced_softmax"``).
+        ``"balanced_softmax"``); an error for a loss that takes none.
     **kwargs
-        Passed to the loss constructor (``criterion__*`` parameters).
+        The ``criterion__*`` parameters: ``beta`` (``"cb_focal"``, default
+        0.999), ``tau`` (``"logit_adjusted"``, default 1.0), ``max_margin`` and
+        ``s`` (``"ldam"``, default 0.5 and 30.0; ``ldam_s`` is read as ``s``),
+        and any other argument of the loss (``reduction`` ...).
 
     Returns
     -------
     nn.Module
     """
-    if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ValueError(
-                f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an "
-                "nn.Module subclass or an nn.Module instance."
-            )
-        entry = LOSSES[loss]
-        if label_smoothing and not entry.smoothing:
-            smoothable = tuple(name for name, e in LOSSES.items() if e.smoothing)
-            raise ValueError(
-                f"label_smoothing={label_smoothing!r} applies to the cross-entropy losses "
-                f"{smoothable}; loss={loss!r} has none. Use label_smoothing=0."
-            )
-        if entry.counts and class_counts is None:
-            raise ValueError(f"loss={loss!r} needs the class counts (class_counts=...).")
-        opts = dict(
-            gamma=gamma,
-            beta=beta,
-            tau=tau,
-            max_margin=max_margin,
-            ldam_s=ldam_s,
-            label_smoothing=label_smoothing,
-        )
-        return entry.build(alpha, class_counts, opts, kwargs)
-    if isinstance(loss, nn.Module):
-        if alpha is not None or kwargs or label_smoothing:
-            raise ValueError(
-                f"loss is an nn.Module instance ({type(loss).__name__}), which is used as "
-                "it is; alpha, label_smoothing and criterion__* cannot be applied to it. "
-                "Pass the class instead, or alpha=None."
-            )
-        return loss
+    kwargs = {_OLD_NAMES.get(key, key): value for key, value in kwargs.items()}
+    offered = {key: kwargs.pop(key) for key in HYPERPARAMETERS if key in kwargs}
+    if isinstance(loss, nn.Module):  # it declares nothing: the hyperparameters are left out
+        return _as_is(loss, alpha, label_smoothing, kwargs)
+    build = _builder(loss, label_smoothing, class_counts)
+    offered.update(gamma=gamma, class_counts=class_counts)
+    return build(**_declared(build, offered, alpha, label_smoothing), **kwargs)
+
+
+def _builder(loss, label_smoothing, class_counts):
+    """The class (or function) that builds ``loss``, after the registry's checks."""
     if isinstance(loss, type) and issubclass(loss, nn.Module):
-        built = _constructor_kwargs(loss, gamma, alpha, class_counts, label_smoothing)
-        return loss(**built, **kwargs)
-    raise TypeError(
-        f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an nn.Module subclass "
-        "or an nn.Module instance."
-    )
+        return loss
+    if not isinstance(loss, str) or loss not in LOSSES:
+        error = ValueError if isinstance(loss, str) else TypeError
+        raise error(
+            f"Could not interpret loss={loss!r}; use one of {tuple(LOSSES)}, an "
+            "nn.Module subclass or an nn.Module instance."
+        )
+    entry = LOSSES[loss]
+    if label_smoothing and not entry.smoothing:
+        smoothable = tuple(name for name, e in LOSSES.items() if e.smoothing)
+        raise ValueError(
+            f"label_smoothing={label_smoothing!r} applies to the cross-entropy losses "
+            f"{smoothable}; loss={loss!r} has none. Use label_smoothing=0."
+        )
+    if entry.counts and class_counts is None:
+        raise ValueError(f"loss={loss!r} needs the class counts (class_counts=...).")
+    return entry.build
 
 
-def _constructor_kwargs(loss_class, gamma, alpha, class_counts, label_smoothing):
-    params = inspect.signature(loss_class).parameters
-    kwargs = {}
-    if "gamma" in params:
-        kwargs["gamma"] = gamma
-    if "class_counts" in params and class_counts is not None:
-        kwargs["class_counts"] = class_counts
+def _as_is(loss, alpha, label_smoothing, kwargs):
+    if alpha is not None or kwargs or label_smoothing:
+        raise ValueError(
+            f"loss is an nn.Module instance ({type(loss).__name__}), which is used as "
+            "it is; alpha, label_smoothing and criterion__* cannot be applied to it. "
+            "Pass the class instead, or alpha=None."
+        )
+    return loss
+
+
+def _declared(build, offered, alpha, label_smoothing):
+    """The offered arguments that ``build``'s signature names (None: not offered); class
+    weights and label smoothing that it cannot take are an error."""
+    params = inspect.signature(build).parameters
+    title = getattr(build, "__name__", repr(build))
+    kwargs = {k: v for k, v in offered.items() if k in params and v is not None}
     if label_smoothing:
         if "label_smoothing" not in params:
             raise ValueError(
-                f"loss={loss_class.__name__} takes no 'label_smoothing' argument; use "
-                "label_smoothing=0 with it."
+                f"loss={title} takes no 'label_smoothing' argument; use label_smoothing=0 with it."
             )
         kwargs["label_smoothing"] = label_smoothing
     if alpha is not None:
         name = next((n for n in ("alpha", "weight") if n in params), None)
         if name is None:
             raise ValueError(
-                f"loss={loss_class.__name__} takes no class weights (no 'alpha' or "
-                "'weight' argument); use alpha=None with it."
+                f"loss={title} takes no class weights (no 'alpha' or 'weight' argument); "
+                "use alpha=None with it."
             )
         kwargs[name] = alpha
     return kwargs

@@ -85,13 +85,7 @@ def compute_features(
     features : torch.Tensor of shape (n_paths, D), float32, on the CPU
     """
     store = get_feature_cache(cache)
-    keys = [None] * len(paths)
-    rows = [None] * len(paths)
-    if store is not None:
-        fingerprint = f"{_fingerprint_of(model)}|{precision}"
-        for i, path in enumerate(paths):
-            keys[i] = (*image_key(path, loader.image_size), fingerprint)
-            rows[i] = store.get(keys[i])
+    keys, rows = _cached_rows(store, model, paths, loader, precision)
     missing = [i for i, row in enumerate(rows) if row is None]
     was_training = model.training
     model.eval()
@@ -112,6 +106,18 @@ def compute_features(
     if not rows:
         return torch.zeros(0, 0)
     return torch.stack(rows)
+
+
+def _cached_rows(store, model, paths, loader, precision):
+    """The cache keys of ``paths`` and the features the cache holds (None where it has none)."""
+    keys = [None] * len(paths)
+    rows = [None] * len(paths)
+    if store is not None:
+        fingerprint = f"{_fingerprint_of(model)}|{precision}"
+        for i, path in enumerate(paths):
+            keys[i] = (*image_key(path, loader.image_size), fingerprint)
+            rows[i] = store.get(keys[i])
+    return keys, rows
 
 
 def weights_source(backbone, weights, module_kwargs=None):

@@ -6,6 +6,7 @@ per-epoch reports from :class:`~imbal_estimators.search.cv.pruning.TrialPruning`
 module cross-validates one trial and shapes the results like scikit-learn's.
 """
 
+import contextlib
 import copy
 import os
 import time
@@ -30,6 +31,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..decision.metrics import METRICS, Scorer
+from ..estimator import validation
 from ..training.callbacks import history_key
 from ..training.heads import can_fit_together, fit_many
 from ..utils.param_validation import (
@@ -410,7 +412,9 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
             if together is None:
                 estimator = self._fold_estimator(params, trial, fold)
                 start = time.perf_counter()
-                estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train))
+                # the first fold's fit checks the candidate's parameters; the others share them
+                with validation.skip_validation() if fold else contextlib.nullcontext():
+                    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train))
                 fit_time = time.perf_counter() - start
             else:
                 estimator, fit_time = together[fold]
@@ -466,7 +470,9 @@ class ImbalanceSearchCV(MetaEstimatorMixin, BaseEstimator):
         X_train = [_safe_indexing(X, train) for train, _ in splits]
         y_train = [_safe_indexing(y, train) for train, _ in splits]
         start = time.perf_counter()
-        fit_many(estimators, X_train, y_train, per_estimator=True)
+        validation.check_params(estimators[0])  # once for the folds: they share the parameters
+        with validation.skip_validation():
+            fit_many(estimators, X_train, y_train, per_estimator=True)
         share = (time.perf_counter() - start) / len(splits)
         return [(estimator, share) for estimator in estimators]
 

@@ -7,12 +7,13 @@ scikit-learn module. imbalanced-learn vendors it for the same reason.
 
 Differences from the original: only the constraints used here (``Interval``,
 ``StrOptions``, ``Options``, ``HasMethods``, ``RealNotInt``, the public base
-``Constraint`` for an estimator's own constraints, and the strings
+``Constraint`` for an estimator's own constraints, ``Hidden``, and the strings
 ``"array-like"``, ``"boolean"``, ``"verbose"``, ``"random_state"``,
 ``"cv_object"``, plus ``None``, ``callable`` and types), and an ``Interval`` refuses
 ``bool`` (``image_size=True`` is not an image size of 1 pixel).
 """
 
+import copy
 import math
 import operator
 from abc import ABC, abstractmethod
@@ -24,6 +25,7 @@ import numpy as np
 __all__ = [
     "Constraint",
     "HasMethods",
+    "Hidden",
     "Interval",
     "InvalidParameterError",
     "Options",
@@ -68,6 +70,7 @@ def validate_parameter_constraints(parameter_constraints, params, caller_name):
         constraints = [make_constraint(c) for c in parameter_constraints[name]]
         if any(c.is_satisfied_by(value) for c in constraints):
             continue
+        constraints = [c for c in constraints if not c.hidden]
         if len(constraints) == 1:
             allowed = str(constraints[0])
         else:
@@ -79,6 +82,10 @@ def validate_parameter_constraints(parameter_constraints, params, caller_name):
 
 def make_constraint(constraint):
     """The constraint object for a declared constraint."""
+    if isinstance(constraint, Hidden):
+        constraint = copy.copy(make_constraint(constraint.constraint))
+        constraint.hidden = True
+        return constraint
     if isinstance(constraint, Constraint):
         return constraint
     if constraint is None:
@@ -119,6 +126,9 @@ def _type_name(t):
 class Constraint(ABC):
     """A declared constraint: subclass it for a constraint of one estimator."""
 
+    #: not named in the error message (see :class:`Hidden`)
+    hidden = False
+
     @abstractmethod
     def is_satisfied_by(self, value):
         """Whether ``value`` meets the constraint."""
@@ -126,6 +136,20 @@ class Constraint(ABC):
     @abstractmethod
     def __str__(self):
         """The constraint in words, for the error message."""
+
+
+class Hidden:
+    """A constraint that holds but is not named in the error message.
+
+    For the sentinel of a deprecated parameter (``"deprecated"``), as scikit-learn's.
+
+    Parameters
+    ----------
+    constraint : constraint
+    """
+
+    def __init__(self, constraint):
+        self.constraint = constraint
 
 
 class _InstancesOf(Constraint):
