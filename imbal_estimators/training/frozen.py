@@ -3,9 +3,10 @@
 With ``freeze_backbone=True`` the body's features come from the feature cache
 (:func:`frozen_features`), training and validation run on
 :class:`~imbal_estimators.models.features.FeatureDataset` rows
-(:func:`frozen_split_datasets`), and :func:`frozen_model` builds the body only
-when a feature is missing: a search over head-side parameters pays for reading
-the weights file once, not once per fit. They read
+(:func:`feature_split_datasets`; a sampler of features draws first, in
+:func:`feature_draw`), and :func:`frozen_model` builds the body only when a
+feature is missing: a search over head-side parameters pays for reading the
+weights file once, not once per fit. They read
 :class:`~imbal_estimators.training.settings.FitSettings`, never the estimator.
 """
 
