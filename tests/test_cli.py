@@ -225,7 +225,7 @@ def test_a_broken_image_is_named_with_the_whole_message(tmp_path, tiny_network, 
     [
         (["compare", "--out", "x"], "required: DATA_DIR"),
         (["compare", "d"], "required: --out"),
-        (["compare", "d", "--out", "x", "--cv", "zero"], "--cv: expected a positive integer"),
+        (["compare", "d", "--out", "x", "--cv", "zero"], "--cv: expected an integer >= 2"),
         (["compare", "d", "--out", "x", "--scoring", "accuracy"], "invalid choice: 'accuracy'"),
         (["compare", "d", "--out", "x", "--budget", "soon"], "--budget: expected a duration"),
         (["compare", "d", "--out", "x", "--repeats", "0"], "--repeats: expected a positive"),

@@ -265,7 +265,10 @@ def test_ensemble_1_refits_a_single_model(binary_data):
     single = compare(X, y, ensemble=1, **kwargs)
     assert isinstance(single.best_estimator_, ImageImbalanceClassifier)
     assert single.plan.refits == 1 and "then one refit" in "\n".join(single.plan_lines)
-    with pytest.raises(ValueError, match="ensemble must be a positive integer"):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'ensemble' parameter of compare must be an int in the range \[1, inf\)",
+    ):
         compare(X, y, ensemble=0, **kwargs)
 
 
@@ -321,13 +324,13 @@ def test_the_plan_is_printed_before_the_first_fit(binary_data, monkeypatch):
     "kwargs, message",
     [
         (dict(cv=20), "Class 'dog' has 16 image"),
-        (dict(scoring="accuracy"), "scoring must be one of"),
+        (dict(scoring="accuracy"), "The 'scoring' parameter of compare must be a str among"),
         (dict(pos_label="bird"), "pos_label 'bird' is not a class"),
         (dict(methods=["nope"]), "The 'methods' parameter of compare"),
         (dict(budget="soon"), "The 'budget' of compare must be a duration"),
-        (dict(repeats=0), "repeats must be a positive integer"),
+        (dict(repeats=0), r"The 'repeats' parameter of compare must be an int in the range \[1"),
         (dict(screen=True), "screen=True needs a pretrained network"),
-        (dict(pretrained="yes"), "pretrained must be"),
+        (dict(pretrained="yes"), "The 'pretrained' parameter of compare must be"),
         (
             dict(configurations=[Configuration("ce", {"loss": "focal"})]),
             "baseline of the recommendation and must be plain cross-entropy",

@@ -9,6 +9,7 @@ user can fix are printed as one line that says what to do, with exit status 1
 import argparse
 import os
 import sys
+from numbers import Integral
 
 import numpy as np
 
@@ -17,7 +18,6 @@ from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..io.spreadsheet import safe_writer
-from ..losses.balanced import MAX_LDAM_S, MAX_TAU
 from ..losses.registry import LOSSES
 from ..models.backbones import (
     BACKBONES,
@@ -26,6 +26,7 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from ..utils.param_validation import Interval
 from ..utils.startup import end_of_start
 from .export_command import add_export_parser, cmd_export
 from .methods import DECISION_PARAMS, IMBALANCE_PARAMS
@@ -36,6 +37,7 @@ from .network_options import (
     search_working_directory,
     small_cnn_seconds,
 )
+from .option_types import compare_type, constrained, estimator_type
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -73,42 +75,9 @@ class _Parser(argparse.ArgumentParser):
 # -- arguments ---------------------------------------------------------------------------
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _n_jobs(text):
-    # joblib refuses 0 only once the run has started (and OUT holds a journal)
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-zero integer, got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError(
-            "expected a non-zero integer (1: one fit at a time; -1: one per core), got '0'"
-        )
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _add_cv_options(parser, scoring_help, scorings=SCORING_OPTIONS):
     """``--cv``, ``--scoring`` and ``--pos-label``, shared by ``compare`` and ``tune``."""
-    parser.add_argument("--cv", type=_positive_int, default=5, help="folds (default: 5)")
+    parser.add_argument("--cv", type=compare_type("cv"), default=5, help="folds (default: 5)")
     parser.add_argument(
         "--scoring",
         choices=list(scorings),
@@ -118,26 +87,6 @@ def _add_cv_options(parser, scoring_help, scorings=SCORING_OPTIONS):
     parser.add_argument(
         "--pos-label", help="positive class of a binary problem (default: the rarer class)"
     )
-
-
-def _number(kind, low=None, high=None, closed="both"):
-    """An argparse type: a float (or int) within bounds, with a one-line error."""
-    left = "[" if closed in ("both", "left") else "("
-    right = "]" if closed in ("both", "right") else ")"
-    bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        below = low is not None and (value < low if left == "[" else value <= low)
-        above = high is not None and (value > high if right == "]" else value >= high)
-        if below or above or value != value:
-            raise argparse.ArgumentTypeError(f"expected a number in {bounds}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _backbone(text):
@@ -172,10 +121,6 @@ def _sampler(text):
     return text
 
 
-def _threshold(text):
-    return "auto" if text == "auto" else _number(float, 0.0, 1.0)(text)
-
-
 def _listing(registry):
     return "; ".join(f"{name}: {entry.description}" for name, entry in registry.items())
 
@@ -196,10 +141,16 @@ def _add_model_options(parser):
         f"name, or the path of a state-dict file ({', '.join(WEIGHTS_FILE_SUFFIXES)}) "
         "(default: DEFAULT)",
     )
-    group.add_argument("--image-size", type=_positive_int, help="image side in px (default: 224)")
-    group.add_argument("--max-epochs", type=_positive_int, help="epochs per fit (default: 10)")
-    group.add_argument("--lr", type=_positive_float, help="learning rate (default: 1e-4)")
-    group.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32)")
+    group.add_argument(
+        "--image-size", type=estimator_type("image_size"), help="image side in px (default: 224)"
+    )
+    group.add_argument(
+        "--max-epochs", type=estimator_type("max_epochs"), help="epochs per fit (default: 10)"
+    )
+    group.add_argument("--lr", type=estimator_type("lr"), help="learning rate (default: 1e-4)")
+    group.add_argument(
+        "--batch-size", type=estimator_type("batch_size"), help="batch size (default: 32)"
+    )
     group.add_argument(
         "--monitor",
         choices=list(MONITOR_OPTIONS),
@@ -212,7 +163,9 @@ def _add_model_options(parser):
         "weights; needed by the samplers marked (features))",
     )
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    group.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    group.add_argument(
+        "--random-state", type=estimator_type("random_state"), default=0, help="seed (default: 0)"
+    )
     add_network_options(group)
 
 
@@ -256,7 +209,7 @@ def _add_compare_options(parser):
     )
     group.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=compare_type("repeats"),
         default=1,
         help="repeats of the stratified k-fold split (repeated CV; default: 1)",
     )
@@ -268,16 +221,21 @@ def _add_compare_options(parser):
     )
     group.add_argument(
         "--n-jobs",
-        type=_n_jobs,
+        type=compare_type("n_jobs"),
         default=1,
         help="parallel fits through joblib (-1: one per core; default: 1)",
     )
     group.add_argument(
-        "--threads", type=_positive_int, help="torch threads per fit (default: torch's)"
+        "--threads", type=compare_type("threads"), help="torch threads per fit (default: torch's)"
     )
+    _add_stage_options(group)
+
+
+def _add_stage_options(group):
+    """Which stages compare runs: the screen, the fine-tuned top, the refit."""
     group.add_argument(
         "--top-k",
-        type=_positive_int,
+        type=compare_type("top_k"),
         default=3,
         help="configurations of the frozen-feature screen that stage 2 fine-tunes (default: 3)",
     )
@@ -322,7 +280,7 @@ def _add_resume_options(parser):
 
 def _add_ensemble_option(parser, help_text, default):
     parser.add_argument(
-        "--ensemble", type=_positive_int, default=default, metavar="K", help=help_text
+        "--ensemble", type=compare_type("ensemble"), default=default, metavar="K", help=help_text
     )
 
 
@@ -360,7 +318,7 @@ def _add_imbalance_options(parser, several=False):
         "--loss", choices=list(LOSSES), nargs=nargs, help=_listing(LOSSES) + " (default: ce)"
     )
     group.add_argument(
-        "--gamma", type=_number(float, 0.0), help="focusing parameter of focal, cb_focal"
+        "--gamma", type=estimator_type("gamma"), help="focusing parameter of focal, cb_focal"
     )
     group.add_argument(
         "--alpha",
@@ -371,9 +329,7 @@ def _add_imbalance_options(parser, several=False):
         + "; a float in (0, 1), the weight of the positive class; or comma-separated "
         "weights, one per class in class order (default: none)",
     )
-    group.add_argument(
-        "--beta", type=_number(float, 0.0, 1.0, "left"), help="beta of effective, cb_focal"
-    )
+    group.add_argument("--beta", type=estimator_type("beta"), help="beta of effective, cb_focal")
     samplers = "; ".join(
         f"{name}: {entry.description}" + (" (features)" if entry.needs_features else "")
         for name, entry in SAMPLERS.items()
@@ -388,23 +344,21 @@ def _add_imbalance_options(parser, several=False):
     )
     group.add_argument(
         "--tau",
-        type=_number(float, -MAX_TAU, MAX_TAU),
+        type=estimator_type("tau"),
         help="strength of logit_adjusted (default: 1)",
     )
     group.add_argument(
-        "--max-margin", type=_number(float, 0.0, None, "neither"), help="ldam's largest margin"
+        "--max-margin", type=estimator_type("max_margin"), help="ldam's largest margin"
     )
-    group.add_argument(
-        "--ldam-s", type=_number(float, 0.0, MAX_LDAM_S, "right"), help="ldam's logit scale"
-    )
+    group.add_argument("--ldam-s", type=estimator_type("ldam_s"), help="ldam's logit scale")
     group.add_argument(
         "--label-smoothing",
-        type=_number(float, 0.0, 1.0, "left"),
+        type=estimator_type("label_smoothing"),
         help="label smoothing of ce, ldam, logit_adjusted, balanced_softmax (default: 0)",
     )
     group.add_argument(
         "--drw-epoch",
-        type=_positive_int,
+        type=estimator_type("drw_epoch"),
         help="deferred re-weighting: alpha's weights switch on at this epoch (needs --alpha)",
     )
 
@@ -413,13 +367,13 @@ def _add_decision_options(parser):
     group = parser.add_argument_group("decision (default: argmax)")
     group.add_argument(
         "--threshold",
-        type=_threshold,
+        type=estimator_type("threshold"),
         help="binary: auto (tuned on the internal validation split) or a float in [0, 1] on "
         "the positive class's probability",
     )
     group.add_argument(
         "--posthoc-tau",
-        type=_number(float, 0.0),
+        type=estimator_type("posthoc_tau"),
         help="post-hoc logit adjustment: argmax(log p - tau * log prior)",
     )
     group.add_argument(
@@ -431,6 +385,8 @@ def _add_decision_options(parser):
 
 
 def build_parser():
+    """The parser of every command (built each call: the option types read the declared
+    constraints as they are now)."""
     parser = _Parser(
         prog=PROG,
         description="Imbalanced image classification: compare losses, class weights, "
@@ -446,6 +402,17 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
+    _add_demo_parser(commands)
+    _add_compare_parser(commands)
+    _add_fit_parser(commands)
+    _add_predict_parser(commands)
+    _add_tune_parser(commands)
+    _add_report_parser(commands)
+    add_export_parser(commands, _add_trusted_option)
+    return parser
+
+
+def _add_demo_parser(commands):
     demo = commands.add_parser(
         "demo",
         help="build the embedded demo folder and run compare on it (a few minutes on a CPU)",
@@ -461,6 +428,8 @@ def build_parser():
         "--quick", action="store_true", help="a smoke run in seconds (tiny data, 1 epoch)"
     )
 
+
+def _add_compare_parser(commands):
     compare = commands.add_parser(
         "compare",
         help="cross-validate the loss x alpha x sampler x threshold grid; write a report",
@@ -484,6 +453,8 @@ def build_parser():
     _add_model_options(compare)
     _add_on_bad_image_option(compare)
 
+
+def _add_fit_parser(commands):
     fit = commands.add_parser(
         "fit",
         help="fit one model on a folder and save it",
@@ -502,6 +473,8 @@ def build_parser():
         default=1,
     )
 
+
+def _add_predict_parser(commands):
     predict = commands.add_parser(
         "predict",
         help="predict images with a saved model",
@@ -515,6 +488,8 @@ def build_parser():
     predict.add_argument("--output", metavar="CSV", help="CSV file to write (default: stdout)")
     _add_trusted_option(predict)
 
+
+def _add_tune_parser(commands):
     tune = commands.add_parser(
         "tune",
         help="Optuna search over loss, gamma, alpha and sampler",
@@ -522,7 +497,9 @@ def build_parser():
         "--storage URL and --study name make the study persistent and shareable by workers.",
     )
     tune.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder: one folder per class")
-    tune.add_argument("--trials", type=_positive_int, required=True, help="number of trials")
+    # ImbalanceSearchCV's n_trials, declared in a module that imports Optuna (tune's extra)
+    trials = constrained([Interval(Integral, 1, None, closed="left")])
+    tune.add_argument("--trials", type=trials, required=True, help="number of trials")
     _add_cv_options(tune, "the score the search maximizes")
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study", help="study name (to resume or share a study)")
@@ -531,6 +508,8 @@ def build_parser():
     _add_model_options(tune)
     _add_on_bad_image_option(tune)
 
+
+def _add_report_parser(commands):
     report = commands.add_parser(
         "report",
         help="evaluate a saved model on a labelled folder; write a report",
@@ -543,8 +522,6 @@ def build_parser():
     )
     report.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write the report")
     _add_trusted_option(report)
-    add_export_parser(commands, _add_trusted_option)
-    return parser
 
 
 def _weights(text):
@@ -730,46 +707,16 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
 
     # a --budget counts from the start of the process: the interpreter and its imports too
     started = time.perf_counter() - process_age()
-    from .compare import check_folds, compare
+    from .compare import compare
     from .journal import JournalMismatch
-    from .methods import load_grid
-    from .report import comparison_blocks, write_report
-    from .session import OutputRefused, compare_journal, refused_run
+    from .session import refused_run
 
-    check_output(out_dir, "--out")
-    check_apart(data_dir, out_dir)
-    fresh = {name: options.pop(name, False) for name in ("restart", "overwrite")}
-    try:
-        journal = compare_journal(out_dir, **fresh)
-    except OutputRefused as exc:
-        raise CLIError(str(exc)) from None
-    paths, labels = load_folder(data_dir)
-    if params.get("on_bad_image", "raise") != "raise":
-        paths, labels = drop_bad_images(paths, labels, params)
-    check_folds(labels, cv)
-    if pos_label is not None:
-        pos_label = _match_label(pos_label, labels)
-    if options.get("grid") is not None:
-        options["configurations"] = load_grid(options.pop("grid"))  # a bad file fails now
-    classes, counts = np.unique(labels, return_counts=True)
-    print(
-        f"{data_dir}: {len(paths)} images, "
-        + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
-        flush=True,
-    )
+    journal = _compare_journal(data_dir, out_dir, options)
+    paths, labels, pos_label = _compare_data(data_dir, cv, params, pos_label, options)
     written = {}
 
     def write_outputs(result):  # under compare's progress bar: the budget counts it
-        os.makedirs(out_dir, exist_ok=True)
-        model_dir = None
-        if result.best_estimator_ is not None:
-            model_dir = os.path.join(out_dir, "model")
-            result.best_estimator_.save(model_dir)
-        result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
-        result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
-        blocks = comparison_blocks(result, data_dir, model_dir)
-        _, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
-        written.update(model_dir=model_dir, html_path=html_path)
+        written.update(_write_compare_outputs(result, data_dir, out_dir, title))
 
     try:
         result = compare(
@@ -799,6 +746,61 @@ def run_compare(data_dir, out_dir, *, cv, scoring, params, pos_label=None, title
         raise
     _print_summary(result, out_dir, written["html_path"], written["model_dir"])
     return result
+
+
+def _compare_journal(data_dir, out_dir, options):
+    """The journal in ``out_dir``, checked before any work (``restart`` and ``overwrite``
+    taken out of ``options``)."""
+    from .session import OutputRefused, compare_journal
+
+    check_output(out_dir, "--out")
+    check_apart(data_dir, out_dir)
+    fresh = {name: options.pop(name, False) for name in ("restart", "overwrite")}
+    try:
+        return compare_journal(out_dir, **fresh)
+    except OutputRefused as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _compare_data(data_dir, cv, params, pos_label, options):
+    """The folder's paths and labels (undecodable images left out if asked), ``pos_label``
+    as one of the labels, and a ``grid`` file of ``options`` loaded (a bad file fails now);
+    prints the images per class."""
+    from .compare import check_folds
+    from .methods import load_grid
+
+    paths, labels = load_folder(data_dir)
+    if params.get("on_bad_image", "raise") != "raise":
+        paths, labels = drop_bad_images(paths, labels, params)
+    check_folds(labels, cv)
+    if pos_label is not None:
+        pos_label = _match_label(pos_label, labels)
+    if options.get("grid") is not None:
+        options["configurations"] = load_grid(options.pop("grid"))
+    classes, counts = np.unique(labels, return_counts=True)
+    print(
+        f"{data_dir}: {len(paths)} images, "
+        + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True)),
+        flush=True,
+    )
+    return paths, labels, pos_label
+
+
+def _write_compare_outputs(result, data_dir, out_dir, title=None):
+    """Save compare's model to ``out_dir/model`` and write results.csv, fold_scores.csv and
+    the report there; returns ``{"model_dir": ..., "html_path": ...}``."""
+    from .report import comparison_blocks, write_report
+
+    os.makedirs(out_dir, exist_ok=True)
+    model_dir = None
+    if result.best_estimator_ is not None:
+        model_dir = os.path.join(out_dir, "model")
+        result.best_estimator_.save(model_dir)
+    result.write_results_csv(os.path.join(out_dir, "results.csv"), data_dir)
+    result.write_fold_scores_csv(os.path.join(out_dir, "fold_scores.csv"))
+    blocks = comparison_blocks(result, data_dir, model_dir)
+    _, html_path = write_report(blocks, out_dir, title or f"compare: {data_dir}")
+    return {"model_dir": model_dir, "html_path": html_path}
 
 
 def process_age():

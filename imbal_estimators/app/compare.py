@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,15 @@ from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
 from ..training.interrupt import stop_on_signals
+from ..utils.param_validation import (
+    Constraint,
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from ..utils.types import ImagePaths, Labels, StrPath
 from . import plan as planning
+from ._docstrings import COMPARE_DOC
 from .journal import Journal, data_digest, digest
 from .methods import (
     BASELINE,
@@ -535,8 +543,7 @@ def check_folds(labels, cv):
             f"The data have a single class ({classes.tolist()}); a comparison needs at "
             "least two class folders."
         )
-    if cv < 2:
-        raise ValueError(f"cv must be at least 2; got {cv}.")
+    validate_parameter_constraints({"cv": COMPARE_CONSTRAINTS["cv"]}, {"cv": cv}, "compare")
     if counts.min() < cv:
         small = classes[np.argmin(counts)].item()
         raise ValueError(
@@ -557,6 +564,40 @@ def _choose_configurations(configurations, methods, grid, max_epochs, features):
 
 
 # -- compare ------------------------------------------------------------------------------
+
+
+class NonZeroInt(Constraint):
+    """An int other than 0 (joblib's ``n_jobs``: 1 one at a time, -1 one per core)."""
+
+    type = Integral  # the command line parses the option as an int
+
+    def is_satisfied_by(self, value):
+        return (
+            isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and value != 0
+        )
+
+    def __str__(self):
+        return "a non-zero integer (1: one fit at a time; -1: one per core)"
+
+
+# compare's own arguments, checked with the estimators' validator; the command line's
+# options of the same names are built from these (app/option_types.py)
+COMPARE_CONSTRAINTS: dict[str, list] = {
+    "cv": [Interval(Integral, 2, None, closed="left")],
+    "repeats": [Interval(Integral, 1, None, closed="left")],
+    "scoring": [StrOptions(set(SCORING_OPTIONS))],
+    "random_state": ["random_state"],
+    "n_jobs": [None, NonZeroInt()],
+    "threads": [None, Interval(Integral, 1, None, closed="left")],
+    "budget": [None, Interval(Real, 0, None, closed="neither"), str],
+    "top_k": [Interval(Integral, 1, None, closed="left")],
+    "screen": [StrOptions({"auto"}), "boolean"],
+    "pretrained": [StrOptions({"auto"}), "boolean"],
+    "refit": ["boolean"],
+    "ensemble": [Interval(Integral, 1, None, closed="left")],
+    "progress": ["boolean"],
+    "restart": ["boolean"],
+}
 
 
 @stop_on_signals()  # the first Ctrl-C or SIGTERM stops the run; the journal keeps what finished
@@ -588,247 +629,268 @@ def compare(
     finish: Callable[[Comparison], object] | None = None,
     started: float | None = None,
 ) -> Comparison:
-    """Cross-validate every configuration on image ``paths`` with ``labels``.
+    # the docstring (parameters, returns, raises) is app/_docstrings.py's COMPARE_DOC
+    # In the following block we: check the arguments against COMPARE_CONSTRAINTS; resolve the
+    # data, the shared parameters and whether stage 1 runs; plan every fit; open the journal;
+    # decode every image and time a probe; shrink the plan to the budget and print it; then
+    # screen, confirm, recommend, refit and finish under one progress bar.
+    start = time.perf_counter() if started is None else started  # decoding and probe count
+    given = dict(locals())  # the arguments as given: each step below takes those it names
+    validate_parameter_constraints(COMPARE_CONSTRAINTS, given, "compare")
+    setup = _resolve(**given)
+    plan, candidates = _first_plan(setup, **given)
+    journal = _open_journal(setup, candidates, **given)
+    probe = _decode_and_probe(setup, journal)
+    workload = planning.Workload(len(setup.paths), setup.counts, n_jobs=_workers(n_jobs))
+    if setup.budget is not None:
+        spent = time.perf_counter() - start
+        plan = planning.shrink(plan, max(setup.budget - spent, 1e-3), probe, workload)
+    threads = threads or _torch_threads()
+    lines = _announce(setup, plan, probe, workload, threads)
+    comparison = _new_comparison(setup, plan, lines, scoring, random_state)
+    pacer = Pacer(setup.budget, start, workload.n_jobs, setup.log)
+    run = _Runner(
+        comparison, plan, probe, workload, n_jobs, threads, progress, setup.frozen_only, pacer
+    )
+    run.journal = journal
+    _run_stages(run, comparison, setup.screening, refit, finish)
+    return comparison
 
-    Parameters
-    ----------
-    paths, labels : array-like of shape (n,)
-        As returned by :func:`~imbal_estimators.load_image_folder`.
-    methods : sequence of str, optional
-        Method names (:data:`~imbal_estimators.app.methods.METHODS`) or
-        configuration names; default: every method.
-    configurations : sequence of Configuration, optional
-        Your own list instead of the method table.
-    grid : str or path, optional
-        A JSON or YAML file of parameter sets
-        (:func:`~imbal_estimators.app.methods.load_grid`).
-    cv : int, default=5
-        Stratified folds.
-    repeats : int, default=1
-        Repeats of the stratified ``cv``-fold split (repeated CV), for small folders.
-    scoring : {"f1", "balanced_accuracy", "average_precision"}, default="f1"
-        Ranks the rows; ``monitor`` (the epoch kept, and what a tuned threshold
-        maximizes) follows it (:func:`monitor_for`: average precision with a
-        threshold tuned for F1 on binary problems scored by F1) unless
-        ``estimator_params`` sets ``monitor``.
-    pos_label : label, optional
-        Positive class of a binary problem; default: the rarer class.
-    estimator_params : dict, optional
-        ``ImageImbalanceClassifier`` parameters shared by every fit (backbone,
-        weights, image_size, max_epochs, ...).
-    random_state : int, default=0
-        Seeds the folds and every fit.
-    n_jobs : int or None, default=1
-        joblib workers for the fits (any joblib backend; see
-        :mod:`~imbal_estimators.app.parallel`). Results do not depend on it.
-    threads : int, optional
-        torch threads per fit (default: this process's count).
-    budget : float or str, optional
-        Seconds or a duration (``"20m"``): shrink the plan to fit
-        (:mod:`~imbal_estimators.app.plan`).
-    top_k : int, default=3
-        Configurations of the screen that stage 2 fine-tunes (plus plain CE).
-    screen : {"auto", True, False}, default="auto"
-        Stage 1 on frozen features: ``"auto"`` when the network is pretrained
-        (and is not frozen anyway).
-    pretrained : {"auto", True, False}, default="auto"
-        Whether the network starts from learned weights. ``"auto"``: torchvision
-        or timm weights, a weights file, or your own ``module`` (unless its class
-        sets ``pretrained = False``) are; ``weights=None`` is not. Random weights
-        skip the screen (frozen random features would rank nothing).
-    refit : bool, default=True
-        Fit the recommended configuration on all the images
-        (``best_estimator_``).
-    ensemble : int >= 1, default=3
-        Fits of that configuration with ``random_state``, ``random_state + 1``,
-        ...; with more than one, ``best_estimator_`` is their
-        :class:`~imbal_estimators.SeedEnsembleClassifier` (probabilities
-        averaged, the mean tuned threshold), which scored 0.04 to 0.06 higher
-        than one fit on held-out images (``docs/quality.md``). 1: a single
-        ``ImageImbalanceClassifier``.
-    progress : bool, default=True
-        Print the plan and show one progress bar over every fit.
-    log : callable, optional
-        Where the plan's lines go besides the ``imbal_estimators.app.compare``
-        logger (INFO), which always gets them (default: ``print`` when
-        ``progress``; see :mod:`imbal_estimators.utils.log`).
-    journal : str, path or Journal, optional
-        A folder where every finished fit is recorded at once
-        (:mod:`~imbal_estimators.app.journal`). The same call again resumes: it
-        skips the recorded fits and gives the results of an uninterrupted run.
-        A journal of other images or settings is refused (``ValueError``).
-    restart : bool, default=False
-        Empty a journal of other images or settings and start afresh.
-    finish : callable, optional
-        Called with the :class:`Comparison` at the end, under the progress bar
-        and within the budget (the command line writes the report with it).
-    started : float, optional
-        ``time.perf_counter()`` when the run began, from which the budget counts
-        (default: the call; the command line passes its own start).
 
-    Returns
-    -------
-    Comparison
+compare.__doc__ = COMPARE_DOC
 
-    Raises
-    ------
-    KeyboardInterrupt
-        On the first Ctrl-C (SIGINT) or SIGTERM: the fit in progress is
-        discarded, the finished ones stay in ``journal``.
-    """
-    # the budget counts from here: decoding and probe included
-    start = time.perf_counter() if started is None else started
+
+@dataclass(frozen=True)
+class _Setup:
+    """What :func:`compare` resolved from its arguments before planning."""
+
+    paths: np.ndarray
+    labels: np.ndarray
+    pos_label: object  # None for multi-class
+    base: dict  # the estimator parameters shared by every fit
+    clf: ImageImbalanceClassifier  # ``base`` resolved, never fitted
+    screen_note: str  # why stage 1 does not run ("" when it does)
+    budget: float | None  # seconds
+    log: Callable[[str], None]
+
+    @property
+    def classes(self):
+        return np.unique(self.labels)
+
+    @property
+    def counts(self):
+        return np.unique(self.labels, return_counts=True)[1]
+
+    @property
+    def frozen_only(self):
+        return bool(self.clf.freeze_backbone)
+
+    @property
+    def screening(self):
+        return not self.screen_note
+
+    @property
+    def features(self):
+        """Whether some fit trains on frozen backbone features (the SMOTE family can run)."""
+        return self.screening or self.frozen_only
+
+
+def _resolve(
+    *,
+    paths,
+    labels,
+    cv,
+    scoring,
+    pos_label,
+    estimator_params,
+    random_state,
+    journal,
+    screen,
+    pretrained,
+    budget,
+    log,
+    progress,
+    **_,
+):
+    """The data, the shared parameters and the screen's decision; refuses what cannot run."""
     paths = np.asarray(paths, dtype=object)
     labels = np.asarray(labels)
-    if scoring not in SCORING_OPTIONS:
-        raise ValueError(f"scoring must be one of {SCORING_OPTIONS}; got {scoring!r}.")
-    if not (isinstance(repeats, int) and repeats >= 1):
-        raise ValueError(f"repeats must be a positive integer; got {repeats!r}.")
-    if not (isinstance(top_k, int) and top_k >= 1):
-        raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
-    if isinstance(ensemble, bool) or not (isinstance(ensemble, int) and ensemble >= 1):
-        raise ValueError(f"ensemble must be a positive integer; got {ensemble!r}.")
-    if screen not in ("auto", True, False):
-        raise ValueError(f"screen must be 'auto', True or False; got {screen!r}.")
-    if pretrained not in ("auto", True, False):
-        raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     budget = None if budget is None else planning.parse_budget(budget)
     check_folds(labels, cv)
     outputs = {**(estimator_params or {}), "journal": getattr(journal, "directory", journal)}
     check_outputs_outside(paths, labels, outputs)
-    classes = np.unique(labels)
     pos_label = positive_class(labels, pos_label)
-    log = _plan_log(log, progress)
     base = {"verbose": 0, "random_state": random_state, **(estimator_params or {})}
     if "monitor" not in (estimator_params or {}):
-        base["monitor"] = monitor_for(scoring, len(classes))
-    probe_clf = ImageImbalanceClassifier(**base)
-    frozen_only = bool(probe_clf.freeze_backbone)
+        base["monitor"] = monitor_for(scoring, len(np.unique(labels)))
+    clf = ImageImbalanceClassifier(**base)
     told = pretrained is not None and pretrained != "auto"
     if not told:
-        pretrained = is_pretrained(probe_clf.weights, probe_clf.module)
-    screen_note = _screen_note(screen, frozen_only, pretrained, probe_clf, told)
-    screening = not screen_note
-    max_epochs = probe_clf.max_epochs
-    features = screening or frozen_only
-    candidates = _choose_configurations(configurations, methods, grid, max_epochs, features)
+        pretrained = is_pretrained(clf.weights, clf.module)
+    note = _screen_note(screen, bool(clf.freeze_backbone), pretrained, clf, told)
+    log = _plan_log(log, progress)
+    return _Setup(paths, labels, pos_label, base, clf, note, budget, log)
+
+
+def _first_plan(
+    setup, *, configurations, methods, grid, cv, repeats, top_k, refit, ensemble, finish, **_
+):
+    """The plan before the budget, and every candidate configuration."""
+    candidates = _choose_configurations(
+        configurations, methods, grid, setup.clf.max_epochs, setup.features
+    )
+    confirm = tuple(c for c in candidates if setup.frozen_only or not c.needs_features)
+    left_out = [c.name for c in candidates if c not in confirm]
     notes = []
-    confirm_configs = tuple(c for c in candidates if frozen_only or not c.needs_features)
-    left_out = [c.name for c in candidates if c not in confirm_configs]
-    if left_out and not screening:
+    if left_out and not setup.screening:
         notes.append(
             "left out (they interpolate feature vectors, which need frozen backbone features): "
             + ", ".join(left_out)
         )
     plan = planning.Plan(
-        configurations=confirm_configs,
-        screen_configurations=tuple(candidates) if screening else (),
+        configurations=confirm,
+        screen_configurations=tuple(candidates) if setup.screening else (),
         cv=cv,
         repeats=repeats,
-        max_epochs=max_epochs,
+        max_epochs=setup.clf.max_epochs,
         top_k=top_k,
         refits=ensemble if refit else 0,
-        frozen_only=frozen_only,
+        frozen_only=setup.frozen_only,
         notes=tuple(notes),
         asked=_asked_methods(methods, candidates),
         report=finish is not None,
     )
+    return plan, candidates
 
-    if journal is not None:
-        settings = dict(
-            estimator_params=base,
-            configurations=[(c.name, c.method, c.params) for c in candidates],
-            cv=cv,
-            repeats=repeats,
-            scoring=scoring,
-            pos_label=plain_value(pos_label),
-            random_state=random_state,
-            budget=budget,
-            top_k=top_k,
-            screening=screening,
-            refit=refit,
-            ensemble=ensemble,
-        )
-        journal = journal if isinstance(journal, Journal) else Journal(journal, restart=restart)
-        journal.open(data_digest(paths, labels), digest(settings))
-    # every image decoded once, before any fit: a bad file fails now, and the fits reuse the cache
-    network = planning.network_text(probe_clf)
-    log(f"Decoding {len(paths)} images at {probe_clf.image_size} px (once; the fits reuse them)...")
-    scan_images(paths, ImageLoader(probe_clf.image_size, probe_clf.cache), name="images")
-    probe = journal.probe(planning.Probe) if journal is not None else None
-    if probe is None:  # a resumed run reuses its probe: the same plan, the same fits
-        log(
-            "Timing a probe on this machine to plan the run: "
-            + ("a frozen-feature pass and a head, and " if screening or frozen_only else "")
-            + ("" if frozen_only else "one training epoch and one prediction pass ")
-            + f"of {network}, on a few images..."
-        )
-        probe = planning.run_probe(
-            paths, labels, base, frozen=screening or frozen_only, finetune=not frozen_only
-        )
-        if journal is not None:
-            journal.record_probe(probe)
-    workload = planning.Workload(
-        len(paths), np.unique(labels, return_counts=True)[1], n_jobs=_workers(n_jobs)
+
+def _open_journal(
+    setup,
+    candidates,
+    *,
+    journal,
+    restart,
+    cv,
+    repeats,
+    scoring,
+    random_state,
+    top_k,
+    refit,
+    ensemble,
+    **_,
+):
+    """The journal opened on these images and settings (None without one): a journal of
+    other images or settings is refused unless ``restart``."""
+    if journal is None:
+        return None
+    settings = dict(
+        estimator_params=setup.base,
+        configurations=[(c.name, c.method, c.params) for c in candidates],
+        cv=cv,
+        repeats=repeats,
+        scoring=scoring,
+        pos_label=plain_value(setup.pos_label),
+        random_state=random_state,
+        budget=setup.budget,
+        top_k=top_k,
+        screening=setup.screening,
+        refit=refit,
+        ensemble=ensemble,
     )
-    if budget is not None:
-        spent = time.perf_counter() - start
-        plan = planning.shrink(plan, max(budget - spent, 1e-3), probe, workload)
-    base["max_epochs"] = plan.max_epochs
-    device = probe_clf.device
-    threads = threads or _torch_threads()
+    journal = journal if isinstance(journal, Journal) else Journal(journal, restart=restart)
+    journal.open(data_digest(setup.paths, setup.labels), digest(settings))
+    return journal
+
+
+def _decode_and_probe(setup, journal):
+    """Decode every image once (a bad file fails now, and the fits reuse the cache), then
+    time a probe, or take the one a resumed run recorded (the same plan, the same fits)."""
+    clf, log = setup.clf, setup.log
+    network = planning.network_text(clf)
+    log(f"Decoding {len(setup.paths)} images at {clf.image_size} px (once; the fits reuse them)...")
+    scan_images(setup.paths, ImageLoader(clf.image_size, clf.cache), name="images")
+    probe = journal.probe(planning.Probe) if journal is not None else None
+    if probe is not None:
+        return probe
+    log(
+        "Timing a probe on this machine to plan the run: "
+        + ("a frozen-feature pass and a head, and " if setup.features else "")
+        + ("" if setup.frozen_only else "one training epoch and one prediction pass ")
+        + f"of {network}, on a few images..."
+    )
+    probe = planning.run_probe(
+        setup.paths,
+        setup.labels,
+        setup.base,
+        frozen=setup.features,
+        finetune=not setup.frozen_only,
+    )
+    if journal is not None:
+        journal.record_probe(probe)
+    return probe
+
+
+def _announce(setup, plan, probe, workload, threads):
+    """Log the positive class, the plan and its estimated time; return the lines."""
     lines = []
+    pos_label = setup.pos_label
     if pos_label is not None:
         lines.append(
             f"Positive class: {plain_value(pos_label)!r} (F1, precision, recall, average precision "
             "and the tuned threshold are those of this class"
-            + (")." if positive_class(labels) != pos_label else "; the rarer class).")
+            + (")." if positive_class(setup.labels) != pos_label else "; the rarer class).")
         )
     lines += planning.describe_plan(
         plan,
         probe,
         workload,
-        network,
-        device=device,
+        planning.network_text(setup.clf),
+        device=setup.clf.device,
         threads=threads,
-        budget=budget,
-        image_size=probe_clf.image_size,
+        budget=setup.budget,
+        image_size=setup.clf.image_size,
     )
-    if screen_note:
-        lines.append(f"Stage 1 skipped: {screen_note}.")
+    if setup.screen_note:
+        lines.append(f"Stage 1 skipped: {setup.screen_note}.")
     for line in lines:
-        log(line)
+        setup.log(line)
+    return lines
 
+
+def _new_comparison(setup, plan, lines, scoring, random_state):
+    """The empty :class:`Comparison` of the planned run: its folds drawn, no stage yet."""
     splitter = RepeatedStratifiedKFold(
         n_splits=plan.cv, n_repeats=plan.repeats, random_state=random_state
     )
-    splits = list(splitter.split(paths, labels))
-    comparison = Comparison(
-        classes=classes,
-        pos_label=pos_label,
+    return Comparison(
+        classes=setup.classes,
+        pos_label=setup.pos_label,
         scoring=scoring,
-        labels=labels,
-        paths=paths,
-        splits=splits,
+        labels=setup.labels,
+        paths=setup.paths,
+        splits=list(splitter.split(setup.paths, setup.labels)),
         cv=plan.cv,
         repeats=plan.repeats,
         stages=[],
-        estimator_params=base,
-        screen_note=screen_note,
+        # the budget may have cut the epochs
+        estimator_params={**setup.base, "max_epochs": plan.max_epochs},
+        screen_note=setup.screen_note,
         plan=plan,
         plan_lines=lines,
     )
-    pacer = Pacer(budget, start, workload.n_jobs, log)
-    run = _Runner(comparison, plan, probe, workload, n_jobs, threads, progress, frozen_only, pacer)
-    run.journal = journal
-    confirm_configs = plan.configurations
+
+
+def _run_stages(run, comparison, screening, refit, finish):
+    """Screen (when it runs), confirm, recommend, refit and ``finish`` under the progress bar;
+    the cache folder the workers shared is removed whatever happens."""
+    plan = comparison.plan
+    confirm = plan.configurations
     try:
         with run.bar:
             if screening:
                 screen_stage = run.stage("screen", plan.screen_configurations, frozen=True)
                 comparison.stages.append(screen_stage)
-                confirm_configs = _top_configurations(screen_stage, plan, scoring)
-            comparison.stages.append(run.stage("confirm", confirm_configs, frozen=frozen_only))
+                confirm = _top_configurations(screen_stage, plan, comparison.scoring)
+            comparison.stages.append(run.stage("confirm", confirm, frozen=run.frozen_only))
             comparison.recommendation = recommend(comparison)
             if refit:
                 run.refit(comparison)
@@ -836,7 +898,6 @@ def compare(
     finally:
         if run.cache_dir is not None:
             shutil.rmtree(run.cache_dir, ignore_errors=True)
-    return comparison
 
 
 def _asked_methods(methods, candidates):
@@ -911,6 +972,22 @@ def _plan_log(log, progress):
             shown(line)
 
     return emit
+
+
+def _ranked(rows, configurations, metric):
+    """``rows`` best first: highest mean, then lowest spread, then table order, then argmax
+    (or the configuration's own rule) before the tuned threshold or post-hoc adjustment."""
+    order = {c.name: i for i, c in enumerate(configurations)}
+    rank_of_rule = {ARGMAX: 0, OWN: 0, TUNED: 1, POSTHOC: 1}
+    return sorted(
+        rows,
+        key=lambda r: (
+            -round(r.mean(metric), 12),
+            round(r.std(metric), 12),
+            order[r.configuration.name],
+            rank_of_rule[r.rule],
+        ),
+    )
 
 
 class _UnlessDropped(list):
@@ -988,6 +1065,37 @@ class _Runner:
         return params
 
     def stage(self, name, configurations, frozen):
+        """Fit every configuration on every fold (the journal's finished fits read back),
+        dropping what the budget cannot afford, and rank the rows."""
+        tasks, keys = self._tasks(name, configurations, frozen)
+        self.pending = {t.index: t for t in tasks}
+        self.dropped = set()
+        results = self._resumed(name, tasks, keys)
+        droppable = planning.droppable(configurations, self.plan.asked)
+        if name == "screen":  # stage 1 is cheap and ranks every method: nothing leaves it
+            droppable = []
+        self.pacer.begin_fits()
+        todo = [task for task in tasks if task.index not in results]
+        for result in run_fits(
+            _UnlessDropped(todo, self.dropped),
+            self.comparison.paths,
+            self.comparison.labels,
+            n_jobs=self.n_jobs,
+            threads=self.threads,
+            log=tqdm.write if self.progress else None,
+        ):
+            task = tasks[result.index]
+            self._record(name, task, keys[task.index], result)
+            results[result.index] = result
+            self._advance(task, name)
+            self._keep_budget([c for c in droppable if c.name not in self.dropped])
+        kept = tuple(c for c in configurations if c.name not in self.dropped)
+        tasks = [t for t in tasks if t.name not in self.dropped]
+        return self._assemble(name, kept, tasks, results, frozen)
+
+    def _tasks(self, name, configurations, frozen):
+        """One :class:`FitTask` per fold and configuration, in fold order, and each task's
+        journal key (None without a journal)."""
         comparison = self.comparison
         n_classes = len(comparison.classes)
         n_train = self.workload.n_images * (self.plan.cv - 1) / self.plan.cv
@@ -998,10 +1106,8 @@ class _Runner:
                 params = fit_params(
                     comparison.estimator_params, config, rule, comparison.pos_label, frozen
                 )
-                if self.journal is not None:
-                    keys.append(self.journal.key(name, fold, params, test))
-                else:
-                    keys.append(None)
+                journal = self.journal
+                keys.append(None if journal is None else journal.key(name, fold, params, test))
                 cost = planning.fit_seconds(
                     config,
                     self.probe,
@@ -1010,54 +1116,32 @@ class _Runner:
                     frozen=frozen,
                     n_train_rows=n_train,
                 )
-                tasks.append(
-                    FitTask(
-                        len(tasks),
-                        config.name,
-                        self.fit_ready(params),
-                        train,
-                        test,
-                        fold,
-                        cost,
-                    )
-                )
-        self.pending = {t.index: t for t in tasks}
-        self.dropped = set()
-        droppable = planning.droppable(configurations, self.plan.asked)
-        if name == "screen":  # stage 1 is cheap and ranks every method: nothing leaves it
-            droppable = []
+                ready = self.fit_ready(params)
+                tasks.append(FitTask(len(tasks), config.name, ready, train, test, fold, cost))
+        return tasks, keys
+
+    def _resumed(self, name, tasks, keys):
+        """The results an earlier start of this run recorded in the journal, by task index."""
         results = {}
-        for task, key in zip(tasks, keys, strict=True):  # finished by an earlier start
-            result = key and self.journal.get(key, task.index, comparison.classes)
+        for task, key in zip(tasks, keys, strict=True):
+            result = key and self.journal.get(key, task.index, self.comparison.classes)
             if result is not None:
                 results[task.index] = result
                 self._advance(task, name, resumed=True)
-        todo = [task for task in tasks if task.index not in results]
         if results and self.progress:
             tqdm.write(
                 f"Resumed {len(results)} finished fit(s) of {name} from "
-                f"{self.journal.directory}; {len(todo)} to go."
+                f"{self.journal.directory}; {len(tasks) - len(results)} to go."
             )
-        self.pacer.begin_fits()
-        for result in run_fits(
-            _UnlessDropped(todo, self.dropped),
-            comparison.paths,
-            comparison.labels,
-            n_jobs=self.n_jobs,
-            threads=self.threads,
-            log=tqdm.write if self.progress else None,
-        ):
-            task = tasks[result.index]
-            if self.journal is not None:
-                about = {"stage": name, "configuration": task.name, "fold": task.fold}
-                about["random_state"] = task.params.get("random_state")
-                self.journal.record(keys[task.index], result, comparison.classes, about)
-            results[result.index] = result
-            self._advance(task, name)
-            self._keep_budget([c for c in droppable if c.name not in self.dropped])
-        kept = tuple(c for c in configurations if c.name not in self.dropped)
-        tasks = [t for t in tasks if t.name not in self.dropped]
-        return self._assemble(name, kept, tasks, results, frozen)
+        return results
+
+    def _record(self, name, task, key, result):
+        """Write a finished fit to the journal at once (a later start resumes from it)."""
+        if self.journal is None:
+            return
+        about = {"stage": name, "configuration": task.name, "fold": task.fold}
+        about["random_state"] = task.params.get("random_state")
+        self.journal.record(key, result, self.comparison.classes, about)
 
     def _keep_budget(self, candidates):
         def cost_left(config):
@@ -1093,10 +1177,26 @@ class _Runner:
         self.bar.update(min(task.cost, self.bar.total - self.bar.n))
 
     def _assemble(self, name, configurations, tasks, results, frozen):
-        comparison = self.comparison
-        labels, classes, pos_label = comparison.labels, comparison.classes, comparison.pos_label
-        n_classes = len(classes)
+        """The stage's rows, one per configuration and decision rule, scored on every fold
+        and ranked; a configuration whose fit failed is reported instead."""
         stage = Stage(name, [], frozen)
+        rows = self._empty_rows(stage, configurations, tasks, results)
+        if BASELINE in stage.failures:
+            raise RuntimeError(
+                f"The baseline {BASELINE!r} failed to fit, so nothing can be compared: "
+                f"{stage.failures[BASELINE]}"
+            )
+        by_name = {c.name: c for c in configurations}
+        for task in tasks:  # in fold order, so fold scores line up across rows
+            if task.name not in stage.failures:
+                self._score_fold(stage, rows, by_name[task.name], task, results[task.index])
+        stage.rows = _ranked(rows.values(), configurations, self.comparison.scoring)
+        return stage
+
+    def _empty_rows(self, stage, configurations, tasks, results):
+        """The rows of the configurations that fitted on every fold, keyed by (name, rule);
+        the first error of each other configuration goes to ``stage.failures``."""
+        labels, n_classes = self.comparison.labels, len(self.comparison.classes)
         rows = {}
         for config in configurations:
             failed = [results[t.index].error for t in tasks if t.name == config.name]
@@ -1105,54 +1205,39 @@ class _Runner:
                 stage.failures[config.name] = failed[0]
                 continue
             for rule in fit_rules(config, n_classes):
-                rows[config.name, rule] = RowResult(_row_name(config, rule), config, rule, name)
+                rows[config.name, rule] = RowResult(
+                    _row_name(config, rule), config, rule, stage.name
+                )
                 rows[config.name, rule].y_pred = np.empty(len(labels), dtype=labels.dtype)
             stage.proba[config.name] = np.zeros((len(labels), n_classes))
             stage.histories[config.name] = []
             stage.fit_seconds[config.name] = 0.0
-        if BASELINE in stage.failures:
-            raise RuntimeError(
-                f"The baseline {BASELINE!r} failed to fit, so nothing can be compared: "
-                f"{stage.failures[BASELINE]}"
-            )
-        for task in tasks:  # in fold order, so fold scores line up across rows
-            if task.name in stage.failures:
-                continue
-            result = results[task.index]
-            config = next(c for c in configurations if c.name == task.name)
-            first_repeat = task.fold < comparison.cv
-            stage.fit_seconds[task.name] += result.seconds
+        return rows
+
+    def _score_fold(self, stage, rows, config, task, result):
+        """Score one fold's fit under each decision rule of ``config``."""
+        comparison = self.comparison
+        labels, classes = comparison.labels, comparison.classes
+        first_repeat = task.fold < comparison.cv
+        stage.fit_seconds[task.name] += result.seconds
+        if first_repeat:
+            stage.proba[task.name][task.test] = result.proba
+            stage.histories[task.name].append(result.history)
+        for rule in fit_rules(config, len(classes)):
+            row = rows[task.name, rule]
+            if rule == ARGMAX:
+                predicted = classes[result.proba.argmax(axis=1)]
+            else:
+                predicted = result.decision
+            if rule == TUNED:
+                row.thresholds.append(result.threshold)
             if first_repeat:
-                stage.proba[task.name][task.test] = result.proba
-                stage.histories[task.name].append(result.history)
-            for rule in fit_rules(config, n_classes):
-                row = rows[task.name, rule]
-                if rule == ARGMAX:
-                    predicted = classes[result.proba.argmax(axis=1)]
-                else:
-                    predicted = result.decision
-                if rule == TUNED:
-                    row.thresholds.append(result.threshold)
-                if first_repeat:
-                    row.y_pred[task.test] = predicted
-                scores = score_predictions(
-                    labels[task.test], predicted, result.proba, classes, pos_label
-                )
-                for metric, value in scores.items():
-                    row.fold_scores[metric].append(value)
-        order = {c.name: i for i, c in enumerate(configurations)}
-        rank_of_rule = {ARGMAX: 0, OWN: 0, TUNED: 1, POSTHOC: 1}
-        metric = comparison.scoring
-        stage.rows = sorted(
-            rows.values(),
-            key=lambda r: (
-                -round(r.mean(metric), 12),
-                round(r.std(metric), 12),
-                order[r.configuration.name],
-                rank_of_rule[r.rule],
-            ),
-        )
-        return stage
+                row.y_pred[task.test] = predicted
+            scores = score_predictions(
+                labels[task.test], predicted, result.proba, classes, comparison.pos_label
+            )
+            for metric, value in scores.items():
+                row.fold_scores[metric].append(value)
 
     def refit(self, comparison):
         """Fit the recommended configuration on all the images, one seed at a time, as

@@ -300,6 +300,22 @@ def _ranking_table(comparison, stage):
 
 def comparison_blocks(comparison, data_dir=None, model_dir=None):
     """The blocks of the ``compare`` report."""
+    blocks = _summary_blocks(comparison, data_dir)
+    if comparison.best_estimator_ is not None:
+        blocks.append(_refit_paragraph(comparison, data_dir, model_dir))
+    blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
+    removed = getattr(comparison.plan, "removed", ())
+    if removed:  # the budget's drops, those made while running included: one per line
+        blocks += [
+            Heading("Not run: dropped by the budget"),
+            Preformatted("\n".join(dropped_lines(removed, data_dir or "DATA_DIR"))),
+        ]
+    blocks += _stage_blocks(comparison)
+    return blocks + _recommended_blocks(comparison)
+
+
+def _summary_blocks(comparison, data_dir):
+    """What moved the score, the data and settings, and the recommendation."""
     metric = comparison.scoring
     classes, counts = np.unique(comparison.labels, return_counts=True)
     settings = {
@@ -312,7 +328,7 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
     )
     moved = what_moved(comparison)
     blocks = [Heading("What moved the score"), Paragraph(moved)] if moved else []
-    blocks += [
+    return blocks + [
         Paragraph(
             (f"Data: {code(data_dir)}, " if data_dir else "")
             + f"{len(comparison.labels)} images; "
@@ -326,38 +342,35 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
         Heading("Recommendation"),
         *[Paragraph(t) for t in recommendation(comparison)],
     ]
-    if comparison.best_estimator_ is not None:
-        where = f" and saved to {code(model_dir)}" if model_dir else ""
-        refits = comparison.plan.refits
-        members = (
-            f" {refits} times (seeds random_state, random_state + 1, ...), its probabilities "
-            "averaged as one ensemble,"
-            if refits > 1
-            else ""
-        )
-        command = comparison.fit_command(
-            comparison.recommended, data_dir or "DATA_DIR", ensemble=refits
-        )
-        blocks.append(
-            Paragraph(
-                f"The recommended configuration was refitted{members} on all "
-                f"{len(comparison.labels)} images{where} (load it with `imbal_estimators.load`, "
-                "or `imbal-estimators predict`). The same model from the command line: "
-                f"`{command}`."
-            )
-        )
-    blocks += [Heading("Plan"), Preformatted("\n".join(comparison.plan_lines))]
-    removed = getattr(comparison.plan, "removed", ())
-    if removed:  # the budget's drops, those made while running included: one per line
-        blocks += [
-            Heading("Not run: dropped by the budget"),
-            Preformatted("\n".join(dropped_lines(removed, data_dir or "DATA_DIR"))),
-        ]
-    blocks += _stage_blocks(comparison)
+
+
+def _refit_paragraph(comparison, data_dir, model_dir):
+    """How the recommended configuration was refitted, where it is saved, its command."""
+    where = f" and saved to {code(model_dir)}" if model_dir else ""
+    refits = comparison.plan.refits
+    members = (
+        f" {refits} times (seeds random_state, random_state + 1, ...), its probabilities "
+        "averaged as one ensemble,"
+        if refits > 1
+        else ""
+    )
+    command = comparison.fit_command(
+        comparison.recommended, data_dir or "DATA_DIR", ensemble=refits
+    )
+    return Paragraph(
+        f"The recommended configuration was refitted{members} on all "
+        f"{len(comparison.labels)} images{where} (load it with `imbal_estimators.load`, "
+        "or `imbal-estimators predict`). The same model from the command line: "
+        f"`{command}`."
+    )
+
+
+def _recommended_blocks(comparison):
+    """The recommended row's out-of-fold mistakes, figures and per-class figures."""
     best = comparison.recommended
     config_name = best.configuration.name
     stage = comparison.final
-    blocks += [
+    blocks = [
         Heading(f"The recommended configuration: {best.name}"),
         Paragraph(
             "Out-of-fold predictions (first repeat): every image is predicted by the model that "
@@ -380,38 +393,10 @@ def comparison_blocks(comparison, data_dir=None, model_dir=None):
 
 
 def _stage_blocks(comparison):
-    metric = comparison.scoring
-    blocks = []
+    """Each stage's ranking, the fits that failed, and every row's fold scores."""
     screen = comparison.screen
-    if screen is None:
-        blocks += [
-            Heading("Ranking"),
-            Paragraph(
-                f"Stage 1 (screening on frozen backbone features) was skipped: "
-                f"{comparison.screen_note}."
-            ),
-        ]
-    else:
-        rho = comparison.rank_agreement()
-        agreement = (
-            f"Spearman's rank correlation between the two stages over stage 2's rows: {rho:+.2f}"
-            if np.isfinite(rho)
-            else "too few rows in stage 2 to measure how well stage 1 ranked them"
-        )
-        blocks += [
-            Heading("Stage 1: screen on frozen backbone features"),
-            Paragraph(
-                "Every configuration trains a linear head on the frozen backbone's features "
-                "(one feature pass; the SMOTE family interpolates in this embedding space). The "
-                f"top {len({r.configuration.name for r in comparison.rows}) - 1} that can be "
-                "fine-tuned, plus plain cross-entropy, go on to stage 2."
-            ),
-            _ranking_table(comparison, screen),
-            Heading("Stage 2: confirm, fine-tuned"),
-            Paragraph(f"How well stage 1 ranked stage 2's rows: {agreement}."),
-        ]
     failures = comparison.final.failures | (screen.failures if screen else {})
-    blocks += [
+    blocks = _screen_blocks(comparison) + [
         Paragraph(
             "Mean ± standard deviation over the test folds. A tuned-threshold (or post-hoc "
             "adjustment) row uses the same fitted models as the row without it; only the "
@@ -427,6 +412,7 @@ def _stage_blocks(comparison):
                 + "; ".join(f"{name}: {error}" for name, error in failures.items())
             )
         )
+    metric = comparison.scoring
     blocks.append(
         Image(
             "fold_scores",
@@ -441,6 +427,37 @@ def _stage_blocks(comparison):
         )
     )
     return blocks
+
+
+def _screen_blocks(comparison):
+    """Stage 1's ranking and how well it predicted stage 2's, or why it was skipped."""
+    screen = comparison.screen
+    if screen is None:
+        return [
+            Heading("Ranking"),
+            Paragraph(
+                f"Stage 1 (screening on frozen backbone features) was skipped: "
+                f"{comparison.screen_note}."
+            ),
+        ]
+    rho = comparison.rank_agreement()
+    agreement = (
+        f"Spearman's rank correlation between the two stages over stage 2's rows: {rho:+.2f}"
+        if np.isfinite(rho)
+        else "too few rows in stage 2 to measure how well stage 1 ranked them"
+    )
+    return [
+        Heading("Stage 1: screen on frozen backbone features"),
+        Paragraph(
+            "Every configuration trains a linear head on the frozen backbone's features "
+            "(one feature pass; the SMOTE family interpolates in this embedding space). The "
+            f"top {len({r.configuration.name for r in comparison.rows}) - 1} that can be "
+            "fine-tuned, plus plain cross-entropy, go on to stage 2."
+        ),
+        _ranking_table(comparison, screen),
+        Heading("Stage 2: confirm, fine-tuned"),
+        Paragraph(f"How well stage 1 ranked stage 2's rows: {agreement}."),
+    ]
 
 
 def gallery_blocks(comparison, row, stage):
@@ -495,16 +512,6 @@ def evaluation_blocks(
     what moves its probabilities; ``out_of_fold``: the predictions are pooled
     out-of-fold ones, whose average precision differs from the mean over folds.
     """
-    pr_caption = (
-        "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
-        "tuned threshold."
-    )
-    if out_of_fold:
-        pr_caption += (
-            " The AP in the legend is computed once on the out-of-fold predictions of all "
-            "folds pooled; the table's average precision is the mean of one AP per test fold, "
-            "so the two differ (pooling mixes the folds' differently scaled probabilities)."
-        )
     blocks = []
     if histories:
         blocks.append(
@@ -528,7 +535,7 @@ def evaluation_blocks(
                     y_true, proba, classes, pos_label, thresholds, pooled=out_of_fold
                 )
             ),
-            pr_caption,
+            _precision_recall_caption(out_of_fold),
         ),
         Image(
             "f1_vs_threshold",
@@ -541,6 +548,27 @@ def evaluation_blocks(
             "Reliability diagram: predicted probability against observed frequency (the "
             "diagonal is perfect calibration)." + calibration_note(params),
         ),
+    ]
+    return blocks + _per_class_blocks(y_true, y_pred, classes)
+
+
+def _precision_recall_caption(out_of_fold):
+    caption = (
+        "Precision-recall curve; the markers are the decisions at threshold 0.5 and at the "
+        "tuned threshold."
+    )
+    if out_of_fold:
+        caption += (
+            " The AP in the legend is computed once on the out-of-fold predictions of all "
+            "folds pooled; the table's average precision is the mean of one AP per test fold, "
+            "so the two differ (pooling mixes the folds' differently scaled probabilities)."
+        )
+    return caption
+
+
+def _per_class_blocks(y_true, y_pred, classes):
+    """imbalanced-learn's per-class report of the predictions."""
+    return [
         Heading("Per-class figures", level=3),
         Paragraph(
             "imbalanced-learn's classification_report_imbalanced: precision, recall, "
@@ -552,7 +580,6 @@ def evaluation_blocks(
             )
         ),
     ]
-    return blocks
 
 
 def calibration_note(params):

@@ -52,10 +52,6 @@ from ..models.backbones import (
 from ..models.features import (
     FeatureDataset,
     collate_batch,
-    known_fingerprint,
-    remember_fingerprint,
-    remember_weights_source,
-    weights_source,
 )
 from ..models.normalization import apply_normalize
 from ..training.callbacks import (
@@ -67,19 +63,21 @@ from ..training.callbacks import (
     ValidationScore,
     history_key,
 )
-from ..training.checkpoint import EpochCheckpoint
+from ..training.checkpoint import attach_checkpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
-from ..training.frozen import frozen_model
-from ..training.heads import HeadTrainingMixin
+from ..training.frozen import frozen_model, remember_body
+from ..training.heads import HeadTrainingMixin, train_head
 from ..training.learning import LearningCheck
 from ..training.precision import (
     PRECISIONS,
     MixedPrecisionMixin,
+    grad_scaler,
     loader_defaults,
     to_memory_format,
 )
-from ..training.seeding import epoch_seed, seed_torch
+from ..training.seeding import EpochSeed
+from ..training.threads import head_threads
 from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
@@ -215,7 +213,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            module,
+            None,  # set below: skorch refuses a torch module set outside initialize_*
             criterion=criterion,
             optimizer=optimizer,
             lr=lr,
@@ -227,7 +225,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             device=device,
             **kwargs,
         )
-        self.loss = loss
+        # These three may hold a torch module (a network, a loss, a transform), which
+        # skorch's __setattr__ refuses outside initialize_*; none is a component of the net.
+        self.__dict__.update(module=module, loss=loss, augment=augment)
         self.gamma = gamma
         self.alpha = alpha
         self.beta = beta
@@ -236,7 +236,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         self.weights = weights
         self.image_size = image_size
         self.normalize = normalize
-        self.augment = augment
         self.monitor = monitor
         self.pos_label = pos_label
         self.cache = cache
@@ -275,19 +274,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     def __repr__(self) -> str:
         return params_repr(self)
 
-    def __setattr__(self, name, value):
-        # skorch refuses torch modules set outside initialize_*; these parameters
-        # may legitimately hold one (a loss instance, a transform) and are not
-        # components of the net.
-        # ``initialized_`` is a class attribute (no attribute set in __init__, as
-        # scikit-learn asks), so skorch's own "first init" test no longer sees the
-        # constructor: until the first initialize, set as skorch's constructor would.
-        constructing = "initialized_" not in self.__dict__ and not name.endswith("_")
-        if name in ("loss", "augment") or constructing:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     @property
     def device(self):
         """The torch device skorch uses: ``"auto"`` is resolved on every read.
@@ -320,6 +306,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if "callbacks" in params and not self.initialized_:
             # skorch would build the callbacks now; fit checks and builds them
             self.callbacks = params.pop("callbacks")
+        for key in [k for k in params if k not in nested and k not in self.prefixes_]:
+            if "__" not in key and isinstance(
+                params[key], (torch.nn.Module, torch.optim.Optimizer)
+            ):
+                # a parameter, not a component of the net (see __init__)
+                self.__dict__[key] = params.pop(key)
         super().set_params(**{k: v for k, v in params.items() if k not in nested})
         for key, value in nested.items():
             if self.sampler is None or not hasattr(self.sampler, "set_params"):
@@ -341,9 +333,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     @classes_.setter
     def classes_(self, value):
         self.__dict__["classes_"] = value
-
-    def __sklearn_is_fitted__(self):
-        return "classes_" in self.__dict__ and bool(self.initialized_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -414,6 +403,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         monitor = history_key(self.monitor)
         by_loss = monitor == "valid_loss"
         callbacks = [
+            ("epoch_seed", EpochSeed()),
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
             ("valid_loss", EpochLossScoring(name="valid_loss")),
@@ -431,23 +421,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
         return callbacks
 
-    def initialize_callbacks(self):
-        self.__dict__.pop("_callbacks_pending_", None)
-        super().initialize_callbacks()
-        if self.checkpoint_dir is not None:  # last: it saves what the others recorded
-            self.callbacks_.append(("epoch_checkpoint", EpochCheckpoint().initialize()))
-        return self
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
-        # Shuffling, augmentation and dropout draw from a stream seeded per epoch,
-        # so a fit resumed from a checkpoint replays the epochs it missed exactly.
-        seed_torch(epoch_seed(self.torch_seed_, len(self.history)), self.device)
-
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        attach_checkpoint(self)  # after on_train_begin: it restores what the others began
         if epochs is None and self.resumed_from_epoch_:
             epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
-        return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        with head_threads(self._trains_head_only_on_cpu()):
+            trained = train_head(self, X, y, epochs, fit_params)
+            if trained is None:
+                trained = super().fit_loop(X, y, epochs=epochs, **fit_params)
+        return trained
 
     def initialize_module(self):
         kwargs = self.get_params_for("module")
@@ -464,7 +446,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         else:
             module = frozen_model(fit_settings(self), build)
         apply_normalize(module, self.normalize)
-        self.module_ = to_memory_format(module, self.precision, self.device)
+        # moved here rather than by skorch after this, so that what remember_body keys
+        # stays at its address
+        module = to_memory_format(module, self.precision, self.device).to(self.device)
+        if self.freeze_backbone:
+            backbone = self.backbone if self.module is None else None
+            remember_body(module, backbone, self.weights, kwargs)
+        self.grad_scaler_ = grad_scaler(self.precision, self.device, self.freeze_backbone)
+        self.module_ = module
         return self
 
     def _build_module(self):
@@ -480,15 +469,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, self.image_size, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
-
-    def initialize(self):
-        super().initialize()
-        if self.freeze_backbone and self.module is None and self.weights is not None:
-            source = weights_source(self.backbone, self.weights, self.get_params_for("module"))
-            remember_weights_source(self.module_, source)
-        elif self.freeze_backbone and (fingerprint := known_fingerprint(self.module_)):
-            remember_fingerprint(self.module_, fingerprint)  # its mean and std moved since
-        return self
 
     def initialize_criterion(self):
         self._n_classes_for_init()
@@ -612,9 +592,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         elif not callable(nonlinearity):
             raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
         outputs = []
-        for logits in self.forward_iter(X, training=False):
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            outputs.append(nonlinearity(logits).detach().cpu().numpy())
+        with head_threads(self._trains_head_only_on_cpu()):
+            for logits in self.forward_iter(X, training=False):
+                logits = logits[0] if isinstance(logits, tuple) else logits
+                outputs.append(nonlinearity(logits).detach().cpu().numpy())
         return np.concatenate(outputs, 0)
 
     def predict(self, X: ImagePaths | Dataset) -> LabelArray:

@@ -38,6 +38,7 @@ from ..training.memory import release_memory, train_with_memory_retry
 from ..training.plan import FitOutcome, plan_fit
 from ..training.seeding import seeded
 from ..training.settings import FitSettings
+from ..training.threads import head_threads
 from .fitted import DecisionFit, assign_fitted
 from .validation import check_params_for_classes
 
@@ -127,11 +128,13 @@ def _plan(estimator, settings, X, y, known_classes, resume):
 
 
 def _build(estimator, rebuild):
+    # load() builds no callbacks (set _callbacks_pending_); a new network builds them all
+    pending = estimator.__dict__.pop("_callbacks_pending_", False)
     if rebuild:
         estimator.initialize()
         return
     estimator.rebuild_criterion()  # training goes on: the loss follows this data's weights
-    if estimator._callbacks_pending_:  # set by load()
+    if pending:
         estimator.initialize_callbacks()
 
 
@@ -190,7 +193,8 @@ def _decision(estimator, settings, paths, y_encoded):
         else:
             loader = ImageLoader(settings.data.image_size, settings.data.cache)
             valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        logits = estimator.forward(valid, training=False).float().numpy()
+        with head_threads(estimator._trains_head_only_on_cpu()):
+            logits = estimator.forward(valid, training=False).float().numpy()
         y_valid = y_encoded[rows]
         # a split lacking a class was warned about before training; threshold_ is 0.5
         tunable = imbalance.threshold == "auto" and len(np.unique(y_valid)) == 2

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ..data.cache import get_feature_cache, image_key
 from ..data.images import ImageFileError, describe_image_error
+from ..utils._compat import tensor_version
 from .backbones import FrozenBackboneModel, is_weights_file, pretrained_origin
 
 
@@ -179,7 +180,7 @@ def _tensor_state(model):
     # to change (and asking for them would build it).
     body = model.backbone.state_dict().values() if getattr(model, "body_built", True) else ()
     tensors = [*body, model.mean, model.std]
-    return tuple((t.data_ptr(), t._version) for t in tensors)
+    return tuple((t.data_ptr(), tensor_version(t)) for t in tensors)
 
 
 def _fingerprint_of(model):
@@ -310,7 +311,7 @@ class LazyFrozenModel(FrozenBackboneModel):
     @property
     def body_built(self):
         """Whether the frozen body exists yet."""
-        return "backbone" in self._modules
+        return "backbone" in dict(self.named_children())
 
     def __getattr__(self, name):
         if name == "backbone" and self.__dict__.get("_build") is not None:
@@ -338,7 +339,8 @@ class LazyFrozenModel(FrozenBackboneModel):
                 "random state gave other weights than the fit's; fit again."
             )
         body = body.to(device=self.mean.device, memory_format=self._memory_format)
-        head = self._modules.pop("head")
+        head = self.head
+        del self.head
         self.backbone = body  # registered before the head, as in FrozenBackboneModel
         self.head = head
         self._build = self._current_source = self._rng_state = None

@@ -156,7 +156,7 @@ class CheckpointPlan:
         self.images = images
         self.state = state
         self.lock = lock
-        self.training = False  # between on_train_begin and release()
+        self.training = False  # from the start of training (attach_checkpoint) to release()
         self.threads = None  # the process's torch thread count while a resume replaced it
 
     @property
@@ -532,14 +532,32 @@ def _restore_rng_states(states):
 
 
 class EpochCheckpoint(Callback):
-    """Resume from the estimator's checkpoint plan at train begin; save after each epoch.
+    """Resume from the estimator's checkpoint plan as training starts; save after each epoch.
 
-    The estimator appends it after every other callback, so it restores the
-    states those callbacks created in ``on_train_begin`` and saves what they
-    recorded in ``on_epoch_end``. At the end of training it gives up the lock.
+    :func:`attach_checkpoint` appends it after every other callback, so it
+    restores the states those callbacks created in ``on_train_begin`` and saves
+    what they recorded in ``on_epoch_end``. At the end of training it gives up
+    the lock.
     """
 
-    def on_train_begin(self, net, **kwargs):
+    @staticmethod
+    def attach(net):
+        """With ``checkpoint_dir``, append an :class:`EpochCheckpoint` after ``net``'s
+        other callbacks and resume from its checkpoint, if any.
+
+        Called as training starts (skorch's ``fit_loop``), after ``on_train_begin``:
+        skorch builds the callbacks anew on every ``initialize`` and puts user
+        callbacks after its defaults, so no earlier place sees them all.
+        """
+        if net.checkpoint_dir is None:
+            return
+        callbacks = dict(net.callbacks_)
+        if "epoch_checkpoint" not in callbacks:
+            callbacks["epoch_checkpoint"] = EpochCheckpoint().initialize()
+            net.callbacks_.append(("epoch_checkpoint", callbacks["epoch_checkpoint"]))
+        callbacks["epoch_checkpoint"].resume(net)
+
+    def resume(self, net):
         plan = getattr(net, "_checkpoint_plan_", None)
         if plan is not None:
             plan.training = True
@@ -605,3 +623,7 @@ class EpochCheckpoint(Callback):
             if name in state["callbacks"]:
                 _restore_callback(callback, state["callbacks"][name])
         _restore_rng_states(state["rng"])
+
+
+#: the function the estimator's fit_loop calls as training starts
+attach_checkpoint = EpochCheckpoint.attach

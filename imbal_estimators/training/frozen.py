@@ -25,12 +25,29 @@ from ..models.features import (
     LazyFrozenModel,
     body_fingerprint,
     compute_features,
+    known_fingerprint,
     random_init_source,
+    remember_fingerprint,
+    remember_weights_source,
     weights_source,
 )
 from .plan import FeatureDraw
 from .seeding import epoch_seed
 from .threads import body_threads
+
+
+def remember_body(model, backbone, weights, module_kwargs):
+    """Key a frozen ``model``'s features without hashing its body, now that it is built,
+    normalized and on its device.
+
+    By the source of its weights (a ``backbone`` of the registry with ``weights``;
+    None for a user's module), else by the fingerprint a random body was built
+    with (its mean and std moved since).
+    """
+    if backbone is not None and weights is not None:
+        remember_weights_source(model, weights_source(backbone, weights, module_kwargs))
+    elif fingerprint := known_fingerprint(model):
+        remember_fingerprint(model, fingerprint)
 
 
 def frozen_model(settings, build, build_args=None):

@@ -18,6 +18,7 @@ optimizer; they apply to fine-tuning and to ``head_solver=None``.
 import numpy as np
 import torch
 
+from ..utils._compat import set_training
 from .threads import head_threads
 
 __all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
@@ -86,7 +87,7 @@ def _objective(net, head, features, targets, penalty):
 
 def _solve(net, head, features, targets, penalty, scale):
     """Minimize the penalized loss; returns ``(iterations, converged)``."""
-    net._set_training(True)
+    set_training(net, True)
     params = [p for p in head.parameters() if p.requires_grad]
     tolerance = GRAD_TOL * max(scale, 1e-12) ** 0.5
     optimizer = torch.optim.LBFGS(
@@ -123,7 +124,7 @@ def _record(net, features, targets, training):
     prefix = "train" if training else "valid"
     batch = (features, targets)
     net.notify("on_batch_begin", batch=batch, training=training)
-    net._set_training(False)
+    set_training(net, False)
     with torch.no_grad():
         y_pred = net.infer(features).float()
         loss = net.get_loss(y_pred, targets, X=features, training=training)

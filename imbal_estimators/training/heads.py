@@ -11,7 +11,7 @@ and each head's own optimizer takes its step. The fitted estimators are those
 separate ``fit`` calls give, to float32 precision.
 
 How: the estimators' ``fit`` calls are nested. Each one's ``fit_loop``
-(:class:`HeadTrainingMixin`) registers its datasets with the group and starts
+(:func:`train_head`) registers its datasets with the group and starts
 the next estimator's ``fit``; the innermost trains every registered head, and
 then each ``fit`` returns and finishes as usual (restoring its best epoch,
 fitting its threshold). So the whole of ``fit`` stays the one code path.
@@ -20,66 +20,54 @@ fitting its threshold). So the whole of ``fit`` stays the one code path.
 import torch
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset
 
+from ..utils._compat import (
+    REPLAYED_SKORCH_STEPS,
+    loader_batches,
+    optimizer_names,
+    private_api_ok,
+    set_training,
+    zero_grad,
+)
 from .head_solver import solve_head_path, uses_head_solver
 from .threads import head_threads
 
-__all__ = ["HeadTrainingMixin", "can_fit_together", "fit_many"]
+__all__ = ["HeadTrainingMixin", "can_fit_together", "fit_many", "train_head"]
 
 DEFAULT_CHUNK_SIZE = 32  # heads per group; each nested fit adds about 15 stack frames
 
 
 class HeadTrainingMixin:
-    """skorch hooks of the estimator for frozen-backbone heads.
+    """What the estimator knows about training a frozen backbone's head.
 
     Head-only epochs and predictions on the CPU run on one intra-op thread
     (:func:`~imbal_estimators.training.threads.head_threads`; the feature pass
-    of the body keeps every thread). Inside :func:`fit_many`, ``fit_loop``
-    hands the estimator's training to its group.
+    of the body keeps every thread); :func:`train_head` picks the loop.
     """
 
     def _trains_head_only_on_cpu(self):
         return self.freeze_backbone and torch.device(self.device).type == "cpu"
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        group = self.__dict__.get("_head_group")
-        if group is not None:
-            return group.train(self, X, y, epochs, fit_params)
-        if uses_head_solver(self) and _reason_no_solver(self, epochs, fit_params) is None:
-            return solve_head_path(self, X, y)
-        if set(fit_params) <= {"_routing_method"} and _reason_not_direct(self) is None:
-            return _direct_head_loop(self, X, y, epochs)
-        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        with head_threads(self._trains_head_only_on_cpu()):
-            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+def train_head(net, X, y, epochs, fit_params):
+    """``net``'s ``fit_loop`` on a fast path for a frozen head, or None where there is none.
 
-    def forward_iter(self, X, training=False, device="cpu"):
-        # a generator: the block stays open while the caller applies the softmax
-        with head_threads(self._trains_head_only_on_cpu()):
-            yield from super().forward_iter(X, training=training, device=device)
+    Inside :func:`fit_many` the group trains it; ``head_solver="lbfgs"`` solves
+    it (:func:`~imbal_estimators.training.head_solver.solve_head_path`); on the
+    CPU :func:`_direct_head_loop` runs skorch's loop without its per-batch
+    bookkeeping. Otherwise the caller runs skorch's ``fit_loop``.
+    """
+    group = net.__dict__.get("_head_group")
+    if group is not None:
+        return group.train(net, X, y, epochs, fit_params)
+    if uses_head_solver(net) and _reason_no_solver(net, epochs, fit_params) is None:
+        return solve_head_path(net, X, y)
+    if set(fit_params) <= {"_routing_method"} and _reason_not_direct(net) is None:
+        return _direct_head_loop(net, X, y, epochs)
+    return None
 
 
-# The skorch steps the direct head loop stands in for; a subclass that overrides one of
-# them (outside this package and skorch) trains through skorch's own loop instead.
-_DIRECT_LOOP_STEPS = (
-    "run_single_epoch",
-    "train_step",
-    "train_step_single",
-    "validation_step",
-    "get_train_step_accumulator",
-    "_zero_grad_optimizer",
-    "_step_optimizer",
-    "_set_training",
-    "infer",
-    "get_loss",
-    "notify",
-    "on_batch_begin",
-    "on_batch_end",
-    "on_grad_computed",
-)
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
@@ -109,13 +97,15 @@ def _reason_not_direct(net):
         return "not a frozen-backbone fit on the CPU"
     if getattr(net, "grad_scaler_", None) is not None:
         return "loss scaling"
-    if list(getattr(net, "_optimizers", ["optimizer"])) != ["optimizer"]:
+    if not private_api_ok():
+        return "untested torch or skorch version"
+    if optimizer_names(net) != ["optimizer"]:
         return "more than one optimizer"
     from sklearn import get_config
 
     if get_config().get("enable_metadata_routing"):
         return "metadata routing"
-    for name in _DIRECT_LOOP_STEPS:
+    for name in REPLAYED_SKORCH_STEPS:
         if not _defined_here(type(net), name):
             return f"{name} is overridden"
     return None
@@ -166,37 +156,6 @@ def _tell(net, listeners, event, **kwargs):
         getattr(callback, event)(net, **kwargs)
 
 
-def _batches(loader):
-    """The batches of one pass over ``loader``, as its iterator yields them.
-
-    A main-process ``DataLoader`` over a map-style dataset is iterated here in its
-    own steps (the sampler's batches of indices, the base seed its iterator draws
-    first, ``__getitems__`` or one item per index, ``collate_fn``), so the same
-    random draws give the same batches; anything else is iterated as it is.
-    Building the iterator cost more than a head's batch.
-    """
-    plain = (
-        type(loader) is DataLoader
-        and loader.num_workers == 0
-        and not loader.pin_memory
-        and loader._auto_collation
-        and not isinstance(loader.dataset, IterableDataset)
-    )
-    if not plain:
-        yield from loader
-        return
-    dataset, collate = loader.dataset, loader.collate_fn
-    indices = iter(loader._index_sampler)
-    # what _BaseDataLoaderIter.__init__ draws, after iter(sampler) and before the first batch
-    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
-    getitems = getattr(dataset, "__getitems__", None)
-    for batch_indices in indices:
-        if getitems:
-            yield collate(getitems(batch_indices))
-        else:
-            yield collate([dataset[i] for i in batch_indices])
-
-
 def _direct_epoch(net, iterator, training, listeners):
     """``run_single_epoch`` with ``train_step`` or ``validation_step`` inlined."""
     if iterator is None:
@@ -204,14 +163,14 @@ def _direct_epoch(net, iterator, training, listeners):
     prefix = "train" if training else "valid"
     history = net.history
     batch_count = 0
-    for batch in _batches(iterator):
+    for batch in loader_batches(iterator):
         _tell(net, listeners, "on_batch_begin", batch=batch, training=training)
         if training:
             first = []  # skorch's FirstStepAccumulator: the first closure call's step
 
             def step_fn(batch=batch, first=first):
-                net._zero_grad_optimizer()
-                net._set_training(True)
+                zero_grad(net)
+                set_training(net, True)
                 Xi, yi = unpack_data(batch)
                 y_pred = net.infer(Xi)
                 loss = net.get_loss(y_pred, yi, X=Xi, training=True)
@@ -232,7 +191,7 @@ def _direct_epoch(net, iterator, training, listeners):
             net.optimizer_.step(step_fn)
             step = first[0]
         else:
-            net._set_training(False)
+            set_training(net, False)
             Xi, yi = unpack_data(batch)
             with torch.no_grad():
                 y_pred = net.infer(Xi)
@@ -327,34 +286,42 @@ def fit_many(estimators, X, y, *, per_estimator=False, chunk_size=DEFAULT_CHUNK_
     >>> fitted = fit_many([clone(base).set_params(**p) for p in grid], X, y)  # doctest: +SKIP
     """
     estimators = list(estimators)
-    if per_estimator:
-        X, y = list(X), list(y)
-        if not len(X) == len(y) == len(estimators):
-            raise ValueError(
-                f"per_estimator=True needs one X and one y per estimator; got "
-                f"{len(estimators)} estimators, {len(X)} X and {len(y)} y."
-            )
-        data = list(zip(X, y, strict=True))
-    else:
-        data = [(X, y)] * len(estimators)
-    if len({id(e) for e in estimators}) != len(estimators):
-        raise ValueError("fit_many got the same estimator object twice; pass clones.")
+    data = _data_per_estimator(estimators, X, y, per_estimator)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1; got {chunk_size}.")
     together = [i for i, e in enumerate(estimators) if can_fit_together(e)]
     for i in sorted(set(range(len(estimators))) - set(together)):
         estimators[i].fit(*data[i])
     for start in range(0, len(together), chunk_size):
-        chunk = together[start : start + chunk_size]
-        if len(chunk) == 1:
-            estimators[chunk[0]].fit(*data[chunk[0]])
-            continue
-        try:
-            _HeadGroup([(estimators[i], *data[i]) for i in chunk]).run()
-        except Exception:  # noqa: BLE001 - refit alone, so the error names its estimator
-            for i in chunk:
-                estimators[i].fit(*data[i])
+        _fit_chunk([(estimators[i], *data[i]) for i in together[start : start + chunk_size]])
     return estimators
+
+
+def _fit_chunk(jobs):
+    """Fit ``(estimator, X, y)`` jobs as one group; alone where the group fails or is one."""
+    if len(jobs) > 1:
+        try:
+            _HeadGroup(jobs).run()
+            return
+        except Exception:  # noqa: BLE001 - refit alone, so the error names its estimator
+            pass
+    for net, X, y in jobs:
+        net.fit(X, y)
+
+
+def _data_per_estimator(estimators, X, y, per_estimator):
+    """``[(X, y), ...]``, one pair per estimator, after :func:`fit_many`'s checks."""
+    if len({id(e) for e in estimators}) != len(estimators):
+        raise ValueError("fit_many got the same estimator object twice; pass clones.")
+    if not per_estimator:
+        return [(X, y)] * len(estimators)
+    X, y = list(X), list(y)
+    if not len(X) == len(y) == len(estimators):
+        raise ValueError(
+            f"per_estimator=True needs one X and one y per estimator; got "
+            f"{len(estimators)} estimators, {len(X)} X and {len(y)} y."
+        )
+    return list(zip(X, y, strict=True))
 
 
 class _GroupFailed(RuntimeError):

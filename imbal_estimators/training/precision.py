@@ -3,8 +3,8 @@
 :func:`autocast_dtype` resolves the estimator's ``precision``; ``"auto"`` is
 bfloat16 on CUDA and on CPUs that compute bfloat16 natively
 (:func:`cpu_has_native_bf16`), float32 elsewhere. :class:`MixedPrecisionMixin`
-holds the estimator's skorch hooks that apply it: autocast around the forward
-pass, channels-last batches, and float16 loss scaling.
+holds the estimator's two skorch hooks that apply it: ``infer`` (autocast around
+the forward pass, channels-last batches) and ``train_step`` (float16 loss scaling).
 """
 
 import os
@@ -14,6 +14,8 @@ from functools import cache
 import torch
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
+
+from ..utils._compat import cpu_private_bf16_queries
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -40,8 +42,7 @@ def cpu_has_native_bf16():
     if get_capabilities is not None:
         capabilities = get_capabilities()
         return any(bool(capabilities.get(name, False)) for name in _NATIVE_BF16)
-    queries = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in queries)
+    return cpu_private_bf16_queries()
 
 
 def autocast_dtype(precision, device):
@@ -115,6 +116,17 @@ def loader_defaults(device, holds_images=True):
     return {"pin_memory": True, "num_workers": workers}
 
 
+def grad_scaler(precision, device, frozen_backbone):
+    """A ``GradScaler`` where ``precision`` trains in float16 on ``device``, else None.
+
+    float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+    A frozen backbone's head trains on float32 features and needs none.
+    """
+    if autocast_dtype(precision, device) != torch.float16 or frozen_backbone:
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
+
+
 class MixedPrecisionMixin:
     """The estimator's skorch hooks for ``precision``: autocast, channels-last, loss scaling.
 
@@ -123,7 +135,8 @@ class MixedPrecisionMixin:
     is computed in float32. Cached frozen-backbone features (a float
     ``(N, D)`` matrix) go through the linear head in float32: autocast would
     only round them to bfloat16, and a head this small costs nothing either
-    way. float16 (CUDA) trains with a ``GradScaler`` in ``grad_scaler_``.
+    way. float16 (CUDA) trains with the ``GradScaler`` of :func:`grad_scaler`,
+    made with the network (``grad_scaler_``).
     """
 
     def _autocast_dtype(self):
@@ -135,15 +148,6 @@ class MixedPrecisionMixin:
 
     def _channels_last(self):
         return uses_channels_last(self.device, self._autocast_dtype())
-
-    def initialize(self):
-        super().initialize()
-        # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
-        # A frozen backbone's head trains on float32 features and needs none.
-        scaling = self._autocast_dtype() == torch.float16 and not self.freeze_backbone
-        device_type = torch.device(self.device).type
-        self.grad_scaler_ = torch.amp.GradScaler(device_type) if scaling else None
-        return self
 
     def infer(self, x, **fit_params):
         if not isinstance(x, torch.Tensor):
@@ -158,18 +162,6 @@ class MixedPrecisionMixin:
             logits = self.module_(x, **fit_params)
         return logits.float()
 
-    def train_step_single(self, batch, **fit_params):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super().train_step_single(batch, **fit_params)
-        self.module_.train(True)
-        self.criterion_.train(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        scaler.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
-
     def train_step(self, batch, **fit_params):
         scaler = getattr(self, "grad_scaler_", None)
         if scaler is None:
@@ -178,7 +170,7 @@ class MixedPrecisionMixin:
         # for the one optimizer this estimator creates.
         accumulator = self.get_train_step_accumulator()
         self.optimizer_.zero_grad()
-        accumulator.store_step(self.train_step_single(batch, **fit_params))
+        accumulator.store_step(self._scaled_backward(scaler, batch, fit_params))
         scaler.unscale_(self.optimizer_)  # callbacks such as gradient clipping see true gradients
         self.notify(
             "on_grad_computed",
@@ -189,3 +181,14 @@ class MixedPrecisionMixin:
         scaler.step(self.optimizer_)
         scaler.update()
         return accumulator.get_step()
+
+    def _scaled_backward(self, scaler, batch, fit_params):
+        """skorch's ``train_step_single`` with the loss scaled by ``scaler`` for the
+        backward pass."""
+        self.module_.train(True)
+        self.criterion_.train(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}

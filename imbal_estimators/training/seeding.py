@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from skorch.callbacks import Callback
 
 _SEED_RANGE = 2**31 - 1
 
@@ -65,3 +66,16 @@ def seeded(seed, device="cpu"):
     with torch.random.fork_rng(devices=devices):
         seed_torch(seed, device)
         yield
+
+
+class EpochSeed(Callback):
+    """Seed torch before each epoch from the fit's ``torch_seed_`` and the epoch.
+
+    Shuffling, augmentation and dropout draw from a stream of their own per
+    epoch, so a fit resumed from a checkpoint replays the epochs it missed
+    exactly. The first of the estimator's callbacks, so every other one and the
+    epoch's batches draw after it.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        seed_torch(epoch_seed(net.torch_seed_, len(net.history)), net.device)
