@@ -8,11 +8,9 @@ resample, monitor and keep the best epoch.
 
 import copy
 import functools
-import os
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -31,15 +29,10 @@ from ..data.images import (
     make_augmentation,
 )
 from ..data.labels import plain_value
-from ..data.preflight import ON_BAD_IMAGE_OPTIONS
 from ..data.tta import tta_views
-from ..decision.metrics import MONITOR_OPTIONS
 from ..decision.posthoc import decide
-from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
-from ..imbalance.samplers import (
-    SAMPLERS,
-)
-from ..losses.registry import LOSSES, get_loss
+from ..imbalance.class_weights import AlphaSpec
+from ..losses.registry import get_loss
 from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -70,7 +63,6 @@ from ..training.frozen import frozen_model, remember_body
 from ..training.heads import HeadTrainingMixin, train_head
 from ..training.learning import LearningCheck
 from ..training.precision import (
-    PRECISIONS,
     MixedPrecisionMixin,
     grad_scaler,
     loader_defaults,
@@ -78,24 +70,14 @@ from ..training.precision import (
 )
 from ..training.seeding import EpochSeed
 from ..training.threads import head_threads
-from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
-from ..utils.param_validation import (
-    HasMethods,
-    Interval,
-    Options,
-    RealNotInt,
-    StrOptions,
-)
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
+from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .fitted import normalize_fitted
 from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
-from .loss_params import DEPRECATED, deprecated_constraints, loss_options, pickled_state
+from .loss_params import DEPRECATED, loss_options, pickled_state
 from .validation import (
-    CallbackList,
-    ModuleClassOrInstance,
-    OptimizerClass,
     check_module_output,
     fit_context,
 )
@@ -111,62 +93,7 @@ def softmax_probabilities(logits, temperature=1.0):
 class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNetClassifier):
     __doc__ = CLASSIFIER_DOC  # parameters, attributes, example: estimator/_docstrings.py
 
-    _parameter_constraints = {
-        # the registries' live key views: a new entry is a valid value at once
-        "loss": [StrOptions(LOSSES.keys()), callable, HasMethods(["forward"])],
-        "module": [None, ModuleClassOrInstance()],
-        "optimizer": [OptimizerClass()],
-        "callbacks": [None, StrOptions({"disable"}), CallbackList()],
-        "gamma": [Interval(Real, 0, None, closed="left")],
-        "alpha": [
-            None,
-            StrOptions(ALPHA_STRATEGIES.keys()),
-            Interval(RealNotInt, 0, 1, closed="neither"),
-            "array-like",
-            dict,
-            callable,
-        ],
-        "beta": [Interval(Real, 0, 1, closed="left")],
-        "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
-        "backbone": [str],
-        "weights": [None, str, os.PathLike],
-        "image_size": [Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
-        "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
-        "augment": ["boolean", callable],
-        "monitor": [StrOptions(set(MONITOR_OPTIONS))],
-        "pos_label": [None, Real, str, "boolean"],
-        "cache": [None, str, os.PathLike],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "train_split": [
-            None,
-            Options(bool, {False}),
-            Interval(RealNotInt, 0, 1, closed="neither"),
-            Interval(Integral, 2, None, closed="left"),
-            callable,
-        ],
-        "lr": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [
-            Interval(Integral, 1, MAX_BATCH_SIZE, closed="both"),
-            Options(Integral, {-1}),
-        ],
-        "verbose": ["verbose"],
-        "freeze_backbone": ["boolean"],
-        "head_solver": [None, StrOptions({"lbfgs"})],
-        "precision": [StrOptions(set(PRECISIONS))],
-        **deprecated_constraints(),  # tau, max_margin, ldam_s
-        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
-        "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
-        "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
-        "calibrate": ["boolean"],
-        "tta": [None, Interval(Integral, 1, MAX_TTA, closed="both")],
-        "checkpoint_dir": [None, str, os.PathLike],
-        "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
-        "auto_batch_size": ["boolean"],
-        "use_caching": [StrOptions({"auto"}), "boolean"],
-    }
+    _parameter_constraints = PARAMETER_CONSTRAINTS  # estimator/constraints.py
 
     def __init__(
         self,
