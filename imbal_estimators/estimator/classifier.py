@@ -7,7 +7,6 @@ resample, monitor and keep the best epoch.
 """
 
 import copy
-import functools
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
@@ -29,7 +28,6 @@ from ..data.images import (
     make_augmentation,
 )
 from ..data.labels import plain_value
-from ..data.tta import tta_views
 from ..decision.posthoc import decide
 from ..imbalance.class_weights import AlphaSpec
 from ..losses.registry import get_loss
@@ -77,17 +75,11 @@ from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .fitted import normalize_fitted
 from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
 from .loss_params import DEPRECATED, loss_options, pickled_state
+from .predicting import probabilities
 from .validation import (
     check_module_output,
     fit_context,
 )
-
-
-def softmax_probabilities(logits, temperature=1.0):
-    """Softmax of ``logits / temperature`` over classes in float64 (rows sum to 1 to double
-    precision)."""
-    logits = logits.double()
-    return torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=1)
 
 
 class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNetClassifier):
@@ -496,34 +488,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if not isinstance(X, torch.utils.data.Dataset):
             X = check_paths(X)
             check_files_exist(X)
-        if self.tta is not None and self.tta > 1:
-            dataset = self.get_dataset(X)
-            if isinstance(dataset, ImagePathDataset):
-                augmentation = make_augmentation(self.image_size, self.augment)
-                views = tta_views(dataset, augmentation, self.tta, self.torch_seed_)
-                return np.mean([self._probabilities(view) for view in views], axis=0)
-        return self._probabilities(X)
-
-    def _probabilities(self, X):
-        """skorch's ``predict_proba`` with this estimator's nonlinearity: for
-        ``predict_nonlinearity="auto"`` the float64 softmax (of ``logits /
-        temperature_`` once calibrated), whatever the loss."""
-        nonlinearity = self.predict_nonlinearity
-        if nonlinearity == "auto":
-            temperature = self.temperature_
-            nonlinearity = softmax_probabilities
-            if temperature is not None:
-                nonlinearity = functools.partial(softmax_probabilities, temperature=temperature)
-        elif nonlinearity is None:
-            nonlinearity = torch.nn.Identity()
-        elif not callable(nonlinearity):
-            raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
-        outputs = []
-        with head_threads(self._trains_head_only_on_cpu()):
-            for logits in self.forward_iter(X, training=False):
-                logits = logits[0] if isinstance(logits, tuple) else logits
-                outputs.append(nonlinearity(logits).detach().cpu().numpy())
-        return np.concatenate(outputs, 0)
+        return probabilities(self, X)
 
     def predict(self, X: ImagePaths | Dataset) -> LabelArray:
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
