@@ -27,8 +27,6 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import plain_value
-from ..decision.posthoc import decide
 from ..imbalance.class_weights import AlphaSpec
 from ..losses.registry import get_loss
 from ..models.backbones import (
@@ -75,7 +73,7 @@ from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .fitted import normalize_fitted
 from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
 from .loss_params import DEPRECATED, loss_options, pickled_state
-from .predicting import probabilities
+from .predicting import decide_indices, probabilities, rule_in_words
 from .validation import (
     check_module_output,
     fit_context,
@@ -497,19 +495,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``EpochScoring`` scores the validation split that way), it returns class
         indices, the encoding of the targets that dataset holds.
         """
-        indices = self._decide_indices(self.predict_proba(X))
+        indices = decide_indices(self, self.predict_proba(X))
         if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices
         return self.classes_[indices]
-
-    def _decide_indices(self, proba):
-        return decide(
-            proba,
-            threshold=self.threshold_,
-            posthoc_tau=self.posthoc_tau,
-            class_counts=self.loss_class_counts_,
-            pos_index=self.pos_index_,
-        )
 
     def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
         """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
@@ -542,7 +531,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             Labels from ``classes_``.
         """
         check_is_fitted(self)
-        return self.classes_[self._decide_indices(proba)]
+        return self.classes_[decide_indices(self, proba)]
 
     def decision_rule(self, threshold: float | None = None) -> str:
         """How :meth:`predict` decides, in words (for reports and the CLI).
@@ -550,13 +539,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
         """
         check_is_fitted(self)
-        threshold = self.threshold_ if threshold is None else threshold
-        if threshold is not None:
-            positive = self.classes_[self.pos_index_]
-            return f"threshold {threshold:.3f} on P({plain_value(positive)!r})"
-        if self.posthoc_tau:
-            return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
-        return "argmax"
+        return rule_in_words(self, threshold)
 
     def save(self, path: StrPath) -> str:
         """Save the fitted estimator as safetensors weights and JSON, without pickle.
@@ -609,8 +592,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         requested = state.get("device")
         state["device"] = resolve_device_name(requested)
         if "classes_" in state:  # fitted: a pickle of 0.1 or 0.2 gets what it lacks, once
-            classes = state["classes_"]
-            state.update(normalize_fitted(state, classes, state.get("batch_size", 32)))
+            state.update(normalize_fitted(state, state["classes_"], state.get("batch_size", 32)))
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

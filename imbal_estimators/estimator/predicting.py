@@ -3,6 +3,7 @@
 :func:`probabilities` is what ``predict_proba`` returns once it has checked its
 input: the float64 softmax of the logits (of ``logits / temperature_`` once
 calibrated) whatever the loss, averaged over ``tta`` views when set.
+:func:`decide_indices` applies the fitted decision rule to them.
 """
 
 import functools
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 
 from ..data.images import ImagePathDataset, make_augmentation
+from ..data.labels import plain_value
 from ..data.tta import tta_views
+from ..decision.posthoc import decide
 from ..training.threads import head_threads
 
 
@@ -54,3 +57,26 @@ def _one_pass(estimator, X):
             logits = logits[0] if isinstance(logits, tuple) else logits
             outputs.append(nonlinearity(logits).detach().cpu().numpy())
     return np.concatenate(outputs, 0)
+
+
+def decide_indices(estimator, proba):
+    """The class indices the fitted decision rule gives for ``proba``: ``threshold_`` on the
+    positive class, ``posthoc_tau``'s adjustment, or the argmax."""
+    return decide(
+        proba,
+        threshold=estimator.threshold_,
+        posthoc_tau=estimator.posthoc_tau,
+        class_counts=estimator.loss_class_counts_,
+        pos_index=estimator.pos_index_,
+    )
+
+
+def rule_in_words(estimator, threshold=None):
+    """``decision_rule``'s text; ``threshold`` overrides ``threshold_``."""
+    threshold = estimator.threshold_ if threshold is None else threshold
+    if threshold is not None:
+        positive = estimator.classes_[estimator.pos_index_]
+        return f"threshold {threshold:.3f} on P({plain_value(positive)!r})"
+    if estimator.posthoc_tau:
+        return f"post-hoc logit adjustment (tau {estimator.posthoc_tau:g})"
+    return "argmax"
