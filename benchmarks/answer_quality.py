@@ -452,6 +452,13 @@ def main(argv=None):
         "--seed-recipes", action="store_true", help="--pretrained: also fine-tune the seed's"
     )
     parser.add_argument("--seed-epochs", type=int, default=2, help="--pretrained: their epochs")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="--pretrained: the seed's recipes alone"
+    )
+    parser.add_argument("--json", default=None, help="--pretrained: also write the scores here")
+    parser.add_argument(
+        "--combine", nargs="+", default=None, help="--pretrained: the table of --json files"
+    )
     args = parser.parse_args(argv)
     if args.pretrained:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

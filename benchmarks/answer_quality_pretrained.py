@@ -110,6 +110,21 @@ def logistic_regression(F_train, y_train, F_test, seed):
     return grid.predict(F_test), grid.best_params_
 
 
+def _decision_text(model):
+    """The saved model's kept penalty and threshold, as words."""
+    members = getattr(model, "estimators_", [model])
+    parts = []
+    for member in members:
+        epoch = member.history[member.best_epoch_ - 1] if member.best_epoch_ else {}
+        penalty = epoch.get("head_penalty")
+        threshold = member.threshold_
+        parts.append(
+            ("penalty " + (f"{penalty:.0e}" if penalty is not None else "-"))
+            + (f", threshold {threshold:.2f}" if threshold is not None else "")
+        )
+    return " / ".join(parts)
+
+
 def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
     params = comparison.row_params(row)
     params["sampler"] = make_sampler(params.get("sampler"))
@@ -117,8 +132,13 @@ def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
     return f1_score(test_labels, clf.predict(test_paths), pos_label=rare, zero_division=0)
 
 
-def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs):
-    """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``."""
+def run_pretrained(
+    sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs, json_path=None
+):
+    """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``.
+
+    With ``json_path`` the scores so far are written there after every split.
+    """
     from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
 
     net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
@@ -164,7 +184,8 @@ def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, 
                     name, f"compare --freeze-backbone, lr={lr:g}", f1, time.perf_counter() - start
                 )
                 picks.setdefault((name, f"lr={lr:g}"), []).append(
-                    f"{result.recommended.name} ({result.recommendation.verdict})"
+                    f"{result.recommended.name} ({result.recommendation.verdict}; "
+                    f"{_decision_text(result.best_estimator_)}; F1 {f1:.3f})"
                 )
                 runs[lr] = result
             result = runs[1e-4]
@@ -200,7 +221,46 @@ def run_pretrained(sets, n_splits, cv, seed, image_size, network, seed_recipes, 
                     score(name, recipe, f1, time.perf_counter() - start)
             row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
             print(f"{name} split {split + 1}: {row} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if json_path:
+                save_json(json_path, results, picks, seconds, list(sets))
     return results, picks, seconds
+
+
+def run_seed_only(sets, n_splits, seed, image_size, network, seed_epochs, json_path=None):
+    """The seed's recipes alone on the same splits (``--seed-only``), e.g. with more
+    epochs than a full run affords; ``(results, picks, seconds)`` as :func:`run_pretrained`."""
+    from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
+
+    net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
+    SETTINGS.update(max_epochs=seed_epochs, image_size=image_size, lr=1e-3)
+    results, seconds, data = {}, {}, {}
+    for name, (paths, labels) in sets.items():
+        classes, counts = np.unique(labels, return_counts=True)
+        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
+        data[name] = (
+            _tensors(paths, image_size),
+            np.searchsorted(classes, labels),
+            int(np.argmin(counts)),
+            list(splitter.split(paths, labels)),
+        )
+    for split in range(n_splits):  # split by split: a run cut short has every set
+        for name, (X_all, encoded, rare, splits) in data.items():
+            train, test = splits[split]
+            for recipe, loss in seed_losses(np.bincount(encoded[train])).items():
+                start = time.perf_counter()
+                pred = seed_recipe(
+                    loss, X_all[train], encoded[train], X_all[test], seed + split, model=net()
+                )
+                key = (name, f"{recipe} ({seed_epochs} epochs)")
+                results.setdefault(key, []).append(
+                    float(f1_score(encoded[test], pred, pos_label=rare))
+                )
+                seconds.setdefault(key, []).append(time.perf_counter() - start)
+            row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
+            print(name, split + 1, row, flush=True)
+            if json_path:
+                save_json(json_path, results, {}, seconds, list(sets))
+    return results, {}, seconds
 
 
 def format_pretrained(results, picks, seconds, names):
@@ -208,28 +268,76 @@ def format_pretrained(results, picks, seconds, names):
     lines = ["| method | " + " | ".join(names) + " | mean over sets | seconds per split |"]
     lines.append("|---" * (len(names) + 3) + "|")
     for method in methods:
-        means = [float(np.mean(results[n, method])) for n in names]
-        cells = [
-            f"{np.mean(results[n, method]):.3f} ("
-            + ", ".join(f"{v:.2f}" for v in results[n, method])
-            + ")"
-            for n in names
-        ]
+        cells, means = [], []
+        for n in names:
+            values = results.get((n, method))
+            if values is None:
+                cells.append("-")
+                continue
+            means.append(float(np.mean(values)))
+            cells.append(f"{means[-1]:.3f} (" + ", ".join(f"{v:.2f}" for v in values) + ")")
+        mean = f"{np.mean(means):.3f}" if len(means) == len(names) else "-"
         times = [t for n in names for t in seconds.get((n, method), [])]
         wall = f"{np.mean(times):.0f}" if times else "(refit only)"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(means):.3f} | {wall} |")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {mean} | {wall} |")
     lines += ["", "Picks per split:"]
     for (name, what), values in picks.items():
         lines.append(f"- `{name}`, {what}: " + "; ".join(values))
     return "\n".join(lines)
 
 
+def save_json(path, results, picks, seconds, names):
+    """Write one run's scores, so that runs of single sets (in parallel) make one table."""
+    import json
+
+    with open(path, "w") as file:
+        json.dump(
+            {
+                "names": names,
+                "results": [[s, m, v] for (s, m), v in results.items()],
+                "picks": [[s, m, v] for (s, m), v in picks.items()],
+                "seconds": [[s, m, v] for (s, m), v in seconds.items()],
+            },
+            file,
+            indent=1,
+        )
+
+
+def combine(paths):
+    """The table of several ``--json`` files (one set each)."""
+    import json
+
+    results, picks, seconds, names = {}, {}, {}, []
+    for path in paths:
+        with open(path) as file:
+            data = json.load(file)
+        names += [n for n in data["names"] if n not in names]
+        for target, key in ((results, "results"), (picks, "picks"), (seconds, "seconds")):
+            target.update({(s, m): v for s, m, v in data[key]})
+    return format_pretrained(results, picks, seconds, names)
+
+
 def main(args, build_sets):
+    if args.combine:
+        text = combine(args.combine)
+        print(text)
+        return text
     torch.set_num_threads(1)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         sets = build_sets(tmp, False, args.seed)
         sets = {k: v for k, v in sets.items() if k in args.sets}
+        if args.seed_only:
+            results, picks, seconds = run_seed_only(
+                sets,
+                args.splits,
+                args.seed,
+                args.image_size,
+                args.network,
+                args.seed_epochs,
+                args.json,
+            )
+            return format_pretrained(results, picks, seconds, list(sets))
         results, picks, seconds = run_pretrained(
             sets,
             args.splits,
@@ -239,6 +347,7 @@ def main(args, build_sets):
             args.network,
             args.seed_recipes,
             args.seed_epochs,
+            args.json,
         )
     text = format_pretrained(results, picks, seconds, list(sets))
     print(text)

@@ -116,10 +116,11 @@ def _module_strings(tree):
     return strings
 
 
-def _stores(tree):
+def _stores(tree, imported=None):
     """``(node, object source, attribute name or None)`` of every attribute store, setattr
-    and ``__dict__`` write; the name is None where the source does not say it."""
-    strings = _module_strings(tree)
+    and ``__dict__`` write; the name is None where the source does not say it.
+    ``imported`` names the string constants of other modules (a key imported from there)."""
+    strings = {**(imported or {}), **_module_strings(tree)}
 
     def literal(node):
         if isinstance(node, ast.Constant):
@@ -183,12 +184,15 @@ def _scopes(tree):
 def fitted_state_writers():
     """Every store of a fitted attribute outside the fit path, as ``"file:line where what"``."""
     estimator_classes = _estimator_classes()
+    trees = {path: ast.parse(path.read_text()) for path in sorted(PACKAGE.rglob("*.py"))}
+    constants = {}
+    for tree in trees.values():
+        constants.update(_module_strings(tree))
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path, tree in trees.items():
         module = path.relative_to(PACKAGE).as_posix()
-        tree = ast.parse(path.read_text())
         scopes = _scopes(tree)
-        for node, owner, name in _stores(tree):
+        for node, owner, name in _stores(tree, constants):
             where, classes, decorators = scopes.get(node, ("", [], []))
             if name is not None and not _is_fitted_name(name):
                 continue  # a parameter, a private attribute: not fitted state
@@ -265,7 +269,7 @@ ESTIMATOR_PARAMETERS = {"net", "estimator", "clf", "classifier"}
 
 #: Modules that run the estimator's own training loop (its fit_loop override): they drive the
 #: net rather than read its settings; moving them behind public hooks is issue 22's item 3.
-ESTIMATOR_LOOPS = {"training/heads.py", "training/head_solver.py"}
+ESTIMATOR_LOOPS = {"training/heads.py", "training/head_solver.py", "training/head_folds.py"}
 
 
 def _is_callback_or_mixin(cls):

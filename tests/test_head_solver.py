@@ -5,8 +5,14 @@ import pytest
 import torch
 from conftest import tiny_classifier
 from sklearn.linear_model import LogisticRegression
+from skorch.dataset import ValidSplit
 
 import imbal_estimators.training.head_solver as head_solver
+from imbal_estimators.training.head_folds import (
+    CV_LOGITS_KEY,
+    cross_validation_folds,
+    stratified_folds,
+)
 from imbal_estimators.training.heads import can_fit_together
 
 
@@ -82,3 +88,91 @@ def test_bad_head_solver_is_refused_before_training(three_class_data):
     X, y = three_class_data
     with pytest.raises(ValueError, match="The 'head_solver' parameter of ImageImbalanceClassifier"):
         frozen(head_solver="adam").fit(X, y)
+
+
+# -- the penalty and the threshold picked by k-fold CV over every training row -----------
+
+
+def test_stratified_folds_hold_out_every_row_once_and_spread_a_tiny_class():
+    targets = np.array([0] * 20 + [1] * 3)
+    folds = stratified_folds(targets, 5, seed=0)
+    assert len(folds) == 5
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held) == list(range(len(targets)))
+    for fit_rows, held_rows in folds:
+        assert not set(fit_rows) & set(held_rows)
+        assert len(fit_rows) + len(held_rows) == len(targets)
+        assert np.sum(targets[held_rows] == 0) == 4  # 20 common rows dealt round 5 folds
+    # the 3 rare rows land in 3 different folds
+    assert sorted(np.sum(targets[h] == 1) for _, h in folds) == [0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("params", "k"),
+    [
+        ({}, 5),  # train_split=0.2: round(1 / 0.2) folds
+        ({"train_split": 3}, 3),
+        ({"train_split": None}, None),  # no validation: the last penalty, as before
+        ({"head_solver": None}, None),  # epochs of lr keep the holdout
+        ({"warm_start": True}, None),
+    ],
+)
+def test_which_fits_cross_validate_the_penalty(params, k):
+    assert cross_validation_folds(frozen(**params)) == k
+    assert cross_validation_folds(tiny_classifier(freeze_backbone=False)) is None
+
+
+def test_cv_trains_on_every_row_and_keeps_the_best_cross_validated_penalty(binary_data):
+    X, y = binary_data
+    clf = frozen(monitor="valid_loss").fit(X, y)
+    assert list(clf.train_indices_) == list(range(len(X)))
+    assert len(clf.valid_indices_) == 0
+    losses = clf.history[:, "valid_loss"]
+    assert len(losses) == len(head_solver.HEAD_PENALTIES)
+    assert clf.best_epoch_ == int(np.argmin(losses)) + 1
+    assert CV_LOGITS_KEY not in clf.__dict__  # nothing of the folds stays on the model
+
+
+def test_the_kept_head_is_the_one_of_every_row_at_that_penalty(binary_data, monkeypatch):
+    """With one penalty, the CV fit predicts as the fit without any holdout does: the
+    folds choose, they do not train the head that predicts."""
+    X, y = binary_data
+    monkeypatch.setattr(head_solver, "HEAD_PENALTIES", (1e-2,))
+    cv = frozen().fit(X, y)
+    whole = frozen(train_split=None).fit(X, y)
+    np.testing.assert_allclose(cv.predict_proba(X), whole.predict_proba(X), atol=1e-6)
+    holdout = frozen(train_split=ValidSplit(5, stratified=True)).fit(X, y)
+    assert len(holdout.valid_indices_) > 0  # a callable split keeps the user's holdout
+    assert np.abs(holdout.predict_proba(X) - whole.predict_proba(X)).max() > 1e-4
+
+
+def test_threshold_auto_is_tuned_on_the_out_of_fold_logits(binary_data, monkeypatch):
+    import imbal_estimators.estimator.fitting as fitting  # the fit's decision step
+
+    seen = []
+    real = fitting.fit_decision
+
+    def spy(logits, y_valid, **kwargs):
+        seen.append((np.asarray(logits), np.asarray(y_valid)))
+        return real(logits, y_valid, **kwargs)
+
+    monkeypatch.setattr(fitting, "fit_decision", spy)
+    X, y = binary_data
+    clf = frozen(threshold="auto").fit(X, y)
+    ((logits, y_valid),) = seen
+    # every training row once, with the logits of the folds that did not train on it
+    assert len(y_valid) == len(X)
+    assert np.bincount(y_valid).tolist() == np.bincount(np.searchsorted(clf.classes_, y)).tolist()
+    own = clf.forward(clf.get_dataset(X), training=False).numpy()
+    assert not np.allclose(np.sort(logits[:, 0]), np.sort(own[:, 0]), atol=1e-4)
+    assert 0.0 <= clf.threshold_ <= 1.0
+
+
+@pytest.mark.parametrize("sampler", ["over", "smote"])
+def test_the_folds_draw_with_the_estimators_sampler(binary_data, sampler, monkeypatch):
+    monkeypatch.setattr(head_solver, "HEAD_PENALTIES", (1e-1, 1e-3))
+    X, y = binary_data
+    clf = frozen(sampler=sampler, threshold="auto").fit(X, y)
+    assert len(clf.history[:, "valid_loss"]) == len(head_solver.HEAD_PENALTIES)
+    assert all(np.isfinite(clf.history[:, "valid_loss"]))
+    assert clf.predict(X).shape == (len(X),)

@@ -18,7 +18,9 @@ Each configuration is fitted once per fold; every decision rule is scored on
 that one fitted model. Binary problems fit with ``threshold="auto"``: the
 ``argmax`` row decides by the highest probability, the ``tuned threshold`` row
 is the estimator's own ``predict``, with the threshold it tuned on its internal
-validation split of the training fold (``threshold_``). Multi-class problems
+validation split of the training fold (``threshold_``; a frozen head on the
+out-of-fold logits of an inner k-fold CV, :mod:`~imbal_estimators.training.head_folds`).
+Multi-class problems
 fit with ``posthoc_tau=1`` where it applies: ``argmax`` against the post-hoc
 logit adjustment of ``predict``. The tuned threshold maximizes the metric that
 ranks the rows: ``monitor`` is ``scoring`` (unless given), except for binary

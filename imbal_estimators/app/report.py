@@ -401,7 +401,8 @@ def _stage_blocks(comparison):
             "Mean ± standard deviation over the test folds. A tuned-threshold (or post-hoc "
             "adjustment) row uses the same fitted models as the row without it; only the "
             'decision rule differs. The threshold is the estimator\'s own (`threshold="auto"`, '
-            "tuned on the internal validation split of each training fold)."
+            "tuned on the internal validation split of each training fold; a frozen head's on "
+            "the out-of-fold predictions of an inner k-fold CV of each training fold)."
         ),
         _ranking_table(comparison, comparison.final),
     ]

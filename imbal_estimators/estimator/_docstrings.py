@@ -110,10 +110,15 @@ PARAMETERS = """\
         them. Augmentation is not applied (features are of the plain image).
     head_solver : {"lbfgs"} or None, default="lbfgs"
         How a frozen backbone's head trains. ``"lbfgs"``: to convergence, by
-        full-batch L-BFGS along a path of L2 penalties that the validation
-        split chooses from, whatever ``lr``, ``max_epochs`` and ``optimizer``
-        (:mod:`~imbal_estimators.training.head_solver`). None: ``max_epochs``
-        epochs of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
+        full-batch L-BFGS along a path of L2 penalties, whatever ``lr``,
+        ``max_epochs`` and ``optimizer``
+        (:mod:`~imbal_estimators.training.head_solver`). With a fraction or int
+        ``train_split`` the head trains on every row, and stratified k-fold CV
+        over them (``k = round(1 / train_split)``) picks the penalty and fits
+        ``threshold="auto"`` and ``calibrate`` on out-of-fold logits
+        (:mod:`~imbal_estimators.training.head_folds`); ``valid_*`` in the
+        history are those cross-validated scores. None: ``max_epochs`` epochs
+        of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
@@ -138,7 +143,9 @@ PARAMETERS = """\
         Fraction of each class held out to monitor ``monitor`` (an int ``k``
         holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
         callable (e.g. ``skorch.dataset.ValidSplit``), or ``None``/``False``
-        (no validation; the last epoch is kept).
+        (no validation; the last epoch is kept). A frozen head solved by
+        ``head_solver="lbfgs"`` holds out nothing: the fraction or int sets the
+        folds of its cross-validation (see ``head_solver``).
     callbacks : list of skorch callbacks, default=None
     verbose : int, default=1
         Progress bar and per-epoch table when > 0.
@@ -237,7 +244,8 @@ NOTES_AND_REST = """\
     sampler_ : fitted sampler or None
         The sampler of the last epoch's draw.
     train_indices_, valid_indices_ : ndarray of int
-        Rows of ``X`` in the training part and in the validation split.
+        Rows of ``X`` in the training part and in the validation split (every
+        row and none for a frozen head cross-validated by ``head_solver``).
     best_epoch_ : int
         The epoch whose weights were kept.
     torch_seed_, split_seed_, sampling_seed_ : int

@@ -33,6 +33,7 @@ from ..training.frozen import (
     frozen_features,
     predict_batch_size,
 )
+from ..training.head_folds import CV_LOGITS_KEY
 from ..training.interrupt import raise_if_stopped
 from ..training.memory import release_memory, train_with_memory_retry
 from ..training.plan import FitOutcome, plan_fit
@@ -182,20 +183,16 @@ def _outcome(estimator, plan, batch_size):
 
 
 def _decision(estimator, settings, paths, y_encoded):
-    """Temperature and threshold from one pass over the validation split (kept weights)."""
+    """Temperature and threshold from one pass over the validation split (kept weights), or
+    from a frozen head's out-of-fold logits of the kept epoch (``training/head_folds.py``)."""
     imbalance = settings.imbalance
+    cross_validated = estimator.__dict__.pop(CV_LOGITS_KEY, None)
     fitted = {}
     if imbalance.calibrate or imbalance.threshold == "auto":
-        rows = estimator.valid_indices_
-        if estimator.freeze_backbone:
-            features = frozen_features_of(estimator, np.asarray(paths)[rows])
-            valid = FeatureDataset(features, y_encoded[rows])
+        if cross_validated is not None:
+            logits, y_valid = cross_validated[estimator.best_epoch_]
         else:
-            loader = ImageLoader(settings.data.image_size, settings.data.cache)
-            valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        with head_threads(estimator._trains_head_only_on_cpu()):
-            logits = estimator.forward(valid, training=False).float().numpy()
-        y_valid = y_encoded[rows]
+            logits, y_valid = _validation_logits(estimator, settings, paths, y_encoded)
         # a split lacking a class was warned about before training; threshold_ is 0.5
         tunable = imbalance.threshold == "auto" and len(np.unique(y_valid)) == 2
         fitted = fit_decision(
@@ -208,6 +205,19 @@ def _decision(estimator, settings, paths, y_encoded):
         )
     current = {name: getattr(estimator, name) for name in DecisionFit.__dataclass_fields__}
     return DecisionFit(**{**current, **fitted})
+
+
+def _validation_logits(estimator, settings, paths, y_encoded):
+    rows = estimator.valid_indices_
+    if estimator.freeze_backbone:
+        features = frozen_features_of(estimator, np.asarray(paths)[rows])
+        valid = FeatureDataset(features, y_encoded[rows])
+    else:
+        loader = ImageLoader(settings.data.image_size, settings.data.cache)
+        valid = ImagePathDataset(paths, y_encoded, loader, rows)
+    with head_threads(estimator._trains_head_only_on_cpu()):
+        logits = estimator.forward(valid, training=False).float().numpy()
+    return logits, y_encoded[rows]
 
 
 def frozen_features_of(estimator, paths):

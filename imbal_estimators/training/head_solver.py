@@ -11,14 +11,21 @@ convergence check, recorded per point). Each point of the path is one "epoch"
 of the history: the same callbacks run (resampling, deferred re-weighting, the
 validation score, the kept epoch), so the validation split picks the penalty
 as it picks an epoch of minibatch training, the way early stopping
-regularizes. The path does not depend on ``lr``, ``max_epochs`` or the
-optimizer; they apply to fine-tuning and to ``head_solver=None``.
+regularizes. With a fraction or an int ``train_split`` the "validation split"
+is k-fold cross-validation over every training row
+(:mod:`~imbal_estimators.training.head_folds`): the head of each point trains on
+all the rows, and its validation predictions are the folds' out-of-fold logits.
+The path does not depend on ``lr``, ``max_epochs`` or the optimizer; they apply
+to fine-tuning and to ``head_solver=None``.
 """
+
+from functools import partial
 
 import numpy as np
 import torch
 
 from ..utils._compat import set_training
+from .head_folds import CV_LOGITS_KEY, FoldPaths, cross_validation_folds
 from .threads import head_threads
 
 __all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
@@ -46,7 +53,10 @@ def solve_head_path(net, X, y):
     Records per epoch, besides skorch's keys, ``head_penalty`` (the L2 penalty
     in units of the features' mean square), ``head_iterations`` and
     ``head_converged`` (whether the largest gradient entry fell below the
-    tolerance).
+    tolerance). Where :func:`~imbal_estimators.training.head_folds.cross_validation_folds`
+    gives ``k``, ``valid_*`` are the scores of the ``k`` folds' out-of-fold
+    logits, and those logits per epoch are left in ``net.__dict__`` under
+    ``CV_LOGITS_KEY`` for the decision fit (threshold, temperature).
     """
     net.check_data(X, y)
     net.check_training_readiness()
@@ -55,6 +65,9 @@ def solve_head_path(net, X, y):
     head = net.module_.head
     if not isinstance(head, torch.nn.Linear):
         raise TypeError(f"head_solver='lbfgs' needs a Linear head; got {type(head).__name__}.")
+    k = cross_validation_folds(net) if dataset_valid is None else None
+    folds = FoldPaths(net, dataset_train, k) if k else None
+    cv_logits = {}
     scale = None
     for penalty in HEAD_PENALTIES:
         net.notify("on_epoch_begin", **on_epoch)  # the sampler's draw, DRW, the epoch's seed
@@ -62,14 +75,21 @@ def solve_head_path(net, X, y):
             features, targets = _whole(dataset_train, head)
             if scale is None:
                 scale = float(features.pow(2).mean()) or 1.0
-            iterations, converged = _solve(net, head, features, targets, penalty * scale, scale)
+            solve = partial(_solve, net, head, penalty=penalty * scale, scale=scale)
+            iterations, converged = solve(features, targets)
             _record(net, features, targets, True)
-            if dataset_valid is not None and len(dataset_valid):
+            if folds is not None:
+                held, held_targets, logits = folds.held_out_logits(solve, len(net.history))
+                _record(net, held, held_targets, False, logits=logits)
+                cv_logits[len(net.history)] = (logits.cpu().numpy(), held_targets.cpu().numpy())
+            elif dataset_valid is not None and len(dataset_valid):
                 _record(net, *_whole(dataset_valid, head), False)
         net.history.record("head_penalty", penalty)
         net.history.record("head_iterations", iterations)
         net.history.record("head_converged", converged)
         net.notify("on_epoch_end", **on_epoch)
+    if folds is not None and (net.calibrate or net.threshold == "auto"):
+        net.__dict__[CV_LOGITS_KEY] = cv_logits
     return net
 
 
@@ -85,7 +105,7 @@ def _objective(net, head, features, targets, penalty):
     return loss + 0.5 * penalty * head.weight.pow(2).sum()
 
 
-def _solve(net, head, features, targets, penalty, scale):
+def _solve(net, head, features, targets, *, penalty, scale):
     """Minimize the penalized loss; returns ``(iterations, converged)``."""
     set_training(net, True)
     params = [p for p in head.parameters() if p.requires_grad]
@@ -119,14 +139,15 @@ def _solve(net, head, features, targets, penalty, scale):
     return iterations, False
 
 
-def _record(net, features, targets, training):
-    """The epoch's one batch, recorded and announced as skorch's loop does."""
+def _record(net, features, targets, training, logits=None):
+    """The epoch's one batch, recorded and announced as skorch's loop does (its
+    predictions ``logits`` where given: the folds' out-of-fold logits)."""
     prefix = "train" if training else "valid"
     batch = (features, targets)
     net.notify("on_batch_begin", batch=batch, training=training)
     set_training(net, False)
     with torch.no_grad():
-        y_pred = net.infer(features).float()
+        y_pred = net.infer(features).float() if logits is None else logits
         loss = net.get_loss(y_pred, targets, X=features, training=training)
     net.history.record_batch(f"{prefix}_loss", loss.item())
     net.history.record_batch(f"{prefix}_batch_size", len(targets))

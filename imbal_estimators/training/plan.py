@@ -135,9 +135,8 @@ def plan_fit(settings, paths, labels, classes, y_encoded, resume=True, fitted_po
     # A resumed fit takes its seeds from the checkpoint, also when random_state=None.
     seeds = (checkpoint and checkpoint.seeds) or draw_seeds(runtime.random_state)
     torch_seed, split_seed, sampling_seed = (int(seed) for seed in seeds)
-    train_rows, valid_rows, skipped = _split_and_scan(
-        settings, paths, y_encoded, classes, split_seed
-    )
+    rows = _split_and_scan(settings, paths, y_encoded, classes, split_seed, resume)
+    train_rows, valid_rows, skipped = rows
     if checkpoint is not None:
         checkpoint.check_split(train_rows, valid_rows)
     threshold = _first_threshold(imbalance, classes, y_encoded[valid_rows])
@@ -189,12 +188,12 @@ def _positive_class(settings, classes, y_encoded, resume, fitted_pos_label):
     return resolve_pos_label(pos_label, classes, counts, caller_name=settings.name)
 
 
-def _split_and_scan(settings, paths, y_encoded, classes, split_seed):
+def _split_and_scan(settings, paths, y_encoded, classes, split_seed, resume):
     """The training and validation rows, less the images the pre-flight scan dropped."""
     data = settings.data
     train_rows, valid_rows = split_rows(data.train_split, y_encoded, split_seed)
     _check_decision_split(settings, len(valid_rows))
-    return preflight_scan(
+    train_rows, valid_rows, skipped = preflight_scan(
         paths,
         y_encoded,
         classes,
@@ -204,6 +203,11 @@ def _split_and_scan(settings, paths, y_encoded, classes, split_seed):
         data.on_bad_image,
         verbose=data.verbose,
     )
+    if resume and data.head_cv_folds:
+        # a frozen head solved along its penalty path trains on every row; k-fold CV over
+        # them picks the penalty and fits the threshold (training/head_folds.py)
+        train_rows, valid_rows = np.union1d(train_rows, valid_rows), valid_rows[:0]
+    return train_rows, valid_rows, skipped
 
 
 def _check_decision_split(settings, n_valid):

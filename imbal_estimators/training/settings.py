@@ -9,10 +9,12 @@ called, and tested, without a network: construct the settings directly.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 
+from .head_folds import cross_validation_folds
 from .precision import autocast, autocast_dtype, uses_channels_last
 
 
@@ -27,6 +29,10 @@ class DataSettings:
     train_split : float, int, callable, None or False
     on_bad_image : {"raise", "warn", "skip"}
     verbose : int
+    head_cv_folds : int or None
+        ``k`` of the cross-validation of a frozen head solved along its penalty
+        path (it then trains on every row), or None
+        (:func:`~imbal_estimators.training.head_folds.cross_validation_folds`).
     """
 
     image_size: int = 224
@@ -34,6 +40,7 @@ class DataSettings:
     train_split: Any = 0.2
     on_bad_image: str = "raise"
     verbose: int = 0
+    head_cv_folds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,9 @@ class FitSettings:
 
         ``device`` is the resolved device (``params["device"]`` may be ``"auto"``).
         """
+        folds = cross_validation_folds(SimpleNamespace(**params))
         return cls(
-            data=_pick(DataSettings, params),
+            data=_pick(DataSettings, params, head_cv_folds=folds),
             imbalance=_pick(ImbalanceSettings, params),
             runtime=_pick(
                 RuntimeSettings,
