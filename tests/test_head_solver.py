@@ -8,8 +8,6 @@ from sklearn.linear_model import LogisticRegression
 from skorch.dataset import ValidSplit
 
 import imbal_estimators.training.head_solver as head_solver
-from imbal_estimators.models.features import FeatureDataset
-from imbal_estimators.training.frozen import frozen_features
 from imbal_estimators.training.head_folds import (
     CV_LOGITS_KEY,
     cross_validation_folds,
@@ -61,7 +59,7 @@ def test_the_solution_is_penalized_logistic_regression(three_class_data, monkeyp
     X, y = three_class_data
     monkeypatch.setattr(head_solver, "HEAD_PENALTIES", (1e-2,))
     clf = frozen(train_split=None).fit(X, y)
-    features = frozen_features(clf, X).numpy().astype(np.float64)
+    features = clf.get_dataset(X).features.numpy().astype(np.float64)  # the frozen body's
     lam = 1e-2 * float(np.mean(features**2))
     reference = LogisticRegression(C=1.0 / (lam * len(X)), tol=1e-10, max_iter=10_000)
     reference.fit(features, np.searchsorted(clf.classes_, y))
@@ -149,23 +147,23 @@ def test_the_kept_head_is_the_one_of_every_row_at_that_penalty(binary_data, monk
 
 
 def test_threshold_auto_is_tuned_on_the_out_of_fold_logits(binary_data, monkeypatch):
-    import imbal_estimators.estimator.classifier as classifier
+    import imbal_estimators.estimator.fitting as fitting  # the fit's decision step
 
     seen = []
-    real = classifier.fit_decision
+    real = fitting.fit_decision
 
     def spy(logits, y_valid, **kwargs):
         seen.append((np.asarray(logits), np.asarray(y_valid)))
         return real(logits, y_valid, **kwargs)
 
-    monkeypatch.setattr(classifier, "fit_decision", spy)
+    monkeypatch.setattr(fitting, "fit_decision", spy)
     X, y = binary_data
     clf = frozen(threshold="auto").fit(X, y)
     ((logits, y_valid),) = seen
     # every training row once, with the logits of the folds that did not train on it
     assert len(y_valid) == len(X)
     assert np.bincount(y_valid).tolist() == np.bincount(np.searchsorted(clf.classes_, y)).tolist()
-    own = clf.forward(FeatureDataset(frozen_features(clf, X), None), training=False).numpy()
+    own = clf.forward(clf.get_dataset(X), training=False).numpy()
     assert not np.allclose(np.sort(logits[:, 0]), np.sort(own[:, 0]), atol=1e-4)
     assert 0.0 <= clf.threshold_ <= 1.0
 

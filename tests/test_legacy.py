@@ -53,3 +53,44 @@ def test_unknown_old_paths_are_not_invented():
     assert new_module_name("imbal_estimators.nope") is None
     with pytest.raises(ModuleNotFoundError):
         __import__("imbal_estimators.nope")
+
+
+# -- version 0.2 -------------------------------------------------------------------------------
+# tests/data/legacy_0_2 was written by version 0.2 (make.py there): its positive class is
+# "common", not the rarer class, and predict thresholds P("common") at 0.6.
+
+LEGACY_0_2 = pathlib.Path(__file__).parent / "data" / "legacy_0_2"
+
+
+def _check_0_2(model, legacy_images):
+    assert model.pos_label_ == "common" and model.pos_index_ == 0 and model.threshold_ == 0.6
+    np.testing.assert_allclose(
+        model.predict_proba(legacy_images), np.load(LEGACY_0_2 / "proba.npy"), rtol=0, atol=1e-5
+    )
+    assert model.predict(legacy_images).tolist() == np.load(LEGACY_0_2 / "predict.npy").tolist()
+    assert model.decision_rule() == "threshold 0.600 on P('common')"
+
+
+def test_a_0_2_pickle_loads_and_predicts_as_it_did(legacy_images):
+    with open(LEGACY_0_2 / "model.pkl", "rb") as f:
+        _check_0_2(pickle.load(f), legacy_images)
+
+
+def test_a_0_2_saved_model_loads_and_predicts_as_it_did(legacy_images):
+    _check_0_2(imbal_estimators.load(LEGACY_0_2 / "saved"), legacy_images)
+
+
+def test_a_0_1_model_gets_the_positive_class_0_1_thresholded(legacy_images):
+    """0.1 had no pos_label: its threshold is on P(classes_[1]); the load and the unpickling
+    normalize that once, and both give the same labels."""
+    with open(LEGACY / "model.pkl", "rb") as f:
+        pickled = pickle.load(f)
+    saved = imbal_estimators.load(LEGACY / "saved")
+    for model in (pickled, saved):
+        model.precision = "fp32"
+        assert model.pos_index_ == 1 and model.pos_label_ == "rare"
+        assert model.batch_size_ == model.batch_size and model.class_weights_on_ is True
+    proba = saved.predict_proba(legacy_images)
+    expected = np.where(proba[:, 1] >= saved.threshold_, "rare", "common")
+    assert saved.predict(legacy_images).tolist() == expected.tolist()
+    assert pickled.predict(legacy_images).tolist() == expected.tolist()

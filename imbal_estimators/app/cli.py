@@ -825,7 +825,7 @@ def drop_bad_images(paths, labels, params):
     from ..estimator.classifier import ImageImbalanceClassifier
 
     probe = ImageImbalanceClassifier(**params)
-    from ..models.preprocessing import estimator_geometry
+    from ..estimator.geometry import estimator_geometry
 
     problems = find_bad_images(paths, ImageLoader(estimator_geometry(probe), probe.cache))
     if not problems:

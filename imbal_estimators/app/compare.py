@@ -57,7 +57,7 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
-from ..models.preprocessing import estimator_geometry
+from ..estimator.geometry import estimator_geometry
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..models.backbones import describe_network
-from ..models.preprocessing import estimator_geometry
+from ..estimator.geometry import estimator_geometry
 
 SHRINK_ORDER = (
     "repeats",

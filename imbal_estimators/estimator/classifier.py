@@ -7,12 +7,9 @@ resample, monitor and keep the best epoch.
 """
 
 import copy
-import functools
-import os
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from inspect import signature
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -30,16 +27,8 @@ from ..data.images import (
     check_paths,
     make_augmentation,
 )
-from ..data.labels import check_labels, encode_labels, plain_value
-from ..data.preflight import ON_BAD_IMAGE_OPTIONS
-from ..data.tta import tta_views
-from ..decision.metrics import MONITOR_OPTIONS
-from ..decision.posthoc import decide, fit_decision
-from ..imbalance.class_weights import ALPHA_STRATEGIES, AlphaSpec
-from ..imbalance.samplers import (
-    SAMPLERS,
-)
-from ..losses.registry import LOSSES, get_loss
+from ..imbalance.class_weights import AlphaSpec
+from ..losses.registry import get_loss
 from ..models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -54,7 +43,6 @@ from ..models.features import (
     collate_batch,
 )
 from ..models.normalization import apply_normalize
-from ..models.preprocessing import estimator_geometry
 from ..training.callbacks import (
     DeferredReweighting,
     EpochLog,
@@ -67,409 +55,36 @@ from ..training.callbacks import (
 from ..training.checkpoint import attach_checkpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
-from ..training.frozen import (
-    frozen_features,
-    frozen_model,
-    frozen_split_datasets,
-    remember_body,
-)
-from ..training.head_folds import CV_LOGITS_KEY
+from ..training.frozen import frozen_model, remember_body
 from ..training.heads import HeadTrainingMixin, train_head
-from ..training.interrupt import raise_if_stopped
 from ..training.learning import LearningCheck
-from ..training.memory import train_with_memory_retry
-from ..training.plan import plan_fit
 from ..training.precision import (
-    PRECISIONS,
     MixedPrecisionMixin,
     grad_scaler,
     loader_defaults,
     to_memory_format,
 )
-from ..training.seeding import EpochSeed, seeded
+from ..training.seeding import EpochSeed
 from ..training.threads import head_threads
-from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
-from ..utils.param_validation import (
-    HasMethods,
-    Interval,
-    Options,
-    RealNotInt,
-    StrOptions,
-)
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
+from ._docstrings import CLASSIFIER_DOC
+from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
-from .loss_params import DEPRECATED, deprecated_constraints, loss_options, pickled_state
+from .fitted import normalize_fitted
+from .geometry import estimator_geometry
+from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
+from .loss_params import DEPRECATED, loss_options, pickled_state
+from .predicting import decide_indices, probabilities, rule_in_words
 from .validation import (
-    CallbackList,
-    ModuleClassOrInstance,
-    OptimizerClass,
     check_module_output,
-    check_params_for_classes,
     fit_context,
 )
 
 
-def softmax_probabilities(logits, temperature=1.0):
-    """Softmax of ``logits / temperature`` over classes in float64 (rows sum to 1 to double
-    precision)."""
-    logits = logits.double()
-    return torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=1)
-
-
 class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNetClassifier):
-    """Fine-tune a torchvision backbone on image paths, with imbalance handling as parameters.
+    __doc__ = CLASSIFIER_DOC  # parameters, attributes, example: estimator/_docstrings.py
 
-    A :class:`skorch.NeuralNetClassifier` whose loss, class-weight strategy and
-    resampling are constructor parameters, so ``GridSearchCV`` or Optuna can tune
-    them with stratified cross-validation and standard scorers.
-
-    Parameters
-    ----------
-    loss : {"ce", "focal", "cb_focal", "ldam", "logit_adjusted", "balanced_softmax"}, \
-            nn.Module subclass or instance, default="ce"
-        ``"ce"`` is cross-entropy (weighted when ``alpha`` is set); ``"focal"``
-        is :class:`~imbal_estimators.FocalLoss`; ``"cb_focal"`` (focal with
-        effective-number weights, uses ``beta``), ``"ldam"``
-        (``criterion__max_margin``, ``criterion__s``), ``"logit_adjusted"``
-        (``criterion__tau``) and ``"balanced_softmax"`` are in
-        :mod:`imbal_estimators.losses.balanced`, with formulas and references.
-        LDAM and class-balanced focal get the raw counts of the training part,
-        the logit-adjusted losses the counts the loss sees after the sampler
-        (see :mod:`imbal_estimators.losses.registry`). A subclass is built the
-        same way: each loss gets ``gamma``, ``beta``, the class
-        weights (``alpha`` or ``weight``), ``class_counts``, ``label_smoothing``
-        and the ``criterion__*`` hyperparameters only where its signature names
-        them (see :func:`~imbal_estimators.losses.registry.get_loss`).
-    gamma : float, default=2.0
-        Focal loss focusing parameter, ``>= 0``; ``gamma=0`` is cross-entropy.
-    alpha : None, str, float, sequence or dict, default=None
-        Class weights, computed in ``fit`` from the labels the loss sees (the
-        training part after the internal split, after the first epoch's
-        resampling draw when ``sampler`` is set): ``"inverse"``, ``"balanced"``,
-        ``"geometric"``, ``"effective"``, ``"sqrt"`` (see
-        :func:`~imbal_estimators.compute_alpha`); a float in (0, 1) for binary
-        problems, the weight of the positive class ``pos_label_`` (the other
-        class gets ``1 - alpha``; with the default ``pos_label=None`` that is
-        the rarer class, whatever the label order); a sequence ordered like
-        ``classes_``; or a dict ``{label: weight}``.
-    beta : float, default=0.999
-        The effective-number ``beta`` in [0, 1) of ``alpha="effective"`` and of
-        ``loss="cb_focal"``.
-    sampler : imbalanced-learn sampler, "balanced_batches" or None, default=None
-        Resamples the rows of the training part, drawn anew every epoch with a
-        seed from ``random_state`` and the epoch. Never touches the validation
-        split nor prediction. Samplers that need feature values (SMOTE family,
-        ADASYN, distance-based under-samplers) run on the backbone's features
-        with ``freeze_backbone=True`` (embedding space) and are refused
-        otherwise. ``"balanced_batches"`` is the built-in
-        :class:`~imbal_estimators.imbalance.samplers.BalancedBatchSampler`: every epoch
-        draws as many rows as the training part has, with replacement, each
-        class equally likely (``alpha`` then sees uniform counts).
-    backbone : str, default="resnet34"
-        A torchvision classification model, a timm model with the prefix
-        ``"timm/"`` (``"timm/efficientnet_lite0"``; needs the ``[timm]`` extra) or
-        ``"small_cnn"``; its head is replaced for ``len(classes_)`` classes.
-    weights : "DEFAULT", str, path or None, default="DEFAULT"
-        ``"DEFAULT"`` (the source's pretrained weights: torchvision's or timm's)
-        or another torchvision weights name, the path of a state-dict file
-        (``.pt``, ``.pth``, ``.bin``, ``.safetensors``) in the model's own key
-        names, or ``None`` for random initialization.
-    image_size : "auto" or int in [1, 4096], default="auto"
-        The network's input geometry. ``"auto"``: the network's own evaluation
-        transform, resize then centre crop with its interpolation (torchvision
-        weights' ``transforms()``, e.g. shorter side 256 then 224 x 224; a timm
-        model's ``pretrained_cfg``), and a 224 px square resize for
-        ``"small_cnn"``, your own ``module`` and random-init torchvision models
-        (:mod:`~imbal_estimators.models.preprocessing`). An int resizes every image
-        to an ``image_size x image_size`` square, no crop. Training uses the same
-        geometry (plus ``augment``); the one applied is the fitted
-        ``input_geometry_``, saved in ``config.json``. The upper bound
-        (``utils.limits.MAX_IMAGE_SIZE``) keeps a typo from filling the memory.
-    normalize : "auto", "imagenet", "inception", (mean, std) or None, default="auto"
-        The mean and std the network's input is normalized with (on ``[0, 1]``
-        pixels). ``"auto"``: the network's own (torchvision weights'
-        ``transforms()``, a timm model's ``pretrained_cfg``, else ImageNet's);
-        ``"inception"``: inputs in ``[-1, 1]``; None: ``[0, 1]``, for a network
-        that normalizes itself. Saved in ``config.json``'s ``preprocessing``.
-    augment : bool or callable, default=True
-        Train-time augmentation (random resized crop and horizontal flip), or
-        a callable applied to each ``(3, H, W)`` uint8 tensor.
-    monitor : str, default="balanced_accuracy"
-        Validation metric that picks the epoch kept at the end of ``fit``:
-        ``"balanced_accuracy"``, ``"f1"``, ``"f1_macro"``,
-        ``"average_precision"``, ``"roc_auc"``, ``"mcc"`` or ``"valid_loss"``
-        (the registry :mod:`imbal_estimators.decision.metrics`). Binary
-        problems score the positive class ``pos_label_`` (``"f1"`` is the F1
-        of that class, ``"average_precision"`` that of its probability);
-        multi-class problems average over the classes (``"f1"`` is macro F1).
-    pos_label : label or None, default=None
-        The positive class of a binary problem: ``None`` is the rarer class of
-        the labels given to ``fit`` (on a tie the later one, ``classes_[-1]``,
-        scikit-learn's convention), or name one of the labels. It drives
-        ``monitor``, ``threshold`` and a float ``alpha``. With class folders
-        ``abnormal/`` (rare) and ``normal/`` the positive class is
-        ``'abnormal'``, although it sorts first. A multi-class problem has
-        none: a ``pos_label`` is an error there. See
-        :mod:`imbal_estimators.decision.positive`.
-    cache : "memory", directory path or None, default="memory"
-        Reuse decoded, resized images (and, with ``freeze_backbone``, backbone
-        features) across epochs, folds and candidates: ``"memory"`` keeps them
-        in this process, a directory shares them between processes (a search
-        with several workers), ``None`` decodes every time. Keys hold the
-        file's path, inode, change and modification times, size and
-        ``image_size`` (plus a digest of the backbone's weights for features),
-        so an edited file or other weights never hit a stale entry.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds torch, the validation split and the sampler.
-    freeze_backbone : bool, default=False
-        Train only the new head: the backbone is frozen (eval mode, no
-        gradients), its features are computed once per image through the
-        ``cache`` and every epoch, fold and candidate trains a linear head on
-        them. Augmentation is not applied (features are of the plain image).
-    head_solver : {"lbfgs"} or None, default="lbfgs"
-        How a frozen backbone's head trains. ``"lbfgs"``: to convergence, by
-        full-batch L-BFGS along a path of L2 penalties, whatever ``lr``,
-        ``max_epochs`` and ``optimizer``
-        (:mod:`~imbal_estimators.training.head_solver`). With a fraction or int
-        ``train_split`` the head trains on every row, and stratified k-fold CV
-        over them (``k = round(1 / train_split)``) picks the penalty and fits
-        ``threshold="auto"`` and ``calibrate`` on out-of-fold logits
-        (:mod:`~imbal_estimators.training.head_folds`); ``valid_*`` in the
-        history are those cross-validated scores. None: ``max_epochs`` epochs
-        of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
-    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
-        Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
-        (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
-        with native bfloat16 (AMX or AVX512-BF16, see
-        :func:`~imbal_estimators.training.precision.cpu_has_native_bf16`),
-        float32 on other CPUs; ``"fp16"`` needs CUDA. bfloat16 runs the network
-        in channels-last format. The loss is computed in float32, and so is a
-        frozen backbone's head on its cached features.
-    module : nn.Module class or instance, default=None
-        Replaces the torchvision backbone with your own network mapping
-        ``(N, 3, H, W)`` float images to ``(N, n_classes)`` logits. A class
-        whose signature has ``num_classes`` receives ``len(classes_)`` there.
-        ``compare`` counts it as pretrained (``pretrained=False`` says otherwise).
-    criterion : None
-        Not used: the loss comes from ``loss`` (any other value is an error).
-    optimizer : torch optimizer class, default=torch.optim.AdamW
-    lr : float, default=1e-4
-    max_epochs : int, default=10
-    batch_size : int in [1, 65536] or -1, default=32
-        Images per batch (``utils.limits.MAX_BATCH_SIZE``); -1 is the whole set.
-    train_split : float, int, callable, None or False, default=0.2
-        Fraction of each class held out to monitor ``monitor`` (an int ``k``
-        holds out ``1/k``, like skorch's ``ValidSplit(k)``), a skorch-style
-        callable (e.g. ``skorch.dataset.ValidSplit``), or ``None``/``False``
-        (no validation; the last epoch is kept). A frozen head solved by
-        ``head_solver="lbfgs"`` holds out nothing: the fraction or int sets the
-        folds of its cross-validation (see ``head_solver``).
-    callbacks : list of skorch callbacks, default=None
-    verbose : int, default=1
-        Progress bar and per-epoch table when > 0.
-    tau, max_margin, ldam_s : deprecated
-        Deprecated in 0.3, removed in 0.5: use ``criterion__tau`` (in [-10, 10],
-        default 1.0: adjustment strength of ``loss="logit_adjusted"``),
-        ``criterion__max_margin`` (> 0, default 0.5: margin of the rarest class of
-        ``loss="ldam"``) and ``criterion__s`` (in (0, 100], default 30.0: logit
-        scale of ``loss="ldam"``, the paper's value for normalized logits; with it
-        ``predict_proba`` is flat unless ``calibrate=True``).
-    label_smoothing : float in [0, 1), default=0.0
-        Label smoothing of the cross-entropy losses (``"ce"``, ``"ldam"``,
-        ``"logit_adjusted"``, ``"balanced_softmax"``); an error with the focal
-        losses.
-    drw_epoch : int or None, default=None
-        Deferred re-weighting (Cao et al. 2019): the class weights of ``alpha``
-        switch on at this epoch (1-based); before it the loss is unweighted.
-        Needs ``alpha``. ``history`` records ``class_weights_on`` per epoch.
-    threshold : None, float in [0, 1] or "auto", default=None
-        Binary problems only: ``predict`` returns ``pos_label_`` where
-        ``P(pos_label_) >= threshold``, the other class elsewhere. ``"auto"``
-        tunes it on the internal validation split (the kept epoch's
-        predictions) with :func:`imbal_estimators.decision.threshold.tune_threshold`:
-        it maximizes ``monitor`` when ``monitor`` depends on the threshold
-        (``"f1"``, ``"f1_macro"``, ``"balanced_accuracy"``, ``"mcc"``), and, by
-        rule, the F1 of the positive class for the threshold-free monitors
-        (``"average_precision"``, ``"roc_auc"``, ``"valid_loss"``). A
-        validation split without an image of one of the two classes cannot
-        rank thresholds: ``threshold_`` is then 0.5, with a warning, before
-        training starts. ``predict_proba`` is unchanged.
-    posthoc_tau : float >= 0 or None, default=None
-        Post-hoc logit adjustment (Menon et al. 2021): ``predict`` returns
-        ``argmax(log p - posthoc_tau * log prior)``, the prior from
-        ``loss_class_counts_``. Not together with ``threshold``.
-    calibrate : bool, default=False
-        Temperature scaling fitted on the internal validation split's logits of
-        the kept epoch: ``predict_proba`` returns ``softmax(logits /
-        temperature_)``; the argmax (multi-class ``predict``) is unchanged. With
-        ``threshold="auto"`` the threshold is tuned on calibrated probabilities.
-    tta : int in [1, 64] or None, default=None
-        Test-time augmentation: ``predict_proba`` averages the probabilities of
-        ``tta`` views (at most ``utils.limits.MAX_TTA``), the first unaugmented,
-        the others with the training augmentation seeded from ``random_state``,
-        the view and the path (the same image always gets the same views).
-        Needs ``augment``.
-    checkpoint_dir : str, path or None, default=None
-        Write a checkpoint there atomically after every epoch (model,
-        optimizer, scheduler, callback states, history, seeds), one per data
-        set (``checkpoint-<key>.pt``), with a checksum and a lock. A ``fit``
-        with the same directory, data and a compatible configuration resumes
-        after the last completed epoch, up to ``max_epochs`` in total; a
-        checkpoint of other training parameters or split, of changed image
-        files, or a damaged one is refused. See ``docs/reliability.md``.
-    on_bad_image : {"raise", "warn", "skip"}, default="raise"
-        What ``fit`` does with files that cannot be decoded: list them all in
-        one :class:`~imbal_estimators.ImageFileError` before training, or drop
-        them from training with one warning (``"warn"``) or quietly
-        (``"skip"``; they are in ``skipped_images_`` either way).
-    auto_batch_size : bool, default=False
-        On an out-of-memory error in the first epoch, halve the batch size,
-        rebuild the network and start again (with a warning naming the size
-        that fits, kept in ``batch_size_``). Without it the error names the
-        batch size that failed and what to try.
-    **kwargs
-        Any other skorch parameter: ``module__*``, ``optimizer__*``,
-        ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*``,
-        ``warm_start``, ``compile=True`` (``torch.compile``, opt-in) ...
-
-    Notes
-    -----
-    On CUDA the network runs in channels-last memory format, batches are loaded
-    by worker processes into pinned memory and copied without blocking, and the
-    allocator's cached memory is released at the end of ``fit``, so a search of
-    many fits does not accumulate it.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The labels seen in ``fit``, sorted.
-    n_classes_ : int
-    class_counts_ : ndarray of shape (n_classes,)
-        Images per class in the training part (before resampling).
-    loss_class_counts_ : ndarray of shape (n_classes,)
-        Images per class as the loss sees them: the first epoch's draw of the
-        sampler (its expected counts for ``"balanced_batches"``), else
-        ``class_counts_``. ``alpha``, the logit-adjusted losses and
-        ``posthoc_tau`` use these.
-    class_weight_ : ndarray of shape (n_classes,) or None
-        The resolved ``alpha``, ordered like ``classes_``.
-    pos_label_ : label or None
-        The positive class of a binary problem (from ``pos_label``); None for
-        multi-class.
-    pos_index_ : int or None
-        Its column in ``predict_proba`` (its index in ``classes_``).
-    class_weights_on_ : bool
-        Whether the loss uses ``class_weight_`` now (off until ``drw_epoch``).
-    sampler_ : fitted sampler or None
-        The sampler of the last epoch's draw.
-    train_indices_, valid_indices_ : ndarray of int
-        Rows of ``X`` in the training part and in the validation split (every
-        row and none for a frozen head cross-validated by ``head_solver``).
-    best_epoch_ : int
-        The epoch whose weights were kept.
-    torch_seed_, split_seed_, sampling_seed_ : int
-        The seeds of this fit, drawn from ``random_state`` (or a resumed
-        checkpoint): torch (initialization, shuffling, augmentation), the
-        internal split, the sampler's draws.
-    threshold_ : float or None
-        The decision threshold on ``P(pos_label_)`` that ``predict`` uses
-        (binary), from ``threshold``.
-    temperature_ : float or None
-        The fitted temperature with ``calibrate=True``.
-    ece_before_, ece_after_ : float or None
-        Expected calibration error (15 bins, top label) on the validation split
-        before and after temperature scaling, with ``calibrate=True``.
-    batch_size_ : int
-        The training batch size used (smaller than ``batch_size`` after
-        ``auto_batch_size`` halved it).
-    skipped_images_ : list of dict
-        ``{"index", "path", "reason"}`` of each file ``on_bad_image`` dropped.
-    resumed_from_epoch_ : int
-        The epoch the fit resumed after (0 when it started afresh).
-    input_geometry_ : dict
-        The resize, crop and interpolation every image gets (training, validation,
-        prediction): ``{"crop", "resize", "interpolation", "keep_ratio"}``, ``resize``
-        None for a square resize (see ``image_size``).
-    history : skorch History
-        Per epoch: ``train_loss``, ``valid_loss``, ``valid_<monitor>``,
-        ``train_class_counts`` (with a sampler), ``class_weights_on`` (with
-        ``drw_epoch``), ``dur``.
-
-    See Also
-    --------
-    imbal_estimators.compute_alpha : The class-weight strategies.
-    imbal_estimators.FocalLoss : The focal loss module.
-    imbal_estimators.load_image_folder : Paths and labels of an ImageFolder.
-
-    Examples
-    --------
-    >>> from imbal_estimators import ImageImbalanceClassifier, load_image_folder
-    >>> from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    >>> paths, labels = load_image_folder("data/train")  # doctest: +SKIP
-    >>> clf = ImageImbalanceClassifier(loss="focal", alpha="balanced")
-    >>> search = GridSearchCV(clf, {"gamma": [0, 1, 2], "alpha": [None, "balanced"]},
-    ...                       cv=StratifiedKFold(5), scoring="balanced_accuracy")
-    >>> search.fit(paths, labels)  # doctest: +SKIP
-    """
-
-    _parameter_constraints = {
-        # the registries' live key views: a new entry is a valid value at once
-        "loss": [StrOptions(LOSSES.keys()), callable, HasMethods(["forward"])],
-        "module": [None, ModuleClassOrInstance()],
-        "optimizer": [OptimizerClass()],
-        "callbacks": [None, StrOptions({"disable"}), CallbackList()],
-        "gamma": [Interval(Real, 0, None, closed="left")],
-        "alpha": [
-            None,
-            StrOptions(ALPHA_STRATEGIES.keys()),
-            Interval(RealNotInt, 0, 1, closed="neither"),
-            "array-like",
-            dict,
-            callable,
-        ],
-        "beta": [Interval(Real, 0, 1, closed="left")],
-        "sampler": [None, StrOptions(SAMPLERS.keys()), HasMethods(["fit_resample"])],
-        "backbone": [str],
-        "weights": [None, str, os.PathLike],
-        "image_size": [StrOptions({"auto"}), Interval(Integral, 1, MAX_IMAGE_SIZE, closed="both")],
-        "normalize": [None, StrOptions({"auto", "imagenet", "inception"}), tuple, list],
-        "augment": ["boolean", callable],
-        "monitor": [StrOptions(set(MONITOR_OPTIONS))],
-        "pos_label": [None, Real, str, "boolean"],
-        "cache": [None, str, os.PathLike],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "train_split": [
-            None,
-            Options(bool, {False}),
-            Interval(RealNotInt, 0, 1, closed="neither"),
-            Interval(Integral, 2, None, closed="left"),
-            callable,
-        ],
-        "lr": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [
-            Interval(Integral, 1, MAX_BATCH_SIZE, closed="both"),
-            Options(Integral, {-1}),
-        ],
-        "verbose": ["verbose"],
-        "freeze_backbone": ["boolean"],
-        "head_solver": [None, StrOptions({"lbfgs"})],
-        "precision": [StrOptions(set(PRECISIONS))],
-        **deprecated_constraints(),  # tau, max_margin, ldam_s
-        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "drw_epoch": [None, Interval(Integral, 1, None, closed="left")],
-        "threshold": [None, StrOptions({"auto"}), Interval(RealNotInt, 0, 1, closed="both")],
-        "posthoc_tau": [None, Interval(Real, 0, None, closed="left")],
-        "calibrate": ["boolean"],
-        "tta": [None, Interval(Integral, 1, MAX_TTA, closed="both")],
-        "checkpoint_dir": [None, str, os.PathLike],
-        "on_bad_image": [StrOptions(set(ON_BAD_IMAGE_OPTIONS))],
-        "auto_batch_size": ["boolean"],
-        "use_caching": [StrOptions({"auto"}), "boolean"],
-    }
+    _parameter_constraints = PARAMETER_CONSTRAINTS  # estimator/constraints.py
 
     def __init__(
         self,
@@ -563,6 +178,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
     # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
     initialized_ = False
     history_ = None
+    _checkpoint_plan_ = None  # the checkpoint a fit holds the lock of (training.plan)
+    _callbacks_pending_ = False  # load() builds no callbacks; the next fit does
 
     @property
     def virtual_params_(self) -> dict[str, Any]:
@@ -694,58 +311,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
                 f"{sorted(fit_params)}; the network takes images only. Weight classes "
                 "with alpha=... or resample with sampler=... instead of sample_weight."
             )
-        if not reinitialize and self.__sklearn_is_fitted__():
-            classes = self.classes_
-        rebuild = reinitialize or not self.initialized_
-        paths, y_encoded, plan = self._plan(X, y, classes, resume=rebuild)
-        # Snapshot so that a failure while building the network (e.g. weights that
-        # cannot be downloaded) leaves the previous fit whole.
-        snapshot = dict(self.__dict__)
-        history = copy.deepcopy(self.history_) if rebuild else self.history_  # initialize clears it
-        plan.apply(self)
-        with seeded(self.torch_seed_, self.device):
-            try:
-                if rebuild:
-                    self.__dict__.pop("_callbacks_pending_", None)
-                    self.initialize()
-                else:  # training goes on: the loss follows this data's class weights
-                    self.rebuild_criterion()
-                    if self.__dict__.pop("_callbacks_pending_", None):  # set by load()
-                        self.initialize_callbacks()
-            except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(snapshot)
-                self.history_ = history
-                raise
-            try:
-                train = functools.partial(super().partial_fit, paths, y_encoded)
-                train_with_memory_retry(self, train, rebuild)
-                raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
-                self._fit_decision(paths, y_encoded)
-            finally:
-                self._release_device_memory()
-                if self._checkpoint_plan_ is not None:
-                    self._checkpoint_plan_.release()  # the lock of checkpoint_dir
-        return self
-
-    def _plan(self, X, y, known_classes, resume):
-        """Check the data, then plan the fit (:func:`~imbal_estimators.training.plan.plan_fit`).
-
-        Every parameter is checked before the first image is read (``check_params``
-        by :func:`~imbal_estimators.estimator.validation.fit_context`); nothing on the
-        estimator changes until the plan is applied.
-        """
-        paths = check_paths(X)
-        labels = check_labels(y, len(paths))
-        classes, y_encoded = encode_labels(labels, known_classes)
-        check_params_for_classes(self, classes, np.bincount(y_encoded, minlength=len(classes)))
-        plan = plan_fit(self, paths, labels, classes, y_encoded, resume=resume)
-        return paths, y_encoded, plan
-
-    def _release_device_memory(self):
-        """Hand CUDA's cached blocks back, so many fits in a search do not pile them up."""
-        if torch.device(self.device).type == "cuda":
-            torch.cuda.empty_cache()
+        train = super().partial_fit
+        return fit_estimator(self, X, y, reinitialize, train, classes=classes)
 
     # -- skorch hooks --------------------------------------------------------------------
 
@@ -774,7 +341,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         attach_checkpoint(self)  # after on_train_begin: it restores what the others began
-        if epochs is None and self.__dict__.get("resumed_from_epoch_"):
+        if epochs is None and self.resumed_from_epoch_:
             epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
         with head_threads(self._trains_head_only_on_cpu()):
             trained = train_head(self, X, y, epochs, fit_params)
@@ -792,9 +359,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if not self.freeze_backbone:
             module = ImageModel(*build())
         elif self.module is None:
-            module = frozen_model(self, build, (self.backbone, self.weights, n_classes, kwargs))
+            build_args = (self.backbone, self.weights, n_classes, kwargs)
+            module = frozen_model(fit_settings(self), build, build_args)
         else:
-            module = frozen_model(self, build)
+            module = frozen_model(fit_settings(self), build)
         apply_normalize(module, self.normalize)
         # moved here rather than by skorch after this, so that what remember_body keys
         # stays at its address
@@ -822,60 +390,32 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def initialize_criterion(self):
         self._n_classes_for_init()
+        return self._set_criterion(self.class_weights_on_)
+
+    def _set_criterion(self, class_weights_on):
         # off until drw_epoch (DeferredReweighting switches it on)
-        weights = self.class_weight_ if self.__dict__.get("class_weights_on_", True) else None
+        weights = self.class_weight_ if class_weights_on else None
         alpha = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss = copy.deepcopy(self.loss) if isinstance(self.loss, torch.nn.Module) else self.loss
         options = loss_options(self, self.class_counts_, self.loss_class_counts_)
         self.criterion_ = get_loss(loss, gamma=self.gamma, alpha=alpha, **options)
         return self
 
-    def rebuild_criterion(self):
+    def rebuild_criterion(self, class_weights_on=None):
         """Build the loss again (on the net's device), e.g. when the class weights switch on.
 
         Only after ``initialize``: the criterion is then a registered component of
-        the net, which skorch lets any method replace.
+        the net, which skorch lets any method replace. ``class_weights_on`` (None:
+        ``class_weights_on_``) says whether ``class_weight_`` weights it.
         """
-        self.initialize_criterion()
+        self._n_classes_for_init()
+        on = self.class_weights_on_ if class_weights_on is None else class_weights_on
+        self._set_criterion(on)
         self.criterion_ = self.criterion_.to(self.device)
         return self
 
-    def _fit_decision(self, paths, y_encoded):
-        """Temperature and threshold from one pass over the validation split (kept weights),
-        or from a frozen head's out-of-fold logits (``training/head_folds.py``)."""
-        cross_validated = self.__dict__.pop(CV_LOGITS_KEY, None)
-        if not (self.calibrate or self.threshold == "auto"):
-            return
-        if cross_validated is not None:
-            logits, y_valid = cross_validated[self.best_epoch_]
-        else:
-            logits, y_valid = self._validation_logits(paths, y_encoded)
-        # a split lacking a class was warned about before training; threshold_ is 0.5
-        tunable = self.threshold == "auto" and len(np.unique(y_valid)) == 2
-        fitted = fit_decision(
-            logits,
-            y_valid,
-            calibrate=self.calibrate,
-            threshold="auto" if tunable else None,
-            monitor=self.monitor,
-            pos_index=self.pos_index_,
-        )
-        for name, value in fitted.items():
-            setattr(self, name, value)
-
-    def _validation_logits(self, paths, y_encoded):
-        rows = self.valid_indices_
-        if self.freeze_backbone:
-            valid = FeatureDataset(frozen_features(self, np.asarray(paths)[rows]), y_encoded[rows])
-        else:
-            loader = ImageLoader(estimator_geometry(self), self.cache)
-            valid = ImagePathDataset(paths, y_encoded, loader, rows)
-        with head_threads(self._trains_head_only_on_cpu()):
-            logits = self.forward(valid, training=False).float().numpy()
-        return logits, y_encoded[rows]
-
     def _n_classes_for_init(self):
-        if "classes_" not in self.__dict__:
+        if not hasattr(self, "classes_"):  # the property raises before fit
             raise AttributeError(
                 f"{type(self).__name__} builds its network for the classes of y; "
                 "call fit(X, y) instead of initialize()."
@@ -884,7 +424,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.freeze_backbone:
-            return frozen_split_datasets(self, X, y)
+            return frozen_split(self, X, y)
         loader = ImageLoader(estimator_geometry(self), self.cache)
         augmentation = make_augmentation(estimator_geometry(self).crop, self.augment)
         train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
@@ -895,7 +435,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if isinstance(X, torch.utils.data.Dataset):
             return X
         if self.freeze_backbone:
-            return FeatureDataset(frozen_features(self, X), None)
+            return FeatureDataset(frozen_features_of(self, X), None)
         return ImagePathDataset(X, None, ImageLoader(estimator_geometry(self), self.cache))
 
     def get_all_learnable_params(self):
@@ -909,7 +449,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if isinstance(dataset, FeatureDataset):
             defaults["collate_fn"] = collate_batch  # its __getitems__ gives whole batches
         # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
-        batch_size = self.__dict__.get("batch_size_", self.batch_size)
+        batch_size = self.batch_size_
         if not training:
             kwargs = {**defaults, **self.get_params_for("iterator_valid")}
             kwargs.setdefault("batch_size", batch_size)
@@ -947,34 +487,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         if not isinstance(X, torch.utils.data.Dataset):
             X = check_paths(X)
             check_files_exist(X)
-        if self.tta is not None and self.tta > 1:
-            dataset = self.get_dataset(X)
-            if isinstance(dataset, ImagePathDataset):
-                augmentation = make_augmentation(estimator_geometry(self).crop, self.augment)
-                views = tta_views(dataset, augmentation, self.tta, self.torch_seed_)
-                return np.mean([self._probabilities(view) for view in views], axis=0)
-        return self._probabilities(X)
-
-    def _probabilities(self, X):
-        """skorch's ``predict_proba`` with this estimator's nonlinearity: for
-        ``predict_nonlinearity="auto"`` the float64 softmax (of ``logits /
-        temperature_`` once calibrated), whatever the loss."""
-        nonlinearity = self.predict_nonlinearity
-        if nonlinearity == "auto":
-            temperature = self.__dict__.get("temperature_")
-            nonlinearity = softmax_probabilities
-            if temperature is not None:
-                nonlinearity = functools.partial(softmax_probabilities, temperature=temperature)
-        elif nonlinearity is None:
-            nonlinearity = torch.nn.Identity()
-        elif not callable(nonlinearity):
-            raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
-        outputs = []
-        with head_threads(self._trains_head_only_on_cpu()):
-            for logits in self.forward_iter(X, training=False):
-                logits = logits[0] if isinstance(logits, tuple) else logits
-                outputs.append(nonlinearity(logits).detach().cpu().numpy())
-        return np.concatenate(outputs, 0)
+        return probabilities(self, X)
 
     def predict(self, X: ImagePaths | Dataset) -> LabelArray:
         """Predicted labels (of the type of ``y`` in ``fit``) for image paths ``X``.
@@ -983,20 +496,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``EpochScoring`` scores the validation split that way), it returns class
         indices, the encoding of the targets that dataset holds.
         """
-        indices = self._decide_indices(self.predict_proba(X))
+        indices = decide_indices(self, self.predict_proba(X))
         if isinstance(X, (ImagePathDataset, FeatureDataset)) and X.targets is not None:
             return indices
         return self.classes_[indices]
-
-    def _decide_indices(self, proba):
-        return decide(
-            proba,
-            threshold=self.threshold_,
-            posthoc_tau=self.posthoc_tau,
-            class_counts=self.loss_class_counts_,
-            # models fitted before pos_label existed thresholded classes_[1]
-            pos_index=self.__dict__.get("pos_index_", 1),
-        )
 
     def score(self, X: ImagePaths, y: Labels, sample_weight: npt.ArrayLike | None = None) -> float:
         """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's classifiers."""
@@ -1029,7 +532,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
             Labels from ``classes_``.
         """
         check_is_fitted(self)
-        return self.classes_[self._decide_indices(proba)]
+        return self.classes_[decide_indices(self, proba)]
 
     def decision_rule(self, threshold: float | None = None) -> str:
         """How :meth:`predict` decides, in words (for reports and the CLI).
@@ -1037,13 +540,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         ``threshold`` overrides ``threshold_`` (an ensemble's mean threshold).
         """
         check_is_fitted(self)
-        threshold = self.threshold_ if threshold is None else threshold
-        if threshold is not None:
-            positive = self.classes_[self.__dict__.get("pos_index_", 1)]
-            return f"threshold {threshold:.3f} on P({plain_value(positive)!r})"
-        if self.posthoc_tau:
-            return f"post-hoc logit adjustment (tau {self.posthoc_tau:g})"
-        return "argmax"
+        return rule_in_words(self, threshold)
 
     def save(self, path: StrPath) -> str:
         """Save the fitted estimator as safetensors weights and JSON, without pickle.
@@ -1095,6 +592,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # "auto" stays "auto", so a CUDA-fitted model loads on a CPU-only machine.
         requested = state.get("device")
         state["device"] = resolve_device_name(requested)
+        if "classes_" in state:  # fitted: a pickle of 0.1 or 0.2 gets what it lacks, once
+            size = state.get("image_size", 224)
+            state.update(normalize_fitted(state, state["classes_"], state.get("batch_size", 32), size))
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

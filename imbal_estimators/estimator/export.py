@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_write
-from ..models.preprocessing import estimator_geometry
+from .geometry import estimator_geometry
 from ..utils.class_counts import log_prior
 
 __all__ = ["EXPORT_FORMATS", "ExportedPredictor", "export", "pillow_resize"]
@@ -211,7 +211,7 @@ def build_predictor(estimator):
     networks = [copy.deepcopy(m.module_).cpu().float().eval() for m in members]
     for network in networks:
         network.requires_grad_(False)
-    temperatures = [float(m.__dict__.get("temperature_") or 1.0) for m in members]
+    temperatures = [float(m.temperature_ or 1.0) for m in members]
     predictor = ExportedPredictor(
         networks,
         temperatures,
@@ -263,7 +263,7 @@ def describe(estimator, format):
             "pos_index": None if pos_index is None else int(pos_index),
             "posthoc_tau": estimator.posthoc_tau or None,
             "class_counts": None if counts is None else np.asarray(counts).tolist(),
-            "temperatures": [float(m.__dict__.get("temperature_") or 1.0) for m in members],
+            "temperatures": [float(m.temperature_ or 1.0) for m in members],
             "n_members": len(members),
         },
     }

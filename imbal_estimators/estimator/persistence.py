@@ -42,9 +42,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Checkpoint, TrainEndCheckpoint
-from skorch.history import History
 
-from ..data.geometry import Geometry
 from ..io.atomic import publish_directory
 from ..io.jsonable import check_module_size, from_json, import_path, plain_json, to_json
 from ..io.reader import UnreadableFileError, read_bytes, read_json
@@ -54,12 +52,12 @@ from ..io.references import (
     resolve_reference,
 )
 from ..models.normalization import normalization_origin, normalize_name
-from ..models.preprocessing import estimator_geometry
 from ..training.plan import ARRAY, saved_fields
 from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
+from .fitted import assign_fitted, normalize_fitted
 from .loaded import (
     ModelFileError,
     check_classes,
@@ -71,6 +69,7 @@ from .loaded import (
     check_preprocessing,
     check_weights,
 )
+from .geometry import estimator_geometry
 from .loss_params import saved_params
 
 FORMAT_VERSION = 1
@@ -155,11 +154,7 @@ def _model_files(estimator):
         "estimator": import_path(type(estimator)),
         "params": params,
         "classes": {"values": to_json(classes.tolist(), "classes_"), "dtype": classes.dtype.str},
-        "fitted": {
-            name: to_json(estimator.__dict__.get(name), name)
-            for name in FITTED
-            if name in estimator.__dict__
-        },
+        "fitted": {name: to_json(getattr(estimator, name), name) for name in FITTED},
         "preprocessing": preprocessing_record(estimator),
         "network": network_record(estimator),
         "history": plain_json(list(estimator.history)),
@@ -345,7 +340,7 @@ def _load_single(path, device, trusted):
     check_parameters(estimator, config_path)
     _restore_fitted(estimator, config, config_path)
     _restore_network(estimator, path, config, config_path)
-    estimator.history_ = History(config["history"])
+    estimator.history[:] = config["history"]  # skorch's history, built by initialize
     return estimator
 
 
@@ -381,34 +376,42 @@ def _saved_params(path, config, config_path, device, trusted):
 
 
 def _restore_fitted(estimator, config, config_path):
-    """``classes_`` and the saved fitted attributes, checked (0.1's defaults added)."""
+    """``classes_`` and the saved fitted attributes, checked; a model of 0.1 or 0.2 gets the
+    attributes it lacks here, once (:func:`~imbal_estimators.estimator.fitted.normalize_fitted`)."""
+    classes = _read_classes(config, config_path)
+    fitted = normalize_fitted(
+        _read_fitted(config, config_path), classes, estimator.batch_size, estimator.image_size
+    )
+    assign_fitted(estimator, {"classes_": classes, **fitted})
+    check_fitted(estimator, config_path)
+    check_geometry(estimator, config, config_path)
+
+
+def _read_classes(config, config_path):
     classes = config["classes"]
     values = _decode(classes["values"], False, config_path, "classes")
     try:
-        estimator.classes_ = np.array(values, dtype=np.dtype(classes["dtype"]))
+        array = np.array(values, dtype=np.dtype(classes["dtype"]))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(
             f"{config_path!r}: the field 'classes' cannot be read as an array of dtype "
             f"{classes['dtype']!r} ({exc})."
         ) from None
-    check_classes(estimator.classes_, config_path)
+    check_classes(array, config_path)
+    return array
+
+
+def _read_fitted(config, config_path):
+    """The saved fitted attributes, decoded (name -> value)."""
+    fitted = {}
     for name, value in config.get("fitted", {}).items():
         if name not in FITTED:
             raise ModelFileError(f"{config_path!r} sets an unknown fitted attribute {name!r}.")
         value = _decode(value, False, config_path, f"fitted value {name!r}")
         if FITTED[name] == ARRAY and value is not None:
             value = np.asarray(value)
-        setattr(estimator, name, value)
-    check_fitted(estimator, config_path)
-    estimator.n_classes_ = len(estimator.classes_)
-    estimator.__dict__.setdefault("_checkpoint_plan_", None)
-    if "input_geometry_" not in config["fitted"]:  # saved before 0.3: a square resize
-        estimator.input_geometry_ = Geometry(int(estimator.image_size)).record()
-    check_geometry(estimator, config, config_path)
-    if "pos_index_" not in config["fitted"]:  # saved by 0.1, which thresholded classes_[1]
-        estimator.pos_index_ = 1 if estimator.n_classes_ == 2 else None
-        binary = estimator.pos_index_ is not None
-        estimator.pos_label_ = estimator.classes_[1].item() if binary else None
+        fitted[name] = value
+    return fitted
 
 
 def _restore_network(estimator, path, config, config_path):

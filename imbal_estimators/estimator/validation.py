@@ -282,7 +282,7 @@ def check_loss(estimator, n_classes):
             f"criterion__* arguments {estimator.get_params_for('criterion')}: {exc}"
         ) from exc
     if isinstance(loss, str):
-        check_loss_learns(estimator, criterion, n_classes)
+        check_loss_learns(estimator.loss, estimator.gamma, criterion, n_classes)
         return  # the registry's losses are tested on every shape they take
     # one more row than classes: a loss that broadcasts targets against logits fails here
     logits = torch.zeros(n_classes + 1, n_classes, requires_grad=True)

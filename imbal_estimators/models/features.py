@@ -210,13 +210,15 @@ class FeatureDataset(Dataset):
 
     The feature counterpart of :class:`~imbal_estimators.data.images.ImagePathDataset`,
     with the same ``targets`` and ``indices`` attributes, so the per-epoch
-    resampler works on it unchanged.
+    resampler works on it unchanged. ``source`` is None, or the ``(features,
+    targets)`` a sampler of features draws from (it replaces both every epoch).
     """
 
     def __init__(self, features, targets, indices=None):
         self.features = features
         self.targets = targets
         self.indices = np.arange(len(features)) if indices is None else np.asarray(indices)
+        self.source = None
 
     def __len__(self):
         return len(self.indices)

@@ -82,16 +82,3 @@ def _side(value):
     if isinstance(value, (list, tuple)):
         return int(value[0]) if value else None
     return int(value)
-
-
-def estimator_geometry(estimator):
-    """The geometry of a fitted estimator (``input_geometry_``), or the one its parameters
-    give (before ``fit``; a model of a version before ``input_geometry_`` existed has an
-    int ``image_size``: a square resize)."""
-    fitted = estimator.__dict__.get("input_geometry_")
-    if fitted is not None:
-        return Geometry.of(fitted)
-    kwargs = estimator.get_params_for("module") if hasattr(estimator, "get_params_for") else {}
-    return network_geometry(
-        estimator.backbone, estimator.weights, estimator.module, estimator.image_size, kwargs
-    )

@@ -26,8 +26,12 @@ class EpochResampler(Callback):
     """Before each epoch, let the estimator's sampler draw the training rows.
 
     Records the class counts of the draw as ``train_class_counts`` in the
-    history (ordered like ``classes_``).
+    history (ordered like ``classes_``). The fitted sampler of the last draw is
+    ``sampler_`` (None until a draw), which ``fit`` reads when training ends.
     """
+
+    def on_train_begin(self, net, **kwargs):
+        self.sampler_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         if net.sampler is None or dataset_train is None:
@@ -38,19 +42,18 @@ class EpochResampler(Callback):
             targets = self._draw_features(net, dataset_train, rows, seed)
         else:
             labels = net.classes_[dataset_train.targets[rows]]
-            dataset_train.indices, net.sampler_ = resample_indices(net.sampler, rows, labels, seed)
+            dataset_train.indices, self.sampler_ = resample_indices(net.sampler, rows, labels, seed)
             targets = dataset_train.targets[dataset_train.indices]
         counts = np.bincount(targets, minlength=len(net.classes_))
         net.history.record("train_class_counts", counts.tolist())
 
-    @staticmethod
-    def _draw_features(net, dataset, rows, seed):
+    def _draw_features(self, net, dataset, rows, seed):
         """SMOTE and kin on the frozen backbone's features: the epoch's rows are the
         sampler's output, synthesized ones included."""
-        if not hasattr(dataset, "source_"):
-            dataset.source_ = (dataset.features, dataset.targets)
-        features, targets = dataset.source_
-        X_res, y_res, net.sampler_ = resample_features(
+        if dataset.source is None:
+            dataset.source = (dataset.features, dataset.targets)
+        features, targets = dataset.source
+        X_res, y_res, self.sampler_ = resample_features(
             net.sampler, features[rows], net.classes_[targets[rows]], seed
         )
         dataset.features = X_res
@@ -115,8 +118,10 @@ class KeepBestModel(Callback):
     Notes
     -----
     Records ``<monitor>_best`` per epoch (shown by skorch's ``PrintLog``) and
-    sets ``net.best_epoch_``. Without a validation split there is nothing to
-    monitor and the last epoch is kept. On a tie of the monitor (a saturated
+    keeps ``best_epoch_`` on itself, as skorch's ``EarlyStopping`` does: when
+    training ends it is the epoch whose weights the net holds, which ``fit``
+    reads once. Without a validation split there is nothing to monitor and the
+    last epoch is kept. On a tie of the monitor (a saturated
     metric such as an average precision of 1.0 on a small split) the epoch with
     the lower validation loss wins, and the later one when that ties too.
     """
@@ -163,9 +168,8 @@ class KeepBestModel(Callback):
             with torch.no_grad():
                 for key, value in self.best_state_.items():
                     current[key].copy_(value)
-            net.best_epoch_ = self.best_epoch_
         else:
-            net.best_epoch_ = len(net.history) or None
+            self.best_epoch_ = len(net.history) or None
         # the copy is not needed any more; do not pickle it with the estimator
         self.best_state_ = None
 
@@ -185,11 +189,15 @@ class DeferredReweighting(Callback):
     Before that epoch the loss is built without ``class_weight_``; at the start
     of epoch ``drw_epoch`` (1-based, counted over the whole history, so
     ``partial_fit`` continues the count) it is rebuilt with them. Records
-    ``class_weights_on`` (bool) per epoch in the history. Does nothing when
-    ``net.drw_epoch`` is None.
+    ``class_weights_on`` (bool) per epoch in the history and keeps the switch
+    in ``weights_on_`` (None before the first epoch), which ``fit`` reads when
+    training ends. Does nothing when ``net.drw_epoch`` is None.
     """
 
     def on_train_begin(self, net, **kwargs):
+        # None: the first epoch rebuilds the loss whatever the net started with (a
+        # resumed fit's loss is built before the checkpoint's epoch count is known)
+        self.weights_on_ = None
         last = len(net.history) + net.max_epochs  # partial_fit continues the count
         if net.drw_epoch is not None and net.drw_epoch > last:
             warnings.warn(
@@ -204,10 +212,18 @@ class DeferredReweighting(Callback):
         if net.drw_epoch is None:
             return
         on = len(net.history) >= net.drw_epoch
-        if on != net.class_weights_on_:
-            net.class_weights_on_ = on
-            net.rebuild_criterion()
+        if on != self.weights_on_:
+            self.weights_on_ = on
+            net.rebuild_criterion(class_weights_on=on)
         net.history.record("class_weights_on", on)
+
+    def state_dict(self):
+        """Nothing to resume: the switch follows the epoch count (and a checkpoint
+        restores the history that counts)."""
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 class EpochLossScoring(PassthroughScoring):

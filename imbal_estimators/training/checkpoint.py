@@ -42,7 +42,6 @@ import weakref
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog, ProgressBar
-from skorch.history import History
 
 from ..io.checksummed import ChecksumError, read_checksummed, write_checksummed
 from ..io.jsonable import describe, plain_json
@@ -95,11 +94,12 @@ def _digest(*arrays):
     return sha.hexdigest()
 
 
-def params_fingerprint(estimator):
-    """The parameters that shape training, each as a comparable text."""
+def params_fingerprint(params):
+    """The parameters (``get_params(deep=False)``) that shape training, each as a
+    comparable text."""
     return {
         key: describe(value)
-        for key, value in sorted(estimator.get_params(deep=False).items())
+        for key, value in sorted(params.items())
         if key not in RESUME_IGNORED_PARAMS
         and not key.startswith("callbacks__")
         and not key.endswith(_IGNORED_SUFFIXES)
@@ -172,6 +172,16 @@ class CheckpointPlan:
         return os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{self.key}.lock")
 
     @property
+    def epoch(self):
+        """The completed epochs of the run being resumed, or None."""
+        return None if self.state is None else int(self.state["epoch"])
+
+    @property
+    def batch_size(self):
+        """The batch size the run being resumed trained with last, or None."""
+        return None if self.state is None else int(self.state["batch_size"])
+
+    @property
     def seeds(self):
         """The (torch, split, sampling) seeds of the run being resumed, or None."""
         return None if self.state is None else tuple(int(s) for s in self.state["seeds"])
@@ -207,9 +217,12 @@ class CheckpointPlan:
 _HELD: weakref.WeakValueDictionary[object, object] = weakref.WeakValueDictionary()
 
 
-def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=True):
+def prepare_checkpoint(directory, runtime, paths, y_encoded, classes, resume=True):
     """Create ``directory`` (checking it can be written), lock this data's checkpoint in it
     and read the checkpoint to resume.
+
+    ``runtime`` is the fit's :class:`~imbal_estimators.training.settings.RuntimeSettings`
+    (its ``params`` are fingerprinted, its ``max_epochs`` bounds a resume).
 
     Raises
     ------
@@ -222,9 +235,6 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
         The checkpoint belongs to a fit with other parameters, or the image files
         changed since it was written.
     """
-    previous = estimator.__dict__.get("_checkpoint_plan_")
-    if previous is not None:  # a fit of this estimator that failed before releasing it
-        previous.release()
     directory = os.fspath(directory)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -236,7 +246,7 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
             f"checkpoint_dir {directory!r} cannot be written: {exc}. Pass a writable "
             "directory or checkpoint_dir=None."
         ) from exc
-    fingerprint = {"params": params_fingerprint(estimator)}
+    fingerprint = {"params": params_fingerprint(runtime.params or {})}
     fingerprint.update(data_fingerprint(paths, y_encoded, classes))
     plan = CheckpointPlan(directory, fingerprint, image_stats(paths))
     plan.lock = FileLock(plan.lock_path)
@@ -255,14 +265,14 @@ def prepare_checkpoint(directory, estimator, paths, y_encoded, classes, resume=T
         raise CheckpointError(f"Cannot lock {plan.lock_path!r}: {exc}") from exc
     _HELD[os.path.realpath(plan.lock_path)] = plan
     try:
-        _read_plan_state(plan, estimator, resume, paths)
+        _read_plan_state(plan, runtime.max_epochs, resume, paths)
     except BaseException:
         plan.release()
         raise
     return plan
 
 
-def _read_plan_state(plan, estimator, resume, paths):
+def _read_plan_state(plan, max_epochs, resume, paths):
     # Temporary files of a write that was killed (this data's only; we hold its lock).
     pattern = glob.escape(plan.path) + ".*.tmp"
     for stale in glob.glob(pattern):
@@ -276,10 +286,10 @@ def _read_plan_state(plan, estimator, resume, paths):
     _check_same(plan.path, saved, current)
     _check_images(plan.path, state.get("images"), plan.images, paths)
     epoch = int(state["epoch"])
-    if epoch > estimator.max_epochs:
+    if epoch > max_epochs:
         raise CheckpointMismatchError(
             f"The checkpoint {plan.path!r} has {epoch} completed epochs, more than "
-            f"max_epochs={estimator.max_epochs}; resuming counts epochs in total. Raise "
+            f"max_epochs={max_epochs}; resuming counts epochs in total. Raise "
             "max_epochs, or use another checkpoint_dir."
         )
     plan.state = state
@@ -521,62 +531,6 @@ def _restore_rng_states(states):
     )
 
 
-def checkpoint_state(net, plan):
-    """Everything a resumed fit needs, as tensors and plain containers."""
-    callbacks = {}
-    for name, callback in net.callbacks_:
-        state = _callback_state(callback)
-        if state is not None:
-            callbacks[name] = state
-    scaler = getattr(net, "grad_scaler_", None)  # float16 loss scaling on CUDA
-    return {
-        "format_version": FORMAT_VERSION,
-        "epoch": len(net.history),
-        "fingerprint": json.dumps(plan.fingerprint, sort_keys=True),
-        "seeds": [net.torch_seed_, net.split_seed_, net.sampling_seed_],
-        "batch_size": int(net.batch_size_),
-        "history": json.dumps(plain_json(list(net.history))),
-        "module": net.module_.state_dict(),
-        "optimizer": net.optimizer_.state_dict(),
-        "grad_scaler": None if scaler is None else scaler.state_dict(),
-        "callbacks": callbacks,
-        "rng": _rng_states(),
-        "threads": torch.get_num_threads(),
-        "images": None if plan.images is None else torch.from_numpy(plan.images),
-    }
-
-
-def restore_state(net, state):
-    """Put a checkpoint's state into an initialized net whose callbacks began training."""
-    net.module_.load_state_dict(state["module"])
-    net.optimizer_.load_state_dict(state["optimizer"])
-    if state["grad_scaler"] is not None and getattr(net, "grad_scaler_", None) is not None:
-        net.grad_scaler_.load_state_dict(state["grad_scaler"])
-    net.history_ = History(json.loads(state["history"]))
-    net.batch_size_ = state["batch_size"]
-    for name, callback in net.callbacks_:
-        if name in state["callbacks"]:
-            _restore_callback(callback, state["callbacks"][name])
-    _restore_rng_states(state["rng"])
-
-
-def attach_checkpoint(net):
-    """With ``checkpoint_dir``, append :class:`EpochCheckpoint` after ``net``'s other
-    callbacks and resume from its checkpoint, if any.
-
-    Called as training starts (skorch's ``fit_loop``), after ``on_train_begin``:
-    skorch builds the callbacks anew on every ``initialize`` and puts user
-    callbacks after its defaults, so no earlier place sees them all.
-    """
-    if net.checkpoint_dir is None:
-        return
-    callbacks = dict(net.callbacks_)
-    if "epoch_checkpoint" not in callbacks:
-        callbacks["epoch_checkpoint"] = EpochCheckpoint().initialize()
-        net.callbacks_.append(("epoch_checkpoint", callbacks["epoch_checkpoint"]))
-    callbacks["epoch_checkpoint"].resume(net)
-
-
 class EpochCheckpoint(Callback):
     """Resume from the estimator's checkpoint plan as training starts; save after each epoch.
 
@@ -586,32 +540,90 @@ class EpochCheckpoint(Callback):
     the lock.
     """
 
+    @staticmethod
+    def attach(net):
+        """With ``checkpoint_dir``, append an :class:`EpochCheckpoint` after ``net``'s
+        other callbacks and resume from its checkpoint, if any.
+
+        Called as training starts (skorch's ``fit_loop``), after ``on_train_begin``:
+        skorch builds the callbacks anew on every ``initialize`` and puts user
+        callbacks after its defaults, so no earlier place sees them all.
+        """
+        if net.checkpoint_dir is None:
+            return
+        callbacks = dict(net.callbacks_)
+        if "epoch_checkpoint" not in callbacks:
+            callbacks["epoch_checkpoint"] = EpochCheckpoint().initialize()
+            net.callbacks_.append(("epoch_checkpoint", callbacks["epoch_checkpoint"]))
+        callbacks["epoch_checkpoint"].resume(net)
+
     def resume(self, net):
         plan = getattr(net, "_checkpoint_plan_", None)
         if plan is not None:
             plan.training = True
         if plan is None or plan.state is None:
             return
+        epoch = plan.epoch
         state, plan.state = plan.state, None  # the weights are not needed twice
-        restore_state(net, state)
-        net.resumed_from_epoch_ = int(state["epoch"])
+        self.restore_state(net, state)
         threads = state.get("threads")  # absent from checkpoints of 0.2
         if threads is not None and torch.device(net.device).type == "cpu":
             plan.use_threads(int(threads))
         same = f" on {threads} CPU threads like the run it resumes" if plan.threads else ""
-        message = (
-            f"Resuming from {plan.path}: {net.resumed_from_epoch_} of {net.max_epochs} "
-            f"epochs done{same}."
-        )
+        message = f"Resuming from {plan.path}: {epoch} of {net.max_epochs} epochs done{same}."
         note(logger, message, show=bool(net.verbose))
 
     def on_epoch_end(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)
         if plan is None:
             return
-        write_checkpoint(plan.path, checkpoint_state(net, plan))
+        write_checkpoint(plan.path, self.checkpoint_state(net, plan))
 
     def on_train_end(self, net, **kwargs):
         plan = getattr(net, "_checkpoint_plan_", None)
         if plan is not None:
             plan.release()
+
+    @staticmethod
+    def checkpoint_state(net, plan):
+        """Everything a resumed fit needs, as tensors and plain containers."""
+        callbacks = {}
+        for name, callback in net.callbacks_:
+            state = _callback_state(callback)
+            if state is not None:
+                callbacks[name] = state
+        scaler = getattr(net, "grad_scaler_", None)  # float16 loss scaling on CUDA
+        return {
+            "format_version": FORMAT_VERSION,
+            "epoch": len(net.history),
+            "fingerprint": json.dumps(plan.fingerprint, sort_keys=True),
+            "seeds": [net.torch_seed_, net.split_seed_, net.sampling_seed_],
+            "batch_size": int(net.batch_size_),
+            "history": json.dumps(plain_json(list(net.history))),
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "grad_scaler": None if scaler is None else scaler.state_dict(),
+            "callbacks": callbacks,
+            "rng": _rng_states(),
+            "threads": torch.get_num_threads(),
+            "images": None if plan.images is None else torch.from_numpy(plan.images),
+        }
+
+    @staticmethod
+    def restore_state(net, state):
+        """Put a checkpoint's state into an initialized net whose callbacks began training."""
+        net.module_.load_state_dict(state["module"])
+        net.optimizer_.load_state_dict(state["optimizer"])
+        if state["grad_scaler"] is not None and getattr(net, "grad_scaler_", None) is not None:
+            net.grad_scaler_.load_state_dict(state["grad_scaler"])
+        # in place: the net's history is skorch's component (the batch size and the epoch
+        # count were read at plan time, see CheckpointPlan.batch_size and .epoch)
+        net.history[:] = json.loads(state["history"])
+        for name, callback in net.callbacks_:
+            if name in state["callbacks"]:
+                _restore_callback(callback, state["callbacks"][name])
+        _restore_rng_states(state["rng"])
+
+
+#: the function the estimator's fit_loop calls as training starts
+attach_checkpoint = EpochCheckpoint.attach

@@ -61,14 +61,14 @@ class DivergenceCheck(Callback):
             return
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         if not math.isfinite(value):
-            self._diverged(net, f"the training loss is {value}", _train_batches(net))
+            self._diverged(net, f"the training loss is {value}", _train_batches(net.history))
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
         valid_loss = row.get("valid_loss")
         if valid_loss is not None and not math.isfinite(valid_loss):
-            self._diverged(net, f"the validation loss is {valid_loss}", _train_batches(net))
-        start = _start_loss(net)
+            self._diverged(net, f"the validation loss is {valid_loss}", _train_batches(net.history))
+        start = _start_loss(net.history, getattr(net, "classes_", None))
         for key, name in (("train_loss", "training"), ("valid_loss", "validation")):
             value = row.get(key)
             if value is not None and start is not None and value > BLOW_UP * start:
@@ -76,11 +76,13 @@ class DivergenceCheck(Callback):
                     net,
                     f"the {name} loss is {value:.3g}, over {BLOW_UP:g} times the loss at the "
                     f"start ({start:.3g})",
-                    _train_batches(net),
+                    _train_batches(net.history),
                 )
         for name, param in net.module_.named_parameters():
             if param.requires_grad and not bool(torch.isfinite(param.detach()).all()):
-                self._diverged(net, f"the weights of {name!r} are not finite", _train_batches(net))
+                self._diverged(
+                    net, f"the weights of {name!r} are not finite", _train_batches(net.history)
+                )
 
     def _diverged(self, net, what, batch):
         epoch = len(net.history)
@@ -114,17 +116,16 @@ class DivergenceCheck(Callback):
         )
 
 
-def _start_loss(net):
+def _start_loss(history, classes):
     """What a loss far above counts as a blow-up from: the larger of the first training
     batch's loss and cross-entropy's loss of a uniform guess, ``log(n_classes)``."""
-    batches = net.history[0].get("batches", []) if len(net.history) else []
+    batches = history[0].get("batches", []) if len(history) else []
     first = next((b["train_loss"] for b in batches if "train_loss" in b), None)
-    classes = getattr(net, "classes_", None)
     chance = math.log(len(classes)) if classes is not None and len(classes) > 1 else 0.0
     if first is None or not math.isfinite(first):
         return chance or None
     return max(first, chance)
 
 
-def _train_batches(net):
-    return sum("train_loss" in batch for batch in net.history[-1]["batches"])
+def _train_batches(history):
+    return sum("train_loss" in batch for batch in history[-1]["batches"])

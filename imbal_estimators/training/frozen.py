@@ -3,9 +3,11 @@
 With ``freeze_backbone=True`` the body's features come from the feature cache
 (:func:`frozen_features`), training and validation run on
 :class:`~imbal_estimators.models.features.FeatureDataset` rows
-(:func:`frozen_split_datasets`), and :func:`frozen_model` builds the body only
-when a feature is missing: a search over head-side parameters pays for reading
-the weights file once, not once per fit.
+(:func:`feature_split_datasets`; a sampler of features draws first, in
+:func:`feature_draw`), and :func:`frozen_model` builds the body only when a
+feature is missing: a search over head-side parameters pays for reading the
+weights file once, not once per fit. They read
+:class:`~imbal_estimators.training.settings.FitSettings`, never the estimator.
 """
 
 from functools import partial
@@ -15,7 +17,7 @@ import torch
 
 from ..data.images import ImageLoader
 from ..imbalance.class_weights import resolve_alpha
-from ..imbalance.samplers import needs_features, resample_features
+from ..imbalance.samplers import resample_features
 from ..models.backbones import FrozenBackboneModel
 from ..models.features import (
     HEAD_RECIPES,
@@ -29,8 +31,7 @@ from ..models.features import (
     remember_weights_source,
     weights_source,
 )
-from ..models.preprocessing import estimator_geometry
-from .precision import uses_channels_last
+from .plan import FeatureDraw
 from .seeding import epoch_seed
 from .threads import body_threads
 
@@ -49,12 +50,12 @@ def remember_body(model, backbone, weights, module_kwargs):
         remember_fingerprint(model, fingerprint)
 
 
-def frozen_model(net, build, build_args=None):
-    """The frozen model of ``net``: built now, or from a head recipe with its body deferred.
+def frozen_model(settings, build, build_args=None):
+    """The frozen model of a fit: built now, or from a head recipe with its body deferred.
 
     Parameters
     ----------
-    net : ImageImbalanceClassifier
+    settings : FitSettings
     build : callable
         Returns ``(backbone, mean, std)``.
     build_args : tuple or None
@@ -70,7 +71,7 @@ def frozen_model(net, build, build_args=None):
         A :class:`~imbal_estimators.models.features.LazyFrozenModel` whose
         body is not built yet when this process has built the same head
         before (same weights source or random initialization, class count
-        and random state) and ``net.cache`` is not None.
+        and random state) and the ``cache`` setting is not None.
     """
     if build_args is None:
         return FrozenBackboneModel(*build())
@@ -79,7 +80,7 @@ def frozen_model(net, build, build_args=None):
     # that state's digest, its entry the body's fingerprint (what keys its features), and a
     # deferred body is rebuilt from the same state.
     random_body = weights is None
-    if net.cache is None or (random_body and not _determined_by_repr(module_kwargs)):
+    if settings.data.cache is None or (random_body and not _determined_by_repr(module_kwargs)):
         return FrozenBackboneModel(*build())
     if random_body:
         source = random_init_source(name, module_kwargs)
@@ -102,7 +103,7 @@ def frozen_model(net, build, build_args=None):
         build,
         source,
         current_source,
-        _body_memory_format(net),
+        torch.channels_last if settings.runtime.channels_last else torch.preserve_format,
         rng_state=rng_state if random_body else None,
         fingerprint=fingerprint,
     )
@@ -124,55 +125,63 @@ def _determined_by_repr(value):
     return isinstance(value, _PLAIN_TYPES)
 
 
-def _body_memory_format(net):
-    if uses_channels_last(net.device, net._autocast_dtype()):
-        return torch.channels_last
-    return torch.preserve_format
+def frozen_features(module, paths, settings, batch_size):
+    """The frozen body's ``(len(paths), D)`` features, through the feature cache.
 
-
-def frozen_features(net, paths):
-    """The frozen body's ``(len(paths), D)`` features, through the feature cache."""
+    Parameters
+    ----------
+    module : FrozenBackboneModel
+    paths : sequence of str
+    settings : FitSettings
+    batch_size : int
+        Images per forward pass of the body (:func:`predict_batch_size`).
+    """
+    runtime = settings.runtime
     with body_threads():
         return compute_features(
-            net.module_,
+            module,
             paths,
-            ImageLoader(estimator_geometry(net), net.cache),
-            cache=net.cache,
-            batch_size=predict_batch_size(net),
-            device=net.device,
-            autocast=net._autocast,
-            channels_last=net._channels_last(),
-            precision=net._autocast_dtype() or torch.float32,
+            ImageLoader(settings.data.geometry, settings.data.cache),
+            cache=settings.data.cache,
+            batch_size=batch_size,
+            device=runtime.device,
+            autocast=runtime.autocast,
+            channels_last=runtime.channels_last,
+            precision=runtime.autocast_dtype or torch.float32,
         )
 
 
-def frozen_split_datasets(net, X, y):
+def feature_split_datasets(features, y, train_rows, valid_rows):
     """Training and validation datasets of features (validation None without a split)."""
-    features = frozen_features(net, X)
-    if needs_features(net.sampler):
-        weights_from_feature_draw(net, features, y)
-    train = FeatureDataset(features, y, net.train_indices_)
-    valid = FeatureDataset(features, y, net.valid_indices_)
-    return train, (valid if len(net.valid_indices_) else None)
+    train = FeatureDataset(features, y, train_rows)
+    valid = FeatureDataset(features, y, valid_rows)
+    return train, (valid if len(valid_rows) else None)
 
 
-def weights_from_feature_draw(net, features, y):
+def feature_draw(settings, features, y, classes, train_rows, sampling_seed, pos_label):
     """Class weights and loss counts from the first epoch's draw of a feature sampler, as
-    the estimator computes them for samplers of rows (only now are there features)."""
-    rows = net.train_indices_
+    the fit plan computes them for samplers of rows (only now are there features).
+
+    Returns
+    -------
+    FeatureDraw
+    """
+    imbalance = settings.imbalance
     _, labels, _ = resample_features(
-        net.sampler, features[rows], net.classes_[y[rows]], epoch_seed(net.sampling_seed_, 1)
+        imbalance.sampler,
+        features[train_rows],
+        classes[y[train_rows]],
+        epoch_seed(sampling_seed, 1),
     )
-    counts = np.bincount(np.searchsorted(net.classes_, labels), minlength=net.n_classes_)
-    net.loss_class_counts_ = counts
-    net.class_weight_ = resolve_alpha(
-        net.alpha, net.classes_, counts, beta=net.beta, pos_label=net.pos_label_
+    counts = np.bincount(np.searchsorted(classes, labels), minlength=len(classes))
+    weights = resolve_alpha(
+        imbalance.alpha, classes, counts, beta=imbalance.beta, pos_label=pos_label
     )
-    net.rebuild_criterion()
+    return FeatureDraw(loss_class_counts_=counts, class_weight_=weights)
 
 
-def predict_batch_size(net):
-    """The batch size of prediction, which the feature pass also uses."""
-    default = net.__dict__.get("batch_size_", net.batch_size)  # what get_iterator uses
-    size = net.get_params_for("iterator_valid").get("batch_size", default)
+def predict_batch_size(valid_batch_size, batch_size):
+    """The batch size of prediction, which the feature pass also uses: the
+    ``iterator_valid__batch_size`` when set, else the fit's batch size (256 for -1)."""
+    size = batch_size if valid_batch_size is None else valid_batch_size
     return max(size, 1) if size != -1 else 256

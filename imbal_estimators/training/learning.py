@@ -34,29 +34,32 @@ def uniform_guess_loss(criterion, n_classes):
         return float(criterion(logits, torch.arange(n_classes)))
 
 
-def check_loss_learns(estimator, criterion, n_classes):
+def check_loss_learns(loss, gamma, criterion, n_classes):
     """Warn, before training, when ``criterion`` vanishes at the start of training.
 
     Parameters
     ----------
-    estimator : ImageImbalanceClassifier
+    loss : str or nn.Module
+        The estimator's ``loss`` parameter.
+    gamma : float
+        The estimator's ``gamma`` parameter.
     criterion : nn.Module
         The loss built from the estimator's parameters.
     n_classes : int
     """
-    if not isinstance(estimator.loss, str):
+    if not isinstance(loss, str):
         return  # a user's loss: its scale is the user's business
     value = uniform_guess_loss(criterion, n_classes)
     reference = math.log(n_classes)
     if not (math.isfinite(value) and value < VANISHING_LOSS * reference):
         return
-    if estimator.loss in FOCAL_LOSSES and estimator.gamma > 0:
+    if loss in FOCAL_LOSSES and gamma > 0:
         cause = (
-            f"loss={estimator.loss!r} with gamma={estimator.gamma:g} (the factor "
+            f"loss={loss!r} with gamma={gamma:g} (the factor "
             f"(1 - p)^gamma vanishes); lower gamma (0 to 5 is the usual range)"
         )
     else:
-        cause = f"loss={estimator.loss!r} with these parameters; check its parameters"
+        cause = f"loss={loss!r} with these parameters; check its parameters"
     warn(
         f"The loss of a uniform guess over {n_classes} classes is {value:.3g}, less than "
         f"{VANISHING_LOSS:g} of cross-entropy's {reference:.3g}: its gradients vanish and the "

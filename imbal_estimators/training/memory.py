@@ -19,32 +19,35 @@ def is_out_of_memory(exc):
     return isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def out_of_memory_message(estimator, batch_size, reason=None):
-    """What failed and what to try, for an out-of-memory error at ``batch_size``."""
+def out_of_memory_message(settings, batch_size, reason=None):
+    """What failed and what to try, for an out-of-memory error at ``batch_size``.
+
+    ``settings`` is the fit's :class:`~imbal_estimators.training.settings.FitSettings`.
+    """
+    runtime = settings.runtime
     tries = []
     if batch_size > 1:
         tries.append(f"batch_size={max(batch_size // 2, 1)}")
-    if not estimator.auto_batch_size:
+    if not runtime.auto_batch_size:
         tries.append("auto_batch_size=True (halves the batch size until it fits)")
-    if "precision" in estimator.get_params(deep=False):
-        tries.append('precision="bf16"')
-    tries.append(f"a smaller image_size (now {estimator.image_size})")
+    tries.append('precision="bf16"')
+    tries.append(f"a smaller image_size (now {settings.data.image_size})")
     message = (
-        f"{type(estimator).__name__} ran out of accelerator memory while training with "
-        f"batch_size={batch_size} (image_size={estimator.image_size}, "
-        f"device={estimator.device!r})."
+        f"{settings.name} ran out of accelerator memory while training with "
+        f"batch_size={batch_size} (image_size={settings.data.image_size}, "
+        f"device={runtime.device!r})."
     )
     if reason:
         message += f" {reason}"
     return message + " Try " + ", ".join(tries) + "."
 
 
-def smaller_batch_size(estimator, batch_size, exc, can_retry):
+def smaller_batch_size(settings, batch_size, exc, can_retry):
     """The batch size to retry with after ``exc``; raise when there is none.
 
     Parameters
     ----------
-    estimator : ImageImbalanceClassifier
+    settings : FitSettings
     batch_size : int
         The batch size that ran out of memory (``-1`` already resolved).
     exc : torch.cuda.OutOfMemoryError
@@ -58,7 +61,7 @@ def smaller_batch_size(estimator, batch_size, exc, can_retry):
         With a message naming ``batch_size`` and what to try.
     """
     reason = None
-    if estimator.auto_batch_size:
+    if settings.runtime.auto_batch_size:
         if not can_retry:
             reason = (
                 "auto_batch_size only adapts the batch size during the first epoch of a "
@@ -68,49 +71,58 @@ def smaller_batch_size(estimator, batch_size, exc, can_retry):
             reason = "Even one image per batch does not fit."
         else:
             return batch_size // 2
-    raise torch.cuda.OutOfMemoryError(out_of_memory_message(estimator, batch_size, reason)) from exc
+    raise torch.cuda.OutOfMemoryError(out_of_memory_message(settings, batch_size, reason)) from exc
 
 
-def release_memory(net):
-    """Drop the network's tensors so that a smaller retry starts from free memory."""
-    for name in ("module_", "criterion_", "optimizer_"):
-        net.__dict__.pop(name, None)
+def release_memory():
+    """Collect the dropped network's tensors so that a smaller retry starts from free
+    memory (the caller drops its references first)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def train_with_memory_retry(net, train, rebuild):
-    """Run ``train()``; with ``auto_batch_size``, again at half the batch size after an
-    out-of-memory error in the first epoch, on a rebuilt network.
+def train_with_memory_retry(attempt, restart, restartable, batch_size, settings, n_train):
+    """Run ``attempt(batch_size)``; with ``auto_batch_size``, again at half the batch size
+    after an out-of-memory error in the first epoch, on a rebuilt network.
 
     Parameters
     ----------
-    net : ImageImbalanceClassifier
-        Its ``batch_size_`` is the size tried, and ends as the size that fitted.
-    train : callable
-        One training run (skorch's ``partial_fit`` of ``net``).
-    rebuild : bool
-        Whether this fit built a new network (only such a fit may start again).
+    attempt : callable
+        ``attempt(batch_size)`` trains once with that batch size.
+    restart : callable
+        ``restart()`` drops the network's tensors and builds it again.
+    restartable : callable
+        ``restartable()``, asked after an out-of-memory error: whether the
+        network may be rebuilt (the error came in the first epoch of a fit that
+        built a new network).
+    batch_size : int
+        The batch size of the first attempt (``-1``: the whole training part).
+    settings : FitSettings
+    n_train : int
+        Images in the training part (what ``-1`` means).
+
+    Returns
+    -------
+    int
+        The batch size that fitted (``batch_size`` unless halved).
     """
-    first_batch_size = net.batch_size_
+    first_batch_size = batch_size
     while True:
         try:
-            train()
+            attempt(batch_size)
             break
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            failed = net.batch_size_ if net.batch_size_ != -1 else len(net.train_indices_)
-            can_retry = rebuild and len(net.history) <= 1 and not net.resumed_from_epoch_
-            net.batch_size_ = smaller_batch_size(net, failed, exc, can_retry)
+            failed = batch_size if batch_size != -1 else n_train
+            batch_size = smaller_batch_size(settings, failed, exc, restartable())
         # outside the except block: the traceback no longer holds the batch's tensors
-        release_memory(net)
-        torch.manual_seed(net.torch_seed_)
-        net.initialize()
-    if net.batch_size_ != first_batch_size:
+        restart()
+    if batch_size != first_batch_size:
         warn(
             f"batch_size={first_batch_size} ran out of accelerator memory; trained with "
-            f"batch_size={net.batch_size_}, which fits (auto_batch_size=True). Pass "
-            f"batch_size={net.batch_size_} to skip the search next time."
+            f"batch_size={batch_size}, which fits (auto_batch_size=True). Pass "
+            f"batch_size={batch_size} to skip the search next time."
         )
+    return batch_size

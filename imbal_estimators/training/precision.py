@@ -170,7 +170,7 @@ class MixedPrecisionMixin:
         # for the one optimizer this estimator creates.
         accumulator = self.get_train_step_accumulator()
         self.optimizer_.zero_grad()
-        accumulator.store_step(_scaled_backward(self, scaler, batch, fit_params))
+        accumulator.store_step(self._scaled_backward(scaler, batch, fit_params))
         scaler.unscale_(self.optimizer_)  # callbacks such as gradient clipping see true gradients
         self.notify(
             "on_grad_computed",
@@ -182,13 +182,13 @@ class MixedPrecisionMixin:
         scaler.update()
         return accumulator.get_step()
 
-
-def _scaled_backward(net, scaler, batch, fit_params):
-    """skorch's ``train_step_single`` with the loss scaled by ``scaler`` for the backward pass."""
-    net.module_.train(True)
-    net.criterion_.train(True)
-    Xi, yi = unpack_data(batch)
-    y_pred = net.infer(Xi, **fit_params)
-    loss = net.get_loss(y_pred, yi, X=Xi, training=True)
-    scaler.scale(loss).backward()
-    return {"loss": loss, "y_pred": y_pred}
+    def _scaled_backward(self, scaler, batch, fit_params):
+        """skorch's ``train_step_single`` with the loss scaled by ``scaler`` for the
+        backward pass."""
+        self.module_.train(True)
+        self.criterion_.train(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
