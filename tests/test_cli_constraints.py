@@ -44,7 +44,7 @@ def test_the_gamma_option_follows_the_estimators_constraint(estimator_constraint
 
 def test_a_looser_estimator_constraint_lets_the_option_through(estimator_constraints, capsys):
     fit = ["fit", "d", "--out", "m"]
-    assert "argument --image-size: expected an integer in [1, " in usage_error(
+    assert "argument --image-size: expected 'auto' or an integer in [1, " in usage_error(
         [*fit, "--image-size", "0"], capsys
     )
     estimator_constraints["image_size"] = [Interval(Integral, 0, None, closed="left")]
