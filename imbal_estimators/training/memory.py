@@ -31,10 +31,11 @@ def out_of_memory_message(settings, batch_size, reason=None):
     if not runtime.auto_batch_size:
         tries.append("auto_batch_size=True (halves the batch size until it fits)")
     tries.append('precision="bf16"')
-    tries.append(f"a smaller image_size (now {settings.data.image_size})")
+    side = settings.data.geometry.crop  # what the network gets, also for image_size="auto"
+    tries.append(f"a smaller image_size (now {side})")
     message = (
         f"{settings.name} ran out of accelerator memory while training with "
-        f"batch_size={batch_size} (image_size={settings.data.image_size}, "
+        f"batch_size={batch_size} ({side} x {side} px images, "
         f"device={runtime.device!r})."
     )
     if reason:
