@@ -6,9 +6,12 @@ from ..models.preprocessing import network_geometry
 
 def params_geometry(estimator):
     """The geometry the estimator's parameters give its network (what a new fit uses)."""
-    kwargs = estimator.get_params_for("module") if hasattr(estimator, "get_params_for") else {}
     return network_geometry(
-        estimator.backbone, estimator.weights, estimator.module, estimator.image_size, kwargs
+        estimator.backbone,
+        estimator.weights,
+        estimator.module,
+        estimator.image_size,
+        estimator.get_params_for("module"),
     )
 
 
