@@ -6,12 +6,13 @@ A linear head on cached features is a (nearly) convex problem, so with
 ``lr=1e-4`` such a head stays far from its optimum, and a loss that pushes the
 rare class up faster looks like an imbalance fix). It solves the head with
 full-batch L-BFGS along a path of L2 penalties, strong to weak, each point
-warm-started from the last and solved until its gradient vanishes (a
-convergence check, recorded per point). Each point of the path is one "epoch"
-of the history: the same callbacks run (resampling, deferred re-weighting, the
-validation score, the kept epoch), so the validation split picks the penalty
-as it picks an epoch of minibatch training, the way early stopping
-regularizes. With a fraction or an int ``train_split`` the "validation split"
+warm-started from the last ones (:class:`~imbal_estimators.training.head_folds.PathStart`)
+and solved until its gradient vanishes (a convergence check, recorded per
+point). Each point of the path is one "epoch" of the history: the same
+callbacks run (deferred re-weighting, the validation score, the kept epoch),
+so the validation split picks the penalty as it picks an epoch of minibatch
+training, the way early stopping regularizes. A sampler draws the rows once,
+at the first point, and every penalty is solved on that draw. With a fraction or an int ``train_split`` the "validation split"
 is k-fold cross-validation over every training row
 (:mod:`~imbal_estimators.training.head_folds`): the head of each point trains on
 all the rows, and its validation predictions are the folds' out-of-fold logits.
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from ..utils._compat import set_training
-from .head_folds import CV_LOGITS_KEY, FoldPaths, cross_validation_folds
+from .head_folds import CV_LOGITS_KEY, FoldPaths, PathStart, cross_validation_folds
 from .threads import head_threads
 
 __all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
@@ -69,17 +70,23 @@ def solve_head_path(net, X, y):
     folds = FoldPaths(net, dataset_train, k) if k else None
     cv_logits = {}
     scale = None
-    for penalty in HEAD_PENALTIES:
-        net.notify("on_epoch_begin", **on_epoch)  # the sampler's draw, DRW, the epoch's seed
+    start = PathStart(head)
+    for point, penalty in enumerate(HEAD_PENALTIES):
+        # the sampler draws at the first point only (DRW, the epoch's seed run at each)
+        net.notify("on_epoch_begin", **on_epoch, redraw=point == 0)
         with head_threads(net._trains_head_only_on_cpu()):
-            features, targets = _whole(dataset_train, head)
-            if scale is None:
+            if point == 0:  # the rows stay those of the first draw
+                features, targets = _whole(dataset_train, head)
                 scale = float(features.pow(2).mean()) or 1.0
             solve = partial(_solve, net, head, penalty=penalty * scale, scale=scale)
+            objective = partial(_objective_value, net, head, penalty=penalty * scale)
+            start.load(head, partial(objective, features, targets))
             iterations, converged = solve(features, targets)
+            start.solved(head)
             _record(net, features, targets, True)
             if folds is not None:
-                held, held_targets, logits = folds.held_out_logits(solve, len(net.history))
+                epoch = len(net.history)
+                held, held_targets, logits = folds.held_out_logits(solve, objective, epoch)
                 _record(net, held, held_targets, False, logits=logits)
                 cv_logits[len(net.history)] = (logits.cpu().numpy(), held_targets.cpu().numpy())
             elif dataset_valid is not None and len(dataset_valid):
@@ -103,6 +110,12 @@ def _objective(net, head, features, targets, penalty):
     logits = head(features)
     loss = net.get_loss(logits, targets, X=features, training=True)
     return loss + 0.5 * penalty * head.weight.pow(2).sum()
+
+
+def _objective_value(net, head, features, targets, *, penalty):
+    set_training(net, True)
+    with torch.no_grad():
+        return float(_objective(net, head, features, targets, penalty))
 
 
 def _solve(net, head, features, targets, *, penalty, scale):
