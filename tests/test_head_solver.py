@@ -182,7 +182,7 @@ def test_the_folds_draw_with_the_estimators_sampler(binary_data, sampler, monkey
 
 
 @pytest.mark.parametrize("sampler", ["over", "smote"])
-def test_a_sampler_draws_once_per_head_and_fold_whatever_the_path(binary_data, sampler, monkeypatch):
+def test_a_sampler_draws_once_per_head_and_fold_per_fit(binary_data, sampler, monkeypatch):
     import imbal_estimators.training.callbacks as callbacks
     import imbal_estimators.training.head_folds as head_folds
 

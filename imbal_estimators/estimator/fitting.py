@@ -28,10 +28,10 @@ from ..imbalance.samplers import needs_features
 from ..models.features import FeatureDataset
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel
 from ..training.frozen import (
+    feature_batch_size,
     feature_draw,
     feature_split_datasets,
     frozen_features,
-    predict_batch_size,
 )
 from ..training.head_folds import CV_LOGITS_KEY
 from ..training.interrupt import raise_if_stopped
@@ -231,9 +231,9 @@ def _validation_logits(estimator, settings, paths, y_encoded):
 
 def frozen_features_of(estimator, paths):
     """The frozen body's features of ``paths`` (through the feature cache), in batches of
-    the prediction's size."""
+    :func:`~imbal_estimators.training.frozen.feature_batch_size`."""
     batch_size = estimator.get_params_for("iterator_valid").get("batch_size")
-    batch_size = predict_batch_size(batch_size, estimator.batch_size_)
+    batch_size = feature_batch_size(batch_size, estimator.batch_size_, estimator.device)
     return frozen_features(estimator.module_, paths, fit_settings(estimator), batch_size)
 
 

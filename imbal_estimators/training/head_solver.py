@@ -12,10 +12,11 @@ point). Each point of the path is one "epoch" of the history: the same
 callbacks run (deferred re-weighting, the validation score, the kept epoch),
 so the validation split picks the penalty as it picks an epoch of minibatch
 training, the way early stopping regularizes. A sampler draws the rows once,
-at the first point, and every penalty is solved on that draw. With a fraction or an int ``train_split`` the "validation split"
-is k-fold cross-validation over every training row
-(:mod:`~imbal_estimators.training.head_folds`): the head of each point trains on
-all the rows, and its validation predictions are the folds' out-of-fold logits.
+at the first point, and every penalty is solved on that draw. With a fraction
+or an int ``train_split`` the "validation split" is k-fold cross-validation
+over every training row (:mod:`~imbal_estimators.training.head_folds`): the
+head of each point trains on all the rows, and its validation predictions are
+the folds' out-of-fold logits.
 The path does not depend on ``lr``, ``max_epochs`` or the optimizer; they apply
 to fine-tuning and to ``head_solver=None``.
 """
@@ -134,7 +135,8 @@ def _solve(net, head, features, targets, *, penalty, scale):
     )
 
     def closure():
-        optimizer.zero_grad()
+        for param in params:  # optimizer.zero_grad(), without its profiler record (0.25 ms)
+            param.grad = None
         objective = _objective(net, head, features, targets, penalty)
         objective.backward()
         return objective
