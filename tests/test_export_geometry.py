@@ -205,3 +205,31 @@ def test_cli_exports_a_timm_model_from_a_weights_file(binary_data, new_shapes, t
     info = json.loads(open(out + ".json").read())
     assert info["format"] == "torchscript" and info["preprocessing"]["center_crop"] == [24, 24]
     assert_parity(load(tmp_path / "model"), out, "torchscript", new_shapes)
+
+
+@pytest.mark.slow
+def test_a_torchvision_weights_file_exports_its_transforms_in_every_format(
+    binary_data, new_shapes, tmp_path
+):
+    """resnet's recipe from a weights file (shorter side to 256, bilinear, centre crop 224),
+    as a default pretrained torchvision model has it, in each installed format."""
+    import torchvision
+
+    X, y = binary_data
+    weights = tmp_path / "mobilenet_v3_small.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
+    settings = {**FAST, "backbone": "mobilenet_v3_small", "weights": str(weights)}
+    settings.pop("image_size")
+    clf = ImageImbalanceClassifier(**settings, freeze_backbone=True).fit(X, y)
+    assert Geometry.of(clf.input_geometry_) == Geometry(224, 256, "bilinear")
+    formats = ["torchscript", "pt2"]
+    try:
+        import onnxruntime  # noqa: F401
+
+        formats.append("onnx")
+    except ImportError:
+        pass
+    for fmt in formats:
+        path = clf.export(tmp_path / f"model.{fmt}", format=fmt)
+        assert_parity(clf, path, fmt, new_shapes[: len(MODEL_SHAPES)])  # one of each shape
