@@ -17,6 +17,9 @@ network's filter. The functions here compute the same pixels from a uint8 tensor
   No intermediate image of a data-dependent size is built;
 * Pillow's nearest-neighbour resize is one pass that picks the source pixel under each
   output pixel's centre, its position summed up step by step as Pillow sums it.
+
+The graph's ``sin`` and ``cos`` (hamming, lanczos) come from the engine that runs it:
+onnxruntime's can round a coefficient differently, and a pixel then by one grey level.
 """
 
 import math
