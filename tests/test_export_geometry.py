@@ -8,12 +8,14 @@ landscape, square and smaller-than-the-crop images.
 """
 
 import json
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, TinyCNN, tiny_classifier
+from conftest import FAST, tiny_classifier
 from PIL import Image
+from test_compare_networks import NET_SOURCE
 from test_export import assert_parity
 
 from imbal_estimators import ImageImbalanceClassifier, SeedEnsembleClassifier, load
@@ -177,21 +179,36 @@ def test_an_ensemble_of_two_geometries_is_refused(binary_data, tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
-def test_cli_exports_a_module_saved_with_the_224_square(binary_data, new_shapes, tmp_path):
-    """``image_size="auto"`` on your own module: the 224 px square resize, end to end."""
-    X, y = binary_data
-    settings = {**FAST, "module": TinyCNN, "lr": 0.05}
-    settings.pop("image_size")
-    clf = ImageImbalanceClassifier(**settings).fit(X, y)
-    assert clf.input_geometry_ == Geometry(224).record()
-    clf.save(tmp_path / "model")
-    out = str(tmp_path / "served.pt")
-    assert main(["export", str(tmp_path / "model"), out, "--trusted"]) == 0
-    info = json.loads(open(out + ".json").read())
-    assert info["preprocessing"]["resize"] == [224, 224]
-    assert_parity(load(tmp_path / "model", trusted=True), out, "torchscript", new_shapes)
+@pytest.mark.slow  # a fit, a save, an export and a load: 5 to 20 s
+def test_cli_fits_and_exports_your_module_at_the_224_square(
+    binary_folder, new_shapes, tmp_path, monkeypatch
+):
+    """``fit --module`` with ``image_size="auto"`` (the 224 px square resize), then
+    ``export`` without ``--trusted``: the module was named at save and is importable."""
+    (tmp_path / "userpkg").mkdir()
+    (tmp_path / "userpkg" / "__init__.py").write_text("")
+    (tmp_path / "userpkg" / "nets.py").write_text(NET_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        args = ["fit", binary_folder, "--out", "model", "--module", "userpkg.nets:Net"]
+        args += ["--max-epochs", "1", "--batch-size", "16", "--lr", "0.05", "--device", "cpu"]
+        assert main(args) == 0
+        assert main(["export", "model", "served.pt"]) == 0
+        model = load(tmp_path / "model")
+        assert model.input_geometry_ == Geometry(224).record()
+        # the command line trains in precision="auto" (bfloat16 on CPUs that have it); the
+        # graph computes in float32, and so must the predictions it is compared with
+        model.set_params(precision="fp32")
+        info = json.loads((tmp_path / "served.pt.json").read_text())
+        assert info["preprocessing"]["resize"] == [224, 224]
+        assert_parity(model, str(tmp_path / "served.pt"), "torchscript", new_shapes)
+    finally:
+        for name in ("userpkg.nets", "userpkg"):
+            sys.modules.pop(name, None)
 
 
+@pytest.mark.slow  # a fit, a save, an export and a load: 5 to 20 s
 def test_cli_exports_a_timm_model_from_a_weights_file(binary_data, new_shapes, tmp_path):
     """A timm name with a local weights file, saved with its centre crop, exported by the
     command line without ``--trusted``."""
