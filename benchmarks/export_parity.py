@@ -44,8 +44,14 @@ def write(path, shape, color, rng):
 def model(interpolation, crop_mode, normalize):
     overlay = dict(input_size=(3, 24, 24), crop_pct=0.75, interpolation=interpolation)
     return ImageImbalanceClassifier(
-        backbone="timm/test_efficientnet", weights=None, normalize=normalize, max_epochs=1,
-        device="cpu", precision="fp32", verbose=0, random_state=0,
+        backbone="timm/test_efficientnet",
+        weights=None,
+        normalize=normalize,
+        max_epochs=1,
+        device="cpu",
+        precision="fp32",
+        verbose=0,
+        random_state=0,
         module__pretrained_cfg_overlay={**overlay, "crop_mode": crop_mode},
     )
 
@@ -68,8 +74,10 @@ def main():
         for i in range(n):
             write(f"{root}/train/{name}/{i}.png", (20, 20), colors[name], rng)
     X, y = load_image_folder(f"{root}/train")
-    new = [write(f"{root}/new/{i}.png", s, colors["cat" if i % 2 else "dog"], rng)
-           for i, s in enumerate(SHAPES * 3)]
+    new = [
+        write(f"{root}/new/{i}.png", s, colors["cat" if i % 2 else "dog"], rng)
+        for i, s in enumerate(SHAPES * 3)
+    ]
     formats = ["torchscript", "pt2"]
     try:
         import onnxruntime  # noqa: F401
@@ -88,8 +96,11 @@ def main():
                 proba, index = run(path, fmt, torch.from_numpy(image).permute(2, 0, 1)[None])
                 worst = max(worst, float(np.abs(proba[0] - expected[i]).max()))
                 equal &= bool(clf.classes_[index[0]] == labels[i])
-            print(f"{interpolation:8s} {crop_mode:6s} normalize={normalize!s:9s} {fmt:11s} "
-                  f"max |p - predict_proba| = {worst:.1e}  labels equal: {equal}", flush=True)
+            print(
+                f"{interpolation:8s} {crop_mode:6s} normalize={normalize!s:9s} {fmt:11s} "
+                f"max |p - predict_proba| = {worst:.1e}  labels equal: {equal}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -151,7 +151,10 @@ def test_the_sidecar_names_the_resize_crop_filter_and_normalization(cropped, squ
     assert block["resize"] == [32] and block["center_crop"] == [24, 24]
     assert (block["resize_to"], block["crop"], block["interpolation"]) == (32, 24, "bicubic")
     assert block["keep_ratio"] is True
-    assert block["resize_filter"] == "Pillow BICUBIC (antialiased), the shorter side, aspect ratio kept"
+    assert (
+        block["resize_filter"]
+        == "Pillow BICUBIC (antialiased), the shorter side, aspect ratio kept"
+    )
     assert block["normalize"] == "inception"
     np.testing.assert_allclose(block["mean"] + block["std"], [0.5] * 6)
     path = squashed.export(tmp_path / "squashed.pt", format="torchscript")

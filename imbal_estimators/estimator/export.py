@@ -52,6 +52,7 @@ EXPORT_FORMATS = {
     "torchscript": (".pt", "traced TorchScript; load with torch.jit.load(path)"),
 }
 
+
 class ExportedPredictor(nn.Module):
     """``predict`` as one module: uint8 images in, probabilities and class indices out.
 

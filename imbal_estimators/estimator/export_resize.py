@@ -1,4 +1,4 @@
-"""``predict``'s resize and centre crop as tensor operations that export (ONNX, ``.pt2``, TorchScript).
+"""``predict``'s resize and centre crop as tensor operations that export (ONNX, pt2, TorchScript).
 
 ``predict`` brings a decoded image to the network's square with Pillow
 (:meth:`imbal_estimators.data.geometry.Geometry.apply`): a square resize with the
