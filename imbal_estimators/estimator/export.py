@@ -123,6 +123,7 @@ def _check_exportable(estimator):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
+    first = estimator_geometry(_members(estimator)[0])
     for member in _members(estimator):
         check_is_fitted(member)
         if member.tta is not None and member.tta > 1:
@@ -131,11 +132,10 @@ def _check_exportable(estimator):
                 "set_params(tta=None) to export the plain model."
             )
         geometry = estimator_geometry(member)
-        if geometry != estimator_geometry(_members(estimator)[0]):
+        if geometry != first:
             raise ValueError(
                 "export writes one input geometry into its graph, but the ensemble's members "
-                f"differ ({estimator_geometry(_members(estimator)[0]).describe()}; "
-                f"{geometry.describe()})."
+                f"differ ({first.describe()}; {geometry.describe()})."
             )
         if member.predict_nonlinearity != "auto":
             raise ValueError(
