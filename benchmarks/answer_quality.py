@@ -57,6 +57,7 @@ from torch import nn
 from imbal_estimators import ImageImbalanceClassifier, SmallCNN, load_image_folder
 from imbal_estimators.app.compare import compare
 from imbal_estimators.app.methods import make_sampler
+from imbal_estimators.app.recommend import recommend
 from imbal_estimators.data.images import read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -279,30 +280,24 @@ def run(
                 predicted = result.best_estimator_.predict(paths[test])
                 seconds.setdefault((name, PICK), []).append(time.perf_counter() - t0)
                 _score(results, name, PICK, labels[test], predicted, classes[rare])
+                others = {  # the other selection rules' picks, where they differ
+                    label: row.name
+                    for label, selection in (("maxt", "maxt"), ("none", None))
+                    if (row := recommend(result, selection=selection).row) is not result.recommended
+                }
                 picks.setdefault(name, []).append(
-                    f"{result.recommended.name} ({result.recommendation.verdict})"
+                    f"{result.recommended.name} ({result.recommendation.verdict}"
+                    + "".join(f"; {k}: {v}" for k, v in others.items())
+                    + ")"
                 )
                 if diagnose:  # what the other candidate picks would have scored
-                    for label, row in (
-                        ("diagnose: top row", result.best),
-                        (
-                            "diagnose: ce + tuned threshold",
-                            result.row_or_none("ce + tuned threshold"),
-                        ),
-                    ):
-                        if row is None:
-                            continue
+                    for label, row in _diagnosed_rows(result):
                         params = result.row_params(row)
                         params["sampler"] = make_sampler(params.get("sampler"))
                         clf = ImageImbalanceClassifier(**params).fit(paths[train], labels[train])
-                        _score(
-                            results,
-                            name,
-                            label,
-                            labels[test],
-                            clf.predict(paths[test]),
-                            classes[rare],
-                        )
+                        predicted = clf.predict(paths[test])
+                        for each in label:
+                            _score(results, name, each, labels[test], predicted, classes[rare])
                 counts = np.bincount(encoded[train])
                 for recipe, loss in seed_losses(counts).items():
                     t1 = time.perf_counter()
@@ -328,6 +323,23 @@ def run(
     if write and not quick and only is None:
         write_doc(text, list(sets), n_splits, cv, repeats, elapsed)
     return results
+
+
+def _diagnosed_rows(result):
+    """``(labels, row)`` pairs to refit once each: compare's top row by mean, CE with a
+    tuned threshold, and the pick of every selection rule (a row fitted once however
+    many labels it has)."""
+    labelled = [("diagnose: top row", result.best)]
+    labelled.append(("diagnose: ce + tuned threshold", result.row_or_none("ce + tuned threshold")))
+    for label, selection in (("holm", "holm"), ("maxt", "maxt"), ("none", None)):
+        labelled.append(
+            (f"diagnose: selection={label}", recommend(result, selection=selection).row)
+        )
+    rows = {}
+    for label, row in labelled:
+        if row is not None:
+            rows.setdefault(id(row), ([], row))[0].append(label)
+    return list(rows.values())
 
 
 def report(results, picks, seconds, names):
