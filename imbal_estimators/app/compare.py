@@ -1256,7 +1256,8 @@ class _Runner:
             self.bar.total -= (self.plan.refits - refits) * self.refit_cost
             self._set_plan(refits=refits)
         start = time.perf_counter()
-        if self.frozen_only and refits > 1:  # heads on shared features: fitted in one pass
+        frozen = self.frozen_only or row.stage == "screen"  # a frozen row may win the contest
+        if frozen and refits > 1:  # heads on shared features: fitted in one pass
             comparison.best_estimator_ = SeedEnsembleClassifier(clf, n_members=refits).fit(
                 comparison.paths, comparison.labels
             )

@@ -1,0 +1,93 @@
+"""With a pretrained network, the frozen screen's answer and the fine-tuned confirm's compete on
+the same folds for the saved model."""
+
+import csv
+
+import numpy as np
+from test_report import fake_comparison
+
+from imbal_estimators.app.cli import _print_summary
+from imbal_estimators.app.compare import Stage, compare
+from imbal_estimators.app.recommend import recommend
+from imbal_estimators.app.report import recommendation
+
+
+def staged(screen_scores, confirm_scores, cv=4):
+    """A comparison whose screen (frozen) and confirm (fine-tuned) stages have these rows."""
+    screen = fake_comparison(screen_scores, n_images=120, cv=cv)
+    confirm = fake_comparison(confirm_scores, n_images=120, cv=cv)
+    for row in screen.rows:
+        row.stage = "screen"
+    confirm.stages = [Stage("screen", screen.rows, True), confirm.final]
+    confirm.recommendation = recommend(confirm)
+    return confirm
+
+
+FROZEN_HIGH = {"ce + tuned threshold": [0.80, 0.78, 0.82, 0.79], "ce": [0.60, 0.62, 0.55, 0.58]}
+FINETUNED_LOW = {"ce + tuned threshold": [0.60, 0.65, 0.58, 0.66], "ce": [0.50, 0.52, 0.45, 0.49]}
+
+
+def test_the_frozen_answer_is_saved_when_it_scores_higher_on_the_same_folds():
+    comparison = staged(FROZEN_HIGH, FINETUNED_LOW)
+    rec = comparison.recommendation
+    assert rec.row.stage == "screen" and rec.row.name == "ce + tuned threshold"
+    assert rec.contest.frozen_won
+    assert rec.contest.finetuned is comparison.row("ce + tuned threshold")
+    np.testing.assert_allclose(rec.contest.test.mean, 0.175)  # 0.7975 - 0.6225
+    params = comparison.row_params(rec.row)
+    assert params["freeze_backbone"] is True and params["threshold"] == "auto"
+    text = recommendation(comparison)[-1]
+    assert text.startswith("The frozen screen's recommendation, ce + tuned threshold on frozen")
+    assert "frozen minus fine-tuned +0.175" in text
+    assert text.endswith("the saved model is the frozen one, the higher of the two.")
+
+
+def test_the_fine_tuned_answer_is_saved_when_it_scores_higher():
+    comparison = staged(FINETUNED_LOW, FROZEN_HIGH)
+    rec = comparison.recommendation
+    assert rec.row.stage == "confirm" and not rec.contest.frozen_won
+    assert rec.row is comparison.row("ce + tuned threshold")
+    assert "freeze_backbone" not in comparison.row_params(rec.row)
+    last = recommendation(comparison)[-1]
+    assert last.endswith("the saved model is the fine-tuned one, the higher of the two.")
+
+
+def test_a_tie_keeps_the_fine_tuned_answer_and_one_stage_has_no_contest():
+    comparison = staged(FROZEN_HIGH, FROZEN_HIGH)
+    assert comparison.recommended.stage == "confirm"
+    alone = fake_comparison(FROZEN_HIGH, n_images=120, cv=4)
+    assert alone.recommendation.contest is None
+
+
+def test_compare_saves_the_frozen_model_when_fine_tuning_learns_nothing(
+    binary_data, tmp_path, capsys
+):
+    """A pretrained network fine-tuned at a learning rate of ~0 keeps its random head, while the
+    frozen screen's heads are solved whatever the learning rate: the frozen answer wins, and the
+    saved model is that frozen configuration refitted."""
+    from conftest import FAST, TinyCNN
+
+    class Pretrained(TinyCNN):
+        pretrained = True
+
+    X, y = binary_data
+    params = {**FAST, "module": Pretrained, "lr": 1e-12, "max_epochs": 1}
+    result = compare(
+        X, y, methods=["ce"], cv=2, estimator_params=params, progress=False, ensemble=1
+    )
+    rec = result.recommendation
+    assert [s.name for s in result.stages] == ["screen", "confirm"]
+    assert rec.contest is not None and rec.contest.frozen_won
+    assert result.recommended is rec.contest.frozen and result.recommended.stage == "screen"
+    assert result.best_estimator_.freeze_backbone is True
+    result.write_results_csv(tmp_path / "results.csv")
+    with open(tmp_path / "results.csv") as file:
+        chosen = [r for r in csv.DictReader(file) if r["recommended"] == "yes"]
+    assert [(r["stage"], r["configuration"]) for r in chosen] == [
+        ("screen", "ce + tuned threshold")
+    ]
+    _print_summary(result, str(tmp_path), "report.html")
+    printed = capsys.readouterr().out
+    assert "ce + tuned threshold (frozen, stage 1)" in printed
+    assert printed.count("<- recommended") == 1
+    assert "the saved model is the frozen one" in printed
