@@ -270,6 +270,31 @@ def _stage_pick(comparison, stage):
     return alone, recommend(alone).row
 
 
+def _stage_details(result, name, picks):
+    """Every row's fold scores and thresholds, and the fine-tuned fits' curves, as words."""
+    for stage in result.stages:
+        rows = [
+            f"{r.name}: F1 "
+            + ", ".join(f"{v:.2f}" for v in r.fold_scores["f1"])
+            + (
+                "; thresholds " + ", ".join(f"{t:.2f}" for t in r.thresholds)
+                if r.thresholds
+                else ""
+            )
+            for r in stage.rows
+        ]
+        picks.setdefault((name, f"{stage.name} rows"), []).append(" | ".join(rows))
+    if result.final.frozen:
+        return
+    for config, fits in result.final.histories.items():
+        curves = [
+            f"kept {fit.get('best_epoch')}/{len(fit.get('epochs', []))}, valid_loss "
+            + ",".join(f"{e.get('valid_loss', float('nan')):.3f}" for e in fit.get("epochs", []))
+            for fit in fits
+        ]
+        picks.setdefault((name, f"confirm curves {config}"), []).append("; ".join(curves))
+
+
 def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json_path=None):
     """``compare`` as its default does for a pretrained network (``--finetune``): the
     frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
@@ -316,8 +341,10 @@ def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json
                 f"refit {result.refit_seconds:.0f} s)"
             )
             for stage in result.stages:
-                if stage is result.final:  # the saved model's own recommendation
-                    alone, row = result, result.recommended
+                contest = result.recommendation.contest
+                if stage is result.final:  # the fine-tuned stage's own recommendation
+                    alone = result
+                    row = contest.finetuned if contest is not None else result.recommended
                 else:
                     alone, row = _stage_pick(result, stage)
                 t0 = time.perf_counter()
@@ -331,6 +358,7 @@ def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json
                 picks.setdefault((name, stage.name), []).append(
                     f"{row.name} (CV F1 {row.mean('f1'):.3f}: {folds}; held out {f1:.3f})"
                 )
+            _stage_details(result, name, picks)
             print(f"{name} split {split + 1}: {picks[name, 'saved'][-1]}", flush=True)
             if json_path:
                 save_json(json_path, results, picks, seconds, list(sets))
