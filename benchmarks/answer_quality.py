@@ -532,6 +532,9 @@ def main(argv=None):
         help="--pretrained: compare's default for a pretrained network (screen, then the "
         "fine-tuned confirm), --seed-epochs epochs",
     )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="--finetune: compare's lr (default: the package's)"
+    )
     parser.add_argument("--json", default=None, help="also write the scores here")
     parser.add_argument("--combine", nargs="+", default=None, help="the table of --json files")
     args = parser.parse_args(argv)

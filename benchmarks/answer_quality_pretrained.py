@@ -295,7 +295,9 @@ def _stage_details(result, name, picks):
         picks.setdefault((name, f"confirm curves {config}"), []).append("; ".join(curves))
 
 
-def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json_path=None):
+def run_finetune(
+    sets, n_splits, cv, seed, image_size, network, max_epochs, json_path=None, lr=None
+):
     """``compare`` as its default does for a pretrained network (``--finetune``): the
     frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
 
@@ -311,6 +313,7 @@ def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json
         precision="fp32",
         batch_size=32,
         max_epochs=max_epochs,
+        **({} if lr is None else {"lr": lr}),
     )
     results, picks, seconds = {}, {}, {}
     for name, (paths, labels) in sets.items():
@@ -332,7 +335,9 @@ def run_finetune(sets, n_splits, cv, seed, image_size, network, max_epochs, json
             elapsed = time.perf_counter() - start
             predicted = result.best_estimator_.predict(paths[test])
             f1 = f1_score(labels[test], predicted, pos_label=rare, zero_division=0)
-            method = f"compare (screen + fine-tuned confirm, {max_epochs} epochs)"
+            method = f"compare (screen + fine-tuned confirm, {max_epochs} epochs" + (
+                f", lr={lr:g})" if lr is not None else ")"
+            )
             results.setdefault((name, method), []).append(float(f1))
             seconds.setdefault((name, method), []).append(elapsed)
             picks.setdefault((name, "saved"), []).append(
@@ -439,6 +444,7 @@ def main(args, build_sets):
                 args.network,
                 args.seed_epochs,
                 args.json,
+                args.lr,
             )
             return format_pretrained(results, picks, seconds, list(sets))
         if args.seed_only:
