@@ -2,14 +2,20 @@
 the same folds for the saved model."""
 
 import csv
+import shlex
 
 import numpy as np
+import pytest
+import test_compare_networks
 from test_report import fake_comparison
 
-from imbal_estimators.app.cli import _print_summary
+from imbal_estimators.app.cli import _print_summary, main
 from imbal_estimators.app.compare import Stage, compare
 from imbal_estimators.app.recommend import recommend
 from imbal_estimators.app.report import recommendation
+from imbal_estimators.estimator.persistence import load
+
+user_net = test_compare_networks.user_net  # the fixture: an importable userpkg.nets:Net
 
 
 def staged(screen_scores, confirm_scores, cv=4):
@@ -91,3 +97,27 @@ def test_compare_saves_the_frozen_model_when_fine_tuning_learns_nothing(
     assert "ce + tuned threshold (frozen, stage 1)" in printed
     assert printed.count("<- recommended") == 1
     assert "the saved model is the frozen one" in printed
+
+
+@pytest.mark.slow
+def test_a_frozen_winner_is_saved_and_its_fit_command_trains_the_same_model(
+    binary_folder, tmp_path, user_net
+):
+    from imbal_estimators import load_image_folder
+
+    out = tmp_path / "out"
+    args = ["compare", binary_folder, "--out", str(out), "--module", user_net, "--methods", "ce"]
+    args += ["--cv", "2", "--ensemble", "1", "--image-size", "16", "--max-epochs", "1"]
+    args += ["--batch-size", "16", "--lr", "1e-12", "--device", "cpu"]  # fine-tuning learns nothing
+    assert main(args) == 0
+    with open(out / "results.csv") as file:
+        recommended = [r for r in csv.DictReader(file) if r["recommended"] == "yes"]
+    assert [r["stage"] for r in recommended] == ["screen"]
+    words = shlex.split(recommended[0]["fit"])
+    assert "--freeze-backbone" in words and words[words.index("--module") + 1] == user_net
+    words[words.index("--out") + 1] = str(tmp_path / "again")
+    assert main(words[1:]) == 0  # run as printed
+    paths, _ = load_image_folder(binary_folder)
+    saved, again = load(out / "model"), load(tmp_path / "again")
+    assert saved.freeze_backbone is True
+    np.testing.assert_array_equal(saved.predict_proba(paths), again.predict_proba(paths))
