@@ -45,7 +45,7 @@ def test_the_frozen_answer_is_saved_when_it_scores_higher_on_the_same_folds():
     text = recommendation(comparison)[-1]
     assert text.startswith("The frozen screen's recommendation, ce + tuned threshold on frozen")
     assert "frozen minus fine-tuned +0.175" in text
-    assert text.endswith("the saved model is the frozen one, the higher of the two.")
+    assert "p = 0.025): the saved model is the frozen one, better beyond the noise." in text
 
 
 def test_the_fine_tuned_answer_is_saved_when_it_scores_higher():
@@ -55,7 +55,23 @@ def test_the_fine_tuned_answer_is_saved_when_it_scores_higher():
     assert rec.row is comparison.row("ce + tuned threshold")
     assert "freeze_backbone" not in comparison.row_params(rec.row)
     last = recommendation(comparison)[-1]
-    assert last.endswith("the saved model is the fine-tuned one, the higher of the two.")
+    assert last.endswith(
+        "the saved model is the fine-tuned one: the frozen one is not better beyond the noise."
+    )
+
+
+def test_a_frozen_lead_within_the_noise_keeps_the_fine_tuned_answer():
+    """A fold's fine-tuned model trains on fewer images than the refit, so its CV score is
+    pessimistic while fine-tuning still learns: a frozen lead must clear the paired test.
+    The folds are those measured at lr=1e-3 on real features (docs/quality.md)."""
+    comparison = staged(
+        {"ce + tuned threshold": [0.75, 0.61, 0.53], "ce": [0.46, 0.78, 0.18]},
+        {"ce + tuned threshold": [0.31, 0.29, 0.35], "ce": [0.43, 0.00, 0.00]},
+        cv=3,
+    )
+    rec = comparison.recommendation
+    assert rec.contest.test.mean > 0.3 and rec.contest.test.p_value > 0.05
+    assert not rec.contest.frozen_won and rec.row.stage == "confirm"
 
 
 def test_a_tie_keeps_the_fine_tuned_answer_and_one_stage_has_no_contest():

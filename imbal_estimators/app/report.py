@@ -271,13 +271,18 @@ def recommendation(comparison):
 def contest_text(contest, metric, n_folds):
     """The frozen screen's recommendation against the fine-tuned confirm's, in words."""
     frozen, finetuned, test = contest.frozen, contest.finetuned, contest.test
-    won = "frozen" if contest.frozen_won else "fine-tuned"
+    if contest.frozen_won:
+        verdict = "the saved model is the frozen one, better beyond the noise"
+    else:
+        verdict = (
+            "the saved model is the fine-tuned one: the frozen one is not better beyond the noise"
+        )
     text = (
         f"The frozen screen's recommendation, {frozen.name} on frozen backbone features "
         f"({_fmt(frozen.mean(metric), frozen.std(metric))}), and the fine-tuned one, "
         f"{finetuned.name} ({_fmt(finetuned.mean(metric), finetuned.std(metric))}), were "
         f"scored on the same {n_folds} folds (frozen minus fine-tuned {test.mean:+.3f}, "
-        f"p = {test.p_value:.3f}): the saved model is the {won} one, the higher of the two."
+        f"p = {test.p_value:.3f}): {verdict}."
     )
     under = contest.finetuned_recommendation.undertraining
     if contest.frozen_won and under is not None:
