@@ -74,6 +74,9 @@ SKORCH_COMPONENTS = {
 #: The estimator's methods that store parameters under names the source does not spell
 #: (``self.__dict__[key]``): parameters, never fitted state.
 PARAMETER_WRITERS = {
+    ("estimator/classifier.py", "ImageImbalanceClassifier.__init__"): (
+        "the parameters, each stored under its name in the signature"
+    ),
     ("estimator/classifier.py", "ImageImbalanceClassifier.set_params"): (
         "a parameter that holds a torch module, which skorch's __setattr__ refuses"
     ),

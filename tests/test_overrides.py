@@ -94,6 +94,30 @@ def test_at_most_twelve_skorch_methods_are_overridden():
     assert len(OVERRIDDEN) <= MAX_OVERRIDES
 
 
+def test_init_stores_every_parameter_as_given():
+    """``__init__`` stores its parameters by the signature's names (so that it fits in 60
+    lines): ``get_params`` gives back each one, the very object passed, and skorch's own."""
+    signature = inspect.signature(ImageImbalanceClassifier.__init__)
+    names = [n for n, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY]
+    values = {name: object() for name in names}
+    clf = ImageImbalanceClassifier(**values, iterator_train__shuffle=False)
+    params = clf.get_params(deep=False)
+    assert {name: params[name] for name in names} == values
+    assert set(params) - set(names) == {
+        "iterator_train",
+        "iterator_valid",
+        "iterator_train__shuffle",
+        "dataset",
+        "predict_nonlinearity",
+        "warm_start",
+        "compile",
+        "use_caching",
+        "torch_load_kwargs",
+        "classes",
+    }
+    assert params["iterator_train__shuffle"] is False
+
+
 def test_each_skorch_method_is_defined_once():
     """``fit_loop`` was defined twice (the estimator and its head mixin); now each name once."""
     definitions = {}

@@ -66,6 +66,19 @@ from .validation import (
     fit_context,
 )
 
+#: the parameters of the signature that skorch's ``NeuralNet`` takes and stores itself
+_SKORCH_PARAMS = (
+    "criterion",
+    "optimizer",
+    "lr",
+    "max_epochs",
+    "batch_size",
+    "train_split",
+    "callbacks",
+    "verbose",
+    "device",
+)
+
 
 class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
     __doc__ = CLASSIFIER_DOC  # parameters, attributes, example: estimator/_docstrings.py
@@ -116,49 +129,17 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         auto_batch_size: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            None,  # set below: skorch refuses a torch module set outside initialize_*
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            verbose=verbose,
-            device=device,
-            **kwargs,
-        )
+        params = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        skorch_params = {name: params.pop(name) for name in _SKORCH_PARAMS}
+        # the module is set below: skorch refuses a torch module set outside initialize_*
+        super().__init__(None, **skorch_params, **kwargs)
         # These three may hold a torch module (a network, a loss, a transform), which
         # skorch's __setattr__ refuses outside initialize_*; none is a component of the net.
-        self.__dict__.update(module=module, loss=loss, augment=augment)
-        self.gamma = gamma
-        self.alpha = alpha
-        self.beta = beta
-        self.sampler = sampler
-        self.backbone = backbone
-        self.weights = weights
-        self.image_size = image_size
-        self.normalize = normalize
-        self.monitor = monitor
-        self.pos_label = pos_label
-        self.cache = cache
-        self.random_state = random_state
-        self.freeze_backbone = freeze_backbone
-        self.head_solver = head_solver
-        self.precision = precision
-        self.tau = tau
-        self.max_margin = max_margin
-        self.ldam_s = ldam_s
-        self.label_smoothing = label_smoothing
-        self.drw_epoch = drw_epoch
-        self.threshold = threshold
-        self.posthoc_tau = posthoc_tau
-        self.calibrate = calibrate
-        self.tta = tta
-        self.checkpoint_dir = checkpoint_dir
-        self.on_bad_image = on_bad_image
-        self.auto_batch_size = auto_batch_size
+        self.__dict__.update(
+            module=params.pop("module"), loss=params.pop("loss"), augment=params.pop("augment")
+        )
+        for name, value in params.items():  # the others, in the signature's order
+            setattr(self, name, value)
         drop_unfitted_state(self)
 
     # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
