@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_write
+from ..training.precision import set_precision
 from .geometry import estimator_geometry
 from ..utils.class_counts import log_prior
 
@@ -211,6 +212,7 @@ def build_predictor(estimator):
     networks = [copy.deepcopy(m.module_).cpu().float().eval() for m in members]
     for network in networks:
         network.requires_grad_(False)
+        set_precision(network, "fp32", "cpu")  # no autocast in the graph: float32 throughout
     temperatures = [float(m.temperature_ or 1.0) for m in members]
     predictor = ExportedPredictor(
         networks,
