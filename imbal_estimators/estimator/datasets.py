@@ -85,7 +85,14 @@ def on_device(batches, device):
     moves them)."""
     if batches is None or torch.device(device).type != "cuda":
         return batches
-    return ((Xi.to(device, non_blocking=True), *rest) for Xi, *rest in batches)
+    return (_input_to(batch, device) for batch in batches)
+
+
+def _input_to(batch, device):
+    Xi, *rest = batch
+    if isinstance(Xi, torch.Tensor):
+        Xi = Xi.to(device, non_blocking=True)
+    return (Xi, *rest)
 
 
 def logit_batches(estimator, dataset):
