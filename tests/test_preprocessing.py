@@ -167,10 +167,17 @@ def test_a_timm_fit_records_its_geometry_in_the_model_and_config_json(timm_model
     np.testing.assert_array_equal(loaded.predict_proba(X), proba)
 
 
-def test_export_refuses_a_centre_crop_it_cannot_write(timm_model, tmp_path):
-    clf, _, _ = timm_model
-    with pytest.raises(ValueError, match="export writes a square resize .* image_size=160"):
-        clf.export(tmp_path / "model.pt2", format="pt2")
+def test_export_writes_the_timm_centre_crop_into_its_graph(timm_model, tmp_path):
+    """Exported, the 160 px crop of a 168 px bicubic resize predicts as the model does
+    (tests/test_export_geometry.py covers every filter, squash and format)."""
+    from test_export import assert_parity
+
+    clf, X, _ = timm_model
+    path = clf.export(tmp_path / "model.pt", format="torchscript")
+    with open(path + ".json") as file:
+        block = json.load(file)["preprocessing"]
+    assert (block["resize_to"], block["crop"], block["interpolation"]) == (168, 160, "bicubic")
+    assert_parity(clf, path, "torchscript", X)
 
 
 def test_a_model_saved_before_geometries_loads_as_a_square_and_predicts_as_it_did(

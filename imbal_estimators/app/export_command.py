@@ -12,10 +12,10 @@ def add_export_parser(commands, add_trusted_option):
         "export",
         help="export a saved model with its decision rule (ONNX, torch.export, TorchScript)",
         description="Write the model saved in MODEL_DIR (one model or an ensemble) as one "
-        "graph: uint8 RGB images (N, 3, H, W) of any size in; the resize and normalization "
-        "of predict, the class probabilities and the label index by the model's own decision "
-        "rule (tuned threshold, temperature, post-hoc adjustment) out. OUT.json names the "
-        f"classes and the preprocessing. Formats: {formats}.",
+        "graph: uint8 RGB images (N, 3, H, W) of any size in; the resize (and the network's "
+        "centre crop) and normalization of predict, the class probabilities and the label "
+        "index by the model's own decision rule (tuned threshold, temperature, post-hoc "
+        f"adjustment) out. OUT.json names the classes and the preprocessing. Formats: {formats}.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by fit or compare")
     parser.add_argument("out", metavar="OUT", help="the file to write, e.g. model.onnx")

@@ -5,9 +5,12 @@ The exported graph is the whole of ``predict``, not only the network:
 * input ``images``: a uint8 tensor ``(N, 3, H, W)`` of decoded RGB images of any
   height and width (the caller decodes and applies EXIF orientation, as
   :func:`imbal_estimators.data.images.read_image` does);
-* the resize to ``image_size x image_size`` with Pillow's bilinear filter, pixel for
-  pixel as ``predict`` resizes (:func:`pillow_resize`), the scaling to [0, 1] and the
-  network's normalization;
+* the model's input geometry, pixel for pixel as ``predict`` applies it
+  (:mod:`.export_resize`): the resize to ``image_size x image_size`` with Pillow's
+  bilinear filter, or (``image_size="auto"`` on a pretrained torchvision or timm
+  network) the resize of the shorter side (both sides for timm's "squash") and the
+  centre crop, with the network's interpolation; then the scaling to [0, 1] and the
+  network's normalization (its mean and std: ImageNet's, [-1, 1], yours or none);
 * the softmax of the logits (divided by ``temperature_`` when calibrated), averaged
   over the members of an ensemble;
 * the model's own decision: the tuned ``threshold_`` on the positive class, the
@@ -33,12 +36,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.geometry import Geometry
 from ..io.atomic import atomic_write
+from ..models.normalization import normalize_name
 from ..training.precision import set_precision
-from .geometry import estimator_geometry
 from ..utils.class_counts import log_prior
+from .export_resize import geometry_resize, pillow_resize
+from .geometry import estimator_geometry
 
-__all__ = ["EXPORT_FORMATS", "ExportedPredictor", "export", "pillow_resize"]
+__all__ = ["EXPORT_FORMATS", "ExportedPredictor", "export", "geometry_resize", "pillow_resize"]
 
 #: format name -> (file suffix, description); read by ``export`` and the CLI.
 EXPORT_FORMATS = {
@@ -46,68 +52,6 @@ EXPORT_FORMATS = {
     "pt2": (".pt2", "torch.export program; load with torch.export.load(path).module()"),
     "torchscript": (".pt", "traced TorchScript; load with torch.jit.load(path)"),
 }
-
-# Pillow's fixed-point resampling: 8-bit results, two guard bits, in a 32-bit int.
-_PRECISION_BITS = 32 - 8 - 2
-
-
-def _pillow_coefficients(n_in, n_out):
-    """Pillow's bilinear coefficients from ``n_in`` to ``n_out`` pixels, fixed point.
-
-    A dense ``(n_out, n_in)`` float64 matrix of integers (``libImaging/Resample.c``,
-    ``precompute_coeffs`` and ``normalize_coeffs_8bpc``): the triangle filter widened
-    by the downscaling factor (antialiasing), each row normalized to sum 1 over its
-    window, then scaled by ``2**22`` and rounded. ``n_in`` may be a symbolic size.
-    """
-    x = torch.arange(n_in, dtype=torch.float64).unsqueeze(0)
-    size_in = torch.full((1,), n_in, dtype=torch.float64)
-    scale = size_in / n_out
-    filter_scale = torch.clamp(scale, min=1.0)
-    center = (torch.arange(n_out, dtype=torch.float64).unsqueeze(1) + 0.5) * scale
-    # Pillow truncates toward zero and clamps at 0: the same as floor and clamp here
-    first = torch.clamp(torch.floor(center - filter_scale + 0.5), min=0.0)
-    last = torch.minimum(torch.floor(center + filter_scale + 0.5), size_in)
-    weights = torch.clamp(1.0 - torch.abs((x - center + 0.5) * (1.0 / filter_scale)), min=0.0)
-    weights = torch.where((x >= first) & (x < last), weights, torch.zeros_like(weights))
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    return torch.floor(weights * float(1 << _PRECISION_BITS) + 0.5)
-
-
-def _fixed_point_round(values):
-    """Pillow's ``clip8``: add a half, shift right by the precision bits, clip to 0..255."""
-    half, one = float(1 << (_PRECISION_BITS - 1)), float(1 << _PRECISION_BITS)
-    return torch.clamp(torch.floor((values + half) / one), 0.0, 255.0)
-
-
-def pillow_resize(images, size):
-    """Resize uint8 images to ``size x size`` as ``PIL.Image.resize(..., BILINEAR)`` does.
-
-    Pillow's algorithm in tensor operations that export: two passes, each a matrix
-    product with fixed-point coefficients, rounded to 8 bits in between. Products
-    of 8-bit values and 22-bit coefficients are exact in float64. Pillow runs the
-    horizontal pass first, except (Pillow 13) where the height shrinks by more
-    than twice the number of pixels the width shrinks by; both orders are computed
-    and the rule picks one, as a tensor condition, so that the graph keeps the
-    input size dynamic. An image already ``size x size`` passes unchanged.
-
-    Parameters
-    ----------
-    images : Tensor of shape (N, 3, H, W), uint8
-    size : int
-
-    Returns
-    -------
-    Tensor of shape (N, 3, size, size), float64 with integer values in [0, 255]
-    """
-    x = images.to(torch.float64)
-    columns = _pillow_coefficients(x.shape[-1], size).T
-    rows = _pillow_coefficients(x.shape[-2], size)
-    horizontal_first = _fixed_point_round(rows @ _fixed_point_round(x @ columns))
-    vertical_first = _fixed_point_round(_fixed_point_round(rows @ x) @ columns)
-    height = torch.full((), x.shape[-2], dtype=torch.float64)
-    width = torch.full((), x.shape[-1], dtype=torch.float64)
-    vertical = (height > size) & (height - size > 2 * (width - size))
-    return torch.where(vertical, vertical_first, horizontal_first)
 
 
 class ExportedPredictor(nn.Module):
@@ -120,7 +64,8 @@ class ExportedPredictor(nn.Module):
         float images in [0, 1] and normalizing them itself.
     temperatures : list of float
         One per network (1.0 when not calibrated).
-    image_size : int
+    image_size : int or Geometry
+        An int is a square resize (:class:`~imbal_estimators.data.geometry.Geometry`).
     threshold : float or None
     pos_index : int or None
     posthoc_tau : float or None
@@ -144,7 +89,8 @@ class ExportedPredictor(nn.Module):
             "inverse_temperatures",
             torch.tensor([1.0 / t for t in temperatures], dtype=torch.float32),
         )
-        self.image_size = int(image_size)
+        self.geometry = Geometry.of(image_size)
+        self.image_size = self.geometry.crop
         self.threshold = None if threshold is None else float(threshold)
         self.pos_index = None if pos_index is None else int(pos_index)
         self.posthoc_tau = float(posthoc_tau) if posthoc_tau else None
@@ -152,7 +98,7 @@ class ExportedPredictor(nn.Module):
         self.register_buffer("log_prior", torch.tensor(prior, dtype=torch.float32))
 
     def forward(self, images):
-        x = pillow_resize(images, self.image_size).to(torch.float32) / 255.0
+        x = geometry_resize(images, self.geometry).to(torch.float32) / 255.0
         probabilities = []
         for i, network in enumerate(self.networks):
             logits = network(x).to(torch.float32)
@@ -178,6 +124,7 @@ def _check_exportable(estimator):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
+    first = estimator_geometry(_members(estimator)[0])
     for member in _members(estimator):
         check_is_fitted(member)
         if member.tta is not None and member.tta > 1:
@@ -186,12 +133,10 @@ def _check_exportable(estimator):
                 "set_params(tta=None) to export the plain model."
             )
         geometry = estimator_geometry(member)
-        if not geometry.is_square_resize:
+        if geometry != first:
             raise ValueError(
-                f"export writes a square resize into its graph, but this model was trained "
-                f"on another geometry ({geometry.describe()}, image_size="
-                f"{member.image_size!r}); fit it with an int image_size (e.g. "
-                f"image_size={geometry.crop}) to export it."
+                "export writes one input geometry into its graph, but the ensemble's members "
+                f"differ ({first.describe()}; {geometry.describe()})."
             )
         if member.predict_nonlinearity != "auto":
             raise ValueError(
@@ -217,7 +162,7 @@ def build_predictor(estimator):
     predictor = ExportedPredictor(
         networks,
         temperatures,
-        estimator_geometry(members[0]).crop,
+        estimator_geometry(members[0]),
         threshold=estimator.threshold_,
         pos_index=getattr(estimator, "pos_index_", None),
         posthoc_tau=estimator.posthoc_tau,
@@ -252,13 +197,7 @@ def describe(estimator, format):
             "probabilities": "float32 (N, n_classes), columns ordered like classes",
             "label_index": "int64 (N,), index into classes",
         },
-        "preprocessing": {
-            "resize": [estimator_geometry(first).crop] * 2,
-            "resize_filter": "Pillow BILINEAR (antialiased), aspect ratio not kept",
-            "scale": "1/255",
-            "mean": first.module_.mean.flatten().tolist(),
-            "std": first.module_.std.flatten().tolist(),
-        },
+        "preprocessing": preprocessing(first),
         "decision": {
             "rule": estimator.decision_rule(),
             "threshold": estimator.threshold_,
@@ -268,6 +207,39 @@ def describe(estimator, format):
             "temperatures": [float(m.temperature_ or 1.0) for m in members],
             "n_members": len(members),
         },
+    }
+
+
+def preprocessing(member):
+    """The sidecar's ``preprocessing``: the geometry (``resize`` as torchvision's ``Resize``
+    takes it: one number is the shorter side, two are height and width; then
+    ``center_crop``, or None), the filter, the scaling and the normalization; also the
+    ``resize_to``, ``crop`` and ``interpolation`` of ``config.json``."""
+    geometry = estimator_geometry(member)
+    mean = member.module_.mean.flatten().tolist()
+    std = member.module_.std.flatten().tolist()
+    normalize = normalize_name(mean, std)
+    square = geometry.is_square_resize
+    if square:
+        resize, ratio = [geometry.crop] * 2, "aspect ratio not kept"
+    elif geometry.keep_ratio:
+        resize, ratio = [geometry.resize], "the shorter side, aspect ratio kept"
+    else:
+        resize, ratio = [geometry.resize] * 2, "both sides, aspect ratio not kept"
+    smoothing = "" if geometry.interpolation == "nearest" else " (antialiased)"
+    return {
+        "geometry": geometry.describe(),
+        "resize": resize,
+        "resize_filter": f"Pillow {geometry.interpolation.upper()}{smoothing}, {ratio}",
+        "center_crop": None if square else [geometry.crop] * 2,
+        "resize_to": geometry.resize,
+        "crop": geometry.crop,
+        "interpolation": geometry.interpolation,
+        "keep_ratio": geometry.keep_ratio,
+        "scale": "1/255",
+        "mean": mean,
+        "std": std,
+        "normalize": list(map(list, normalize)) if isinstance(normalize, tuple) else normalize,
     }
 
 
