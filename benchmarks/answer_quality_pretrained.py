@@ -41,6 +41,7 @@ from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.app.compare import compare
 from imbal_estimators.app.methods import make_sampler
 from imbal_estimators.app.recommend import recommend
+from imbal_estimators.estimator.datasets import dataset_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -201,8 +202,8 @@ def run_pretrained(
             probe = ImageImbalanceClassifier(**base, max_epochs=1, verbose=0).fit(
                 paths[train], labels[train]
             )
-            F_train = probe.get_dataset(paths[train]).features.numpy()  # the frozen body's
-            F_test = probe.get_dataset(paths[test]).features.numpy()
+            F_train = dataset_of(probe, paths[train]).features.numpy()  # the frozen body's
+            F_test = dataset_of(probe, paths[test]).features.numpy()
             predicted, best = logistic_regression(F_train, labels[train] == rare, F_test, seed)
             f1 = f1_score(labels[test] == rare, predicted, zero_division=0)
             score(
