@@ -57,6 +57,7 @@ from torch import nn
 from imbal_estimators import ImageImbalanceClassifier, SmallCNN, load_image_folder
 from imbal_estimators.app.compare import compare
 from imbal_estimators.app.methods import make_sampler
+from imbal_estimators.app.recommend import recommend
 from imbal_estimators.data.images import read_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,14 +235,26 @@ def run(
     write=True,
     n_jobs=1,
     diagnose=False,
+    only=None,
+    image_size=None,
+    json_path=None,
 ):
+    """Score compare and the seed's recipes on every split of the sets (``only``: a subset,
+    built after every set so that each set's images do not depend on which are run).
+
+    With ``json_path`` the scores so far are written there after every split, so that
+    runs of single sets in parallel make one table (``--combine``).
+    """
     torch.set_num_threads(1)  # one thread: two spin against each other on a shared 2-core box
     if quick:
         SETTINGS.update(max_epochs=3)
+    if image_size:
+        SETTINGS.update(image_size=image_size)
     start = time.perf_counter()
-    results, picks = {}, {}
+    results, picks, seconds = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         sets = build_sets(tmp, quick, seed)
+        sets = {k: v for k, v in sets.items() if only is None or k in only}
         for name, (paths, labels) in sets.items():
             classes = np.unique(labels)
             encoded = np.searchsorted(classes, labels)
@@ -265,36 +278,33 @@ def run(
                     progress=False,
                 )
                 predicted = result.best_estimator_.predict(paths[test])
+                seconds.setdefault((name, PICK), []).append(time.perf_counter() - t0)
                 _score(results, name, PICK, labels[test], predicted, classes[rare])
+                others = {  # the other selection rules' picks, where they differ
+                    label: row.name
+                    for label, selection in (("maxt", "maxt"), ("none", None))
+                    if (row := recommend(result, selection=selection).row) is not result.recommended
+                }
                 picks.setdefault(name, []).append(
-                    f"{result.recommended.name} ({result.recommendation.verdict})"
+                    f"{result.recommended.name} ({result.recommendation.verdict}"
+                    + "".join(f"; {k}: {v}" for k, v in others.items())
+                    + ")"
                 )
                 if diagnose:  # what the other candidate picks would have scored
-                    for label, row in (
-                        ("diagnose: top row", result.best),
-                        (
-                            "diagnose: ce + tuned threshold",
-                            result.row_or_none("ce + tuned threshold"),
-                        ),
-                    ):
-                        if row is None:
-                            continue
+                    for label, row in _diagnosed_rows(result):
                         params = result.row_params(row)
                         params["sampler"] = make_sampler(params.get("sampler"))
                         clf = ImageImbalanceClassifier(**params).fit(paths[train], labels[train])
-                        _score(
-                            results,
-                            name,
-                            label,
-                            labels[test],
-                            clf.predict(paths[test]),
-                            classes[rare],
-                        )
+                        predicted = clf.predict(paths[test])
+                        for each in label:
+                            _score(results, name, each, labels[test], predicted, classes[rare])
                 counts = np.bincount(encoded[train])
                 for recipe, loss in seed_losses(counts).items():
+                    t1 = time.perf_counter()
                     pred = seed_recipe(
                         loss, X_all[train], encoded[train], X_all[test], seed + split
                     )
+                    seconds.setdefault((name, recipe), []).append(time.perf_counter() - t1)
                     _score(results, name, recipe, labels[test], classes[pred], classes[rare])
                 row = {k: round(v[-1], 3) for (s, k), v in results.items() if s == name}
                 print(
@@ -302,29 +312,85 @@ def run(
                     f"({time.perf_counter() - t0:.0f} s)",
                     flush=True,
                 )
+                if json_path:
+                    save_json(json_path, results, picks, seconds, time.perf_counter() - start)
     elapsed = time.perf_counter() - start
-    table = format_table(results, list(sets))
+    text = report(results, picks, seconds, list(sets))
+    print(text)
+    print(f"total {elapsed:.0f} s")
+    if json_path:
+        save_json(json_path, results, picks, seconds, elapsed)
+    if write and not quick and only is None:
+        write_doc(text, list(sets), n_splits, cv, repeats, elapsed)
+    return results
+
+
+def _diagnosed_rows(result):
+    """``(labels, row)`` pairs to refit once each: compare's top row by mean, CE with a
+    tuned threshold, and the pick of every selection rule (a row fitted once however
+    many labels it has)."""
+    labelled = [("diagnose: top row", result.best)]
+    labelled.append(("diagnose: ce + tuned threshold", result.row_or_none("ce + tuned threshold")))
+    for label, selection in (("holm", "holm"), ("maxt", "maxt"), ("none", None)):
+        labelled.append(
+            (f"diagnose: selection={label}", recommend(result, selection=selection).row)
+        )
+    rows = {}
+    for label, row in labelled:
+        if row is not None:
+            rows.setdefault(id(row), ([], row))[0].append(label)
+    return list(rows.values())
+
+
+def report(results, picks, seconds, names):
+    """The table, the acceptance line, the picks and the wall seconds per split."""
     lines = [
-        table,
+        format_table(results, names),
         "",
-        acceptance(results, list(sets)),
+        acceptance(results, names),
         "",
         "Picks (the recommended row and why, per split):",
     ]
-    lines += [f"- `{name}`: " + "; ".join(p) for name, p in picks.items()]
-    text = "\n".join(lines)
+    lines += [f"- `{name}`: " + "; ".join(p) for name, p in picks.items() if name in names]
+    if seconds:
+        lines += ["", "Wall seconds per split (compare: its whole run and the refit):"]
+        for name in names:
+            per = {m: v for (s, m), v in seconds.items() if s == name}
+            lines.append(
+                f"- `{name}`: "
+                + "; ".join(f"{m} " + ", ".join(f"{t:.0f}" for t in v) for m, v in per.items())
+            )
+    return "\n".join(lines)
+
+
+def save_json(path, results, picks, seconds, elapsed):
+    with open(path, "w") as file:
+        json.dump(
+            {
+                "elapsed_s": elapsed,
+                "results": [[s, m, v] for (s, m), v in results.items()],
+                "picks": picks,
+                "seconds": [[s, m, v] for (s, m), v in seconds.items()],
+            },
+            file,
+            indent=1,
+        )
+
+
+def combine(paths):
+    """One report from the ``--json`` files of runs of single sets."""
+    results, picks, seconds, names = {}, {}, {}, []
+    for path in paths:
+        with open(path) as file:
+            data = json.load(file)
+        for s, m, v in data["results"]:
+            results[s, m] = v
+            names += [] if s in names else [s]
+        seconds.update({(s, m): v for s, m, v in data["seconds"]})
+        picks.update(data["picks"])
+    text = report(results, picks, seconds, names)
     print(text)
-    print(f"total {elapsed:.0f} s")
-    summary = {
-        "elapsed_s": elapsed,
-        "results": {f"{s}|{m}": v for (s, m), v in results.items()},
-        "picks": picks,
-    }
-    with open(os.path.join(tempfile.gettempdir(), "answer_quality.json"), "w") as file:
-        json.dump(summary, file, indent=1)
-    if write and not quick:
-        write_doc(text, list(sets), n_splits, cv, repeats, elapsed)
-    return results
+    return text
 
 
 def _score(results, data, method, y_true, y_pred, rare):
@@ -444,9 +510,14 @@ def main(argv=None):
         help="real ImageNet-pretrained features (answer_quality_pretrained.py)",
     )
     parser.add_argument("--network", choices=["lite1", "lite2"], default="lite1")
-    parser.add_argument("--image-size", type=int, default=96, help="--pretrained: image size")
     parser.add_argument(
-        "--sets", nargs="+", default=["digits-8-vs-rest", "texture"], help="--pretrained: sets"
+        "--image-size", type=int, default=None, help="image size (default 16; --pretrained: 96)"
+    )
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=None,
+        help="sets to run (default every set; --pretrained: digits-8-vs-rest texture)",
     )
     parser.add_argument(
         "--seed-recipes", action="store_true", help="--pretrained: also fine-tune the seed's"
@@ -455,12 +526,23 @@ def main(argv=None):
     parser.add_argument(
         "--seed-only", action="store_true", help="--pretrained: the seed's recipes alone"
     )
-    parser.add_argument("--json", default=None, help="--pretrained: also write the scores here")
     parser.add_argument(
-        "--combine", nargs="+", default=None, help="--pretrained: the table of --json files"
+        "--finetune",
+        action="store_true",
+        help="--pretrained: compare's default for a pretrained network (screen, then the "
+        "fine-tuned confirm), --seed-epochs epochs",
     )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="--finetune: compare's lr (default: the package's)"
+    )
+    parser.add_argument("--json", default=None, help="also write the scores here")
+    parser.add_argument("--combine", nargs="+", default=None, help="the table of --json files")
     args = parser.parse_args(argv)
+    if args.combine and not args.pretrained:
+        return combine(args.combine)
     if args.pretrained:
+        args.image_size = args.image_size or 96
+        args.sets = args.sets or ["digits-8-vs-rest", "texture"]
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from answer_quality_pretrained import main as pretrained_main
 
@@ -475,6 +557,9 @@ def main(argv=None):
         not args.no_write,
         args.n_jobs,
         args.diagnose,
+        args.sets,
+        args.image_size,
+        args.json,
     )
 
 

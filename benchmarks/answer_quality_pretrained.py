@@ -24,6 +24,7 @@ network, the same splits:
 """
 
 import copy
+import dataclasses
 import functools
 import os
 import tempfile
@@ -40,6 +41,7 @@ from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.app.compare import compare
 from imbal_estimators.app.methods import make_sampler
 from imbal_estimators.app.recommend import recommend
+from imbal_estimators.estimator.datasets import dataset_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -200,8 +202,8 @@ def run_pretrained(
             probe = ImageImbalanceClassifier(**base, max_epochs=1, verbose=0).fit(
                 paths[train], labels[train]
             )
-            F_train = probe.get_dataset(paths[train]).features.numpy()  # the frozen body's
-            F_test = probe.get_dataset(paths[test]).features.numpy()
+            F_train = dataset_of(probe, paths[train]).features.numpy()  # the frozen body's
+            F_test = dataset_of(probe, paths[test]).features.numpy()
             predicted, best = logistic_regression(F_train, labels[train] == rare, F_test, seed)
             f1 = f1_score(labels[test] == rare, predicted, zero_division=0)
             score(
@@ -261,6 +263,112 @@ def run_seed_only(sets, n_splits, seed, image_size, network, seed_epochs, json_p
             if json_path:
                 save_json(json_path, results, {}, seconds, list(sets))
     return results, {}, seconds
+
+
+def _stage_pick(comparison, stage):
+    """``recommend`` on one stage of ``comparison`` alone (its rows, the same folds)."""
+    alone = dataclasses.replace(comparison, stages=[stage])
+    return alone, recommend(alone).row
+
+
+def _stage_details(result, name, picks):
+    """Every row's fold scores and thresholds, and the fine-tuned fits' curves, as words."""
+    for stage in result.stages:
+        rows = [
+            f"{r.name}: F1 "
+            + ", ".join(f"{v:.2f}" for v in r.fold_scores["f1"])
+            + (
+                "; thresholds " + ", ".join(f"{t:.2f}" for t in r.thresholds)
+                if r.thresholds
+                else ""
+            )
+            for r in stage.rows
+        ]
+        picks.setdefault((name, f"{stage.name} rows"), []).append(" | ".join(rows))
+    if result.final.frozen:
+        return
+    for config, fits in result.final.histories.items():
+        curves = [
+            f"kept {fit.get('best_epoch')}/{len(fit.get('epochs', []))}, valid_loss "
+            + ",".join(f"{e.get('valid_loss', float('nan')):.3f}" for e in fit.get("epochs", []))
+            for fit in fits
+        ]
+        picks.setdefault((name, f"confirm curves {config}"), []).append("; ".join(curves))
+
+
+def run_finetune(
+    sets, n_splits, cv, seed, image_size, network, max_epochs, json_path=None, lr=None
+):
+    """``compare`` as its default does for a pretrained network (``--finetune``): the
+    frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
+
+    Besides the saved model, each stage's own recommendation is refitted and scored on
+    the test part, with its CV mean on the comparison's folds (the same folds for both
+    stages), so that the two can be set side by side.
+    """
+    net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
+    base = dict(
+        module=net,
+        image_size=image_size,
+        device="cpu",
+        precision="fp32",
+        batch_size=32,
+        max_epochs=max_epochs,
+        **({} if lr is None else {"lr": lr}),
+    )
+    results, picks, seconds = {}, {}, {}
+    for name, (paths, labels) in sets.items():
+        classes, counts = np.unique(labels, return_counts=True)
+        rare = classes[np.argmin(counts)]
+        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
+        for split, (train, test) in enumerate(splitter.split(paths, labels)):
+            start = time.perf_counter()
+            result = compare(
+                paths[train],
+                labels[train],
+                cv=cv,
+                scoring="f1",
+                estimator_params=base,
+                random_state=seed,
+                ensemble=1,
+                progress=False,
+            )
+            elapsed = time.perf_counter() - start
+            predicted = result.best_estimator_.predict(paths[test])
+            f1 = f1_score(labels[test], predicted, pos_label=rare, zero_division=0)
+            method = f"compare (screen + fine-tuned confirm, {max_epochs} epochs" + (
+                f", lr={lr:g})" if lr is not None else ")"
+            )
+            results.setdefault((name, method), []).append(float(f1))
+            seconds.setdefault((name, method), []).append(elapsed)
+            picks.setdefault((name, "saved"), []).append(
+                f"{result.recommended.name} ({result.recommended.stage}; "
+                f"{result.recommendation.verdict}; F1 {f1:.3f}; {elapsed:.0f} s, "
+                f"refit {result.refit_seconds:.0f} s)"
+            )
+            for stage in result.stages:
+                contest = result.recommendation.contest
+                if stage is result.final:  # the fine-tuned stage's own recommendation
+                    alone = result
+                    row = contest.finetuned if contest is not None else result.recommended
+                else:
+                    alone, row = _stage_pick(result, stage)
+                t0 = time.perf_counter()
+                f1 = _refit_score(
+                    alone, row, paths[train], labels[train], paths[test], labels[test], rare
+                )
+                key = (name, f"{stage.name} stage's pick, refitted")
+                results.setdefault(key, []).append(float(f1))
+                seconds.setdefault(key, []).append(time.perf_counter() - t0)
+                folds = ", ".join(f"{v:.2f}" for v in row.fold_scores["f1"])
+                picks.setdefault((name, stage.name), []).append(
+                    f"{row.name} (CV F1 {row.mean('f1'):.3f}: {folds}; held out {f1:.3f})"
+                )
+            _stage_details(result, name, picks)
+            print(f"{name} split {split + 1}: {picks[name, 'saved'][-1]}", flush=True)
+            if json_path:
+                save_json(json_path, results, picks, seconds, list(sets))
+    return results, picks, seconds
 
 
 def format_pretrained(results, picks, seconds, names):
@@ -327,6 +435,19 @@ def main(args, build_sets):
     with tempfile.TemporaryDirectory() as tmp:
         sets = build_sets(tmp, False, args.seed)
         sets = {k: v for k, v in sets.items() if k in args.sets}
+        if args.finetune:
+            results, picks, seconds = run_finetune(
+                sets,
+                args.splits,
+                args.cv,
+                args.seed,
+                args.image_size,
+                args.network,
+                args.seed_epochs,
+                args.json,
+                args.lr,
+            )
+            return format_pretrained(results, picks, seconds, list(sets))
         if args.seed_only:
             results, picks, seconds = run_seed_only(
                 sets,

@@ -50,3 +50,22 @@ def test_table_has_the_gap_row(answer_quality):
     table = answer_quality.format_table(results([0.80, 0.86], [0.75, 0.75]), ["a", "b"])
     assert "| best seed recipe (per set) | 0.850 | 0.700 | 0.775 |" in table
     assert "| compare - best seed recipe | -0.020 | +0.050 | +0.015 |" in table
+
+
+def test_runs_of_single_sets_combine_into_one_table(answer_quality, tmp_path):
+    """One process per set writes its --json; --combine makes the table, the verdict, the
+    picks and the wall seconds of all of them, in the order of the files."""
+    scores = results([0.80, 0.86], [0.75, 0.75])
+    files = []
+    for name in ("b", "a"):
+        path = tmp_path / f"{name}.json"
+        mine = {key: v for key, v in scores.items() if key[0] == name}
+        seconds = {(name, "compare (saved model)"): [40.0, 52.0]}
+        answer_quality.save_json(path, mine, {name: [f"ce + tuned threshold ({name})"]}, seconds, 9)
+        files.append(str(path))
+    text = answer_quality.combine(files)
+    assert "| method | b | a | mean over sets |" in text
+    assert "| best seed recipe (per set) | 0.700 | 0.850 | 0.775 |" in text
+    assert "on average over the sets): holds (0.790 vs 0.775)" in text
+    assert "- `a`: ce + tuned threshold (a)" in text
+    assert "- `b`: compare (saved model) 40, 52" in text

@@ -19,6 +19,7 @@ from imbal_estimators import (
     compute_alpha,
     load_image_folder,
 )
+from imbal_estimators.estimator.datasets import dataset_of
 
 
 def test_string_labels_round_trip(binary_data):
@@ -574,7 +575,7 @@ def test_device_auto_outside_fit_and_predict(binary_data, tmp_path):
 
     X, y = binary_data
     clf = make(device="auto", max_epochs=1).fit(X, y)
-    assert clf.forward(X[:3]).shape == (3, 2)
+    assert clf.forward(dataset_of(clf, X[:3])).shape == (3, 2)
     clf.save_params(f_params=tmp_path / "params.pt")
     clf.load_params(f_params=tmp_path / "params.pt")
     expected = clf.predict_proba(X[:4])

@@ -74,7 +74,7 @@ def test_fit_out_under_a_plain_file_trains_nothing(binary_folder, tmp_path, caps
     """The acceptance case end to end: no epoch runs."""
     epochs = []
     monkeypatch.setattr(
-        ImageImbalanceClassifier, "fit_loop", lambda self, *a, **k: epochs.append(1)
+        ImageImbalanceClassifier, "run_single_epoch", lambda self, *a, **k: epochs.append(1)
     )
     (tmp_path / "plain").write_text("")
     assert main(["fit", binary_folder, "--out", str(tmp_path / "plain" / "m"), *SMALL]) == 1

@@ -13,6 +13,7 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 
 from imbal_estimators import load_image_folder
 from imbal_estimators.decision.posthoc import decide, expected_calibration_error
+from imbal_estimators.estimator.datasets import dataset_of
 from imbal_estimators.imbalance.samplers import BalancedBatchSampler
 
 MISSING = [f"/nonexistent/img_{i}.png" for i in range(6)]
@@ -159,7 +160,7 @@ def test_calibration_lowers_validation_ece_and_keeps_the_argmax(noise_data):
     assert ece_raw == pytest.approx(calibrated.ece_before_, abs=1e-6)
     assert ece_cal == pytest.approx(calibrated.ece_after_, abs=1e-6)
     np.testing.assert_array_equal(calibrated.predict(X), raw.predict(X))
-    logits = calibrated.forward(X).double()
+    logits = calibrated.forward(dataset_of(calibrated, X)).double()
     expected = torch.softmax(logits / calibrated.temperature_, dim=1).numpy()
     np.testing.assert_allclose(calibrated.predict_proba(X), expected, atol=1e-6)
 

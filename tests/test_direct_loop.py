@@ -29,9 +29,9 @@ def loops(monkeypatch):
     taken = []
     direct = heads._direct_head_loop
 
-    def counting(net, X, y, epochs):
+    def counting(net, data, epochs):
         taken.append("direct")
-        return direct(net, X, y, epochs)
+        return direct(net, data, epochs)
 
     monkeypatch.setattr(heads, "_direct_head_loop", counting)
     return taken

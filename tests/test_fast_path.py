@@ -335,6 +335,9 @@ def test_cached_features_skip_building_the_body(binary_data, shufflenet_file, co
     for clf in (again, other):
         assert isinstance(clf.module_, LazyFrozenModel) and not clf.module_.body_built
         assert [name for name, _ in clf.get_all_learnable_params()] == ["head.weight", "head.bias"]
+    # one optimizer state for the built and the lazy model: a checkpoint of one resumes in the other
+    groups = [clf.optimizer_.state_dict()["param_groups"] for clf in (first, again)]
+    assert [g[0]["params"] for g in groups] == [[0, 1], [0, 1]]
     # the same fit as the one that built its body, to the bit
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
     assert [list(r) for r in again.history] == [list(r) for r in first.history]

@@ -74,6 +74,9 @@ SKORCH_COMPONENTS = {
 #: The estimator's methods that store parameters under names the source does not spell
 #: (``self.__dict__[key]``): parameters, never fitted state.
 PARAMETER_WRITERS = {
+    ("estimator/classifier.py", "ImageImbalanceClassifier.__init__"): (
+        "the parameters, each stored under its name in the signature"
+    ),
     ("estimator/classifier.py", "ImageImbalanceClassifier.set_params"): (
         "a parameter that holds a torch module, which skorch's __setattr__ refuses"
     ),
@@ -267,8 +270,9 @@ def test_assign_fitted_refuses_a_name_no_record_declares():
 HELPER_PACKAGES = ("training", "models")
 ESTIMATOR_PARAMETERS = {"net", "estimator", "clf", "classifier"}
 
-#: Modules that run the estimator's own training loop (its fit_loop override): they drive the
-#: net rather than read its settings; moving them behind public hooks is issue 22's item 3.
+#: Modules that run the frozen head's fast paths of the estimator's training loop
+#: (estimator/loop.py): they drive the net through skorch's public hooks rather than read
+#: its settings.
 ESTIMATOR_LOOPS = {"training/heads.py", "training/head_solver.py", "training/head_folds.py"}
 
 

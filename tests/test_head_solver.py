@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from skorch.dataset import ValidSplit
 
 import imbal_estimators.training.head_solver as head_solver
+from imbal_estimators.estimator.datasets import dataset_of, logit_batches
 from imbal_estimators.training.head_folds import (
     CV_LOGITS_KEY,
     cross_validation_folds,
@@ -59,7 +60,7 @@ def test_the_solution_is_penalized_logistic_regression(three_class_data, monkeyp
     X, y = three_class_data
     monkeypatch.setattr(head_solver, "HEAD_PENALTIES", (1e-2,))
     clf = frozen(train_split=None).fit(X, y)
-    features = clf.get_dataset(X).features.numpy().astype(np.float64)  # the frozen body's
+    features = dataset_of(clf, X).features.numpy().astype(np.float64)  # the frozen body's
     lam = 1e-2 * float(np.mean(features**2))
     reference = LogisticRegression(C=1.0 / (lam * len(X)), tol=1e-10, max_iter=10_000)
     reference.fit(features, np.searchsorted(clf.classes_, y))
@@ -163,7 +164,7 @@ def test_threshold_auto_is_tuned_on_the_out_of_fold_logits(binary_data, monkeypa
     # every training row once, with the logits of the folds that did not train on it
     assert len(y_valid) == len(X)
     assert np.bincount(y_valid).tolist() == np.bincount(np.searchsorted(clf.classes_, y)).tolist()
-    own = clf.forward(clf.get_dataset(X), training=False).numpy()
+    own = torch.cat(list(logit_batches(clf, dataset_of(clf, X)))).numpy()
     assert not np.allclose(np.sort(logits[:, 0]), np.sort(own[:, 0]), atol=1e-4)
     assert 0.0 <= clf.threshold_ <= 1.0
 

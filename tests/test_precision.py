@@ -155,3 +155,46 @@ def test_frozen_head_runs_in_float32_on_cached_features(binary_data):
     assert logits.dtype == torch.float32
     expected = nn.functional.linear(features, clf.module_.head.weight, clf.module_.head.bias)
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+
+
+class AutocastRecorder(nn.Module):
+    """Records whether autocast is on, and the memory format, of the batches it gets."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.seen = []
+
+    def forward(self, x):
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        self.seen.append((torch.is_autocast_enabled("cpu"), channels_last))
+        return self.linear(x.mean(dim=(2, 3)))
+
+
+def test_the_network_applies_the_precision_it_is_given():
+    """skorch's infer calls the network as it is: autocast, channels-last batches and
+    float32 logits are the network's own (set_precision), for every loss."""
+    from imbal_estimators.models.backbones import ImageModel
+    from imbal_estimators.training.precision import set_precision
+
+    model = ImageModel(AutocastRecorder())
+    images = torch.randint(0, 255, (4, 3, 8, 8), dtype=torch.uint8)
+    assert model(images).dtype == torch.float32  # a new model: float32, as given
+    assert set_precision(nn.Sequential(model), "bf16", "cpu")[0] is model
+    assert (model.autocast_dtype, model.channels_last) == (torch.bfloat16, True)
+    logits = model(images)
+    assert logits.dtype == torch.float32
+    set_precision(model, "fp32", "cpu")
+    model(images)
+    assert model.backbone.seen == [(False, False), (True, True), (False, False)]
+
+
+def test_an_export_runs_in_float32_whatever_the_fit_ran_in(binary_data):
+    from imbal_estimators.estimator.export import build_predictor
+
+    X, y = binary_data
+    clf = tiny_classifier(precision="bf16").fit(X, y)
+    assert clf.module_.autocast_dtype == torch.bfloat16
+    (network,) = build_predictor(clf).networks
+    assert (network.autocast_dtype, network.channels_last) == (None, False)
+    assert clf.module_.autocast_dtype == torch.bfloat16  # the estimator's own is unchanged

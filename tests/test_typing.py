@@ -63,11 +63,6 @@ SKORCH_HOOKS = {
     "initialize_module",
     "rebuild_criterion",
     "on_epoch_begin",
-    "fit_loop",
-    "get_split_datasets",
-    "get_dataset",
-    "get_all_learnable_params",
-    "get_iterator",
 }
 
 

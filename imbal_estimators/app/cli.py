@@ -863,11 +863,13 @@ def _print_summary(result, out_dir, html_path, model_dir=None):
         shown.append(recommended)
     ranks = {id(row): rank for rank, row in enumerate(result.rows, start=1)}
     for row in shown:
-        rank = ranks[id(row)]
-        if rank > 6 and row is recommended:
+        rank = ranks.get(id(row))  # None: the frozen screen's row won (recommend.StageContest)
+        if (rank is None or rank > 6) and row is recommended:
             print("      ...")
         mark = "  <- recommended" if row is recommended else ""
-        print(f"{rank:>4}  {row.name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}{mark}")
+        name = row.name if rank else f"{row.name} (frozen, stage 1)"
+        rank_text = "-" if rank is None else str(rank)
+        print(f"{rank_text:>4}  {name:45s} {row.mean(metric):>13.3f} ± {row.std(metric):.3f}{mark}")
     if len(result.rows) > len(shown):
         more = len(result.rows) - len(shown)
         print(f"      ... {more} more in {os.path.join(out_dir, 'results.csv')}")

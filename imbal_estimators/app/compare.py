@@ -11,8 +11,9 @@ k-fold CV and hands back the recommended model:
 3. **confirm**: the top ``top_k`` of the screen plus plain cross-entropy are
    fine-tuned (without pretrained weights: every configuration, no screen);
 4. **recommend** only what the paired folds support
-   (:mod:`~imbal_estimators.app.recommend`), and **refit** that configuration
-   on all the images (``best_estimator_``).
+   (:mod:`~imbal_estimators.app.recommend`; after a screen, the screen's answer on
+   frozen features and the confirm's fine-tuned one compete on the same folds),
+   and **refit** that configuration on all the images (``best_estimator_``).
 
 Each configuration is fitted once per fold; every decision rule is scored on
 that one fitted model. Binary problems fit with ``threshold="auto"``: the
@@ -1256,7 +1257,8 @@ class _Runner:
             self.bar.total -= (self.plan.refits - refits) * self.refit_cost
             self._set_plan(refits=refits)
         start = time.perf_counter()
-        if self.frozen_only and refits > 1:  # heads on shared features: fitted in one pass
+        frozen = self.frozen_only or row.stage == "screen"  # a frozen row may win the contest
+        if frozen and refits > 1:  # heads on shared features: fitted in one pass
             comparison.best_estimator_ = SeedEnsembleClassifier(clf, n_members=refits).fit(
                 comparison.paths, comparison.labels
             )

@@ -263,6 +263,30 @@ def recommendation(comparison):
             f"configuration within the noise, **{row.name}** ({parameters(row)}). To tell them "
             "apart, add images or folds (--repeats)."
         )
+    if rec.contest is not None:
+        text.append(contest_text(rec.contest, metric, n))
+    return text
+
+
+def contest_text(contest, metric, n_folds):
+    """The frozen screen's recommendation against the fine-tuned confirm's, in words."""
+    frozen, finetuned, test = contest.frozen, contest.finetuned, contest.test
+    if contest.frozen_won:
+        verdict = "the saved model is the frozen one, better beyond the noise"
+    else:
+        verdict = (
+            "the saved model is the fine-tuned one: the frozen one is not better beyond the noise"
+        )
+    text = (
+        f"The frozen screen's recommendation, {frozen.name} on frozen backbone features "
+        f"({_fmt(frozen.mean(metric), frozen.std(metric))}), and the fine-tuned one, "
+        f"{finetuned.name} ({_fmt(finetuned.mean(metric), finetuned.std(metric))}), were "
+        f"scored on the same {n_folds} folds (frozen minus fine-tuned {test.mean:+.3f}, "
+        f"p = {test.p_value:.3f}): {verdict}."
+    )
+    under = contest.finetuned_recommendation.undertraining
+    if contest.frozen_won and under is not None:
+        text += " " + under.message()
     return text
 
 
@@ -369,7 +393,8 @@ def _recommended_blocks(comparison):
     """The recommended row's out-of-fold mistakes, figures and per-class figures."""
     best = comparison.recommended
     config_name = best.configuration.name
-    stage = comparison.final
+    # the frozen screen's row when it won against the fine-tuned one (recommend.StageContest)
+    stage = next((s for s in comparison.stages if any(r is best for r in s.rows)), comparison.final)
     blocks = [
         Heading(f"The recommended configuration: {best.name}"),
         Paragraph(

@@ -1,9 +1,10 @@
 """``ImageImbalanceClassifier``: a skorch classifier over image paths.
 
-This module wires the pieces together (labels -> split -> pre-flight scan ->
-sampler -> alpha -> skorch) and runs no training loop of its own: skorch's
-``fit_loop`` trains, and the callbacks in :mod:`imbal_estimators.training.callbacks`
-resample, monitor and keep the best epoch.
+This module holds the parameters and the skorch hooks that build the network and
+the loss; ``fit`` runs :mod:`~imbal_estimators.estimator.fitting` (labels -> split
+-> pre-flight scan -> sampler -> alpha -> the training loop of
+:mod:`~imbal_estimators.estimator.loop`, skorch's public hooks), and the callbacks in
+:mod:`imbal_estimators.training.callbacks` resample, monitor and keep the best epoch.
 """
 
 import copy
@@ -20,13 +21,7 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, ProgressBar
 from torch.utils.data import Dataset
 
-from ..data.images import (
-    ImageLoader,
-    ImagePathDataset,
-    check_files_exist,
-    check_paths,
-    make_augmentation,
-)
+from ..data.images import ImagePathDataset, check_files_exist, check_paths
 from ..imbalance.class_weights import AlphaSpec
 from ..losses.registry import get_loss
 from ..models.backbones import (
@@ -38,10 +33,7 @@ from ..models.backbones import (
     load_state,
     read_weights_file,
 )
-from ..models.features import (
-    FeatureDataset,
-    collate_batch,
-)
+from ..models.features import FeatureDataset
 from ..models.normalization import apply_normalize
 from ..training.callbacks import (
     DeferredReweighting,
@@ -52,36 +44,43 @@ from ..training.callbacks import (
     ValidationScore,
     history_key,
 )
-from ..training.checkpoint import attach_checkpoint
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_model, remember_body
-from ..training.heads import HeadTrainingMixin, train_head
+from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
-from ..training.precision import (
-    MixedPrecisionMixin,
-    grad_scaler,
-    loader_defaults,
-    to_memory_format,
-)
+from ..training.precision import grad_scaler, set_precision, to_memory_format
 from ..training.seeding import EpochSeed
-from ..training.threads import head_threads
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
 from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
 from .fitted import normalize_fitted
+from .fitting import fit_estimator
 from .geometry import estimator_geometry
-from .fitting import fit_estimator, fit_settings, frozen_features_of, frozen_split
 from .loss_params import DEPRECATED, loss_options, pickled_state
 from .predicting import decide_indices, probabilities, rule_in_words
+from .settings import fit_settings
 from .validation import (
     check_module_output,
     fit_context,
 )
 
+#: the parameters of the signature that skorch's ``NeuralNet`` takes and stores itself
+_SKORCH_PARAMS = (
+    "criterion",
+    "optimizer",
+    "lr",
+    "max_epochs",
+    "batch_size",
+    "train_split",
+    "callbacks",
+    "verbose",
+    "device",
+)
 
-class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNetClassifier):
+
+class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
     __doc__ = CLASSIFIER_DOC  # parameters, attributes, example: estimator/_docstrings.py
 
     _parameter_constraints = PARAMETER_CONSTRAINTS  # estimator/constraints.py
@@ -130,49 +129,17 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         auto_batch_size: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            None,  # set below: skorch refuses a torch module set outside initialize_*
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            verbose=verbose,
-            device=device,
-            **kwargs,
-        )
+        params = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        skorch_params = {name: params.pop(name) for name in _SKORCH_PARAMS}
+        # the module is set below: skorch refuses a torch module set outside initialize_*
+        super().__init__(None, **skorch_params, **kwargs)
         # These three may hold a torch module (a network, a loss, a transform), which
         # skorch's __setattr__ refuses outside initialize_*; none is a component of the net.
-        self.__dict__.update(module=module, loss=loss, augment=augment)
-        self.gamma = gamma
-        self.alpha = alpha
-        self.beta = beta
-        self.sampler = sampler
-        self.backbone = backbone
-        self.weights = weights
-        self.image_size = image_size
-        self.normalize = normalize
-        self.monitor = monitor
-        self.pos_label = pos_label
-        self.cache = cache
-        self.random_state = random_state
-        self.freeze_backbone = freeze_backbone
-        self.head_solver = head_solver
-        self.precision = precision
-        self.tau = tau
-        self.max_margin = max_margin
-        self.ldam_s = ldam_s
-        self.label_smoothing = label_smoothing
-        self.drw_epoch = drw_epoch
-        self.threshold = threshold
-        self.posthoc_tau = posthoc_tau
-        self.calibrate = calibrate
-        self.tta = tta
-        self.checkpoint_dir = checkpoint_dir
-        self.on_bad_image = on_bad_image
-        self.auto_batch_size = auto_batch_size
+        self.__dict__.update(
+            module=params.pop("module"), loss=params.pop("loss"), augment=params.pop("augment")
+        )
+        for name, value in params.items():  # the others, in the signature's order
+            setattr(self, name, value)
         drop_unfitted_state(self)
 
     # skorch's unfitted state, read from the class until fit sets it (see conventions.py)
@@ -311,8 +278,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
                 f"{sorted(fit_params)}; the network takes images only. Weight classes "
                 "with alpha=... or resample with sampler=... instead of sample_weight."
             )
-        train = super().partial_fit
-        return fit_estimator(self, X, y, reinitialize, train, classes=classes)
+        return fit_estimator(self, X, y, reinitialize, classes=classes)
 
     # -- skorch hooks --------------------------------------------------------------------
 
@@ -339,16 +305,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         callbacks.append(("print_log", EpochLog(keys_ignored=ignored)))
         return callbacks
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        attach_checkpoint(self)  # after on_train_begin: it restores what the others began
-        if epochs is None and self.resumed_from_epoch_:
-            epochs = self.max_epochs - self.resumed_from_epoch_  # max_epochs in total
-        with head_threads(self._trains_head_only_on_cpu()):
-            trained = train_head(self, X, y, epochs, fit_params)
-            if trained is None:
-                trained = super().fit_loop(X, y, epochs=epochs, **fit_params)
-        return trained
-
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         if self.module is None:
@@ -367,6 +323,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         # moved here rather than by skorch after this, so that what remember_body keys
         # stays at its address
         module = to_memory_format(module, self.precision, self.device).to(self.device)
+        set_precision(module, self.precision, self.device)
         if self.freeze_backbone:
             backbone = self.backbone if self.module is None else None
             remember_body(module, backbone, self.weights, kwargs)
@@ -421,50 +378,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
                 "call fit(X, y) instead of initialize()."
             )
         return self.n_classes_
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        if self.freeze_backbone:
-            return frozen_split(self, X, y)
-        loader = ImageLoader(estimator_geometry(self), self.cache)
-        augmentation = make_augmentation(estimator_geometry(self).crop, self.augment)
-        train = ImagePathDataset(X, y, loader, self.train_indices_, augmentation)
-        valid = ImagePathDataset(X, y, loader, self.valid_indices_)
-        return train, (valid if len(self.valid_indices_) else None)
-
-    def get_dataset(self, X, y=None):
-        if isinstance(X, torch.utils.data.Dataset):
-            return X
-        if self.freeze_backbone:
-            return FeatureDataset(frozen_features_of(self, X), None)
-        return ImagePathDataset(X, None, ImageLoader(estimator_geometry(self), self.cache))
-
-    def get_all_learnable_params(self):
-        # A frozen backbone's weights are not handed to the optimizer at all.
-        for name, param in super().get_all_learnable_params():
-            if param.requires_grad:
-                yield name, param
-
-    def get_iterator(self, dataset, training=False):
-        defaults = loader_defaults(self.device, holds_images=isinstance(dataset, ImagePathDataset))
-        if isinstance(dataset, FeatureDataset):
-            defaults["collate_fn"] = collate_batch  # its __getitems__ gives whole batches
-        # batch_size_ is the size auto_batch_size found to fit (batch_size otherwise)
-        batch_size = self.batch_size_
-        if not training:
-            kwargs = {**defaults, **self.get_params_for("iterator_valid")}
-            kwargs.setdefault("batch_size", batch_size)
-            if kwargs["batch_size"] == -1:
-                kwargs["batch_size"] = len(dataset)
-            return self.iterator_valid(dataset, **kwargs)
-        kwargs = {**defaults, **self.get_params_for("iterator_train")}
-        kwargs.setdefault("shuffle", True)
-        batch_size = kwargs.setdefault("batch_size", batch_size)
-        if batch_size == -1:
-            kwargs["batch_size"] = batch_size = len(dataset)
-        # A last batch of one image breaks BatchNorm on small feature maps.
-        if len(dataset) > batch_size and len(dataset) % batch_size == 1:
-            kwargs.setdefault("drop_last", True)
-        return self.iterator_train(dataset, **kwargs)
 
     # -- predict -------------------------------------------------------------------------
 
@@ -594,7 +507,8 @@ class ImageImbalanceClassifier(HeadTrainingMixin, MixedPrecisionMixin, NeuralNet
         state["device"] = resolve_device_name(requested)
         if "classes_" in state:  # fitted: a pickle of 0.1 or 0.2 gets what it lacks, once
             size = state.get("image_size", 224)
-            state.update(normalize_fitted(state, state["classes_"], state.get("batch_size", 32), size))
+            batch_size = state.get("batch_size", 32)
+            state.update(normalize_fitted(state, state["classes_"], batch_size, size))
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

@@ -39,6 +39,7 @@ from torch import nn
 from ..data.geometry import Geometry
 from ..io.atomic import atomic_write
 from ..models.normalization import normalize_name
+from ..training.precision import set_precision
 from ..utils.class_counts import log_prior
 from .export_resize import geometry_resize, pillow_resize
 from .geometry import estimator_geometry
@@ -156,6 +157,7 @@ def build_predictor(estimator):
     networks = [copy.deepcopy(m.module_).cpu().float().eval() for m in members]
     for network in networks:
         network.requires_grad_(False)
+        set_precision(network, "fp32", "cpu")  # no autocast in the graph: float32 throughout
     temperatures = [float(m.temperature_ or 1.0) for m in members]
     predictor = ExportedPredictor(
         networks,

@@ -8,7 +8,8 @@
    seeds, counts, class weights, a checkpoint to resume);
 3. the plan assigned (:func:`~imbal_estimators.estimator.fitted.assign_fitted`),
    the network built (or, for a continued fit, the loss rebuilt);
-4. skorch's loop trains, through the out-of-memory retry
+4. the training loop (:func:`~imbal_estimators.estimator.loop.train`, skorch's
+   hooks) trains, through the out-of-memory retry
    (:func:`~imbal_estimators.training.memory.train_with_memory_retry`);
 5. what training found read once from the callbacks (:class:`FitOutcome`);
 6. the decision rule fitted on the validation split (:class:`DecisionFit`).
@@ -24,44 +25,24 @@ import torch
 from ..data.images import ImageLoader, ImagePathDataset, check_paths
 from ..data.labels import check_labels, encode_labels
 from ..decision.posthoc import fit_decision
-from ..imbalance.samplers import needs_features
 from ..models.features import FeatureDataset
 from ..training.callbacks import DeferredReweighting, EpochResampler, KeepBestModel
-from ..training.frozen import (
-    feature_batch_size,
-    feature_draw,
-    feature_split_datasets,
-    frozen_features,
-)
 from ..training.head_folds import CV_LOGITS_KEY
 from ..training.interrupt import raise_if_stopped
 from ..training.memory import release_memory, train_with_memory_retry
 from ..training.plan import FitOutcome, plan_fit
 from ..training.seeding import seeded
-from ..training.settings import FitSettings
 from ..training.threads import head_threads
+from .datasets import frozen_features_of, logit_batches
 from .fitted import DecisionFit, assign_fitted
-from .geometry import estimator_geometry, params_geometry
+from .loop import train
+from .settings import fit_settings
 from .validation import check_params_for_classes
 
-
-def fit_settings(estimator, new_network=False):
-    """The :class:`~imbal_estimators.training.settings.FitSettings` of ``estimator``'s
-    parameters now (built once per fit; the helpers of ``training/`` read them).
-
-    The input geometry is the fitted one (a continued fit keeps the geometry its
-    network was trained on), or the parameters' for a ``new_network``.
-    """
-    geometry = params_geometry(estimator) if new_network else estimator_geometry(estimator)
-    return FitSettings.from_params(
-        estimator.get_params(deep=False),
-        type(estimator).__name__,
-        device=estimator.device,
-        geometry=geometry,
-    )
+__all__ = ["fit_estimator", "fit_settings"]
 
 
-def fit_estimator(estimator, X, y, reinitialize, train, classes=None):
+def fit_estimator(estimator, X, y, reinitialize, classes=None):
     """Fit ``estimator`` on paths ``X`` and labels ``y`` (its parameters are checked).
 
     Parameters
@@ -71,8 +52,6 @@ def fit_estimator(estimator, X, y, reinitialize, train, classes=None):
     reinitialize : bool
         Build a new network (``fit``) or train the one there on (``partial_fit``,
         ``warm_start``).
-    train : callable
-        skorch's ``partial_fit`` of the estimator: ``train(paths, y_encoded)``.
     classes : array-like or None
         All labels, for a first ``partial_fit`` whose ``y`` lacks some.
 
@@ -100,9 +79,9 @@ def fit_estimator(estimator, X, y, reinitialize, train, classes=None):
             estimator.history_ = history  # initialize cleared it
             raise
         try:
-            batch_size = _train(estimator, settings, plan, rebuild, lambda: train(paths, y_encoded))
+            batch_size = _train(estimator, settings, plan, rebuild, paths, y_encoded)
             assign_fitted(estimator, _outcome(estimator, plan, batch_size))
-            raise_if_stopped()  # the user's Ctrl-C, which skorch's loop swallowed
+            raise_if_stopped()  # the user's Ctrl-C, which the training loop swallowed
             assign_fitted(estimator, _decision(estimator, settings, paths, y_encoded))
         finally:
             if torch.device(estimator.device).type == "cuda":
@@ -148,13 +127,13 @@ def _build(estimator, rebuild):
         estimator.initialize_callbacks()
 
 
-def _train(estimator, settings, plan, rebuild, train):
-    """skorch's loop through the out-of-memory retry; the batch size that fitted."""
+def _train(estimator, settings, plan, rebuild, paths, y_encoded):
+    """The training loop through the out-of-memory retry; the batch size that fitted."""
 
     def attempt(batch_size):
-        if batch_size != estimator.batch_size_:  # halved: get_iterator reads it
+        if batch_size != estimator.batch_size_:  # halved: the data loaders read it
             assign_fitted(estimator, {"batch_size_": batch_size})
-        train()
+        train(estimator, paths, y_encoded)
 
     def restart():
         for name in ("module_", "criterion_", "optimizer_"):
@@ -225,33 +204,5 @@ def _validation_logits(estimator, settings, paths, y_encoded):
         loader = ImageLoader(settings.data.geometry, settings.data.cache)
         valid = ImagePathDataset(paths, y_encoded, loader, rows)
     with head_threads(estimator._trains_head_only_on_cpu()):
-        logits = estimator.forward(valid, training=False).float().numpy()
+        logits = torch.cat(list(logit_batches(estimator, valid))).float().numpy()
     return logits, y_encoded[rows]
-
-
-def frozen_features_of(estimator, paths):
-    """The frozen body's features of ``paths`` (through the feature cache), in batches of
-    :func:`~imbal_estimators.training.frozen.feature_batch_size`."""
-    batch_size = estimator.get_params_for("iterator_valid").get("batch_size")
-    batch_size = feature_batch_size(batch_size, estimator.batch_size_, estimator.device)
-    return frozen_features(estimator.module_, paths, fit_settings(estimator), batch_size)
-
-
-def frozen_split(estimator, X, y):
-    """``get_split_datasets`` of a frozen backbone: datasets of features. A sampler of
-    features draws first now (only now are there features), and the loss follows the
-    class weights of that draw."""
-    features = frozen_features_of(estimator, X)
-    if needs_features(estimator.sampler):
-        draw = feature_draw(
-            fit_settings(estimator),
-            features,
-            y,
-            estimator.classes_,
-            estimator.train_indices_,
-            estimator.sampling_seed_,
-            estimator.pos_label_,
-        )
-        assign_fitted(estimator, draw)
-        estimator.rebuild_criterion()
-    return feature_split_datasets(features, y, estimator.train_indices_, estimator.valid_indices_)

@@ -1,4 +1,4 @@
-"""The estimator's probabilities: skorch's forward pass, the softmax, test-time views.
+"""The estimator's probabilities: the forward pass, the softmax, test-time views.
 
 :func:`probabilities` is what ``predict_proba`` returns once it has checked its
 input: the float64 softmax of the logits (of ``logits / temperature_`` once
@@ -15,7 +15,9 @@ from ..data.images import ImagePathDataset, make_augmentation
 from ..data.labels import plain_value
 from ..data.tta import tta_views
 from ..decision.posthoc import decide
+from ..training.precision import set_precision
 from ..training.threads import head_threads
+from .datasets import dataset_of, logit_batches
 from .geometry import estimator_geometry
 
 
@@ -29,16 +31,17 @@ def softmax_probabilities(logits, temperature=1.0):
 def probabilities(estimator, X):
     """``predict_proba`` of a fitted ``estimator`` on checked paths or a ``Dataset``: the
     mean over ``tta`` views of an image dataset, else one pass."""
-    if estimator.tta is not None and estimator.tta > 1:
-        dataset = estimator.get_dataset(X)
-        if isinstance(dataset, ImagePathDataset):
-            augmentation = make_augmentation(estimator_geometry(estimator).crop, estimator.augment)
-            views = tta_views(dataset, augmentation, estimator.tta, estimator.torch_seed_)
-            return np.mean([_one_pass(estimator, view) for view in views], axis=0)
-    return _one_pass(estimator, X)
+    # the precision of this process's device (a model may have been fitted on another)
+    set_precision(estimator.module_, estimator.precision, estimator.device)
+    dataset = dataset_of(estimator, X)
+    if estimator.tta is not None and estimator.tta > 1 and isinstance(dataset, ImagePathDataset):
+        augmentation = make_augmentation(estimator_geometry(estimator).crop, estimator.augment)
+        views = tta_views(dataset, augmentation, estimator.tta, estimator.torch_seed_)
+        return np.mean([_one_pass(estimator, view) for view in views], axis=0)
+    return _one_pass(estimator, dataset)
 
 
-def _one_pass(estimator, X):
+def _one_pass(estimator, dataset):
     """skorch's ``predict_proba`` with this estimator's nonlinearity: for
     ``predict_nonlinearity="auto"`` the float64 softmax (of ``logits /
     temperature_`` once calibrated), whatever the loss."""
@@ -54,7 +57,7 @@ def _one_pass(estimator, X):
         raise TypeError("predict_nonlinearity has to be a callable, 'auto' or None")
     outputs = []
     with head_threads(estimator._trains_head_only_on_cpu()):
-        for logits in estimator.forward_iter(X, training=False):
+        for logits in logit_batches(estimator, dataset):
             logits = logits[0] if isinstance(logits, tuple) else logits
             outputs.append(nonlinearity(logits).detach().cpu().numpy())
     return np.concatenate(outputs, 0)

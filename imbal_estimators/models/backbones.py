@@ -49,12 +49,29 @@ class ImageModel(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
+    #: The forward pass's autocast dtype (None: float32) and whether a batch of images goes
+    #: in channels-last format: the estimator's ``precision`` on its device, set with
+    #: :func:`imbal_estimators.training.precision.set_precision`.
+    autocast_dtype = None
+    channels_last = False
+
     def normalize(self, x):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         return (x - self.mean) / self.std
 
     def forward(self, x):
+        """float32 logits of a batch of images, computed under autocast where it is set."""
+        if x.dim() == 4 and self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:
+            return self.logits(x).float()
+        with torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype):
+            logits = self.logits(x)
+        return logits.float()  # every loss is computed in float32
+
+    def logits(self, x):
+        """The backbone's logits of a batch of images, in the dtype it computes."""
         out = self.backbone(self.normalize(x))
         # models with auxiliary outputs return a named tuple with .logits
         return getattr(out, "logits", out)
@@ -100,6 +117,17 @@ class FrozenBackboneModel(ImageModel):
         """The ``state_dict`` keys that training never changes."""
         return {"mean", "std", *(f"backbone.{key}" for key in self.backbone.state_dict())}
 
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """The trainable parameters (the head's): the frozen body's weights are constants.
+
+        What skorch hands the optimizer; a
+        :class:`~imbal_estimators.models.features.LazyFrozenModel` whose body is not
+        built yet gives the same, so their optimizer states match.
+        """
+        for name, param in super().named_parameters(prefix, recurse, remove_duplicate):
+            if param.requires_grad:
+                yield name, param
+
     def features(self, images):
         """The body's ``(N, D)`` features of a batch of images."""
         out = self.backbone(self.normalize(images))
@@ -107,7 +135,11 @@ class FrozenBackboneModel(ImageModel):
 
     def forward(self, x):
         if x.dim() == 2 and x.is_floating_point():
-            return self.head(x)
+            # cached features: the head in float32, where autocast would only round them
+            return self.head(x).float()
+        return super().forward(x)
+
+    def logits(self, x):
         return self.head(self.features(x))
 
 

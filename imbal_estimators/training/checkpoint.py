@@ -545,7 +545,7 @@ class EpochCheckpoint(Callback):
         """With ``checkpoint_dir``, append an :class:`EpochCheckpoint` after ``net``'s
         other callbacks and resume from its checkpoint, if any.
 
-        Called as training starts (skorch's ``fit_loop``), after ``on_train_begin``:
+        Called as training starts (the estimator's training loop), after ``on_train_begin``:
         skorch builds the callbacks anew on every ``initialize`` and puts user
         callbacks after its defaults, so no earlier place sees them all.
         """
@@ -625,5 +625,5 @@ class EpochCheckpoint(Callback):
         _restore_rng_states(state["rng"])
 
 
-#: the function the estimator's fit_loop calls as training starts
+#: the function the estimator's training loop (estimator/loop.py) calls as training starts
 attach_checkpoint = EpochCheckpoint.attach

@@ -50,8 +50,8 @@ def uses_head_solver(net):
     return bool(net.freeze_backbone) and getattr(net, "head_solver", None) == "lbfgs"
 
 
-def solve_head_path(net, X, y):
-    """``fit_loop`` of a frozen head with ``head_solver="lbfgs"``: one epoch per penalty.
+def solve_head_path(net, data):
+    """The epochs of a frozen head with ``head_solver="lbfgs"``: one epoch per penalty.
 
     Records per epoch, besides skorch's keys, ``head_penalty`` (the L2 penalty
     in units of the features' mean square), ``head_iterations`` and
@@ -61,10 +61,8 @@ def solve_head_path(net, X, y):
     logits, and those logits per epoch are left in ``net.__dict__`` under
     ``CV_LOGITS_KEY`` for the decision fit (threshold, temperature).
     """
-    net.check_data(X, y)
-    net.check_training_readiness()
-    dataset_train, dataset_valid = net.get_split_datasets(X, y)
-    on_epoch = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+    dataset_train, dataset_valid = data.train, data.valid
+    on_epoch = data.on_epoch
     head = net.module_.head
     if not isinstance(head, torch.nn.Linear):
         raise TypeError(f"head_solver='lbfgs' needs a Linear head; got {type(head).__name__}.")

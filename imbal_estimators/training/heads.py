@@ -10,7 +10,7 @@ product computes the logits of every head, one backward pass their gradients,
 and each head's own optimizer takes its step. The fitted estimators are those
 separate ``fit`` calls give, to float32 precision.
 
-How: the estimators' ``fit`` calls are nested. Each one's ``fit_loop``
+How: the estimators' ``fit`` calls are nested. Each one's training loop
 (:func:`train_head`) registers its datasets with the group and starts
 the next estimator's ``fit``; the innermost trains every registered head, and
 then each ``fit`` returns and finishes as usual (restoring its best epoch,
@@ -50,31 +50,38 @@ class HeadTrainingMixin:
         return self.freeze_backbone and torch.device(self.device).type == "cpu"
 
 
-def train_head(net, X, y, epochs, fit_params):
-    """``net``'s ``fit_loop`` on a fast path for a frozen head, or None where there is none.
+def train_head(net, data, epochs):
+    """``net``'s epochs on a fast path for a frozen head, or None where there is none.
 
     Inside :func:`fit_many` the group trains it; ``head_solver="lbfgs"`` solves
     it (:func:`~imbal_estimators.training.head_solver.solve_head_path`); on the
-    CPU :func:`_direct_head_loop` runs skorch's loop without its per-batch
-    bookkeeping. Otherwise the caller runs skorch's ``fit_loop``.
+    CPU :func:`_direct_head_loop` runs skorch's epochs without their per-batch
+    bookkeeping. Otherwise the caller runs skorch's epochs.
+
+    Parameters
+    ----------
+    net : ImageImbalanceClassifier
+        Initialized, its training begun (``on_train_begin``).
+    data : SplitData
+        The datasets and loaders (:class:`~imbal_estimators.training.split.SplitData`).
+    epochs : int or None
+        None: ``max_epochs``; else the epochs left of a resumed fit.
     """
     group = net.__dict__.get("_head_group")
     if group is not None:
-        return group.train(net, X, y, epochs, fit_params)
-    if uses_head_solver(net) and _reason_no_solver(net, epochs, fit_params) is None:
-        return solve_head_path(net, X, y)
-    if set(fit_params) <= {"_routing_method"} and _reason_not_direct(net) is None:
-        return _direct_head_loop(net, X, y, epochs)
+        return group.train(net, data, epochs)
+    if uses_head_solver(net) and _reason_no_solver(net, epochs) is None:
+        return solve_head_path(net, data)
+    if _reason_not_direct(net) is None:
+        return _direct_head_loop(net, data, epochs)
     return None
 
 
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
-def _reason_no_solver(net, epochs, fit_params):
+def _reason_no_solver(net, epochs):
     """Why a ``head_solver="lbfgs"`` head still trains by epochs (None when it need not)."""
-    if set(fit_params) - {"_routing_method"}:
-        return "fit parameters"
     if epochs is not None or net.warm_start or len(net.history):
         return "training continues (partial_fit, warm_start or a resumed checkpoint)"
     if getattr(net, "checkpoint_dir", None) is not None:
@@ -91,7 +98,7 @@ def _defined_here(cls, name):
 
 
 def _reason_not_direct(net):
-    """Why ``net``'s epochs go through skorch's ``fit_loop`` rather than
+    """Why ``net``'s epochs go through skorch's ``run_single_epoch`` rather than
     :func:`_direct_head_loop` (None when they need not)."""
     if not net._trains_head_only_on_cpu():
         return "not a frozen-backbone fit on the CPU"
@@ -119,8 +126,8 @@ def _overrides(callback, name):
     return method is not None and method is not getattr(Callback, name)
 
 
-def _direct_head_loop(net, X, y, epochs):
-    """skorch's ``fit_loop`` for a head on cached features, with its per-batch work trimmed.
+def _direct_head_loop(net, data, epochs):
+    """skorch's epochs for a head on cached features, with their per-batch work trimmed.
 
     The same steps in the same order as skorch's ``fit_loop``, ``run_single_epoch``,
     ``train_step`` and ``validation_step`` (the same data loaders and so the same
@@ -129,15 +136,10 @@ def _direct_head_loop(net, X, y, epochs):
     skorch's base ``Callback`` methods do nothing. A linear head's batch costs less
     than the bookkeeping around it; this loop halves a frozen fit's epochs.
     """
-    net.check_data(X, y)
-    net.check_training_readiness()
     epochs = net.max_epochs if epochs is None else epochs
-    dataset_train, dataset_valid = net.get_split_datasets(X, y)
-    on_epoch = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
-    iterator_train = net.get_iterator(dataset_train, training=True)
-    iterator_valid = None
-    if dataset_valid is not None:
-        iterator_valid = net.get_iterator(dataset_valid, training=False)
+    on_epoch = data.on_epoch
+    iterator_train = data.loader(data.train, True)
+    iterator_valid = None if data.valid is None else data.loader(data.valid, False)
     listeners = {
         event: [cb for _, cb in net.callbacks_ if _overrides(cb, event)] for event in _BATCH_EVENTS
     }
@@ -331,8 +333,8 @@ class _GroupFailed(RuntimeError):
 class _Rows(Dataset):
     """The positions ``0 .. len(dataset) - 1`` of a dataset, served in batches.
 
-    The estimator's own ``get_iterator`` over this gives the DataLoader a
-    separate fit uses over the dataset (batch size, shuffling, ``drop_last``,
+    The estimator's own data loader over this is the one a separate fit uses
+    over the dataset (batch size, shuffling, ``drop_last``,
     the same random draws), without collating rows one by one.
     """
 
@@ -352,16 +354,16 @@ class _Rows(Dataset):
 class _Head:
     """One estimator of a group: its datasets, loaders and the current epoch's batches."""
 
-    def __init__(self, net, dataset_train, dataset_valid, epochs):
+    def __init__(self, net, data, epochs):
         linear = net.module_.head
         if type(linear) is not torch.nn.Linear:
             raise TypeError(f"the head is a {type(linear).__name__}, not a Linear layer")
         self.net = net
         self.linear = linear
-        self.datasets = {"train": dataset_train, "valid": dataset_valid}
-        self.loaders = {"train": net.get_iterator(_Rows(dataset_train), training=True)}
-        if dataset_valid is not None:
-            self.loaders["valid"] = net.get_iterator(_Rows(dataset_valid), training=False)
+        self.datasets = {"train": data.train, "valid": data.valid}
+        self.loaders = {"train": data.loader(_Rows(data.train), True)}
+        if data.valid is not None:
+            self.loaders["valid"] = data.loader(_Rows(data.valid), False)
         self.epochs = epochs
         self.done = False
         self.batches = {}
@@ -404,17 +406,11 @@ class _HeadGroup:
         finally:
             net.__dict__.pop("_head_group", None)
 
-    def train(self, net, X, y, epochs, fit_params):
-        """``net``'s ``fit_loop`` inside the group: register, then fit the next estimator
+    def train(self, net, data, epochs):
+        """``net``'s epochs inside the group: register, then fit the next estimator
         (or, for the last one, train all heads)."""
-        unexpected = set(fit_params) - {"_routing_method"}
-        if unexpected:
-            raise TypeError(f"fit_many passes no fit parameters; got {sorted(unexpected)}")
-        net.check_data(X, y)
-        net.check_training_readiness()
         epochs = net.max_epochs if epochs is None else epochs
-        dataset_train, dataset_valid = net.get_split_datasets(X, y)
-        self.heads.append(_Head(net, dataset_train, dataset_valid, epochs))
+        self.heads.append(_Head(net, data, epochs))
         # Any failure past this point is the group's: raised as _GroupFailed, so that no
         # enclosing fit takes it for its own (its out-of-memory retry, for one).
         try:

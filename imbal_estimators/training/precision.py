@@ -2,9 +2,11 @@
 
 :func:`autocast_dtype` resolves the estimator's ``precision``; ``"auto"`` is
 bfloat16 on CUDA and on CPUs that compute bfloat16 natively
-(:func:`cpu_has_native_bf16`), float32 elsewhere. :class:`MixedPrecisionMixin`
-holds the estimator's two skorch hooks that apply it: ``infer`` (autocast around
-the forward pass, channels-last batches) and ``train_step`` (float16 loss scaling).
+(:func:`cpu_has_native_bf16`), float32 elsewhere. :func:`set_precision` gives it
+to the network (:func:`set_precision`): its forward pass runs under
+autocast, on channels-last batches where they pay, and returns float32 logits, so
+every loss is computed in float32. float16 (CUDA only) trains with the
+``GradScaler`` of :func:`grad_scaler`, made with the network (``grad_scaler_``).
 """
 
 import os
@@ -12,9 +14,8 @@ from contextlib import nullcontext
 from functools import cache
 
 import torch
-from skorch.dataset import unpack_data
-from skorch.utils import TeeGenerator
 
+from ..models.backbones import ImageModel
 from ..utils._compat import cpu_private_bf16_queries
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -93,6 +94,21 @@ def to_memory_format(module, precision, device):
     return module
 
 
+def set_precision(module, precision, device):
+    """Give the image model(s) in ``module`` the autocast dtype and batch memory format of
+    ``precision`` on ``device`` (a compiled network's own model included); returns ``module``.
+
+    Cached frozen-backbone features (a float ``(N, D)`` matrix) still go through the
+    linear head in float32: autocast would only round them to bfloat16.
+    """
+    dtype = autocast_dtype(precision, device)
+    for part in module.modules():
+        if isinstance(part, ImageModel):
+            part.autocast_dtype = dtype
+            part.channels_last = uses_channels_last(device, dtype)
+    return module
+
+
 def autocast(device, dtype):
     """A ``torch.autocast`` context for ``dtype`` on ``device`` (a no-op for ``None``)."""
     if dtype is None:
@@ -125,70 +141,3 @@ def grad_scaler(precision, device, frozen_backbone):
     if autocast_dtype(precision, device) != torch.float16 or frozen_backbone:
         return None
     return torch.amp.GradScaler(torch.device(device).type)
-
-
-class MixedPrecisionMixin:
-    """The estimator's skorch hooks for ``precision``: autocast, channels-last, loss scaling.
-
-    Placed before ``NeuralNetClassifier`` in the bases. The forward pass runs
-    under :func:`autocast` and its logits are cast to float32, so every loss
-    is computed in float32. Cached frozen-backbone features (a float
-    ``(N, D)`` matrix) go through the linear head in float32: autocast would
-    only round them to bfloat16, and a head this small costs nothing either
-    way. float16 (CUDA) trains with the ``GradScaler`` of :func:`grad_scaler`,
-    made with the network (``grad_scaler_``).
-    """
-
-    def _autocast_dtype(self):
-        return autocast_dtype(self.precision, self.device)
-
-    def _autocast(self):
-        """The autocast context of this estimator's forward pass."""
-        return autocast(self.device, self._autocast_dtype())
-
-    def _channels_last(self):
-        return uses_channels_last(self.device, self._autocast_dtype())
-
-    def infer(self, x, **fit_params):
-        if not isinstance(x, torch.Tensor):
-            return super().infer(x, **fit_params)
-        on_cuda = torch.device(self.device).type == "cuda"
-        x = x.to(self.device, non_blocking=on_cuda)  # pinned batches copy asynchronously
-        if x.dim() == 2 and x.is_floating_point():  # cached features: the head, in float32
-            return self.module_(x, **fit_params).float()
-        if x.dim() == 4 and self._channels_last():
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            logits = self.module_(x, **fit_params)
-        return logits.float()
-
-    def train_step(self, batch, **fit_params):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super().train_step(batch, **fit_params)
-        # GradScaler.step takes no closure, so this is skorch's train_step unrolled
-        # for the one optimizer this estimator creates.
-        accumulator = self.get_train_step_accumulator()
-        self.optimizer_.zero_grad()
-        accumulator.store_step(self._scaled_backward(scaler, batch, fit_params))
-        scaler.unscale_(self.optimizer_)  # callbacks such as gradient clipping see true gradients
-        self.notify(
-            "on_grad_computed",
-            named_parameters=TeeGenerator(self.get_all_learnable_params()),
-            batch=batch,
-            training=True,
-        )
-        scaler.step(self.optimizer_)
-        scaler.update()
-        return accumulator.get_step()
-
-    def _scaled_backward(self, scaler, batch, fit_params):
-        """skorch's ``train_step_single`` with the loss scaled by ``scaler`` for the
-        backward pass."""
-        self.module_.train(True)
-        self.criterion_.train(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        scaler.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}

@@ -1,6 +1,10 @@
-"""The internal validation split: which rows train and which monitor."""
+"""The internal validation split: which rows train and which monitor, and the datasets
+of both (:class:`SplitData`)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 from skorch.dataset import Dataset
@@ -79,3 +83,26 @@ def split_rows(train_split, y, seed):
         )
 
     return rows_of(train_part), rows_of(valid_part)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The datasets one fit trains and monitors on, and how it batches them.
+
+    Attributes
+    ----------
+    train : Dataset
+    valid : Dataset or None
+        None without a validation split.
+    loader : callable
+        ``loader(dataset, training)``: the fit's data loader over ``dataset``.
+    """
+
+    train: Any
+    valid: Any
+    loader: Callable[..., Any]
+
+    @property
+    def on_epoch(self) -> dict[str, Any]:
+        """The keyword arguments of skorch's ``on_epoch_begin`` and ``on_epoch_end``."""
+        return {"dataset_train": self.train, "dataset_valid": self.valid}
