@@ -90,3 +90,21 @@ def test_answer_quality_benchmark_quick(tmp_path):
         assert row in result.stdout
     assert "| best seed recipe (per set) |" in result.stdout and "Picks" in result.stdout
     assert "Acceptance (compare >= best seed recipe - 0.03 on every set):" in result.stdout
+
+
+@pytest.mark.slow
+def test_frozen_screen_speed_benchmark_quick(tmp_path):
+    result = run("benchmarks/frozen_screen_speed.py", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4:
+            rows[cells[0]] = cells[1:]
+    assert {"decode", "forward", "heads", "report", "total", "L-BFGS solves"} <= set(rows)
+    compare_solves, *bare_solves = (int(n) for n in rows["L-BFGS solves"])
+    # the bare loop, before and after compare: one head per configuration and fold
+    assert bare_solves == [2 * 22, 2 * 22]  # 2 folds with --quick
+    # compare's head fits solve a path of 11 penalties (and the folds of its inner CV)
+    assert compare_solves > 11 * bare_solves[0]
+    assert "compare / bare loop: " in result.stdout

@@ -177,3 +177,59 @@ def test_the_folds_draw_with_the_estimators_sampler(binary_data, sampler, monkey
     assert len(clf.history[:, "valid_loss"]) == len(head_solver.HEAD_PENALTIES)
     assert all(np.isfinite(clf.history[:, "valid_loss"]))
     assert clf.predict(X).shape == (len(X),)
+
+
+# -- the cost of the path: one draw per head and fold, warm starts ------------------------
+
+
+@pytest.mark.parametrize("sampler", ["over", "smote"])
+def test_a_sampler_draws_once_per_head_and_fold_per_fit(binary_data, sampler, monkeypatch):
+    import imbal_estimators.training.callbacks as callbacks
+    import imbal_estimators.training.head_folds as head_folds
+
+    draws = []
+    for module in (callbacks, head_folds):
+        for name in ("resample_features", "resample_indices"):
+            real = getattr(module, name)
+
+            def spy(*args, _real=real, **kwargs):
+                draws.append(args[-1])  # the seed
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, spy)
+    X, y = binary_data
+    counts = []
+    for penalties in ((1e-1, 1e-2), (1e-1, 1e-2, 1e-3, 1e-4)):
+        monkeypatch.setattr(head_solver, "HEAD_PENALTIES", penalties)
+        draws.clear()
+        clf = frozen(sampler=sampler).fit(X, y)
+        counts.append(len(draws))
+        # the head on every row keeps its first draw: the same class counts at every point
+        per_point = clf.history[:, "train_class_counts"]
+        assert len(per_point) == len(penalties)
+        assert all(c == per_point[0] for c in per_point)
+    # the head on every row once and each of the 5 folds once, however many penalties
+    assert counts[0] == counts[1] == 6
+    assert len(set(draws)) == 6  # each fold draws with its own seed
+
+
+def test_each_point_starts_from_the_better_of_the_last_solution_and_its_extrapolation():
+    from imbal_estimators.training.head_folds import PathStart
+
+    head = torch.nn.Linear(2, 2).requires_grad_(False)
+    head.weight.zero_()
+    head.bias.zero_()
+    start = PathStart(head)
+    for value in (1.0, 2.0):
+        start.load(head, objective=lambda: 0.0)
+        assert float(head.weight[0, 0]) == value - 1.0  # the first: the initial weights
+        head.weight.fill_(value)
+        start.solved(head)
+    # where the objective is lower one step further along the line: 2 + (2 - 1)
+    start.load(head, objective=lambda: float((head.weight - 3.0).abs().sum()))
+    assert torch.all(head.weight == 3.0)
+    # where it is not (or not finite), the last solution
+    start.load(head, objective=lambda: float((head.weight - 2.0).abs().sum()))
+    assert torch.all(head.weight == 2.0)
+    start.load(head, objective=lambda: float("nan"))
+    assert torch.all(head.weight == 2.0)

@@ -16,10 +16,10 @@ from ..data.images import ImageLoader, ImagePathDataset, make_augmentation
 from ..imbalance.samplers import needs_features
 from ..models.features import FeatureDataset, collate_batch
 from ..training.frozen import (
+    feature_batch_size,
     feature_draw,
     feature_split_datasets,
     frozen_features,
-    predict_batch_size,
 )
 from ..training.precision import loader_defaults
 from ..training.split import SplitData
@@ -109,9 +109,9 @@ def logit_batches(estimator, dataset):
 
 def frozen_features_of(estimator, paths):
     """The frozen body's features of ``paths`` (through the feature cache), in batches of
-    the prediction's size."""
+    :func:`~imbal_estimators.training.frozen.feature_batch_size`."""
     batch_size = estimator.get_params_for("iterator_valid").get("batch_size")
-    batch_size = predict_batch_size(batch_size, estimator.batch_size_)
+    batch_size = feature_batch_size(batch_size, estimator.batch_size_, estimator.device)
     return frozen_features(estimator.module_, paths, fit_settings(estimator), batch_size)
 
 

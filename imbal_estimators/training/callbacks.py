@@ -28,19 +28,26 @@ class EpochResampler(Callback):
     Records the class counts of the draw as ``train_class_counts`` in the
     history (ordered like ``classes_``). The fitted sampler of the last draw is
     ``sampler_`` (None until a draw), which ``fit`` reads when training ends.
+
+    An epoch begun with ``redraw=False`` keeps the last draw: a frozen head's
+    penalty path (:mod:`~imbal_estimators.training.head_solver`) draws once, at
+    its first point, and compares its penalties on that one draw.
     """
 
     def on_train_begin(self, net, **kwargs):
         self.sampler_ = None
 
-    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+    def on_epoch_begin(self, net, dataset_train=None, redraw=True, **kwargs):
         if net.sampler is None or dataset_train is None:
             return
-        rows = net.train_indices_
-        seed = epoch_seed(net.sampling_seed_, len(net.history))
-        if needs_features(net.sampler):
-            targets = self._draw_features(net, dataset_train, rows, seed)
+        if not redraw and self.sampler_ is not None:
+            targets = np.asarray(dataset_train.targets)[dataset_train.indices]
+        elif needs_features(net.sampler):
+            seed = epoch_seed(net.sampling_seed_, len(net.history))
+            targets = self._draw_features(net, dataset_train, net.train_indices_, seed)
         else:
+            rows = net.train_indices_
+            seed = epoch_seed(net.sampling_seed_, len(net.history))
             labels = net.classes_[dataset_train.targets[rows]]
             dataset_train.indices, self.sampler_ = resample_indices(net.sampler, rows, labels, seed)
             targets = dataset_train.targets[dataset_train.indices]

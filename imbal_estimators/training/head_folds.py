@@ -22,6 +22,7 @@ or ``warm_start`` (they keep the holdout and, but for the callable, train by
 epochs).
 """
 
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -31,7 +32,7 @@ from ..imbalance.samplers import needs_features, resample_features, resample_ind
 from ..utils._compat import set_training
 from .seeding import epoch_seed
 
-__all__ = ["CV_LOGITS_KEY", "FoldPaths", "cross_validation_folds", "stratified_folds"]
+__all__ = ["CV_LOGITS_KEY", "FoldPaths", "PathStart", "cross_validation_folds", "stratified_folds"]
 
 # Where the solver leaves the out-of-fold logits per epoch for the estimator's decision fit.
 CV_LOGITS_KEY = "_cross_validated_logits"
@@ -82,11 +83,61 @@ def stratified_folds(targets, k, seed):
     return [(rows[fold != f], rows[fold == f]) for f in range(k) if (fold == f).any()]
 
 
+class PathStart:
+    """Where each point of a head's penalty path starts (a warm start).
+
+    The first point starts from the head's initial weights, the second from the
+    first point's solution, and each later one one step further along the line
+    through the last two solutions: the penalties are evenly spaced in log, and
+    the solution moves nearly along a line from one to the next, so L-BFGS mostly
+    starts closer. Where the objective is higher there than at the last solution
+    (the loss changed between points, as deferred re-weighting does), the last
+    solution is the start. The start changes only where the solver begins, not
+    the point it converges to.
+
+    Parameters
+    ----------
+    head : nn.Linear
+        The head, at its initial weights.
+    """
+
+    def __init__(self, head):
+        self.states = [_state(head)]
+
+    def load(self, head, objective):
+        """Put the start of the next point into ``head``'s weights.
+
+        Parameters
+        ----------
+        head : nn.Linear
+        objective : callable
+            ``objective()`` is the next point's penalized loss at ``head``'s weights.
+        """
+        last = self.states[-1]
+        head.load_state_dict(last)
+        if len(self.states) < 2:
+            return
+        at_last = objective()
+        before = self.states[-2]
+        head.load_state_dict({key: 2 * last[key] - before[key] for key in last})
+        if not objective() < at_last:  # also where it is not finite
+            head.load_state_dict(last)
+
+    def solved(self, head):
+        """Remember ``head``'s weights as the solution of the point just solved."""
+        self.states = [self.states[-1], _state(head)]
+
+
 class FoldPaths:
     """The heads of the ``k`` folds along the penalty path.
 
     Each fold's head starts from the head's initial weights and, like the
-    head on every row, each penalty warm-starts from the fold's previous one.
+    head on every row, each penalty warm-starts from the fold's previous ones
+    (:class:`PathStart`). A sampler draws each fold's rows once, at the first
+    point, as the head on every row keeps its first draw: the penalties are
+    compared on the same rows (as a grid search of an imbalanced-learn
+    pipeline with a fixed ``random_state`` does), and a SMOTE-family draw is
+    not paid at every point.
 
     Parameters
     ----------
@@ -105,9 +156,10 @@ class FoldPaths:
         )
         self.targets = np.asarray(dataset.targets)[rows]
         self.folds = stratified_folds(self.targets, k, net.split_seed_)
-        self.states = [_state(head) for _ in self.folds]
+        self.starts = [PathStart(head) for _ in self.folds]
+        self.draws = [None] * len(self.folds)
 
-    def held_out_logits(self, solve, epoch):
+    def held_out_logits(self, solve, objective, epoch):
         """Solve every fold's head at this point of the path; the out-of-fold logits.
 
         Parameters
@@ -115,8 +167,11 @@ class FoldPaths:
         solve : callable
             ``solve(features, targets)`` fits ``self.head`` in place at the
             current penalty.
+        objective : callable
+            ``objective(features, targets)``: the penalized loss there.
         epoch : int
-            The 1-based epoch (point of the path), which seeds the folds' draws.
+            The 1-based epoch (point of the path); the first one seeds the folds'
+            draws.
 
         Returns
         -------
@@ -129,10 +184,12 @@ class FoldPaths:
         logits = []
         try:
             for index, (fit_rows, held_rows) in enumerate(self.folds):
-                self.head.load_state_dict(self.states[index])
-                seed = epoch_seed(epoch_seed(self.net.sampling_seed_, epoch), index + 1)
-                solve(*self._draw(fit_rows, seed))
-                self.states[index] = _state(self.head)
+                if self.draws[index] is None:
+                    seed = epoch_seed(epoch_seed(self.net.sampling_seed_, epoch), index + 1)
+                    self.draws[index] = self._draw(fit_rows, seed)
+                self.starts[index].load(self.head, partial(objective, *self.draws[index]))
+                solve(*self.draws[index])
+                self.starts[index].solved(self.head)
                 set_training(self.net, False)
                 with torch.no_grad():
                     logits.append(self.net.infer(self.features[torch.as_tensor(held_rows)]))
