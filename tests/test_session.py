@@ -131,6 +131,10 @@ def test_a_rerun_skips_the_journaled_fits_and_gives_the_same_rows(
     journal = Journal(tmp_path / "j")
     again = compare(X, y, journal=journal, **SMALL)
     assert len(fitted) == 1 and journal.resumed == 3
+    assert not any("journal holds" in line for line in first.plan_lines)
+    note = [line for line in again.plan_lines if "journal holds" in line]
+    assert note and note[0].startswith("The journal holds 3 finished fit(s) of this run")
+    assert "may take less" in note[0]
     assert _rows(again) == _rows(first)
     for a, b in zip(first.rows, again.rows, strict=True):
         np.testing.assert_array_equal(a.y_pred, b.y_pred)

@@ -650,7 +650,7 @@ def compare(
         spent = time.perf_counter() - start
         plan = planning.shrink(plan, max(setup.budget - spent, 1e-3), probe, workload)
     threads = threads or _torch_threads()
-    lines = _announce(setup, plan, probe, workload, threads)
+    lines = _announce(setup, plan, probe, workload, threads) + _journal_note(setup, journal)
     comparison = _new_comparison(setup, plan, lines, scoring, random_state)
     pacer = Pacer(setup.budget, start, workload.n_jobs, setup.log)
     run = _Runner(
@@ -859,6 +859,20 @@ def _announce(setup, plan, probe, workload, threads):
     for line in lines:
         setup.log(line)
     return lines
+
+
+def _journal_note(setup, journal):
+    """The line that says a resumed run's estimate counts fits it will not train again."""
+    done = 0 if journal is None else len(journal.done)
+    if not done:
+        return []
+    line = (
+        f"The journal holds {done} finished fit(s) of this run ({journal.directory}): the "
+        "estimate above counts them, but those the plan still holds are read back, not "
+        "trained again, so the run may take less."
+    )
+    setup.log(line)
+    return [line]
 
 
 def _new_comparison(setup, plan, lines, scoring, random_state):
