@@ -47,6 +47,7 @@ def _fit_loop(net, X, y):
     epochs = None
     if net.resumed_from_epoch_:
         epochs = net.max_epochs - net.resumed_from_epoch_  # max_epochs in total
+    # precision as set now: partial_fit / warm_start may follow a set_params or an unpickle
     set_precision(net.module_, net.precision, net.device)
     with head_threads(net._trains_head_only_on_cpu()):
         net.check_data(X, y)
