@@ -26,6 +26,7 @@ from ..models.backbones import (
     check_backbone_name,
     is_weights_file,
 )
+from ..training.probe_head import HEAD_INIT_OPTIONS
 from ..utils.param_validation import Interval
 from ..utils.startup import end_of_start
 from .export_command import add_export_parser, cmd_export
@@ -164,6 +165,13 @@ def _add_model_options(parser):
         action="store_true",
         help="train only the new head, on cached backbone features (fast; for pretrained "
         "weights; needed by the samplers marked (features))",
+    )
+    group.add_argument(
+        "--head-init",
+        choices=list(HEAD_INIT_OPTIONS),
+        help="where a fine-tuned network's new head starts: probe (solved first on the frozen "
+        "features, then the whole network fine-tuned: LP-FT), random, or auto (default: probe "
+        "for pretrained weights, random for --weights none)",
     )
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument(
@@ -550,6 +558,8 @@ def estimator_params(args, **base):
         params["weights"] = weights
     if args.freeze_backbone:
         params["freeze_backbone"] = True
+    if getattr(args, "head_init", None):
+        params["head_init"] = args.head_init
     if getattr(args, "on_bad_image", None):
         params["on_bad_image"] = args.on_bad_image
     return network_params(args, params)

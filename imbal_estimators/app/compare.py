@@ -53,12 +53,12 @@ from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
+from ..estimator.geometry import estimator_geometry
 from ..estimator.loss_params import criterion_spelling
 from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
-from ..estimator.geometry import estimator_geometry
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,
@@ -419,6 +419,7 @@ _FIT_FLAGS = (
     "batch_size",
     "monitor",
     "freeze_backbone",
+    "head_init",
     "device",
     "random_state",
     "pos_label",
@@ -731,6 +732,9 @@ def _resolve(
     told = pretrained is not None and pretrained != "auto"
     if not told:
         pretrained = is_pretrained(clf.weights, clf.module)
+    elif clf.head_init == "auto":  # what the user says of the network decides the head's start
+        base["head_init"] = "probe" if pretrained else "random"
+        clf = ImageImbalanceClassifier(**base)
     note = _screen_note(screen, bool(clf.freeze_backbone), pretrained, clf, told)
     log = _plan_log(log, progress)
     return _Setup(paths, labels, pos_label, base, clf, note, budget, log)

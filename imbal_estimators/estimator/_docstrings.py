@@ -127,6 +127,18 @@ PARAMETERS = """\
         (:mod:`~imbal_estimators.training.head_folds`); ``valid_*`` in the
         history are those cross-validated scores. None: ``max_epochs`` epochs
         of ``optimizer`` at ``lr``. Ignored without ``freeze_backbone``.
+    head_init : {"auto", "probe", "random"}, default="auto"
+        Where a fine-tuned network's new head starts. ``"probe"``: at the
+        linear probe's solution (LP-FT): the head is first solved to
+        convergence on the frozen body's features of the training rows, with
+        this configuration's loss, class weights and sampler (as ``head_solver``
+        solves a frozen head), and then the whole network is fine-tuned from
+        there (:mod:`~imbal_estimators.training.probe_head`). ``"random"``: the
+        new head as built. ``"auto"``: ``"probe"`` for a pretrained network
+        (a backbone's ``weights`` or a weights file; your own ``module`` unless
+        its class sets ``pretrained = False``), ``"random"`` for a random
+        initialization (``weights=None``, ``small_cnn``). Ignored with
+        ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs

@@ -50,6 +50,7 @@ from ..training.frozen import frozen_model, remember_body
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
 from ..training.precision import grad_scaler, set_precision, to_memory_format
+from ..training.probe_head import ProbeHead
 from ..training.seeding import EpochSeed
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
@@ -114,6 +115,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         verbose: int = 1,
         freeze_backbone: bool = False,
         head_solver: str = "lbfgs",
+        head_init: str = "auto",
         precision: str = "auto",
         tau: float | str = DEPRECATED,
         max_margin: float | str = DEPRECATED,
@@ -287,6 +289,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         monitor = history_key(self.monitor)
         by_loss = monitor == "valid_loss"
         callbacks = [
+            ("probe_head", ProbeHead()),  # first: the head is set before anything reads it
             ("epoch_seed", EpochSeed()),
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
@@ -509,6 +512,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             size = state.get("image_size", 224)
             batch_size = state.get("batch_size", 32)
             state.update(normalize_fitted(state, state["classes_"], batch_size, size))
+        state.setdefault("head_init", "random")  # a pickle from before head_init: its start
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

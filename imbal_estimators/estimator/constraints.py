@@ -16,6 +16,7 @@ from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..losses.registry import LOSSES
 from ..training.precision import PRECISIONS
+from ..training.probe_head import HEAD_INIT_OPTIONS
 from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
@@ -74,6 +75,7 @@ PARAMETER_CONSTRAINTS = {
     "verbose": ["verbose"],
     "freeze_backbone": ["boolean"],
     "head_solver": [None, StrOptions({"lbfgs"})],
+    "head_init": [StrOptions(set(HEAD_INIT_OPTIONS))],
     "precision": [StrOptions(set(PRECISIONS))],
     **deprecated_constraints(),  # tau, max_margin, ldam_s
     "label_smoothing": [Interval(Real, 0, 1, closed="left")],
