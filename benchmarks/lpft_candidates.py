@@ -8,7 +8,8 @@ same 70 / 30 splits as ``answer_quality.py --pretrained``. Variants:
 * ``random``: the new head as built (the package before ``head_init``);
 * ``probe``: LP-FT, the head solved on the frozen features first (``head_init="probe"``);
 * ``head-lr xM``: the head at ``M * lr``, the body at ``lr`` (an optimizer param group);
-* ``probe + head-lr xM``: both.
+* ``probe + head-lr xM``: both;
+* ``... bn-eval``: the same with the body's BatchNorm statistics frozen (``freeze_norm``).
 
 Prints held-out F1 of the rare class and wall seconds per variant and split; with
 ``--json`` writes them.
@@ -54,26 +55,14 @@ def named_parameters_of(net):
 
 
 def variant_params(variant):
-    return {"head_init": "probe" if variant.startswith("probe") else "random"}
+    return {
+        "head_init": "probe" if variant.startswith("probe") else "random",
+        # bn-eval: the body's BatchNorm layers keep ImageNet's statistics (eval mode)
+        "freeze_norm": "bn-eval" in variant,
+    }
 
 
 VARIANTS += ("probe bn-eval", "random bn-eval", "head-lr bn-eval")
-
-
-def bn_eval(net_class):
-    """``net_class`` whose BatchNorm layers keep ImageNet's statistics in training (eval
-    mode), as Keras's fine-tuning guide advises for a pretrained body."""
-
-    class Net(net_class):
-        def train(self, mode=True):
-            super().train(mode)
-            for module in self.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-            return self
-
-    Net.__name__ = net_class.__name__ + "BNEval"
-    return Net
 
 
 def main(argv=None):
@@ -107,7 +96,7 @@ def main(argv=None):
                     HeadLR.multiplier = args.multiplier
                     kind = HeadLR if "head-lr" in variant else ImageImbalanceClassifier
                     clf = kind(
-                        module=bn_eval(LiteNet) if "bn-eval" in variant else LiteNet,
+                        module=LiteNet,
                         image_size=64,
                         device="cpu",
                         precision="fp32",

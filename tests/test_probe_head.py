@@ -185,3 +185,22 @@ def test_the_cli_option_and_the_printed_fit_command(tmp_path):
     command = fit_command({"backbone": "small_cnn", "weights": None, "head_init": "probe"})
     assert "--head-init probe" in command
     assert "--head-init" not in fit_command({"backbone": "small_cnn", "head_init": "auto"})
+
+
+class NoLinearHead(torch.nn.Module):
+    """A network whose last layer is no Linear head: nothing for the probe to solve."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), -1) + 0 * x.float().mean()
+
+
+def test_a_network_without_a_linear_head(binary_data):
+    X, y = binary_data
+    clf = tiny_classifier(module=NoLinearHead, max_epochs=1).fit(X, y)  # auto: its own start
+    assert dict(clf.callbacks_)["probe_head"].probed_ is False
+    with pytest.raises(ValueError, match="head_init='probe' needs a network whose last layer"):
+        tiny_classifier(module=NoLinearHead, head_init="probe").fit(X, y)

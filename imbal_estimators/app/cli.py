@@ -167,6 +167,12 @@ def _add_model_options(parser):
         "weights; needed by the samplers marked (features))",
     )
     group.add_argument(
+        "--freeze-norm",
+        choices=["auto", "yes", "no"],
+        help="keep the body's BatchNorm statistics (eval mode) while fine-tuning: auto "
+        "(default: yes for pretrained weights, no for --weights none)",
+    )
+    group.add_argument(
         "--head-init",
         choices=list(HEAD_INIT_OPTIONS),
         help="where a fine-tuned network's new head starts: probe (solved first on the frozen "
@@ -560,6 +566,8 @@ def estimator_params(args, **base):
         params["freeze_backbone"] = True
     if getattr(args, "head_init", None):
         params["head_init"] = args.head_init
+    if getattr(args, "freeze_norm", None):
+        params["freeze_norm"] = {"yes": True, "no": False}.get(args.freeze_norm, "auto")
     if getattr(args, "on_bad_image", None):
         params["on_bad_image"] = args.on_bad_image
     return network_params(args, params)

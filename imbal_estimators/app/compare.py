@@ -420,6 +420,7 @@ _FIT_FLAGS = (
     "monitor",
     "freeze_backbone",
     "head_init",
+    "freeze_norm",
     "device",
     "random_state",
     "pos_label",
@@ -479,6 +480,8 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
                 value = ",".join(f"{v:g}" for v in (*value[0], *value[1]))
         if value is None or (name in defaults and _same(value, defaults[name])):
             continue
+        if name == "freeze_norm":  # True, False or "auto": a value, not a switch
+            value = {True: "yes", False: "no"}.get(value, value)
         if value is True:
             words.append("--" + name.replace("_", "-"))
             continue
@@ -732,8 +735,9 @@ def _resolve(
     told = pretrained is not None and pretrained != "auto"
     if not told:
         pretrained = is_pretrained(clf.weights, clf.module)
-    elif clf.head_init == "auto":  # what the user says of the network decides the head's start
-        base["head_init"] = "probe" if pretrained else "random"
+    else:  # what the user says of the network decides how it is fine-tuned
+        told_params = {"head_init": "probe" if pretrained else "random", "freeze_norm": pretrained}
+        base.update({k: v for k, v in told_params.items() if base.get(k, "auto") == "auto"})
         clf = ImageImbalanceClassifier(**base)
     note = _screen_note(screen, bool(clf.freeze_backbone), pretrained, clf, told)
     log = _plan_log(log, progress)

@@ -139,6 +139,14 @@ PARAMETERS = """\
         its class sets ``pretrained = False``), ``"random"`` for a random
         initialization (``weights=None``, ``small_cnn``). Ignored with
         ``freeze_backbone``.
+    freeze_norm : bool or "auto", default="auto"
+        Keep the body's BatchNorm layers in eval mode while fine-tuning: they
+        normalize by their pretrained running statistics, which do not move
+        (their scale and shift still train). A few hundred images of another
+        domain in batches of 32 would otherwise replace those statistics with
+        noisy ones at the first step (:mod:`~imbal_estimators.training.norm_stats`).
+        ``"auto"``: True for a pretrained network (as for ``head_init``), False
+        for a random initialization. Ignored with ``freeze_backbone``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs

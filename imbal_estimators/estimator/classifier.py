@@ -49,6 +49,7 @@ from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_model, remember_body
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
+from ..training.norm_stats import freezes_norm
 from ..training.precision import grad_scaler, set_precision, to_memory_format
 from ..training.probe_head import ProbeHead
 from ..training.seeding import EpochSeed
@@ -116,6 +117,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         freeze_backbone: bool = False,
         head_solver: str = "lbfgs",
         head_init: str = "auto",
+        freeze_norm: bool | str = "auto",
         precision: str = "auto",
         tau: float | str = DEPRECATED,
         max_margin: float | str = DEPRECATED,
@@ -317,6 +319,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             build = self._build_module
         if not self.freeze_backbone:
             module = ImageModel(*build())
+            module.frozen_norm = freezes_norm(self)
         elif self.module is None:
             build_args = (self.backbone, self.weights, n_classes, kwargs)
             module = frozen_model(fit_settings(self), build, build_args)
@@ -512,7 +515,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             size = state.get("image_size", 224)
             batch_size = state.get("batch_size", 32)
             state.update(normalize_fitted(state, state["classes_"], batch_size, size))
-        state.setdefault("head_init", "random")  # a pickle from before head_init: its start
+        # a pickle from before head_init and freeze_norm: its start and its BatchNorm
+        state.setdefault("head_init", "random")
+        state.setdefault("freeze_norm", False)
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

@@ -76,6 +76,7 @@ PARAMETER_CONSTRAINTS = {
     "freeze_backbone": ["boolean"],
     "head_solver": [None, StrOptions({"lbfgs"})],
     "head_init": [StrOptions(set(HEAD_INIT_OPTIONS))],
+    "freeze_norm": [StrOptions({"auto"}), "boolean"],
     "precision": [StrOptions(set(PRECISIONS))],
     **deprecated_constraints(),  # tau, max_margin, ldam_s
     "label_smoothing": [Interval(Real, 0, 1, closed="left")],

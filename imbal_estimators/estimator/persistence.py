@@ -362,8 +362,10 @@ def _saved_params(path, config, config_path, device, trusted):
                 f"({type(exc).__name__}: {exc})."
             ) from None
     params = saved_params(params)  # 0.2's tau, max_margin, ldam_s: criterion__*
-    # a model saved before head_init started its head at random; a refit does the same
+    # a model saved before head_init and freeze_norm started its head at random and
+    # trained its BatchNorm statistics; a refit does the same
     params.setdefault("head_init", "random")
+    params.setdefault("freeze_norm", False)
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:

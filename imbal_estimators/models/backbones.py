@@ -54,6 +54,17 @@ class ImageModel(nn.Module):
     #: :func:`imbal_estimators.training.precision.set_precision`.
     autocast_dtype = None
     channels_last = False
+    #: Whether the backbone's BatchNorm layers stay in eval mode in training (the
+    #: estimator's ``freeze_norm``, :mod:`imbal_estimators.training.norm_stats`).
+    frozen_norm = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.frozen_norm:
+            from ..training.norm_stats import keep_norm_statistics
+
+            keep_norm_statistics(self.backbone)
+        return self
 
     def normalize(self, x):
         if x.dtype == torch.uint8:

@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["HEAD_INIT_OPTIONS", "ProbeHead", "probes_head", "start_from_probe"]
+__all__ = [
+    "HEAD_INIT_OPTIONS",
+    "ProbeHead",
+    "probes_head",
+    "start_from_probe",
+    "started_from_probe",
+]
 
 HEAD_INIT_OPTIONS = ("auto", "probe", "random")
 
@@ -72,16 +78,40 @@ class ProbeHead(Callback):
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.probed_ = False  # whether this fit's head started from the probe
         if not probes_head(net) or len(net.history) or net.__dict__.get("resumed_from_epoch_"):
             return
+        if net.head_init == "auto" and _linear_head(net) is None:
+            return  # a network without a Linear head to solve keeps its own start
         start_from_probe(net, X, y)
+        self.probed_ = True
+
+
+def started_from_probe(net):
+    """Whether ``net``'s last fit started its head from the probe."""
+    callback = dict(getattr(net, "callbacks_", None) or []).get("probe_head")
+    return bool(getattr(callback, "probed_", False))
+
+
+def _linear_head(net):
+    """The built network's head where it is a Linear layer (else None)."""
+    from ..models.backbones import find_head
+
+    try:
+        _, head = find_head(net.module_.backbone)
+    except ValueError:
+        return None
+    return head if isinstance(head, torch.nn.Linear) else None
 
 
 def start_from_probe(net, X, y):
     """Fit the probe on ``net``'s training rows of paths ``X`` (encoded labels ``y``)
     and copy its head into ``net``'s new head; returns the probe."""
-    from ..models.backbones import find_head
-
+    if _linear_head(net) is None:
+        raise ValueError(
+            f"head_init='probe' needs a network whose last layer is a Linear head; "
+            f"{type(net.module_.backbone).__name__} has none. Use head_init='random'."
+        )
     rows = np.asarray(net.train_indices_)
     paths = np.asarray(X, dtype=object)[rows]
     labels = np.asarray(net.classes_)[np.asarray(y)[rows]]
@@ -90,13 +120,7 @@ def start_from_probe(net, X, y):
         # the fine-tune warns about its own data and training; the probe's would repeat it
         warnings.simplefilter("ignore")
         probe.fit(list(paths), labels)
-    name, head = find_head(net.module_.backbone)
-    solved = probe.module_.head
-    if not isinstance(head, torch.nn.Linear) or head.weight.shape != solved.weight.shape:
-        raise ValueError(
-            f"head_init='probe' needs a Linear head of the probe's shape; {name!r} is "
-            f"{type(head).__name__}."
-        )
+    head, solved = _linear_head(net), probe.module_.head
     with torch.no_grad():
         head.weight.copy_(solved.weight.to(head.weight))
         if head.bias is not None and solved.bias is not None:
