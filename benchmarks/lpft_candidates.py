@@ -7,7 +7,7 @@ same 70 / 30 splits as ``answer_quality.py --pretrained``. Variants:
 
 * ``random``: the new head as built (the package before ``head_init``);
 * ``probe``: LP-FT, the head solved on the frozen features first (``head_init="probe"``);
-* ``head-lr xM``: the head at ``M * lr``, the body at ``lr`` (an optimizer param group);
+* ``head-lr xM``: the head at ``M * lr``, the body at ``lr`` (``head_lr_scale=M``);
 * ``probe + head-lr xM``: both;
 * ``... bn-eval``: the same with the body's BatchNorm statistics frozen (``freeze_norm``).
 
@@ -31,38 +31,16 @@ from imbal_estimators import ImageImbalanceClassifier
 VARIANTS = ("random", "probe", "head-lr", "probe + head-lr")
 
 
-class HeadLR(ImageImbalanceClassifier):
-    """The head (the last Linear of the body) at ``multiplier * lr``."""
-
-    multiplier = 10.0
-
-    def get_params_for_optimizer(self, prefix, named_parameters):
-        from imbal_estimators.models.backbones import find_head
-
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        name, _ = find_head(self.module_.backbone)
-        head = {f"backbone.{name}.weight", f"backbone.{name}.bias"}
-        (params,) = args
-        params = list(params)
-        body = [p for n, p in named_parameters_of(self) if n not in head]
-        top = [p for n, p in named_parameters_of(self) if n in head]
-        groups = [{"params": body}, {"params": top, "lr": self.lr * self.multiplier}]
-        return (groups,), kwargs
-
-
-def named_parameters_of(net):
-    return list(net.module_.named_parameters())
-
-
-def variant_params(variant):
+def variant_params(variant, multiplier):
     return {
+        "head_lr_scale": multiplier if "head-lr" in variant else 1.0,
         "head_init": "probe" if variant.startswith("probe") else "random",
         # bn-eval: the body's BatchNorm layers keep ImageNet's statistics (eval mode)
         "freeze_norm": "bn-eval" in variant,
     }
 
 
-VARIANTS += ("probe bn-eval", "random bn-eval", "head-lr bn-eval")
+VARIANTS += ("random bn-eval", "probe bn-eval", "head-lr bn-eval", "probe + head-lr bn-eval")
 
 
 def main(argv=None):
@@ -93,9 +71,7 @@ def main(argv=None):
                 train, test = splits[split]
                 for variant in args.variants:
                     start = time.perf_counter()
-                    HeadLR.multiplier = args.multiplier
-                    kind = HeadLR if "head-lr" in variant else ImageImbalanceClassifier
-                    clf = kind(
+                    clf = ImageImbalanceClassifier(
                         module=LiteNet,
                         image_size=64,
                         device="cpu",
@@ -106,7 +82,7 @@ def main(argv=None):
                         threshold="auto",
                         random_state=args.seed,
                         verbose=0,
-                        **variant_params(variant),
+                        **variant_params(variant, args.multiplier),
                     ).fit(paths[train], labels[train])
                     seconds = time.perf_counter() - start
                     f1 = f1_score(

@@ -173,6 +173,12 @@ def _add_model_options(parser):
         "(default: yes for pretrained weights, no for --weights none)",
     )
     group.add_argument(
+        "--head-lr-scale",
+        type=estimator_type("head_lr_scale"),
+        help="the new head's learning rate as a multiple of --lr when fine-tuning: auto "
+        "(default: 10 for pretrained weights, 1 for --weights none) or a number",
+    )
+    group.add_argument(
         "--head-init",
         choices=list(HEAD_INIT_OPTIONS),
         help="where a fine-tuned network's new head starts: probe (solved first on the frozen "
@@ -566,6 +572,8 @@ def estimator_params(args, **base):
         params["freeze_backbone"] = True
     if getattr(args, "head_init", None):
         params["head_init"] = args.head_init
+    if getattr(args, "head_lr_scale", None) is not None:
+        params["head_lr_scale"] = args.head_lr_scale
     if getattr(args, "freeze_norm", None):
         params["freeze_norm"] = {"yes": True, "no": False}.get(args.freeze_norm, "auto")
     if getattr(args, "on_bad_image", None):

@@ -59,6 +59,7 @@ from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
+from ..training.head_lr import AUTO_HEAD_LR_SCALE
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,
@@ -421,6 +422,7 @@ _FIT_FLAGS = (
     "freeze_backbone",
     "head_init",
     "freeze_norm",
+    "head_lr_scale",
     "device",
     "random_state",
     "pos_label",
@@ -736,7 +738,11 @@ def _resolve(
     if not told:
         pretrained = is_pretrained(clf.weights, clf.module)
     else:  # what the user says of the network decides how it is fine-tuned
-        told_params = {"head_init": "probe" if pretrained else "random", "freeze_norm": pretrained}
+        told_params = {
+            "head_init": "probe" if pretrained else "random",
+            "freeze_norm": pretrained,
+            "head_lr_scale": AUTO_HEAD_LR_SCALE if pretrained else 1.0,
+        }
         base.update({k: v for k, v in told_params.items() if base.get(k, "auto") == "auto"})
         clf = ImageImbalanceClassifier(**base)
     note = _screen_note(screen, bool(clf.freeze_backbone), pretrained, clf, told)

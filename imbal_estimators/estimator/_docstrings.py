@@ -147,6 +147,13 @@ PARAMETERS = """\
         noisy ones at the first step (:mod:`~imbal_estimators.training.norm_stats`).
         ``"auto"``: True for a pretrained network (as for ``head_init``), False
         for a random initialization. Ignored with ``freeze_backbone``.
+    head_lr_scale : float or "auto", default="auto"
+        The new head (the network's last Linear layer) trains at
+        ``head_lr_scale * lr``, the rest of the network at ``lr``
+        (:mod:`~imbal_estimators.training.head_lr`). ``"auto"``: 10 for a
+        pretrained network (as for ``head_init``), 1 for a random
+        initialization. Ignored with ``freeze_backbone`` (only the head trains,
+        or its solver ignores ``lr``).
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs

@@ -47,6 +47,7 @@ from ..training.callbacks import (
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_model, remember_body
+from ..training.head_lr import scaled_head_groups
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
 from ..training.norm_stats import freezes_norm
@@ -118,6 +119,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         head_solver: str = "lbfgs",
         head_init: str = "auto",
         freeze_norm: bool | str = "auto",
+        head_lr_scale: float | str = "auto",
         precision: str = "auto",
         tau: float | str = DEPRECATED,
         max_margin: float | str = DEPRECATED,
@@ -351,6 +353,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if prefix != "optimizer":
+            return args, kwargs
+        return scaled_head_groups(self, args, kwargs)  # the head at head_lr_scale * lr
+
     def initialize_criterion(self):
         self._n_classes_for_init()
         return self._set_criterion(self.class_weights_on_)
@@ -518,6 +526,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         # a pickle from before head_init and freeze_norm: its start and its BatchNorm
         state.setdefault("head_init", "random")
         state.setdefault("freeze_norm", False)
+        state.setdefault("head_lr_scale", 1.0)
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

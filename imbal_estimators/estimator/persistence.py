@@ -362,10 +362,11 @@ def _saved_params(path, config, config_path, device, trusted):
                 f"({type(exc).__name__}: {exc})."
             ) from None
     params = saved_params(params)  # 0.2's tau, max_margin, ldam_s: criterion__*
-    # a model saved before head_init and freeze_norm started its head at random and
-    # trained its BatchNorm statistics; a refit does the same
+    # a model saved before head_init, freeze_norm and head_lr_scale started its head at
+    # random, trained its BatchNorm statistics and its head at lr; a refit does the same
     params.setdefault("head_init", "random")
     params.setdefault("freeze_norm", False)
+    params.setdefault("head_lr_scale", 1.0)
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "HEAD_INIT_OPTIONS",
     "ProbeHead",
     "probes_head",
+    "linear_head",
     "start_from_probe",
     "started_from_probe",
 ]
@@ -81,7 +82,7 @@ class ProbeHead(Callback):
         self.probed_ = False  # whether this fit's head started from the probe
         if not probes_head(net) or len(net.history) or net.__dict__.get("resumed_from_epoch_"):
             return
-        if net.head_init == "auto" and _linear_head(net) is None:
+        if net.head_init == "auto" and linear_head(net) is None:
             return  # a network without a Linear head to solve keeps its own start
         start_from_probe(net, X, y)
         self.probed_ = True
@@ -93,7 +94,7 @@ def started_from_probe(net):
     return bool(getattr(callback, "probed_", False))
 
 
-def _linear_head(net):
+def linear_head(net):
     """The built network's head where it is a Linear layer (else None)."""
     from ..models.backbones import find_head
 
@@ -107,7 +108,7 @@ def _linear_head(net):
 def start_from_probe(net, X, y):
     """Fit the probe on ``net``'s training rows of paths ``X`` (encoded labels ``y``)
     and copy its head into ``net``'s new head; returns the probe."""
-    if _linear_head(net) is None:
+    if linear_head(net) is None:
         raise ValueError(
             f"head_init='probe' needs a network whose last layer is a Linear head; "
             f"{type(net.module_.backbone).__name__} has none. Use head_init='random'."
@@ -120,7 +121,7 @@ def start_from_probe(net, X, y):
         # the fine-tune warns about its own data and training; the probe's would repeat it
         warnings.simplefilter("ignore")
         probe.fit(list(paths), labels)
-    head, solved = _linear_head(net), probe.module_.head
+    head, solved = linear_head(net), probe.module_.head
     with torch.no_grad():
         head.weight.copy_(solved.weight.to(head.weight))
         if head.bias is not None and solved.bias is not None:
