@@ -10,7 +10,7 @@ from conftest import FAST
 from imbal_estimators import ImageImbalanceClassifier, SmallCNN, load
 from imbal_estimators.app.cli import build_parser, estimator_params
 from imbal_estimators.app.compare import fit_command
-from imbal_estimators.training.norm_stats import freezes_norm
+from imbal_estimators.estimator.finetune import freezes_norm
 
 
 @pytest.fixture(autouse=True)

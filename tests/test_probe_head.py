@@ -10,11 +10,11 @@ from conftest import FAST, TinyCNN, tiny_classifier
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-import imbal_estimators.training.probe_head as probe_head
+import imbal_estimators.estimator.finetune as probe_head
 from imbal_estimators import ImageImbalanceClassifier, load
 from imbal_estimators.app.cli import build_parser, estimator_params
 from imbal_estimators.app.compare import fit_command
-from imbal_estimators.training.probe_head import probes_head
+from imbal_estimators.estimator.finetune import probes_head
 
 
 @pytest.fixture(autouse=True)

@@ -53,13 +53,13 @@ from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
+from ..estimator.finetune import AUTO_HEAD_LR_SCALE
 from ..estimator.geometry import estimator_geometry
 from ..estimator.loss_params import criterion_spelling
 from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
-from ..training.head_lr import AUTO_HEAD_LR_SCALE
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,

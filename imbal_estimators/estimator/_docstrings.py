@@ -133,7 +133,7 @@ PARAMETERS = """\
         convergence on the frozen body's features of the training rows, with
         this configuration's loss, class weights and sampler (as ``head_solver``
         solves a frozen head), and then the whole network is fine-tuned from
-        there (:mod:`~imbal_estimators.training.probe_head`). ``"random"``: the
+        there (:mod:`~imbal_estimators.estimator.finetune`). ``"random"``: the
         new head as built. ``"auto"``: ``"probe"`` for a pretrained network
         (a backbone's ``weights`` or a weights file; your own ``module`` unless
         its class sets ``pretrained = False``), ``"random"`` for a random
@@ -144,13 +144,13 @@ PARAMETERS = """\
         normalize by their pretrained running statistics, which do not move
         (their scale and shift still train). A few hundred images of another
         domain in batches of 32 would otherwise replace those statistics with
-        noisy ones at the first step (:mod:`~imbal_estimators.training.norm_stats`).
+        noisy ones at the first step (:mod:`~imbal_estimators.estimator.finetune`).
         ``"auto"``: True for a pretrained network (as for ``head_init``), False
         for a random initialization. Ignored with ``freeze_backbone``.
     head_lr_scale : float or "auto", default="auto"
         The new head (the network's last Linear layer) trains at
         ``head_lr_scale * lr``, the rest of the network at ``lr``
-        (:mod:`~imbal_estimators.training.head_lr`). ``"auto"``: 10 for a
+        (:mod:`~imbal_estimators.estimator.finetune`). ``"auto"``: 10 for a
         pretrained network (as for ``head_init``), 1 for a random
         initialization. Ignored with ``freeze_backbone`` (only the head trains,
         or its solver ignores ``lr``).

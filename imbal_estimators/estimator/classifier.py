@@ -47,17 +47,15 @@ from ..training.callbacks import (
 from ..training.device import resolve_device_name
 from ..training.divergence import DivergenceCheck
 from ..training.frozen import frozen_model, remember_body
-from ..training.head_lr import scaled_head_groups
 from ..training.heads import HeadTrainingMixin
 from ..training.learning import LearningCheck
-from ..training.norm_stats import freezes_norm
 from ..training.precision import grad_scaler, set_precision, to_memory_format
-from ..training.probe_head import ProbeHead
 from ..training.seeding import EpochSeed
 from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
 from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
+from .finetune import ProbeHead, freezes_norm, scaled_head_groups
 from .fitted import normalize_fitted
 from .fitting import fit_estimator
 from .geometry import estimator_geometry

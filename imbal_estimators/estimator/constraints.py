@@ -16,7 +16,6 @@ from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..losses.registry import LOSSES
 from ..training.precision import PRECISIONS
-from ..training.probe_head import HEAD_INIT_OPTIONS
 from ..utils.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_TTA
 from ..utils.param_validation import (
     HasMethods,
@@ -25,6 +24,7 @@ from ..utils.param_validation import (
     RealNotInt,
     StrOptions,
 )
+from .finetune import HEAD_INIT_OPTIONS
 from .loss_params import deprecated_constraints
 from .validation import (
     CallbackList,

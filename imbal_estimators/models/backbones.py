@@ -55,15 +55,15 @@ class ImageModel(nn.Module):
     autocast_dtype = None
     channels_last = False
     #: Whether the backbone's BatchNorm layers stay in eval mode in training (the
-    #: estimator's ``freeze_norm``, :mod:`imbal_estimators.training.norm_stats`).
+    #: estimator's ``freeze_norm``, :mod:`imbal_estimators.estimator.finetune`).
     frozen_norm = False
 
     def train(self, mode=True):
         super().train(mode)
         if mode and self.frozen_norm:
-            from ..training.norm_stats import keep_norm_statistics
-
-            keep_norm_statistics(self.backbone)
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def normalize(self, x):

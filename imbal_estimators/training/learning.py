@@ -18,7 +18,6 @@ from skorch.callbacks import Callback
 
 from ..data.labels import plain_value
 from ..utils.warn import warn
-from .probe_head import started_from_probe
 
 #: a loss at a uniform guess below this fraction of cross-entropy's gives no gradient
 VANISHING_LOSS = 1e-6
@@ -110,7 +109,8 @@ class LearningCheck(Callback):
 
     def on_train_end(self, net, **kwargs):
         losses = [row["train_loss"] for row in net.history if "train_loss" in row]
-        if losses and all(value == 0 for value in losses) and not started_from_probe(net):
+        probe = dict(net.callbacks_).get("probe_head")  # the estimator's (estimator/finetune.py)
+        if losses and all(value == 0 for value in losses) and not getattr(probe, "probed_", 0):
             # (a head started at the linear probe's solution may separate the training
             # rows already, to float32's zero loss: that head learned, before the epochs)
             self._warn(net, f"The training loss is exactly 0 in every epoch ({len(losses)})")
