@@ -351,11 +351,15 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
-    def get_params_for_optimizer(self, prefix, named_parameters):
+    def get_params_for_optimizer(
+        self, prefix: str, named_parameters: Any
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """skorch's optimizer arguments, the head in groups of its own at
+        ``head_lr_scale * lr`` (:func:`~imbal_estimators.estimator.finetune.scaled_head_groups`)."""
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         if prefix != "optimizer":
             return args, kwargs
-        return scaled_head_groups(self, args, kwargs)  # the head at head_lr_scale * lr
+        return scaled_head_groups(self, args, kwargs)
 
     def initialize_criterion(self):
         self._n_classes_for_init()
