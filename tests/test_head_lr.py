@@ -45,6 +45,8 @@ def test_a_pretrained_network_trains_its_head_ten_times_faster(small_cnn_file, b
     assert groups(clf) == [(1e-3, n_params - 2, False), (pytest.approx(1e-2), 2, True)]
     clf = small_cnn(weights=small_cnn_file, head_lr_scale=3).fit(X, y)
     assert groups(clf)[1][0] == pytest.approx(3e-3)
+    clf.partial_fit(X, y)  # training goes on in the same two groups
+    assert groups(clf) == [(1e-3, n_params - 2, False), (pytest.approx(3e-3), 2, True)]
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
 from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
-from .finetune import ProbeHead, freezes_norm, scaled_head_groups
+from .finetune import HeadLearningRate, ProbeHead, freezes_norm
 from .fitted import normalize_fitted
 from .fitting import fit_estimator
 from .geometry import estimator_geometry
@@ -291,8 +291,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         monitor = history_key(self.monitor)
         by_loss = monitor == "valid_loss"
         callbacks = [
-            ("probe_head", ProbeHead()),  # first: the head is set before anything reads it
             ("epoch_seed", EpochSeed()),
+            # the head's start and rate, before any other callback reads them
+            ("probe_head", ProbeHead()),
+            ("head_lr", HeadLearningRate()),
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
             ("valid_loss", EpochLossScoring(name="valid_loss")),
@@ -350,16 +352,6 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD
-
-    def get_params_for_optimizer(
-        self, prefix: str, named_parameters: Any
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """skorch's optimizer arguments, the head in groups of its own at
-        ``head_lr_scale * lr`` (:func:`~imbal_estimators.estimator.finetune.scaled_head_groups`)."""
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        if prefix != "optimizer":
-            return args, kwargs
-        return scaled_head_groups(self, args, kwargs)
 
     def initialize_criterion(self):
         self._n_classes_for_init()

@@ -47,12 +47,12 @@ from ..models.backbones import find_head, is_pretrained
 __all__ = [
     "AUTO_HEAD_LR_SCALE",
     "HEAD_INIT_OPTIONS",
+    "HeadLearningRate",
     "ProbeHead",
     "freezes_norm",
     "head_lr_scale",
     "linear_head",
     "probes_head",
-    "scaled_head_groups",
     "start_from_probe",
 ]
 
@@ -122,24 +122,34 @@ def linear_head(model):
     return head if isinstance(head, torch.nn.Linear) else None
 
 
-def scaled_head_groups(estimator, args, kwargs):
-    """skorch's optimizer ``(args, kwargs)`` with the head's parameters in groups of
-    their own, at ``head_lr_scale`` times their group's ``lr``."""
-    scale = head_lr_scale(estimator)
-    head = linear_head(estimator.module_) if scale != 1.0 else None
-    if head is None:
-        return args, kwargs
-    in_head = {id(param) for param in head.parameters()}
-    groups = []
-    for group in args[0]:
-        params = list(group["params"])
-        body = [p for p in params if id(p) not in in_head]
-        top = [p for p in params if id(p) in in_head]
-        if body:
-            groups.append({**group, "params": body})
-        if top:
-            groups.append({**group, "params": top, "lr": group.get("lr", kwargs["lr"]) * scale})
-    return (groups, *args[1:]), kwargs
+class HeadLearningRate(Callback):
+    """Moves the head's parameters into optimizer groups of their own, at
+    ``head_lr_scale`` times their group's ``lr``, as training begins.
+
+    A fit that continues (its optimizer split already, marked by the group key
+    ``head_lr_scale``) keeps its groups; a checkpoint restores its optimizer state
+    after this, into the same groups.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        scale = head_lr_scale(net)
+        head = linear_head(net.module_) if scale != 1.0 else None
+        optimizer = getattr(net, "optimizer_", None)
+        if head is None or optimizer is None:
+            return
+        if any("head_lr_scale" in group for group in optimizer.param_groups):
+            return
+        in_head = {id(param) for param in head.parameters()}
+        heads = []
+        for group in optimizer.param_groups:
+            top = [p for p in group["params"] if id(p) in in_head]
+            if top:
+                group["params"] = [p for p in group["params"] if id(p) not in in_head]
+                options = {k: v for k, v in group.items() if k != "params"}
+                heads.append({**options, "params": top, "lr": group["lr"] * scale})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        for group in heads:
+            optimizer.add_param_group({**group, "head_lr_scale": scale})
 
 
 class ProbeHead(Callback):
