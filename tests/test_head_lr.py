@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from conftest import FAST
@@ -111,3 +112,15 @@ def test_the_cli_option_and_the_printed_fit_command(tmp_path):
         parser.parse_args([*base, "--head-lr-scale", "0"])
     command = fit_command({"backbone": "small_cnn", "weights": "w.pth", "head_lr_scale": 1.0})
     assert "--head-lr-scale 1" in command
+
+
+def test_random_weights_train_exactly_as_before(binary_data):
+    """weights=None: "auto" turns none of the three fine-tuning settings on."""
+    X, y = binary_data
+    before = dict(head_init="random", freeze_norm=False, head_lr_scale=1.0)
+    default = small_cnn(weights=None).fit(X, y)
+    explicit = small_cnn(weights=None, **before).fit(X, y)
+    assert default.head_init == default.freeze_norm == default.head_lr_scale == "auto"
+    assert dict(default.callbacks_)["probe_head"].probed_ is False
+    assert len(default.optimizer_.param_groups) == 1
+    np.testing.assert_array_equal(default.predict_proba(X), explicit.predict_proba(X))
