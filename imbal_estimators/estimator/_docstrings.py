@@ -146,7 +146,9 @@ PARAMETERS = """\
         domain in batches of 32 would otherwise replace those statistics with
         noisy ones at the first step (:mod:`~imbal_estimators.estimator.finetune`).
         ``"auto"``: True for a pretrained network (as for ``head_init``), False
-        for a random initialization. Ignored with ``freeze_backbone``.
+        for a random initialization. Kept statistics suit small steps (the
+        default ``lr=1e-4``); with a larger ``lr`` (1e-3) the weights move away
+        from them: set False. Ignored with ``freeze_backbone``.
     head_lr_scale : float or "auto", default="auto"
         The new head (the network's last Linear layer) trains at
         ``head_lr_scale * lr``, the rest of the network at ``lr``
