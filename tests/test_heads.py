@@ -177,6 +177,27 @@ def test_head_threads_restore_the_count():
         torch.set_num_threads(saved)
 
 
+def test_head_threads_also_give_the_blas_one_thread_and_restore_it():
+    """SciPy's L-BFGS-B calls its BLAS at every iteration: with OpenBLAS's own threads
+    on a loaded machine the heads took 8 times as long (training/threads.py)."""
+    import scipy.optimize  # noqa: F401  (its BLAS is loaded)
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    saved = [lib.num_threads for lib in blas.lib_controllers]
+    with blas.limit(limits=2):
+        with head_threads():
+            assert [lib.num_threads for lib in blas.lib_controllers] == [1] * len(saved)
+            with head_threads():  # nested: still one
+                assert {lib.num_threads for lib in blas.lib_controllers} == {1}
+        assert {lib.num_threads for lib in blas.lib_controllers} == {2}
+        with head_threads(enabled=False):
+            assert {lib.num_threads for lib in blas.lib_controllers} == {2}
+    assert [lib.num_threads for lib in blas.lib_controllers] == saved
+
+
 def test_head_epochs_run_on_one_thread_and_fit_restores_it(binary_data):
     from skorch.callbacks import Callback
 

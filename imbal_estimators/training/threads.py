@@ -4,7 +4,11 @@ A linear head's ``(batch, D) x (D, C)`` products are far below the size where
 intra-op threads pay. On a machine whose cores are busy, every parallel op
 instead waits for a descheduled thread: a 512 x 2 AdamW step measured 0.35 ms
 on one thread and 5 ms on two with the machine's two cores loaded by other
-work. :func:`head_threads` runs head-only work on one thread;
+work. The same holds for the BLAS of NumPy and SciPy (the head solver's L-BFGS-B
+calls it at every iteration): with OpenBLAS's default threads on a loaded 2-core
+machine, compare's heads took 8 times as long (190 s against 24 s,
+``benchmarks/frozen_screen_speed.py --quick``). :func:`head_threads` runs
+head-only work on one thread, torch's and the BLAS's;
 :func:`body_threads` gives the threads back to a feature pass of the body
 inside it. The count is process-wide, so both are used only around the
 estimator's own head-only loops.
@@ -14,11 +18,13 @@ import threading
 from contextlib import contextmanager
 
 import torch
+from threadpoolctl import ThreadpoolController
 
 # Nesting depth of head_threads and the count it replaced. Counted rather than
 # stacked, so blocks that end out of order (suspended generators) still restore it.
-_state = {"depth": 0, "saved": 1}
+_state = {"depth": 0, "saved": 1, "blas": None}
 _lock = threading.Lock()
+_controller: list[ThreadpoolController] = []  # the ThreadpoolController, made at the first use (it inspects the libraries)
 
 
 @contextmanager
@@ -31,6 +37,7 @@ def head_threads(enabled=True):
         if _state["depth"] == 0:
             _state["saved"] = torch.get_num_threads()
             torch.set_num_threads(1)
+            _state["blas"] = _blas().limit(limits=1, user_api="blas")
         _state["depth"] += 1
     try:
         yield
@@ -39,6 +46,16 @@ def head_threads(enabled=True):
             _state["depth"] -= 1
             if _state["depth"] == 0:
                 torch.set_num_threads(_state["saved"])
+                _state["blas"].restore_original_limits()
+
+
+def _blas():
+    """The BLAS libraries loaded, SciPy's among them (its L-BFGS-B calls its own)."""
+    if not _controller:
+        import scipy.optimize  # noqa: F401  (loads SciPy's BLAS before the controller looks)
+
+        _controller.append(ThreadpoolController().select(user_api="blas"))
+    return _controller[0]
 
 
 @contextmanager
