@@ -535,6 +535,12 @@ def main(argv=None):
     parser.add_argument(
         "--lr", type=float, default=None, help="--finetune: compare's lr (default: the package's)"
     )
+    parser.add_argument(
+        "--freeze-norm",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="--finetune: compare's freeze_norm (default: the package's auto)",
+    )
     parser.add_argument("--json", default=None, help="also write the scores here")
     parser.add_argument("--combine", nargs="+", default=None, help="the table of --json files")
     args = parser.parse_args(argv)

@@ -303,7 +303,16 @@ def _stage_details(result, name, picks):
 
 
 def run_finetune(
-    sets, n_splits, cv, seed, image_size, network, max_epochs, json_path=None, lr=None
+    sets,
+    n_splits,
+    cv,
+    seed,
+    image_size,
+    network,
+    max_epochs,
+    json_path=None,
+    lr=None,
+    freeze_norm="auto",
 ):
     """``compare`` as its default does for a pretrained network (``--finetune``): the
     frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
@@ -321,6 +330,7 @@ def run_finetune(
         batch_size=32,
         max_epochs=max_epochs,
         **({} if lr is None else {"lr": lr}),
+        freeze_norm={"yes": True, "no": False}.get(freeze_norm, "auto"),
     )
     results, picks, seconds = {}, {}, {}
     for name, (paths, labels) in sets.items():
@@ -340,8 +350,10 @@ def run_finetune(
             elapsed = time.perf_counter() - start
             predicted = result.best_estimator_.predict(paths[test])
             f1 = f1_score(labels[test], predicted, pos_label=rare, zero_division=0)
-            method = f"compare (screen + fine-tuned confirm, {max_epochs} epochs" + (
-                f", lr={lr:g})" if lr is not None else ")"
+            method = (
+                f"compare (screen + fine-tuned confirm, {max_epochs} epochs"
+                + (f", lr={lr:g}" if lr is not None else "")
+                + (f", freeze_norm={freeze_norm})" if freeze_norm != "auto" else ")")
             )
             results.setdefault((name, method), []).append(float(f1))
             seconds.setdefault((name, method), []).append(elapsed)
@@ -450,6 +462,7 @@ def main(args, build_sets):
                 args.seed_epochs,
                 args.json,
                 args.lr,
+                args.freeze_norm,
             )
             return format_pretrained(results, picks, seconds, list(sets))
         if args.seed_only:

@@ -15,8 +15,8 @@ from imbal_estimators import ImageImbalanceClassifier
 from imbal_estimators.data.cache import MemoryTensorCache
 from imbal_estimators.data.geometry import Geometry
 from imbal_estimators.data.images import ImageLoader, read_image
-from imbal_estimators.estimator.persistence import load
 from imbal_estimators.estimator.geometry import estimator_geometry
+from imbal_estimators.estimator.persistence import load
 from imbal_estimators.models.preprocessing import network_geometry
 
 timm = pytest.importorskip("timm")

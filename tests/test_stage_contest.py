@@ -93,7 +93,9 @@ def test_compare_saves_the_frozen_model_when_fine_tuning_learns_nothing(
         pretrained = True
 
     X, y = binary_data
-    params = {**FAST, "module": Pretrained, "lr": 1e-12, "max_epochs": 1}
+    # head_init="random": by default the fine-tune's head would start at the probe's solution,
+    # the frozen answer itself (tests/test_probe_head.py)
+    params = {**FAST, "module": Pretrained, "lr": 1e-12, "max_epochs": 1, "head_init": "random"}
     result = compare(
         X, y, methods=["ce"], cv=2, estimator_params=params, progress=False, ensemble=1
     )
@@ -125,6 +127,7 @@ def test_a_frozen_winner_is_saved_and_its_fit_command_trains_the_same_model(
     args = ["compare", binary_folder, "--out", str(out), "--module", user_net, "--methods", "ce"]
     args += ["--cv", "2", "--ensemble", "1", "--image-size", "16", "--max-epochs", "1"]
     args += ["--batch-size", "16", "--lr", "1e-12", "--device", "cpu"]  # fine-tuning learns nothing
+    args += ["--head-init", "random"]  # (else its head starts at the frozen answer itself)
     assert main(args) == 0
     with open(out / "results.csv") as file:
         recommended = [r for r in csv.DictReader(file) if r["recommended"] == "yes"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.labels import plain_value
 from ..decision.metrics import MONITOR_OPTIONS, REPORT_METRICS, SCORING_OPTIONS
+from ..estimator.finetune import HEAD_INIT_OPTIONS
 from ..imbalance.class_weights import ALPHA_STRATEGIES
 from ..imbalance.samplers import SAMPLERS
 from ..io.spreadsheet import safe_writer
@@ -125,6 +126,30 @@ def _listing(registry):
     return "; ".join(f"{name}: {entry.description}" for name, entry in registry.items())
 
 
+def _add_finetune_options(group):
+    """How a pretrained network is fine-tuned (estimator/finetune.py)."""
+    group.add_argument(
+        "--freeze-norm",
+        choices=["auto", "yes", "no"],
+        help="keep the body's BatchNorm statistics (eval mode) while fine-tuning: auto "
+        "(default: yes for pretrained weights, no for --weights none); they suit the default "
+        "--lr 1e-4: with a larger --lr (1e-3) give no",
+    )
+    group.add_argument(
+        "--head-lr-scale",
+        type=estimator_type("head_lr_scale"),
+        help="the new head's learning rate as a multiple of --lr when fine-tuning: auto "
+        "(default: 10 for pretrained weights, 1 for --weights none) or a number",
+    )
+    group.add_argument(
+        "--head-init",
+        choices=list(HEAD_INIT_OPTIONS),
+        help="where a fine-tuned network's new head starts: probe (solved first on the frozen "
+        "features, then the whole network fine-tuned: LP-FT), random, or auto (default: probe "
+        "for pretrained weights, random for --weights none)",
+    )
+
+
 def _add_model_options(parser):
     group = parser.add_argument_group("model and training (default: the estimator's)")
     group.add_argument(
@@ -165,6 +190,7 @@ def _add_model_options(parser):
         help="train only the new head, on cached backbone features (fast; for pretrained "
         "weights; needed by the samplers marked (features))",
     )
+    _add_finetune_options(group)
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument(
         "--random-state", type=estimator_type("random_state"), default=0, help="seed (default: 0)"
@@ -550,6 +576,12 @@ def estimator_params(args, **base):
         params["weights"] = weights
     if args.freeze_backbone:
         params["freeze_backbone"] = True
+    if getattr(args, "head_init", None):
+        params["head_init"] = args.head_init
+    if getattr(args, "head_lr_scale", None) is not None:
+        params["head_lr_scale"] = args.head_lr_scale
+    if getattr(args, "freeze_norm", None):
+        params["freeze_norm"] = {"yes": True, "no": False}.get(args.freeze_norm, "auto")
     if getattr(args, "on_bad_image", None):
         params["on_bad_image"] = args.on_bad_image
     return network_params(args, params)

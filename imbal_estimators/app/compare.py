@@ -53,12 +53,13 @@ from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
+from ..estimator.finetune import AUTO_HEAD_LR_SCALE
+from ..estimator.geometry import estimator_geometry
 from ..estimator.loss_params import criterion_spelling
 from ..imbalance.samplers import make_sampler as make_sampler_object
 from ..io.jsonable import import_path
 from ..io.spreadsheet import safe_writer
 from ..models.backbones import is_pretrained
-from ..estimator.geometry import estimator_geometry
 from ..training.interrupt import stop_on_signals
 from ..utils.param_validation import (
     Constraint,
@@ -419,6 +420,9 @@ _FIT_FLAGS = (
     "batch_size",
     "monitor",
     "freeze_backbone",
+    "head_init",
+    "freeze_norm",
+    "head_lr_scale",
     "device",
     "random_state",
     "pos_label",
@@ -478,6 +482,8 @@ def fit_command(params, data_dir="DATA_DIR", out="MODEL_DIR"):
                 value = ",".join(f"{v:g}" for v in (*value[0], *value[1]))
         if value is None or (name in defaults and _same(value, defaults[name])):
             continue
+        if name == "freeze_norm":  # True, False or "auto": a value, not a switch
+            value = {True: "yes", False: "no"}.get(value, value)
         if value is True:
             words.append("--" + name.replace("_", "-"))
             continue
@@ -731,6 +737,14 @@ def _resolve(
     told = pretrained is not None and pretrained != "auto"
     if not told:
         pretrained = is_pretrained(clf.weights, clf.module)
+    else:  # what the user says of the network decides how it is fine-tuned
+        told_params = {
+            "head_init": "probe" if pretrained else "random",
+            "freeze_norm": pretrained,
+            "head_lr_scale": AUTO_HEAD_LR_SCALE if pretrained else 1.0,
+        }
+        base.update({k: v for k, v in told_params.items() if base.get(k, "auto") == "auto"})
+        clf = ImageImbalanceClassifier(**base)
     note = _screen_note(screen, bool(clf.freeze_backbone), pretrained, clf, told)
     log = _plan_log(log, progress)
     return _Setup(paths, labels, pos_label, base, clf, note, budget, log)

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
-from ..models.backbones import describe_network
 from ..estimator.geometry import estimator_geometry
+from ..models.backbones import describe_network
 
 SHRINK_ORDER = (
     "repeats",

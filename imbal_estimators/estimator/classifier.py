@@ -55,6 +55,7 @@ from ..utils.types import FloatArray, ImagePaths, LabelArray, Labels, StrPath
 from ._docstrings import CLASSIFIER_DOC
 from .constraints import PARAMETER_CONSTRAINTS
 from .conventions import decision_scores, drop_unfitted_state, params_repr
+from .finetune import HeadLearningRate, ProbeHead, freezes_norm
 from .fitted import normalize_fitted
 from .fitting import fit_estimator
 from .geometry import estimator_geometry
@@ -114,6 +115,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         verbose: int = 1,
         freeze_backbone: bool = False,
         head_solver: str = "lbfgs",
+        head_init: str = "auto",
+        freeze_norm: bool | str = "auto",
+        head_lr_scale: float | str = "auto",
         precision: str = "auto",
         tau: float | str = DEPRECATED,
         max_margin: float | str = DEPRECATED,
@@ -288,6 +292,9 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         by_loss = monitor == "valid_loss"
         callbacks = [
             ("epoch_seed", EpochSeed()),
+            # the head's start and rate, before any other callback reads them
+            ("probe_head", ProbeHead()),
+            ("head_lr", HeadLearningRate()),
             ("epoch_timer", EpochTimer()),
             ("train_loss", EpochLossScoring(name="train_loss", on_train=True)),
             ("valid_loss", EpochLossScoring(name="valid_loss")),
@@ -314,6 +321,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             build = self._build_module
         if not self.freeze_backbone:
             module = ImageModel(*build())
+            module.frozen_norm = freezes_norm(self)
         elif self.module is None:
             build_args = (self.backbone, self.weights, n_classes, kwargs)
             module = frozen_model(fit_settings(self), build, build_args)
@@ -509,6 +517,10 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             size = state.get("image_size", 224)
             batch_size = state.get("batch_size", 32)
             state.update(normalize_fitted(state, state["classes_"], batch_size, size))
+        # a pickle from before head_init and freeze_norm: its start and its BatchNorm
+        state.setdefault("head_init", "random")
+        state.setdefault("freeze_norm", False)
+        state.setdefault("head_lr_scale", 1.0)
         super().__setstate__(pickled_state(state))  # 0.2's tau, max_margin, ldam_s moved
         if requested == "auto":
             self.device = "auto"

@@ -24,6 +24,7 @@ from ..utils.param_validation import (
     RealNotInt,
     StrOptions,
 )
+from .finetune import HEAD_INIT_OPTIONS
 from .loss_params import deprecated_constraints
 from .validation import (
     CallbackList,
@@ -74,6 +75,9 @@ PARAMETER_CONSTRAINTS = {
     "verbose": ["verbose"],
     "freeze_backbone": ["boolean"],
     "head_solver": [None, StrOptions({"lbfgs"})],
+    "head_init": [StrOptions(set(HEAD_INIT_OPTIONS))],
+    "freeze_norm": [StrOptions({"auto"}), "boolean"],
+    "head_lr_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
     "precision": [StrOptions(set(PRECISIONS))],
     **deprecated_constraints(),  # tau, max_margin, ldam_s
     "label_smoothing": [Interval(Real, 0, 1, closed="left")],

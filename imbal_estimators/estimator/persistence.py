@@ -58,6 +58,7 @@ from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
 from .fitted import assign_fitted, normalize_fitted
+from .geometry import estimator_geometry
 from .loaded import (
     ModelFileError,
     check_classes,
@@ -69,7 +70,6 @@ from .loaded import (
     check_preprocessing,
     check_weights,
 )
-from .geometry import estimator_geometry
 from .loss_params import saved_params
 
 FORMAT_VERSION = 1
@@ -362,6 +362,11 @@ def _saved_params(path, config, config_path, device, trusted):
                 f"({type(exc).__name__}: {exc})."
             ) from None
     params = saved_params(params)  # 0.2's tau, max_margin, ldam_s: criterion__*
+    # a model saved before head_init, freeze_norm and head_lr_scale started its head at
+    # random, trained its BatchNorm statistics and its head at lr; a refit does the same
+    params.setdefault("head_init", "random")
+    params.setdefault("freeze_norm", False)
+    params.setdefault("head_lr_scale", 1.0)
     if not trusted:
         _refuse_pickle_loading(params, path, config_path)
     if device is not None:

@@ -54,6 +54,17 @@ class ImageModel(nn.Module):
     #: :func:`imbal_estimators.training.precision.set_precision`.
     autocast_dtype = None
     channels_last = False
+    #: Whether the backbone's BatchNorm layers stay in eval mode in training (the
+    #: estimator's ``freeze_norm``, :mod:`imbal_estimators.estimator.finetune`).
+    frozen_norm = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.frozen_norm:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def normalize(self, x):
         if x.dtype == torch.uint8:

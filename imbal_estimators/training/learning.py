@@ -109,7 +109,10 @@ class LearningCheck(Callback):
 
     def on_train_end(self, net, **kwargs):
         losses = [row["train_loss"] for row in net.history if "train_loss" in row]
-        if losses and all(value == 0 for value in losses):
+        probe = dict(net.callbacks_).get("probe_head")  # the estimator's (estimator/finetune.py)
+        if losses and all(value == 0 for value in losses) and not getattr(probe, "probed_", 0):
+            # (a head started at the linear probe's solution may separate the training
+            # rows already, to float32's zero loss: that head learned, before the epochs)
             self._warn(net, f"The training loss is exactly 0 in every epoch ({len(losses)})")
         elif len(losses) > 1 and len(set(losses)) == 1 and "head_penalty" not in net.history[-1]:
             # (a head solved along a penalty path has no lr to blame; its prediction check
