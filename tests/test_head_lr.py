@@ -41,9 +41,11 @@ def groups(clf):
 
 def test_a_pretrained_network_trains_its_head_ten_times_faster(small_cnn_file, binary_data):
     X, y = binary_data
-    clf = small_cnn(weights=small_cnn_file).fit(X, y)
+    clf = small_cnn(weights=small_cnn_file, lr=1e-4).fit(X, y)  # "auto": on at most AUTO_MAX_LR
     n_params = len(list(clf.module_.parameters()))
-    assert groups(clf) == [(1e-3, n_params - 2, False), (pytest.approx(1e-2), 2, True)]
+    assert groups(clf) == [(1e-4, n_params - 2, False), (pytest.approx(1e-3), 2, True)]
+    clf = small_cnn(weights=small_cnn_file).fit(X, y)  # lr=1e-3: "auto" keeps one rate
+    assert groups(clf) == [(1e-3, n_params, True)]  # one group, the head in it
     clf = small_cnn(weights=small_cnn_file, head_lr_scale=3).fit(X, y)
     assert groups(clf)[1][0] == pytest.approx(3e-3)
     clf.partial_fit(X, y)  # training goes on in the same two groups

@@ -36,7 +36,9 @@ def running_stats(module):
 
 
 def small_cnn(**params):
-    return ImageImbalanceClassifier(**{**FAST, "backbone": "small_cnn", "max_epochs": 2, **params})
+    # lr=1e-4: the "auto" settings turn on at most at the package's default (AUTO_MAX_LR)
+    settings = {**FAST, "backbone": "small_cnn", "max_epochs": 2, "lr": 1e-4}
+    return ImageImbalanceClassifier(**{**settings, **params})
 
 
 def test_a_pretrained_body_keeps_its_statistics(small_cnn_file, binary_data):
@@ -78,6 +80,7 @@ def test_a_random_body_learns_its_statistics(binary_data):
         ({"weights": None}, False),
         ({"weights": "w.pth"}, True),
         ({"weights": "w.pth", "freeze_backbone": True}, False),
+        ({"weights": "w.pth", "lr": 1e-3}, False),  # faster steps: measured to hurt
         ({"weights": "w.pth", "freeze_norm": False}, False),
         ({"weights": None, "freeze_norm": True}, True),
     ],

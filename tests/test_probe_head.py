@@ -93,12 +93,14 @@ def test_the_probe_uses_the_built_body_even_a_random_one(binary_data):
     ("params", "expected"),
     [
         ({}, False),  # TinyCNN says pretrained = False: a random initialization
-        ({"module": FixedTiny}, True),
-        ({"module": FixedTiny, "freeze_backbone": True}, False),
+        ({"module": FixedTiny, "lr": 1e-4}, True),
+        ({"module": FixedTiny}, False),  # tiny_classifier's lr=1e-3: above AUTO_MAX_LR
+        ({"module": FixedTiny, "lr": 1e-4, "freeze_backbone": True}, False),
         ({"module": FixedTiny, "head_init": "random"}, False),
         ({"head_init": "probe"}, True),
         ({"module": None, "backbone": "small_cnn", "weights": None}, False),
-        ({"module": None, "backbone": "small_cnn", "weights": "w.pth"}, True),
+        ({"module": None, "backbone": "small_cnn", "weights": "w.pth", "lr": 1e-4}, True),
+        ({"module": None, "backbone": "small_cnn", "weights": "w.pth", "lr": 1e-3}, False),
     ],
 )
 def test_auto_probes_a_pretrained_network_that_is_fine_tuned(params, expected):
@@ -116,7 +118,7 @@ def test_a_weights_file_turns_the_probe_on(tmp_path, binary_data, monkeypatch):
     original = probe_head.start_from_probe
     monkeypatch.setattr(probe_head, "start_from_probe", lambda *a: calls.append(1) or original(*a))
     X, y = binary_data
-    params = dict(FAST, backbone="small_cnn", weights=str(path), max_epochs=1)
+    params = dict(FAST, backbone="small_cnn", weights=str(path), max_epochs=1, lr=1e-4)
     clf = ImageImbalanceClassifier(**params).fit(X, y)
     assert calls == [1]
     clf.partial_fit(X, y)  # training goes on from the trained head: no new probe

@@ -132,21 +132,20 @@ def _add_finetune_options(group):
         "--freeze-norm",
         choices=["auto", "yes", "no"],
         help="keep the body's BatchNorm statistics (eval mode) while fine-tuning: auto "
-        "(default: yes for pretrained weights, no for --weights none); they suit the default "
-        "--lr 1e-4: with a larger --lr (1e-3) give no",
+        "(default: yes for pretrained weights at --lr 1e-4 or less, else no)",
     )
     group.add_argument(
         "--head-lr-scale",
         type=estimator_type("head_lr_scale"),
         help="the new head's learning rate as a multiple of --lr when fine-tuning: auto "
-        "(default: 10 for pretrained weights, 1 for --weights none) or a number",
+        "(default: 10 for pretrained weights at --lr 1e-4 or less, else 1) or a number",
     )
     group.add_argument(
         "--head-init",
         choices=list(HEAD_INIT_OPTIONS),
         help="where a fine-tuned network's new head starts: probe (solved first on the frozen "
         "features, then the whole network fine-tuned: LP-FT), random, or auto (default: probe "
-        "for pretrained weights, random for --weights none)",
+        "for pretrained weights at --lr 1e-4 or less, else random)",
     )
 
 

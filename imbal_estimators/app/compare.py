@@ -53,7 +53,7 @@ from ..decision.evaluation import METRICS, score_predictions
 from ..decision.positive import resolve_pos_label
 from ..estimator.classifier import ImageImbalanceClassifier
 from ..estimator.ensemble import SeedEnsembleClassifier, member_seeds
-from ..estimator.finetune import AUTO_HEAD_LR_SCALE
+from ..estimator.finetune import AUTO_HEAD_LR_SCALE, small_steps
 from ..estimator.geometry import estimator_geometry
 from ..estimator.loss_params import criterion_spelling
 from ..imbalance.samplers import make_sampler as make_sampler_object
@@ -738,10 +738,11 @@ def _resolve(
     if not told:
         pretrained = is_pretrained(clf.weights, clf.module)
     else:  # what the user says of the network decides how it is fine-tuned
+        on = bool(pretrained) and small_steps(clf.lr)  # as "auto" decides (estimator/finetune.py)
         told_params = {
-            "head_init": "probe" if pretrained else "random",
-            "freeze_norm": pretrained,
-            "head_lr_scale": AUTO_HEAD_LR_SCALE if pretrained else 1.0,
+            "head_init": "probe" if on else "random",
+            "freeze_norm": on,
+            "head_lr_scale": AUTO_HEAD_LR_SCALE if on else 1.0,
         }
         base.update({k: v for k, v in told_params.items() if base.get(k, "auto") == "auto"})
         clf = ImageImbalanceClassifier(**base)

@@ -136,25 +136,26 @@ PARAMETERS = """\
         there (:mod:`~imbal_estimators.estimator.finetune`). ``"random"``: the
         new head as built. ``"auto"``: ``"probe"`` for a pretrained network
         (a backbone's ``weights`` or a weights file; your own ``module`` unless
-        its class sets ``pretrained = False``), ``"random"`` for a random
-        initialization (``weights=None``, ``small_cnn``). Ignored with
-        ``freeze_backbone``.
+        its class sets ``pretrained = False``) fine-tuned at an ``lr`` of at
+        most 1e-4 (the default; the rate the three ``"auto"`` settings were
+        measured to help at, where at 1e-3 they hurt), else ``"random"`` (as
+        for a random initialization: ``weights=None``, ``small_cnn``). Ignored
+        with ``freeze_backbone``.
     freeze_norm : bool or "auto", default="auto"
         Keep the body's BatchNorm layers in eval mode while fine-tuning: they
         normalize by their pretrained running statistics, which do not move
         (their scale and shift still train). A few hundred images of another
         domain in batches of 32 would otherwise replace those statistics with
         noisy ones at the first step (:mod:`~imbal_estimators.estimator.finetune`).
-        ``"auto"``: True for a pretrained network (as for ``head_init``), False
-        for a random initialization. Kept statistics suit small steps (the
-        default ``lr=1e-4``); with a larger ``lr`` (1e-3) the weights move away
-        from them: set False. Ignored with ``freeze_backbone``.
+        ``"auto"``: True for a pretrained network at ``lr`` <= 1e-4 (as for
+        ``head_init``), else False. Kept statistics suit small steps; with a
+        larger ``lr`` (1e-3) the weights move away from them, which is why
+        ``"auto"`` turns them off there. Ignored with ``freeze_backbone``.
     head_lr_scale : float or "auto", default="auto"
         The new head (the network's last Linear layer) trains at
         ``head_lr_scale * lr``, the rest of the network at ``lr``
         (:mod:`~imbal_estimators.estimator.finetune`). ``"auto"``: 10 for a
-        pretrained network (as for ``head_init``), 1 for a random
-        initialization. Ignored with ``freeze_backbone`` (only the head trains,
+        pretrained network at ``lr`` <= 1e-4 (as for ``head_init``), else 1. Ignored with ``freeze_backbone`` (only the head trains,
         or its solver ignores ``lr``).
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA

@@ -46,6 +46,7 @@ from ..models.backbones import find_head, is_pretrained
 
 __all__ = [
     "AUTO_HEAD_LR_SCALE",
+    "AUTO_MAX_LR",
     "HEAD_INIT_OPTIONS",
     "HeadLearningRate",
     "ProbeHead",
@@ -53,6 +54,7 @@ __all__ = [
     "head_lr_scale",
     "linear_head",
     "probes_head",
+    "small_steps",
     "start_from_probe",
 ]
 
@@ -60,6 +62,12 @@ HEAD_INIT_OPTIONS = ("auto", "probe", "random")
 
 #: the head's multiple of ``lr`` that ``head_lr_scale="auto"`` gives a pretrained network
 AUTO_HEAD_LR_SCALE = 10.0
+
+#: the largest ``lr`` at which the ``"auto"`` settings turn on: the package's default,
+#: the rate they were measured to help at. At ``lr=1e-3`` they were measured to hurt
+#: (BatchNorm statistics kept while the weights move fast go stale; ``docs/quality.md``),
+#: so a user who raises ``lr`` fine-tunes as before they existed.
+AUTO_MAX_LR = 1e-4
 
 # the probe only solves the head; what decides, predicts or reports is the fine-tune's
 _PROBE_SETTINGS = dict(
@@ -81,10 +89,16 @@ _PROBE_SETTINGS = dict(
 
 def _auto(estimator, value, pretrained, other):
     """``value``, where ``"auto"`` is ``pretrained`` for a pretrained network that is
-    fine-tuned and ``other`` otherwise."""
+    fine-tuned at an ``lr`` of at most :data:`AUTO_MAX_LR`, and ``other`` otherwise."""
     if value != "auto":
         return value
-    return pretrained if is_pretrained(estimator.weights, estimator.module) else other
+    on = is_pretrained(estimator.weights, estimator.module) and small_steps(estimator.lr)
+    return pretrained if on else other
+
+
+def small_steps(lr):
+    """Whether ``lr`` is small enough for the ``"auto"`` settings (:data:`AUTO_MAX_LR`)."""
+    return float(lr) <= AUTO_MAX_LR * (1 + 1e-9)
 
 
 def probes_head(estimator):
