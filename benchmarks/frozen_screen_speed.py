@@ -202,7 +202,10 @@ def fit_head(X, t, penalty=1e-3):
 
     def value_and_gradient(x):
         vector = torch.from_numpy(x).float().requires_grad_()
-        weight, bias = vector[: n_classes * width].view(n_classes, width), vector[n_classes * width :]
+        weight, bias = (
+            vector[: n_classes * width].view(n_classes, width),
+            vector[n_classes * width :],
+        )
         loss = torch.nn.functional.cross_entropy(torch.addmm(bias, X, weight.t()), t)
         loss = loss + 0.5 * penalty * weight.pow(2).sum()
         loss.backward()

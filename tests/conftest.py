@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torch import nn
 
@@ -227,3 +228,15 @@ def numeric_data():
     from sklearn.datasets import make_classification
 
     return make_classification(n_samples=60, n_features=4, weights=[0.7], random_state=0)
+
+
+@pytest.fixture
+def small_cnn_file(tmp_path):
+    """A small_cnn state dict (it has BatchNorm layers) that the test writes: "pretrained"
+    weights that no download gives."""
+    from imbal_estimators import SmallCNN
+
+    torch.manual_seed(0)
+    path = tmp_path / "small.pth"
+    torch.save(SmallCNN(num_classes=2).state_dict(), path)
+    return str(path)

@@ -5,10 +5,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from conftest import FAST
 
-from imbal_estimators import ImageImbalanceClassifier, SmallCNN, load
+from imbal_estimators import ImageImbalanceClassifier, load
 from imbal_estimators.app.cli import build_parser, estimator_params
 from imbal_estimators.app.compare import fit_command
 
@@ -16,14 +15,6 @@ from imbal_estimators.app.compare import fit_command
 @pytest.fixture(autouse=True)
 def _fresh_caches(fresh_caches):
     """Every test here starts and ends with empty caches (conftest.fresh_caches)."""
-
-
-@pytest.fixture
-def small_cnn_file(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "small.pth"
-    torch.save(SmallCNN(num_classes=2).state_dict(), path)
-    return str(path)
 
 
 def small_cnn(**params):

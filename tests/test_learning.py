@@ -151,9 +151,7 @@ def test_no_one_class_warning_when_a_threshold_decides(balanced_folder):
     # cross-entropy on rare positives often has one argmax class; the tuned threshold
     # is what the model decides by, so one argmax class is no failure (the demo's refit)
     X, y = balanced_folder
-    clf = tiny_classifier(
-        module=AlwaysFirst, lr=1e-6, max_epochs=1, train_split=0.5, threshold=0.5
-    )
+    clf = tiny_classifier(module=AlwaysFirst, lr=1e-6, max_epochs=1, train_split=0.5, threshold=0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ImbalEstimatorsWarning)
         clf.fit(X, y)

@@ -18,15 +18,6 @@ def _fresh_caches(fresh_caches):
     """Every test here starts and ends with empty caches (conftest.fresh_caches)."""
 
 
-@pytest.fixture
-def small_cnn_file(tmp_path):
-    """A small_cnn state dict (it has BatchNorm layers) that the test writes."""
-    torch.manual_seed(0)
-    path = tmp_path / "small.pth"
-    torch.save(SmallCNN(num_classes=2).state_dict(), path)
-    return str(path)
-
-
 def running_stats(module):
     return {
         name: value.clone()
