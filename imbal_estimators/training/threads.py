@@ -24,9 +24,8 @@ from threadpoolctl import ThreadpoolController
 # stacked, so blocks that end out of order (suspended generators) still restore it.
 _state = {"depth": 0, "saved": 1, "blas": None}
 _lock = threading.Lock()
-_controller: list[
-    ThreadpoolController
-] = []  # the ThreadpoolController, made at the first use (it inspects the libraries)
+# the ThreadpoolController, made at the first use (it inspects the libraries)
+_controller: list[ThreadpoolController] = []
 
 
 @contextmanager
