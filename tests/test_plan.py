@@ -45,6 +45,34 @@ def plan(**kwargs):
     return Plan(configurations=default_configurations(), **settings)
 
 
+def test_a_fine_tune_that_probes_its_head_costs_a_feature_pass_of_its_training_rows():
+    from dataclasses import replace
+
+    base = plan(cv=5)
+    ce = base.configurations[0]
+    plain = fit_seconds(ce, PROBE, WORK, base, frozen=False, n_train_rows=400)
+    probed = fit_seconds(
+        ce, replace(PROBE, probes_head=True), WORK, base, frozen=False, n_train_rows=400
+    )
+    assert probed - plain == pytest.approx(320 * 0.003)  # 320 training rows, eval_image each
+    frozen = fit_seconds(ce, PROBE, WORK, base, frozen=True, n_train_rows=400)
+    assert (
+        fit_seconds(ce, replace(PROBE, probes_head=True), WORK, base, frozen=True, n_train_rows=400)
+        == frozen
+    )
+
+
+def test_the_timing_probe_knows_whether_fine_tuning_probes_the_head(small_cnn_file, binary_data):
+    from imbal_estimators.app.plan import run_probe
+
+    X, y = binary_data
+    params = dict(backbone="small_cnn", image_size=16, batch_size=4, device="cpu", verbose=0)
+    X, y = np.asarray(X), np.asarray(y)
+    assert run_probe(X, y, {**params, "weights": small_cnn_file, "lr": 1e-4}).probes_head
+    assert not run_probe(X, y, {**params, "weights": small_cnn_file, "lr": 1e-3}).probes_head
+    assert not run_probe(X, y, {**params, "weights": None, "lr": 1e-4}).probes_head
+
+
 def test_the_estimate_counts_every_fit_and_grows_with_oversampling():
     base = plan(cv=5)
     assert base.n_fits == 14 * 5

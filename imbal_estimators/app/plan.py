@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..estimator.classifier import ImageImbalanceClassifier
+from ..estimator.finetune import probes_head
 from ..estimator.geometry import estimator_geometry
 from ..models.backbones import describe_network
 
@@ -105,6 +106,10 @@ class Probe:
         The same for a head trained on frozen features (0 without screening).
     probe_seconds : float
         What the probe itself took.
+    probes_head : bool
+        Whether a fine-tuned fit first solves its head on the frozen features of its
+        training rows (``head_init``, :mod:`~imbal_estimators.estimator.finetune`): a
+        feature pass over them, ``eval_image`` each, before its epochs.
     """
 
     train_image: float
@@ -113,6 +118,7 @@ class Probe:
     head_image: float = 0.0
     head_overhead: float = 0.0
     probe_seconds: float = 0.0
+    probes_head: bool = False
 
 
 def probe_rows(labels, size):
@@ -167,6 +173,9 @@ def run_probe(paths, labels, params, *, frozen=False, finetune=True):
         values.setdefault("train_image", values["eval_image"] * 3)
         values.setdefault("fit_overhead", again)
         values.update(head_image=head_epoch / len(rows), head_overhead=max(again - head_epoch, 0.0))
+    if finetune:
+        fine_tuned = ImageImbalanceClassifier(**{**base, "freeze_backbone": False})
+        values["probes_head"] = probes_head(fine_tuned)
     return Probe(**values, probe_seconds=time.perf_counter() - start)
 
 
@@ -274,7 +283,8 @@ def fit_seconds(config, probe, workload, plan, *, frozen, n_train_rows):
     if frozen:
         return probe.head_overhead + plan.max_epochs * (rows + n_valid) * probe.head_image
     epochs = plan.max_epochs * (rows * probe.train_image + n_valid * probe.eval_image)
-    return probe.fit_overhead + epochs + (n_valid + 2 * n_test) * probe.eval_image
+    linear_probe = (n_train_rows - n_valid) * probe.eval_image if probe.probes_head else 0.0
+    return probe.fit_overhead + linear_probe + epochs + (n_valid + 2 * n_test) * probe.eval_image
 
 
 def estimate(plan, probe, workload):

@@ -155,8 +155,9 @@ PARAMETERS = """\
         The new head (the network's last Linear layer) trains at
         ``head_lr_scale * lr``, the rest of the network at ``lr``
         (:mod:`~imbal_estimators.estimator.finetune`). ``"auto"``: 10 for a
-        pretrained network at ``lr`` <= 1e-4 (as for ``head_init``), else 1. Ignored with ``freeze_backbone`` (only the head trains,
-        or its solver ignores ``lr``).
+        pretrained network at ``lr`` <= 1e-4 (as for ``head_init``), else 1.
+        Ignored with ``freeze_backbone`` (only the head trains, or its solver
+        ignores ``lr``).
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast dtype of the forward pass. ``"auto"`` is bfloat16 on CUDA
         (float16 with loss scaling where bfloat16 is unsupported) and on CPUs
