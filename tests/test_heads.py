@@ -255,3 +255,35 @@ def test_search_trains_the_folds_of_a_trial_together(binary_data, groups, monkey
         np.testing.assert_array_equal(together.cv_results_[key], alone.cv_results_[key])
     for a, b in zip(together.study_.trials, alone.study_.trials, strict=True):
         assert a.params == b.params and a.intermediate_values == b.intermediate_values
+
+
+def test_head_threads_in_worker_threads_leave_the_blas_as_it_was():
+    """OpenBLAS ignores a thread count set from a thread that does not control it: a
+    limit entered in one worker thread and restored in another stuck at one thread."""
+    import threading
+    import time
+
+    import scipy.optimize  # noqa: F401  (its BLAS is loaded)
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    with blas.limit(limits=2):
+        seen = []
+
+        def job(pause):
+            with head_threads():
+                seen.append({lib.num_threads for lib in blas.lib_controllers})
+                time.sleep(pause)
+
+        workers = [threading.Thread(target=job, args=(p,)) for p in (0.1, 0.05)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert seen == [{2}, {2}]  # a worker thread leaves the BLAS alone
+        assert {lib.num_threads for lib in blas.lib_controllers} == {2}
+        with head_threads():  # the main thread still limits and restores
+            assert {lib.num_threads for lib in blas.lib_controllers} == {1}
+        assert {lib.num_threads for lib in blas.lib_controllers} == {2}

@@ -112,3 +112,20 @@ def test_the_cli_option_and_the_printed_fit_command(tmp_path):
     command = fit_command({"backbone": "small_cnn", "weights": "w.pth", "freeze_norm": False})
     assert "--freeze-norm no" in command
     assert "--freeze-norm" not in fit_command({"backbone": "small_cnn", "freeze_norm": "auto"})
+
+
+def test_a_saved_pretrained_model_keeps_its_statistics_frozen_after_load(
+    tmp_path, small_cnn_file, binary_data
+):
+    # load builds the network without weights (every tensor is in the file): "auto" must
+    # still be decided with the saved weights
+    X, y = binary_data
+    clf = small_cnn(weights=small_cnn_file, head_init="random").fit(X, y)
+    assert clf.module_.frozen_norm
+    clf.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert loaded.module_.frozen_norm
+    before = running_stats(loaded.module_.backbone)
+    loaded.partial_fit(X, y)
+    for name, value in running_stats(loaded.module_.backbone).items():
+        torch.testing.assert_close(value, before[name])

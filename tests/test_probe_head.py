@@ -206,3 +206,19 @@ def test_a_network_without_a_linear_head(binary_data):
     assert dict(clf.callbacks_)["probe_head"].probed_ is False
     with pytest.raises(ValueError, match="head_init='probe' needs a network whose last layer"):
         tiny_classifier(module=NoLinearHead, head_init="probe").fit(X, y)
+
+
+def test_the_probe_with_a_sampler_and_a_class_of_two_images(tmp_path, small_cnn_file):
+    # the 20 % split leaves the rare class one training row: some of the probe's CV folds
+    # hold one class, where there is nothing to resample (imbalanced-learn refuses it)
+    from conftest import make_folder
+    from imblearn.over_sampling import RandomOverSampler
+
+    from imbal_estimators import load_image_folder
+
+    X, y = load_image_folder(make_folder(tmp_path / "data", {"a": 20, "b": 2}))
+    params = dict(FAST, backbone="small_cnn", weights=small_cnn_file, lr=1e-4)
+    clf = ImageImbalanceClassifier(**params, sampler=RandomOverSampler(random_state=0))
+    clf.fit(X, y)
+    assert dict(clf.callbacks_)["probe_head"].probed_
+    assert clf.predict_proba(X).shape == (22, 2)

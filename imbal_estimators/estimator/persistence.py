@@ -57,6 +57,7 @@ from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
 from .ensemble import SeedEnsembleClassifier
+from .finetune import freezes_norm
 from .fitted import assign_fitted, normalize_fitted
 from .geometry import estimator_geometry
 from .loaded import (
@@ -433,6 +434,8 @@ def _restore_network(estimator, path, config, config_path):
         estimator.initialize()
     finally:
         estimator.weights, estimator.callbacks = saved_weights, saved_callbacks
+    if hasattr(estimator.module_, "frozen_norm"):  # decided with the saved weights, not None
+        estimator.module_.frozen_norm = freezes_norm(estimator)
     estimator.__dict__[CALLBACKS_PENDING] = True
     try:
         estimator.module_.load_state_dict(state)

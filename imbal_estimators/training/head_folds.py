@@ -202,7 +202,9 @@ class FoldPaths:
     def _draw(self, rows, seed):
         """The fold's training rows as the estimator's sampler draws them (features, targets)."""
         sampler, classes = self.net.sampler, self.net.classes_
-        if sampler is None:
+        # a fold of a class with one or two training rows may hold one class: nothing to
+        # balance there, and imbalanced-learn's samplers refuse it
+        if sampler is None or len(np.unique(self.targets[rows])) < 2:
             features, targets = self.features[torch.as_tensor(rows)], self.targets[rows]
         elif needs_features(sampler):
             features = self.features[torch.as_tensor(rows)].cpu()

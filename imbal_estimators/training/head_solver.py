@@ -78,7 +78,8 @@ def solve_head_path(net, data):
         with head_threads(net._trains_head_only_on_cpu()):
             if point == 0:  # the rows stay those of the first draw
                 features, targets = _whole(dataset_train, head)
-                scale = float(features.pow(2).mean()) or 1.0
+                # float64: the mean square of features of order 1e20 overflows float32
+                scale = float(features.double().pow(2).mean()) or 1.0
             solve = partial(_solve, net, head, penalty=penalty * scale, scale=scale)
             objective = partial(_objective_value, net, head, penalty=penalty * scale)
             start.load(head, partial(objective, features, targets))

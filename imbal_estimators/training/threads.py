@@ -22,7 +22,11 @@ from threadpoolctl import ThreadpoolController
 
 # Nesting depth of head_threads and the count it replaced. Counted rather than
 # stacked, so blocks that end out of order (suspended generators) still restore it.
-_state = {"depth": 0, "saved": 1, "blas": None}
+_state = {"depth": 0, "saved": 1}
+# The same for the BLAS limit, kept by the main thread only: OpenBLAS takes its thread
+# count from the thread that controls it, and a restore from another thread is ignored,
+# which left it at one thread for the rest of the process after fits in worker threads.
+_blas_state = {"depth": 0, "limiter": None}
 _lock = threading.Lock()
 # the ThreadpoolController, made at the first use (it inspects the libraries)
 _controller: list[ThreadpoolController] = []
@@ -30,16 +34,24 @@ _controller: list[ThreadpoolController] = []
 
 @contextmanager
 def head_threads(enabled=True):
-    """One intra-op thread inside the block (when ``enabled``); the count is restored after."""
+    """One intra-op thread inside the block (when ``enabled``); the count is restored after.
+
+    In the main thread the BLAS libraries get one thread too (worker threads leave
+    them as they are).
+    """
     if not enabled:
         yield
         return
+    main = threading.current_thread() is threading.main_thread()
     with _lock:
         if _state["depth"] == 0:
             _state["saved"] = torch.get_num_threads()
             torch.set_num_threads(1)
-            _state["blas"] = _blas().limit(limits=1, user_api="blas")
         _state["depth"] += 1
+        if main:
+            if _blas_state["depth"] == 0:
+                _blas_state["limiter"] = _blas().limit(limits=1, user_api="blas")
+            _blas_state["depth"] += 1
     try:
         yield
     finally:
@@ -47,7 +59,10 @@ def head_threads(enabled=True):
             _state["depth"] -= 1
             if _state["depth"] == 0:
                 torch.set_num_threads(_state["saved"])
-                _state["blas"].restore_original_limits()
+            if main:
+                _blas_state["depth"] -= 1
+                if _blas_state["depth"] == 0:
+                    _blas_state["limiter"].restore_original_limits()
 
 
 def _blas():
