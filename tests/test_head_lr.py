@@ -117,3 +117,15 @@ def test_random_weights_train_exactly_as_before(binary_data):
     assert dict(default.callbacks_)["probe_head"].probed_ is False
     assert len(default.optimizer_.param_groups) == 1
     np.testing.assert_array_equal(default.predict_proba(X), explicit.predict_proba(X))
+
+
+def test_set_params_then_continuing_keeps_the_heads_multiple(small_cnn_file, binary_data):
+    X, y = binary_data
+    clf = small_cnn(weights=small_cnn_file, lr=1e-4).fit(X, y)
+    n_params = len(list(clf.module_.parameters()))
+    clf.set_params(lr=1e-5)  # skorch gives every group the new lr
+    clf.partial_fit(X, y)
+    assert groups(clf) == [(1e-5, n_params - 2, False), (pytest.approx(1e-4), 2, True)]
+    clf.set_params(head_lr_scale=3.0)
+    clf.partial_fit(X, y)
+    assert groups(clf)[1][0] == pytest.approx(3e-5)

@@ -141,17 +141,22 @@ class HeadLearningRate(Callback):
     ``head_lr_scale`` times their group's ``lr``, as training begins.
 
     A fit that continues (its optimizer split already, marked by the group key
-    ``head_lr_scale``) keeps its groups; a checkpoint restores its optimizer state
+    ``head_lr_scale``) keeps its groups, the head's ``lr`` set again to the body's
+    times the scale (``set_params(lr=...)`` gives every group the same ``lr``, and
+    ``head_lr_scale`` may have changed); a checkpoint restores its optimizer state
     after this, into the same groups.
     """
 
     def on_train_begin(self, net, **kwargs):
         scale = head_lr_scale(net)
-        head = linear_head(net.module_) if scale != 1.0 else None
         optimizer = getattr(net, "optimizer_", None)
-        if head is None or optimizer is None:
+        if optimizer is None:
             return
         if any("head_lr_scale" in group for group in optimizer.param_groups):
+            _rescale(optimizer, scale)
+            return
+        head = linear_head(net.module_) if scale != 1.0 else None
+        if head is None:
             return
         in_head = {id(param) for param in head.parameters()}
         heads = []
@@ -164,6 +169,17 @@ class HeadLearningRate(Callback):
         optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
         for group in heads:
             optimizer.add_param_group({**group, "head_lr_scale": scale})
+
+
+def _rescale(optimizer, scale):
+    """The head's groups at ``scale`` times the body's ``lr`` (the first other group's)."""
+    body = [g for g in optimizer.param_groups if "head_lr_scale" not in g]
+    if not body:
+        return
+    for group in optimizer.param_groups:
+        if "head_lr_scale" in group:
+            group["lr"] = body[0]["lr"] * scale
+            group["head_lr_scale"] = scale
 
 
 class ProbeHead(Callback):
