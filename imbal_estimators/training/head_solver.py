@@ -27,6 +27,7 @@ import numpy as np
 import scipy.optimize
 import torch
 from skorch import NeuralNetClassifier
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..utils._compat import set_training
 from .head_folds import CV_LOGITS_KEY, FoldPaths, PathStart, cross_validation_folds
@@ -138,8 +139,9 @@ def _objective_value(net, head, features, targets, *, penalty):
 def _solve(net, head, features, targets, *, penalty, scale):
     """Minimize the penalized loss; returns ``(iterations, converged)``.
 
-    SciPy's L-BFGS-B on the head's parameters as one float64 vector, the objective
-    and its gradient from autograd in the head's own dtype and device: on a problem
+    SciPy's L-BFGS-B on the head's parameters as one float64 vector (torch's
+    ``parameters_to_vector``), the objective and its gradient from autograd in the
+    head's own dtype and device: on a problem
     this small (about a thousand parameters) ``torch.optim.LBFGS``'s Python line
     search cost more than the arithmetic, and it took about 1.8 times the
     objective evaluations to the same tolerance (``docs/speed.md``).
@@ -147,11 +149,10 @@ def _solve(net, head, features, targets, *, penalty, scale):
     set_training(net, True)
     loss = _training_loss(net)
     params = [p for p in head.parameters() if p.requires_grad]
-    vector = FlatParameters(params)
     tolerance = GRAD_TOL * max(scale, 1e-12) ** 0.5
 
     def value_and_gradient(x):
-        vector.load(x)
+        _load(params, x)
         for param in params:
             param.grad = None
         objective = _objective(loss, head, features, targets, penalty)
@@ -159,9 +160,9 @@ def _solve(net, head, features, targets, *, penalty, scale):
         value = float(objective.detach())
         if not np.isfinite(value):  # the line search steps back from it
             return np.inf, np.zeros_like(x)
-        return value, vector.gradient()
+        return value, _float64(parameters_to_vector([p.grad for p in params]))
 
-    iterations, start = 0, vector.values()
+    iterations, start = 0, _float64(parameters_to_vector(params))
     for _ in range(MAX_ROUNDS):
         result = scipy.optimize.minimize(
             value_and_gradient,
@@ -172,7 +173,7 @@ def _solve(net, head, features, targets, *, penalty, scale):
             options={"maxiter": MAX_ITERATIONS, "gtol": tolerance, "ftol": 0.0, "maxcor": 20},
         )
         iterations += int(result.nit)
-        vector.load(result.x)
+        _load(params, result.x)
         if not np.isfinite(result.fun):
             return iterations, False  # DivergenceCheck reports the non-finite loss
         if np.abs(result.jac).max() <= tolerance:  # the gradient at result.x
@@ -181,26 +182,15 @@ def _solve(net, head, features, targets, *, penalty, scale):
     return iterations, False
 
 
-class FlatParameters:
-    """A list of parameters seen as one float64 vector (SciPy's optimizers take one)."""
+def _float64(vector):
+    """A flat tensor as the float64 NumPy vector SciPy's optimizers take."""
+    return vector.detach().cpu().double().numpy()
 
-    def __init__(self, params):
-        self.params = params
 
-    def values(self):
-        return np.concatenate([p.detach().cpu().double().numpy().ravel() for p in self.params])
-
-    def load(self, x):
-        start = 0
-        with torch.no_grad():
-            for param in self.params:
-                size = param.numel()
-                chunk = torch.from_numpy(np.asarray(x[start : start + size]))
-                param.copy_(chunk.view_as(param))
-                start += size
-
-    def gradient(self):
-        return np.concatenate([p.grad.detach().cpu().double().numpy().ravel() for p in self.params])
+def _load(params, x):
+    """SciPy's vector ``x`` into ``params`` (copied: SciPy reuses its arrays)."""
+    weight = params[0]
+    vector_to_parameters(torch.tensor(x, dtype=weight.dtype, device=weight.device), params)
 
 
 def _record(net, features, targets, training, logits=None):
