@@ -541,6 +541,13 @@ def main(argv=None):
         default="auto",
         help="--finetune: compare's freeze_norm (default: the package's auto)",
     )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=3,
+        help="--finetune: compare's ensemble (default 3, compare's own; member 0 is also "
+        "scored alone, the saved model of ensemble=1)",
+    )
     parser.add_argument("--json", default=None, help="also write the scores here")
     parser.add_argument("--combine", nargs="+", default=None, help="the table of --json files")
     args = parser.parse_args(argv)

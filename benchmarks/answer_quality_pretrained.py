@@ -313,13 +313,16 @@ def run_finetune(
     json_path=None,
     lr=None,
     freeze_norm="auto",
+    ensemble=3,
 ):
     """``compare`` as its default does for a pretrained network (``--finetune``): the
     frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
 
     Besides the saved model, each stage's own recommendation is refitted and scored on
     the test part, with its CV mean on the comparison's folds (the same folds for both
-    stages), so that the two can be set side by side.
+    stages), so that the two can be set side by side. With ``ensemble`` > 1 the saved
+    model is that many seeds' fits (compare's default, 3), and its member 0, the saved
+    model of ``ensemble=1`` (the same comparison, the same seed), is scored alone too.
     """
     net = {"lite1": LiteNet, "lite2": Lite2Net}[network]
     base = dict(
@@ -344,7 +347,7 @@ def run_finetune(
                 scoring="f1",
                 estimator_params=base,
                 random_state=seed,
-                ensemble=1,
+                ensemble=ensemble,
                 progress=False,
             )
             elapsed = time.perf_counter() - start
@@ -353,10 +356,16 @@ def run_finetune(
             method = (
                 f"compare (screen + fine-tuned confirm, {max_epochs} epochs"
                 + (f", lr={lr:g}" if lr is not None else "")
-                + (f", freeze_norm={freeze_norm})" if freeze_norm != "auto" else ")")
+                + (f", freeze_norm={freeze_norm}" if freeze_norm != "auto" else "")
+                + (f", ensemble={ensemble})" if ensemble > 1 else ")")
             )
             results.setdefault((name, method), []).append(float(f1))
             seconds.setdefault((name, method), []).append(elapsed)
+            if ensemble > 1:  # member 0: the saved model of ensemble=1
+                member = result.best_estimator_.members_[0].predict(paths[test])
+                alone = f1_score(labels[test], member, pos_label=rare, zero_division=0)
+                key = (name, method.replace(f", ensemble={ensemble}", ", its member 0 alone"))
+                results.setdefault(key, []).append(float(alone))
             picks.setdefault((name, "saved"), []).append(
                 f"{result.recommended.name} ({result.recommended.stage}; "
                 f"{result.recommendation.verdict}; F1 {f1:.3f}; {elapsed:.0f} s, "
@@ -463,6 +472,7 @@ def main(args, build_sets):
                 args.json,
                 args.lr,
                 args.freeze_norm,
+                args.ensemble,
             )
             return format_pretrained(results, picks, seconds, list(sets))
         if args.seed_only:
