@@ -114,3 +114,19 @@ def test_drw_epoch_after_max_epochs_warns_naming_both(binary_data):
     with pytest.warns(UserWarning, match="drw_epoch=5 is after .*max_epochs=2"):
         clf.fit(X, y)
     assert clf.history[:, "class_weights_on"] == [False, False]
+
+
+class NanLoss(torch.nn.Module):
+    def forward(self, logits, target):
+        return torch.nn.functional.cross_entropy(logits, target) * math.nan
+
+
+def test_a_solved_frozen_head_that_diverges_names_the_path_not_lr(binary_data):
+    X, y = binary_data
+    clf = make(freeze_backbone=True, loss=NanLoss())
+    with pytest.raises(TrainingDivergedError) as error:
+        clf.fit(X, y)
+    message = str(error.value)
+    assert "at point 1 of the frozen head's penalty path" in message
+    assert "head_solver=None" in message
+    assert "Lower lr" not in message and "optimizer AdamW" not in message

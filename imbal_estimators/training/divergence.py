@@ -85,14 +85,23 @@ class DivergenceCheck(Callback):
                 )
 
     def _diverged(self, net, what, batch):
+        from .head_solver import uses_head_solver  # it imports this module's siblings
+
         epoch = len(net.history)
-        lrs = sorted({float(group["lr"]) for group in net.optimizer_.param_groups})
-        lr = ", ".join(f"{value:g}" for value in lrs)
-        optimizer = type(net.optimizer_).__name__
-        message = (
-            f"Training diverged: {what} at epoch {epoch}, batch {batch} "
-            f"(lr={lr}, optimizer {optimizer})."
-        )
+        solved = uses_head_solver(net)
+        if solved:  # no lr, no optimizer: the head is solved along a path of penalties
+            message = (
+                f"Training diverged: {what} at point {epoch} of the frozen head's penalty "
+                "path (head_solver='lbfgs': lr and the optimizer do not apply)."
+            )
+        else:
+            lrs = sorted({float(group["lr"]) for group in net.optimizer_.param_groups})
+            lr = ", ".join(f"{value:g}" for value in lrs)
+            optimizer = type(net.optimizer_).__name__
+            message = (
+                f"Training diverged: {what} at epoch {epoch}, batch {batch} "
+                f"(lr={lr}, optimizer {optimizer})."
+            )
         keeper = dict(net.callbacks_).get("keep_best")
         kept = getattr(keeper, "best_epoch_", None)
         if self.action == "restore" and kept is not None:
@@ -110,10 +119,14 @@ class DivergenceCheck(Callback):
             else ' Or pass callbacks__divergence__action="restore" to keep the best epoch '
             "before it."
         )
-        raise TrainingDivergedError(
-            f"{message} Lower lr (or use an adaptive optimizer such as AdamW), check the "
-            f"data and the loss, or clip gradients.{hint}"
+        advice = (
+            "Check the images and the loss (one that is not finite for some rows, or a "
+            "custom criterion), or pass head_solver=None to train the head by epochs of lr."
+            if solved
+            else "Lower lr (or use an adaptive optimizer such as AdamW), check the data and "
+            "the loss, or clip gradients."
         )
+        raise TrainingDivergedError(f"{message} {advice}{hint}")
 
 
 def _start_loss(history, classes):
