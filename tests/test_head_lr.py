@@ -129,3 +129,12 @@ def test_set_params_then_continuing_keeps_the_heads_multiple(small_cnn_file, bin
     clf.set_params(head_lr_scale=3.0)
     clf.partial_fit(X, y)
     assert groups(clf)[1][0] == pytest.approx(3e-5)
+
+
+def test_an_explicit_scale_for_a_head_that_is_not_linear_is_refused(binary_data):
+    X, y = binary_data
+    params = {**FAST, "backbone": "squeezenet1_1", "weights": None, "image_size": 32}
+    with pytest.raises(ValueError, match=r"head_lr_scale=10.0 needs .* Linear layer"):
+        ImageImbalanceClassifier(**params, head_lr_scale=10.0).fit(X, y)
+    # "auto" (and 1) train a convolutional head at lr, as before
+    ImageImbalanceClassifier(**params, head_lr_scale="auto").fit(X, y)

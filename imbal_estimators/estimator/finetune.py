@@ -157,6 +157,12 @@ class HeadLearningRate(Callback):
             return
         head = linear_head(net.module_) if scale != 1.0 else None
         if head is None:
+            if scale != 1.0 and net.head_lr_scale != "auto":
+                raise ValueError(
+                    f"head_lr_scale={net.head_lr_scale!r} needs a network whose head is a "
+                    f"Linear layer; {type(net.module_.backbone).__name__}'s is not. Pass "
+                    "head_lr_scale=1 (or 'auto') to train it at lr."
+                )
             return
         in_head = {id(param) for param in head.parameters()}
         heads = []
