@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from imbal_estimators.app.cli import build_parser, estimator_params, main
 from imbal_estimators.app.compare import compare, fit_command
@@ -191,3 +192,14 @@ def test_fit_command_carries_the_network_or_says_it_cannot():
     ]:
         text = fit_command(params)
         assert text.startswith("not reproducible from the command line: ") and why in text
+
+
+def test_a_module_that_says_random_counts_as_pretrained_with_a_weights_file(tmp_path):
+    from imbal_estimators import SmallCNN
+    from imbal_estimators.models.backbones import is_pretrained
+
+    path = tmp_path / "small.pt"
+    torch.save(SmallCNN(num_classes=2).state_dict(), path)
+    assert not is_pretrained(None, SmallCNN)
+    assert is_pretrained(str(path), SmallCNN)
+    assert is_pretrained(None, torch.nn.Module)  # a user's own module: pretrained by default

@@ -657,10 +657,10 @@ def is_pretrained(weights, module=None):
 
     torchvision or timm weights and a weights file are pretrained, ``weights=None`` is
     not; your own ``module`` is, unless it (its class) sets ``pretrained = False``, as
-    :class:`~imbal_estimators.SmallCNN` does.
+    :class:`~imbal_estimators.SmallCNN` does, and no weights file is loaded into it.
     """
     if module is not None:
-        return bool(getattr(module, "pretrained", True))
+        return is_weights_file(weights) or bool(getattr(module, "pretrained", True))
     return weights is not None
 
 
