@@ -233,3 +233,104 @@ def test_each_point_starts_from_the_better_of_the_last_solution_and_its_extrapol
     assert torch.all(head.weight == 2.0)
     start.load(head, objective=lambda: float("nan"))
     assert torch.all(head.weight == 2.0)
+
+
+def test_a_folds_point_may_start_from_the_head_on_every_row():
+    from imbal_estimators.training.head_folds import PathStart
+
+    head = torch.nn.Linear(2, 2).requires_grad_(False)
+    head.weight.zero_()
+    head.bias.zero_()
+    start = PathStart(head)
+    every_row = {"weight": torch.full((2, 2), 5.0), "bias": torch.zeros(2)}
+    # the first point: the initial weights or the solution on every row, the lower
+    start.load(head, objective=lambda: float((head.weight - 5.0).abs().sum()), other=every_row)
+    assert torch.all(head.weight == 5.0)
+    start.load(head, objective=lambda: float(head.weight.abs().sum()), other=every_row)
+    assert torch.all(head.weight == 0.0)
+    for value in (1.0, 2.0):
+        head.weight.fill_(value)
+        start.solved(head)
+    # the last solution, its extrapolation (3) or the other, whichever is lowest
+    start.load(head, objective=lambda: float((head.weight - 4.6).abs().sum()), other=every_row)
+    assert torch.all(head.weight == 5.0)
+    start.load(head, objective=lambda: float((head.weight - 3.2).abs().sum()), other=every_row)
+    assert torch.all(head.weight == 3.0)
+    start.load(head, objective=lambda: float("nan"), other=every_row)  # none finite
+    assert torch.all(head.weight == 2.0)
+
+
+def test_the_folds_start_from_the_head_on_every_row_and_solve_the_same_path(
+    binary_data, monkeypatch
+):
+    """The folds' starts change where L-BFGS begins, not where it ends: the same
+    cross-validated scores, kept penalty and threshold as the folds' own paths alone give,
+    in fewer objective evaluations."""
+    from imbal_estimators.training.head_folds import PathStart
+
+    X, y = binary_data
+    evaluations = {}
+    minimize, load = head_solver.scipy.optimize.minimize, PathStart.load
+    fitted = {}
+    for other_start in (False, True):
+        evaluations[other_start] = 0
+
+        def counted(*args, **kwargs):
+            result = minimize(*args, **kwargs)
+            evaluations[other_start] += result.nfev
+            return result
+
+        def folds_own_path(self, head, objective, other=None):
+            return load(self, head, objective, other=other if other_start else None)
+
+        monkeypatch.setattr(head_solver.scipy.optimize, "minimize", counted)
+        monkeypatch.setattr(PathStart, "load", folds_own_path)
+        fitted[other_start] = frozen(threshold="auto").fit(X, y)
+    alone, with_other = fitted[False], fitted[True]
+    assert alone.best_epoch_ == with_other.best_epoch_
+    np.testing.assert_allclose(
+        alone.history[:, "valid_loss"], with_other.history[:, "valid_loss"], atol=2e-3
+    )
+    assert abs(alone.threshold_ - with_other.threshold_) < 0.02
+    assert evaluations[True] < evaluations[False]
+
+
+def _shuffled(labels, seed=0):
+    """The labels in a random order: no penalty generalizes, weaker ones overfit more."""
+    return np.random.default_rng(seed).permutation(np.asarray(labels))
+
+
+def test_the_path_stops_once_the_validation_loss_has_clearly_risen(binary_data, monkeypatch):
+    """Shuffled labels: weaker penalties overfit. The path stops PATH_PATIENCE points after
+    its best where the loss rose clearly, goes on over a flat stretch (seed 0 dips late),
+    and keeps the model the whole path keeps."""
+    X, y = binary_data
+    patience, tolerance = head_solver.PATH_PATIENCE, head_solver.PATH_TOLERANCE
+    stopped = {seed: frozen(monitor="valid_loss").fit(X, _shuffled(y, seed)) for seed in range(3)}
+    monkeypatch.setattr(head_solver, "PATH_PATIENCE", None)
+    for seed, clf in stopped.items():
+        whole = frozen(monitor="valid_loss").fit(X, _shuffled(y, seed))
+        assert len(whole.history) == len(head_solver.HEAD_PENALTIES)
+        assert whole.best_epoch_ == clf.best_epoch_
+        np.testing.assert_allclose(whole.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+        losses = clf.history[:, "valid_loss"]
+        if len(losses) < len(head_solver.HEAD_PENALTIES):
+            assert len(losses) - clf.best_epoch_ >= patience
+            assert min(losses[-patience:]) > losses[clf.best_epoch_ - 1] * (1 + tolerance)
+    lengths = [len(clf.history) for clf in stopped.values()]
+    assert lengths[0] == len(head_solver.HEAD_PENALTIES)  # flat, then a late dip
+    assert min(lengths[1:]) < len(head_solver.HEAD_PENALTIES)
+
+
+def test_the_path_does_not_stop_before_deferred_reweighting_is_scored(binary_data):
+    X, y = binary_data
+    y = _shuffled(y)
+    clf = frozen(monitor="valid_loss", loss="ldam", alpha="effective", drw_epoch=8).fit(X, y)
+    assert len(clf.history) >= 8 + head_solver.PATH_PATIENCE - 1
+    assert clf.history[-1, "class_weights_on"]
+
+
+def test_without_validation_the_whole_path_is_solved(binary_data):
+    X, y = binary_data
+    clf = frozen(train_split=None).fit(X, _shuffled(y))
+    assert len(clf.history) == len(head_solver.HEAD_PENALTIES)
