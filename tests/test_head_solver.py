@@ -275,13 +275,13 @@ def test_the_folds_start_from_the_head_on_every_row_and_solve_the_same_path(
     for other_start in (False, True):
         evaluations[other_start] = 0
 
-        def counted(*args, **kwargs):
+        def counted(*args, _key=other_start, **kwargs):
             result = minimize(*args, **kwargs)
-            evaluations[other_start] += result.nfev
+            evaluations[_key] += result.nfev
             return result
 
-        def folds_own_path(self, head, objective, other=None):
-            return load(self, head, objective, other=other if other_start else None)
+        def folds_own_path(self, head, objective, other=None, _keep=other_start):
+            return load(self, head, objective, other=other if _keep else None)
 
         monkeypatch.setattr(head_solver.scipy.optimize, "minimize", counted)
         monkeypatch.setattr(PathStart, "load", folds_own_path)

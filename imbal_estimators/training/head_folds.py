@@ -146,7 +146,8 @@ class FoldPaths:
 
     Each fold's head starts from the head's initial weights and, like the
     head on every row, each penalty warm-starts from the fold's previous ones
-    or from the head on every row at that penalty, the better (:class:`PathStart`). A sampler draws each fold's rows once, at the first
+    or from the head on every row at that penalty, the better
+    (:class:`PathStart`). A sampler draws each fold's rows once, at the first
     point, as the head on every row keeps its first draw: the penalties are
     compared on the same rows (as a grid search of an imbalanced-learn
     pipeline with a fixed ``random_state`` does), and a SMOTE-family draw is

@@ -13,8 +13,9 @@ callbacks run (deferred re-weighting, the validation score, the kept epoch),
 so the validation split picks the penalty as it picks an epoch of minibatch
 training, the way early stopping regularizes; and, as early stopping does, the
 path stops once ``PATH_PATIENCE`` points have not improved the validation score
-and their validation loss has risen clearly above the kept point's. A sampler draws the rows once,
-at the first point, and every penalty is solved on that draw. With a fraction
+and their validation loss has risen clearly above the kept point's. A sampler
+draws the rows once, at the first point, and every penalty is solved on that
+draw. With a fraction
 or an int ``train_split`` the "validation split" is k-fold cross-validation
 over every training row (:mod:`~imbal_estimators.training.head_folds`): the
 head of each point trains on all the rows, and its validation predictions are
@@ -129,9 +130,11 @@ def _path_has_peaked(net):
     drw_epoch = getattr(net, "drw_epoch", None)
     if drw_epoch is not None and len(net.history) < drw_epoch + PATH_PATIENCE - 1:
         return False
-    losses = net.history[:, "valid_loss"]
-    bar = losses[best - 1] * (1 + PATH_TOLERANCE)
-    return bool(np.isfinite(bar)) and all(loss > bar for loss in losses[-PATH_PATIENCE:])
+    losses = [row.get("valid_loss") for row in net.history]
+    last, kept = losses[-PATH_PATIENCE:], losses[best - 1]
+    if kept is None or not np.isfinite(kept) or any(loss is None for loss in last):
+        return False
+    return all(loss > kept * (1 + PATH_TOLERANCE) for loss in last)
 
 
 def _whole(dataset, head):
