@@ -11,11 +11,8 @@ and solved until its gradient vanishes (a convergence check, recorded per
 point). Each point of the path is one "epoch" of the history: the same
 callbacks run (deferred re-weighting, the validation score, the kept epoch),
 so the validation split picks the penalty as it picks an epoch of minibatch
-training, the way early stopping regularizes; and, as early stopping does, the
-path stops once ``PATH_PATIENCE`` points have not improved the validation score
-and their validation loss has risen clearly above the kept point's. A sampler
-draws the rows once, at the first point, and every penalty is solved on that
-draw. With a fraction
+training, the way early stopping regularizes. A sampler draws the rows once,
+at the first point, and every penalty is solved on that draw. With a fraction
 or an int ``train_split`` the "validation split" is k-fold cross-validation
 over every training row (:mod:`~imbal_estimators.training.head_folds`): the
 head of each point trains on all the rows, and its validation predictions are
@@ -33,7 +30,6 @@ from skorch import NeuralNetClassifier
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..utils._compat import set_training
-from .callbacks import KeepBestModel
 from .head_folds import CV_LOGITS_KEY, FoldPaths, PathStart, cross_validation_folds
 from .threads import head_threads
 
@@ -49,11 +45,6 @@ MAX_ROUNDS = 2  # rounds per point (bounds the cost where float32 stalls) before
 # The largest gradient entry at convergence, relative to the features' root mean square: a
 # float32 loss of order 1 stalls L-BFGS's line search near 1e-5, so it aims ten times lower.
 GRAD_TOL = 1e-4
-# The path stops after this many points (1.5 decades) without a better validation score,
-# each with a validation loss more than PATH_TOLERANCE (relative) above the kept point's;
-# None solves every point.
-PATH_PATIENCE = 3
-PATH_TOLERANCE = 0.01
 
 
 def uses_head_solver(net):
@@ -107,34 +98,9 @@ def solve_head_path(net, data):
         net.history.record("head_iterations", iterations)
         net.history.record("head_converged", converged)
         net.notify("on_epoch_end", **on_epoch)
-        if _path_has_peaked(net):
-            break
     if folds is not None and (net.calibrate or net.threshold == "auto"):
         net.__dict__[CV_LOGITS_KEY] = cv_logits
     return net
-
-
-def _path_has_peaked(net):
-    """Whether the last ``PATH_PATIENCE`` points neither improved the monitored validation
-    score nor came within ``PATH_TOLERANCE`` of the kept point's validation loss: the
-    weaker penalties overfit, and they are the path's costliest points (L-BFGS needs the
-    most iterations there). On a flat stretch, where noise decides, the path goes on (a
-    later dip is as likely as not). Never before deferred re-weighting has switched on
-    and been scored at as many points."""
-    keeper = dict(net.callbacks_).get("keep_best")
-    if PATH_PATIENCE is None or not isinstance(keeper, KeepBestModel):
-        return False
-    best = keeper.best_epoch_
-    if best is None or len(net.history) - best < PATH_PATIENCE:
-        return False  # nothing monitored (no validation split): the whole path
-    drw_epoch = getattr(net, "drw_epoch", None)
-    if drw_epoch is not None and len(net.history) < drw_epoch + PATH_PATIENCE - 1:
-        return False
-    losses = [row.get("valid_loss") for row in net.history]
-    last, kept = losses[-PATH_PATIENCE:], losses[best - 1]
-    if kept is None or not np.isfinite(kept) or any(loss is None for loss in last):
-        return False
-    return all(loss > kept * (1 + PATH_TOLERANCE) for loss in last)
 
 
 def _whole(dataset, head):
