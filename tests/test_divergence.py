@@ -130,3 +130,32 @@ def test_a_solved_frozen_head_that_diverges_names_the_path_not_lr(binary_data):
     assert "at point 1 of the frozen head's penalty path" in message
     assert "head_solver=None" in message
     assert "Lower lr" not in message and "optimizer AdamW" not in message
+
+
+def test_drw_epoch_of_a_solved_frozen_head_counts_the_penalties_not_max_epochs(binary_data):
+    import warnings
+
+    from imbal_estimators.training.head_solver import HEAD_PENALTIES
+
+    X, y = binary_data
+    points = len(HEAD_PENALTIES)
+    params = dict(freeze_backbone=True, loss="ldam", alpha="effective")
+    with pytest.warns(UserWarning, match=rf"drw_epoch={points + 1} is after the last point .*"):
+        clf = make(**params, drw_epoch=points + 1, max_epochs=2 * points).fit(X, y)
+    assert not any(clf.history[:, "class_weights_on"])
+    with warnings.catch_warnings():  # switches on at the last point, past max_epochs
+        warnings.filterwarnings("error", message="drw_epoch")
+        clf = make(**params, drw_epoch=points, max_epochs=2).fit(X, y)
+    assert clf.history[:, "class_weights_on"] == [False] * (points - 1) + [True]
+
+
+def test_the_restore_hint_only_where_an_earlier_epoch_was_kept(binary_data):
+    X, y = binary_data
+    with pytest.raises(TrainingDivergedError) as error:
+        make(loss=NanFromEpoch2(), max_epochs=4).fit(X, y)
+    assert 'action="restore" to keep epoch 1, the best before it' in str(error.value)
+    for params in ({"optimizer": torch.optim.SGD, "lr": 1e12}, {"loss": NanFromEpoch2()}):
+        # diverged at epoch 1, or with no validation split nothing was kept: no hint
+        with pytest.raises(TrainingDivergedError) as error:
+            make(**params, max_epochs=4, train_split=None).fit(X, y)
+        assert "restore" not in str(error.value)

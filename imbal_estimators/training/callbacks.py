@@ -205,12 +205,26 @@ class DeferredReweighting(Callback):
         # None: the first epoch rebuilds the loss whatever the net started with (a
         # resumed fit's loss is built before the checkpoint's epoch count is known)
         self.weights_on_ = None
-        last = len(net.history) + net.max_epochs  # partial_fit continues the count
-        if net.drw_epoch is not None and net.drw_epoch > last:
+        if net.drw_epoch is None:
+            return
+        from .head_solver import HEAD_PENALTIES  # heads imports this module
+        from .heads import solves_path
+
+        if solves_path(net):  # one epoch per penalty, whatever max_epochs says
+            last = len(HEAD_PENALTIES)
+            where = (
+                f"the last point of the frozen head's penalty path ({last} penalties, "
+                "head_solver='lbfgs')"
+            )
+            advice = f"Lower drw_epoch to at most {last}."
+        else:
+            last = len(net.history) + net.max_epochs  # partial_fit continues the count
+            where = f"the last epoch of this fit (max_epochs={net.max_epochs})"
+            advice = "Lower drw_epoch, raise max_epochs, or continue with partial_fit."
+        if net.drw_epoch > last:
             warnings.warn(
-                f"drw_epoch={net.drw_epoch} is after the last epoch of this fit "
-                f"(max_epochs={net.max_epochs}): the class weights of alpha never switch on. "
-                "Lower drw_epoch, raise max_epochs, or continue with partial_fit.",
+                f"drw_epoch={net.drw_epoch} is after {where}: the class weights of alpha "
+                f"never switch on. {advice}",
                 UserWarning,
                 stacklevel=2,
             )

@@ -80,6 +80,12 @@ def train_head(net, data, epochs):
 _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
+def solves_path(net):
+    """Whether ``net``'s next ``fit`` solves its head along the penalty path (one
+    epoch per penalty of :data:`~imbal_estimators.training.head_solver.HEAD_PENALTIES`)."""
+    return uses_head_solver(net) and _reason_no_solver(net, None) is None
+
+
 def _reason_no_solver(net, epochs):
     """Why a ``head_solver="lbfgs"`` head still trains by epochs (None when it need not)."""
     if epochs is not None or net.warm_start or len(net.history):
