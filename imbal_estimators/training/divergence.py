@@ -113,12 +113,15 @@ class DivergenceCheck(Callback):
                 stacklevel=2,
             )
             raise KeyboardInterrupt  # skorch's way to end training early (see EarlyStopping)
-        hint = (
-            " No earlier epoch was scored on the validation split, so there is none to keep."
-            if self.action == "restore"
-            else ' Or pass callbacks__divergence__action="restore" to keep the best epoch '
-            "before it."
-        )
+        if self.action == "restore":
+            hint = " No earlier epoch was scored on the validation split, so there is none to keep."
+        elif kept is not None:
+            hint = (
+                f' Or pass callbacks__divergence__action="restore" to keep epoch {kept}, the '
+                "best before it."
+            )
+        else:  # nothing scored before it (no validation split, or the first epoch)
+            hint = ""
         advice = (
             "Check the images and the loss (one that is not finite for some rows, or a "
             "custom criterion), or pass head_solver=None to train the head by epochs of lr."
