@@ -96,8 +96,10 @@ class PathStart:
     row, just solved at the same penalty (``other``): a fold holds four fifths of
     those rows, so its solution is near; the lowest objective of the candidates
     wins. The start changes only where the solver begins, not the point it
-    converges to (compare's 22 head fits of one fold of 1,040 ResNet34 features:
-    31 % fewer objective evaluations, ``docs/speed.md``).
+    converges to; where a weak penalty stalls short of convergence (separable
+    features in float32), where it stops moves with the start. Over compare's 22
+    head fits of one fold of 1,040 ResNet34 features, 31 % fewer objective
+    evaluations (``benchmarks/head_path_evaluations.py``, ``docs/speed.md``).
 
     Parameters
     ----------
