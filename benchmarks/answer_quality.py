@@ -548,6 +548,13 @@ def main(argv=None):
         help="--finetune: compare's ensemble (default 3, compare's own; member 0 is also "
         "scored alone, the saved model of ensemble=1)",
     )
+    parser.add_argument(
+        "--first-split",
+        type=int,
+        default=1,
+        help="--pretrained: run splits from this one (1-based) to --splits; the splits are "
+        "those of a run from 1 (another process ran the first ones)",
+    )
     parser.add_argument("--json", default=None, help="also write the scores here")
     parser.add_argument("--combine", nargs="+", default=None, help="the table of --json files")
     args = parser.parse_args(argv)

@@ -142,7 +142,16 @@ def _refit_score(comparison, row, paths, labels, test_paths, test_labels, rare):
 
 
 def run_pretrained(
-    sets, n_splits, cv, seed, image_size, network, seed_recipes, seed_epochs, json_path=None
+    sets,
+    n_splits,
+    cv,
+    seed,
+    image_size,
+    network,
+    seed_recipes,
+    seed_epochs,
+    json_path=None,
+    first_split=1,
 ):
     """Score every method on every split of ``sets``; returns ``(results, picks, seconds)``.
 
@@ -169,6 +178,8 @@ def run_pretrained(
     for name, (paths, labels) in sets.items():
         classes, rare, splits = held_out_splits(paths, labels, n_splits, seed)
         for split, (train, test) in enumerate(splits):
+            if split < first_split - 1:  # run by an earlier process
+                continue
             t0 = time.perf_counter()
             runs = {}
             # the heads do not depend on lr (tests/test_selection.py); lr=1e-2 on the first
@@ -234,7 +245,9 @@ def run_pretrained(
     return results, picks, seconds
 
 
-def run_seed_only(sets, n_splits, seed, image_size, network, seed_epochs, json_path=None):
+def run_seed_only(
+    sets, n_splits, seed, image_size, network, seed_epochs, json_path=None, first_split=1
+):
     """The seed's recipes alone on the same splits (``--seed-only``), e.g. with more
     epochs than a full run affords; ``(results, picks, seconds)`` as :func:`run_pretrained`."""
     from answer_quality import SETTINGS, _tensors, seed_losses, seed_recipe
@@ -251,7 +264,7 @@ def run_seed_only(sets, n_splits, seed, image_size, network, seed_epochs, json_p
             int(np.argmin(counts)),
             list(splitter.split(paths, labels)),
         )
-    for split in range(n_splits):  # split by split: a run cut short has every set
+    for split in range(first_split - 1, n_splits):  # split by split: a run cut short has all
         for name, (X_all, encoded, rare, splits) in data.items():
             train, test = splits[split]
             for recipe, loss in seed_losses(np.bincount(encoded[train])).items():
@@ -314,6 +327,7 @@ def run_finetune(
     lr=None,
     freeze_norm="auto",
     ensemble=3,
+    first_split=1,
 ):
     """``compare`` as its default does for a pretrained network (``--finetune``): the
     frozen screen, then the fine-tuned confirm of its top rows and CE, at ``max_epochs``.
@@ -339,6 +353,8 @@ def run_finetune(
     for name, (paths, labels) in sets.items():
         classes, rare, splits = held_out_splits(paths, labels, n_splits, seed)
         for split, (train, test) in enumerate(splits):
+            if split < first_split - 1:  # run by an earlier process
+                continue
             start = time.perf_counter()
             result = compare(
                 paths[train],
@@ -437,7 +453,8 @@ def save_json(path, results, picks, seconds, names):
 
 
 def combine(paths):
-    """The table of several ``--json`` files (one set each)."""
+    """The table of several ``--json`` files (one set each, or later splits of a set:
+    their values follow the earlier files' in the order given)."""
     import json
 
     results, picks, seconds, names = {}, {}, {}, []
@@ -446,7 +463,8 @@ def combine(paths):
             data = json.load(file)
         names += [n for n in data["names"] if n not in names]
         for target, key in ((results, "results"), (picks, "picks"), (seconds, "seconds")):
-            target.update({(s, m): v for s, m, v in data[key]})
+            for s, m, v in data[key]:
+                target[s, m] = target.get((s, m), []) + v
     return format_pretrained(results, picks, seconds, names)
 
 
@@ -473,6 +491,7 @@ def main(args, build_sets):
                 args.lr,
                 args.freeze_norm,
                 args.ensemble,
+                args.first_split,
             )
             return format_pretrained(results, picks, seconds, list(sets))
         if args.seed_only:
@@ -484,6 +503,7 @@ def main(args, build_sets):
                 args.network,
                 args.seed_epochs,
                 args.json,
+                args.first_split,
             )
             return format_pretrained(results, picks, seconds, list(sets))
         results, picks, seconds = run_pretrained(
@@ -496,6 +516,7 @@ def main(args, build_sets):
             args.seed_recipes,
             args.seed_epochs,
             args.json,
+            args.first_split,
         )
     text = format_pretrained(results, picks, seconds, list(sets))
     print(text)
