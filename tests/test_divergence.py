@@ -159,3 +159,21 @@ def test_the_restore_hint_only_where_an_earlier_epoch_was_kept(binary_data):
         with pytest.raises(TrainingDivergedError) as error:
             make(**params, max_epochs=4, train_split=None).fit(X, y)
         assert "restore" not in str(error.value)
+
+
+class NanWhenAsked(torch.nn.Module):
+    poisoned = False  # a class attribute: the estimator may copy the instance
+
+    def forward(self, logits, target):
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        return loss * math.nan if NanWhenAsked.poisoned else loss
+
+
+def test_a_frozen_head_continued_by_epochs_names_lr(binary_data, monkeypatch):
+    """partial_fit trains a solved head on by epochs of lr: its message is the lr one."""
+    X, y = binary_data
+    clf = make(freeze_backbone=True, loss=NanWhenAsked(), lr=1e-3).fit(X, y)
+    monkeypatch.setattr(NanWhenAsked, "poisoned", True)
+    with pytest.raises(TrainingDivergedError, match=r"at epoch \d+, batch \d+ \(lr=0.001"):
+        clf.partial_fit(X, y)
+    assert "_solving_head_path" not in vars(clf)

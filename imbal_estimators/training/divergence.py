@@ -85,10 +85,10 @@ class DivergenceCheck(Callback):
                 )
 
     def _diverged(self, net, what, batch):
-        from .head_solver import uses_head_solver  # it imports this module's siblings
+        from .head_solver import solving_path  # it imports this module's siblings
 
         epoch = len(net.history)
-        solved = uses_head_solver(net)
+        solved = solving_path(net)  # not a frozen head that partial_fit trains by epochs
         if solved:  # no lr, no optimizer: the head is solved along a path of penalties
             message = (
                 f"Training diverged: {what} at point {epoch} of the frozen head's penalty "

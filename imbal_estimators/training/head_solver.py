@@ -33,7 +33,7 @@ from ..utils._compat import set_training
 from .head_folds import CV_LOGITS_KEY, FoldPaths, PathStart, cross_validation_folds
 from .threads import head_threads
 
-__all__ = ["HEAD_PENALTIES", "solve_head_path", "uses_head_solver"]
+__all__ = ["HEAD_PENALTIES", "solve_head_path", "solving_path", "uses_head_solver"]
 
 # L2 penalty of the head's weights per point of the path, in units of the features' mean
 # square (so that scaling the features scales nothing else): from a head that barely leaves
@@ -45,6 +45,8 @@ MAX_ROUNDS = 2  # rounds per point (bounds the cost where float32 stalls) before
 # The largest gradient entry at convergence, relative to the features' root mean square: a
 # float32 loss of order 1 stalls L-BFGS's line search near 1e-5, so it aims ten times lower.
 GRAD_TOL = 1e-4
+# Set in the estimator's __dict__ while its head is solved along the path.
+_ON_PATH_KEY = "_solving_head_path"
 
 
 def uses_head_solver(net):
@@ -63,6 +65,19 @@ def solve_head_path(net, data):
     logits, and those logits per epoch are left in ``net.__dict__`` under
     ``CV_LOGITS_KEY`` for the decision fit (threshold, temperature).
     """
+    net.__dict__[_ON_PATH_KEY] = True
+    try:
+        return _solve_path(net, data)
+    finally:
+        net.__dict__.pop(_ON_PATH_KEY, None)
+
+
+def solving_path(net):
+    """Whether ``net`` is inside :func:`solve_head_path` (its epochs are penalties)."""
+    return bool(net.__dict__.get(_ON_PATH_KEY))
+
+
+def _solve_path(net, data):
     dataset_train, dataset_valid = data.train, data.valid
     on_epoch = data.on_epoch
     head = net.module_.head
