@@ -87,7 +87,7 @@ def test_head_lr_scale_round_trips(tmp_path, small_cnn_file, binary_data):
     assert load(folder).head_lr_scale == 1.0
 
 
-@pytest.mark.parametrize("value", [0, -1.0, "fast", None])
+@pytest.mark.parametrize("value", [0, -1.0, "fast", None, 1e300, float("inf")])
 def test_a_bad_head_lr_scale_names_the_parameter(value, binary_data):
     X, y = binary_data
     with pytest.raises(ValueError, match="head_lr_scale"):

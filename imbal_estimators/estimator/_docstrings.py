@@ -156,6 +156,7 @@ PARAMETERS = """\
         ``head_lr_scale * lr``, the rest of the network at ``lr``
         (:mod:`~imbal_estimators.estimator.finetune`). ``"auto"``: 10 for a
         pretrained network at ``lr`` <= 1e-4 (as for ``head_init``), else 1.
+        At most 1e6; a head that is not Linear takes only 1 (or ``"auto"``).
         Ignored with ``freeze_backbone`` (only the head trains, or its solver
         ignores ``lr``).
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"

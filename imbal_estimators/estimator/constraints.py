@@ -77,7 +77,8 @@ PARAMETER_CONSTRAINTS = {
     "head_solver": [None, StrOptions({"lbfgs"})],
     "head_init": [StrOptions(set(HEAD_INIT_OPTIONS))],
     "freeze_norm": [StrOptions({"auto"}), "boolean"],
-    "head_lr_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+    # bounded: lr times a huge scale overflows the optimizer's float ("cannot be converted")
+    "head_lr_scale": [StrOptions({"auto"}), Interval(Real, 0, 1e6, closed="right")],
     "precision": [StrOptions(set(PRECISIONS))],
     **deprecated_constraints(),  # tau, max_margin, ldam_s
     "label_smoothing": [Interval(Real, 0, 1, closed="left")],
