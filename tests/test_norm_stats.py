@@ -129,3 +129,18 @@ def test_a_saved_pretrained_model_keeps_its_statistics_frozen_after_load(
     loaded.partial_fit(X, y)
     for name, value in running_stats(loaded.module_.backbone).items():
         torch.testing.assert_close(value, before[name])
+
+
+def test_set_params_freeze_norm_applies_to_a_continued_fit(small_cnn_file, binary_data):
+    X, y = binary_data
+    clf = small_cnn(weights=small_cnn_file, head_init="random", freeze_norm=True).fit(X, y)
+    kept = running_stats(clf.module_.backbone)
+    clf.set_params(freeze_norm=False).partial_fit(X, y)
+    assert not clf.module_.frozen_norm
+    moved = running_stats(clf.module_.backbone)
+    assert any(not torch.allclose(moved[k], v) for k, v in kept.items())
+    clf.set_params(freeze_norm=True).partial_fit(X, y)  # and back: kept from here on
+    assert clf.module_.frozen_norm
+    again = running_stats(clf.module_.backbone)
+    for name, value in moved.items():
+        torch.testing.assert_close(again[name], value)

@@ -34,6 +34,7 @@ from ..training.plan import FitOutcome, plan_fit
 from ..training.seeding import seeded
 from ..training.threads import head_threads
 from .datasets import frozen_features_of, logit_batches
+from .finetune import freezes_norm
 from .fitted import DecisionFit, assign_fitted
 from .loop import train
 from .settings import fit_settings
@@ -123,6 +124,8 @@ def _build(estimator, rebuild):
         estimator.initialize()
         return
     estimator.rebuild_criterion()  # training goes on: the loss follows this data's weights
+    if hasattr(estimator.module_, "frozen_norm"):  # and set_params(freeze_norm=...) applies
+        estimator.module_.frozen_norm = freezes_norm(estimator)
     if pending:
         estimator.initialize_callbacks()
 
