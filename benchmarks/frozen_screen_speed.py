@@ -31,11 +31,17 @@ cross-validation that picks the penalty and the threshold (66 solves, where the 
 loop solves one). ``--profile FILE`` also writes a cProfile of the compare run (it slows
 compare's Python-heavy parts; the ratio comes from the run without it).
 
+``--one-penalty P`` measures the floor of the method rather than the method: every head of
+compare solved at the single penalty ``P`` (``head_solver.HEAD_PENALTIES = (P,)``) instead of
+along the path of 11, its inner 5-fold cross-validation (the threshold's out-of-fold
+logits) and its samplers kept: 6 solves a fit, where the package's fit solves 66.
+
 Run::
 
     nice -n 5 python benchmarks/frozen_screen_speed.py              # 1,300 images, 224 px
     nice -n 5 python benchmarks/frozen_screen_speed.py --common 250 --rare 75 --image-size 112
     python benchmarks/frozen_screen_speed.py --quick                # 65 images at 64 px
+    nice -n 5 python benchmarks/frozen_screen_speed.py --one-penalty 1e-3  # the method's floor
 """
 
 import argparse
@@ -217,6 +223,20 @@ def fit_head(X, t, penalty=1e-3):
     )
 
 
+@contextlib.contextmanager
+def one_penalty(penalty):
+    """compare's heads solved at ``penalty`` only, not along the path (None: the path)."""
+    from imbal_estimators.training import head_solver
+
+    path = head_solver.HEAD_PENALTIES
+    if penalty is not None:
+        head_solver.HEAD_PENALTIES = (penalty,)
+    try:
+        yield
+    finally:
+        head_solver.HEAD_PENALTIES = path
+
+
 def n_configurations():
     from imbal_estimators.app.methods import default_configurations
 
@@ -237,7 +257,8 @@ def run(args, tmp):
     # the bare loop before and after compare: the machine's load moves during a run
     before, dtype = bare_loop(data, args.network, weights, args.image_size, args.cv, n_configs)
     loads.append(os.getloadavg()[0])
-    wall, parts, solves = timed_compare(argv, args.profile)
+    with one_penalty(args.one_penalty):
+        wall, parts, solves = timed_compare(argv, args.profile)
     loads.append(os.getloadavg()[0])
     after, _ = bare_loop(data, args.network, weights, args.image_size, args.cv, n_configs)
     loads.append(os.getloadavg()[0])
@@ -245,7 +266,12 @@ def run(args, tmp):
     print(
         f"\n{args.common} + {args.rare} JPEGs ({args.side} px) at {args.image_size} px, "
         f"{args.network}, {args.cv} folds, {n_configs} configurations, {dtype}, "
-        f"{torch.get_num_threads()} torch threads; load average (1 min) "
+        + (
+            ""
+            if args.one_penalty is None
+            else f"compare's heads at one penalty {args.one_penalty:g}, "
+        )
+        + f"{torch.get_num_threads()} torch threads; load average (1 min) "
         + " / ".join(f"{load:.1f}" for load in loads)
         + " before the bare loop / compare / the bare loop again / at the end"
     )
@@ -274,6 +300,11 @@ def main():
     parser.add_argument("--keep", help="write the data and the report here instead of a temp dir")
     parser.add_argument("--profile", help="also write a cProfile of compare to this file")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument(
+        "--one-penalty",
+        type=float,
+        help="solve compare's heads at this one penalty instead of the path (the method's floor)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.common, args.rare, args.side, args.image_size, args.cv = 50, 15, 64, 64, 2
