@@ -9,18 +9,23 @@ twice: the folds' paths starting from their own last solutions only, then also f
 head on every row at the same penalty (the package's). It prints, for each, the wall time,
 the L-BFGS solves and objective evaluations, and whether every fit kept the same penalty
 and predicted the same probabilities. ``--shared-penalty`` also times a design not taken:
-CE's path, then every other configuration at CE's kept penalty.
+CE's path, then every other configuration at CE's kept penalty. ``--sklearn`` also times
+CE's head against scikit-learn's ``LogisticRegressionCV`` doing the same work on the same
+rows (the path's 11 penalties as ``Cs``, 5 folds, balanced accuracy, one thread): what a
+careful user's reference implementation of one such head costs.
 
 Run::
 
     python benchmarks/head_path_evaluations.py                 # 64 px: the heads' cost only
     python benchmarks/head_path_evaluations.py --image-size 224
+    python benchmarks/head_path_evaluations.py --sklearn
 """
 
 import argparse
 import os
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import scipy.optimize
@@ -112,6 +117,58 @@ def run(args, tmp):
     )
     if args.shared_penalty:
         shared_penalty(paths, labels, train, test, base, after)
+    if args.sklearn:
+        against_sklearn(paths, labels, train, base, weights, args.image_size)
+
+
+def against_sklearn(paths, labels, train, base, weights, image_size, repeats=3):
+    """Seconds of CE's head (the estimator's fit on cached features) against
+    ``LogisticRegressionCV`` on the same network's features of the same rows."""
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegressionCV
+    from threadpoolctl import threadpool_limits
+
+    from imbal_estimators import ImageImbalanceClassifier
+    from imbal_estimators.training.head_solver import HEAD_PENALTIES
+
+    body = torchvision.models.resnet34()
+    body.load_state_dict(torch.load(weights, weights_only=True))
+    body.fc = torch.nn.Identity()
+    body.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+    def pixels(path):
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+            return (torch.from_numpy(np.array(image)).permute(2, 0, 1) / 255 - mean) / std
+
+    with torch.no_grad():
+        X = body(torch.stack([pixels(p) for p in paths[train]])).numpy()
+    X = X / np.sqrt((X**2).mean())  # unit mean square, the path's units
+    y = labels[train]
+    n_fit = len(y) * 4 / 5  # the rows of an inner fold
+    ours, theirs = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ImageImbalanceClassifier(**base, threshold="auto").fit(paths[train], y)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8's l1_ratios notice
+            LogisticRegressionCV(
+                Cs=[1 / (c * n_fit) for c in HEAD_PENALTIES],
+                cv=5,
+                scoring="balanced_accuracy",
+                max_iter=1000,
+            ).fit(X, y)
+        theirs.append(time.perf_counter() - start)
+    print(
+        f"CE's head, best of {repeats}: the estimator's fit (path of {len(HEAD_PENALTIES)} "
+        f"penalties x (every row + 5 folds), threshold, predictions) {min(ours):.2f} s; "
+        f"LogisticRegressionCV ({len(HEAD_PENALTIES)} Cs x 5 folds + refit, one thread) "
+        f"{min(theirs):.2f} s"
+    )
 
 
 def shared_penalty(paths, labels, train, test, base, whole):
@@ -152,6 +209,11 @@ def main():
         "--shared-penalty",
         action="store_true",
         help="also time a screen that fits every configuration at CE's kept penalty",
+    )
+    parser.add_argument(
+        "--sklearn",
+        action="store_true",
+        help="also time CE's head against scikit-learn's LogisticRegressionCV",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
