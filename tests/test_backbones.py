@@ -1,5 +1,7 @@
 """Backbones: torchvision models, pretrained and local weights, the head, normalization."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -120,6 +122,61 @@ def test_weights_file_that_is_not_a_state_dict(tmp_path):
     path = tmp_path / "model.pth"
     path.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a state dict"):
+        build_backbone(SMALL, str(path), 2)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_an_empty_or_cut_safetensors_file_is_a_value_error_naming_it(tmp_path, content):
+    pytest.importorskip("safetensors.torch")
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="cut.safetensors' is not a safetensors file"):
+        build_backbone(SMALL, str(path), 2)
+
+
+def test_a_pickle_of_objects_is_refused_without_advice_to_unpickle_it(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save(torchvision.models.get_model(SMALL, weights=None), path)  # the module itself
+    with pytest.raises(ValueError, match="holds Python objects besides tensors") as info:
+        build_backbone(SMALL, str(path), 2)
+    assert "weights_only=False" not in str(info.value)
+    assert "torch.save(model.state_dict(), path)" in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["model", "state_dict", "state_dict_ema", "model_ema"])
+def test_a_training_checkpoint_is_read_from_its_state_dict_key(tmp_path, key):
+    source = torchvision.models.get_model(SMALL, weights=None)
+    path = tmp_path / "checkpoint.pth"
+    torch.save({key: source.state_dict(), "epoch": 3, "optimizer": {"lr": 0.1}}, path)
+    model, _, _ = build_backbone(SMALL, str(path), 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_a_checkpoint_with_a_moving_average_is_read_from_it_first(tmp_path):
+    raw, average = (torchvision.models.get_model(SMALL, weights=None) for _ in range(2))
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": raw.state_dict(), "model_ema": average.state_dict()}, path)
+    model, _, _ = build_backbone(SMALL, str(path), 2)
+    assert torch.equal(model.conv1[0].weight, average.conv1[0].weight)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link loop"])
+def test_a_weights_path_that_is_not_a_regular_file_says_what_it_is(tmp_path, kind):
+    path = tmp_path / "w.pth"
+    if kind == "folder":
+        path.mkdir()
+        expected = "is not a regular file: it is a directory"
+    elif kind == "fifo":
+        os.mkfifo(path)
+        expected = "is not a regular file: it is a FIFO"
+    else:
+        os.symlink(tmp_path / "other.pth", tmp_path / "other.pth")
+        os.symlink(tmp_path / "other.pth", path)
+        expected = "cannot be read"
+    clf = ImageImbalanceClassifier(**{**FAST, "backbone": SMALL, "weights": str(path)})
+    with pytest.raises(ValueError, match=expected):
+        clf.fit(["a.png", "b.png"], [0, 1])
+    with pytest.raises(ValueError, match=expected):
         build_backbone(SMALL, str(path), 2)
 
 

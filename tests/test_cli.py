@@ -186,6 +186,10 @@ def assert_one_line_error(capsys, *fragments):
         (["compare", "{binary}", "--out", "{out}", "--cv", "40"], ["Lower --cv or add images"]),
         (["compare", "{binary}", "--out", "{out}", "--pos-label", "bird"], ["--pos-label 'bird'"]),
         (["compare", "{binary}", "--out", "{out}", "--weights", "nope/w.pth"], ["--weights file"]),
+        (
+            ["fit", "{binary}", "--out", "{out}", "--weights", "{folder_pth}"],
+            ["--weights file", "is not a regular file: it is a directory"],
+        ),
         (["fit", "{missing}", "--out", "{out}"], ["does not exist"]),
         (["predict", "{missing}", "{binary}"], ["does not exist"]),
         (["report", "{missing}", "{binary}", "--out", "{out}"], ["does not exist"]),
@@ -195,6 +199,7 @@ def test_bad_paths_and_values_give_one_line_and_exit_1(
     argv, fragments, binary_folder, tmp_path, capsys
 ):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "folder.pth").mkdir()
     (tmp_path / "a_file.txt").write_text("x")
     write_images(tmp_path / "single" / "only", 3, (200, 0, 0), size=8)
     names = dict(
@@ -202,6 +207,7 @@ def test_bad_paths_and_values_give_one_line_and_exit_1(
         file=str(tmp_path / "a_file.txt"),
         empty=str(tmp_path / "empty"),
         single=str(tmp_path / "single"),
+        folder_pth=str(tmp_path / "folder.pth"),
         binary=binary_folder,
         out=str(tmp_path / "out"),
     )

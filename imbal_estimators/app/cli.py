@@ -25,6 +25,7 @@ from ..models.backbones import (
     WEIGHTS_FILE_SUFFIXES,
     WeightsDownloadError,
     check_backbone_name,
+    check_weights_file,
     is_weights_file,
 )
 from ..utils.param_validation import Interval
@@ -557,8 +558,11 @@ def _weights(text):
         return None, False
     if text.lower() == "none":
         return None, True
-    if is_weights_file(text) and not os.path.isfile(text):
-        raise CLIError(f"--weights file {text!r} does not exist; give none, DEFAULT or a file.")
+    if is_weights_file(text):
+        try:
+            check_weights_file(text, what="--weights file")
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"{exc} Give none, DEFAULT or a weights file.") from None
     return text, True
 
 

@@ -14,7 +14,6 @@ import contextvars
 import copy
 import functools
 import inspect
-import os
 import warnings
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..imbalance.class_weights import check_alpha
 from ..imbalance.corrections import check_corrections
 from ..imbalance.samplers import check_sampler
 from ..losses.registry import get_loss
-from ..models.backbones import check_backbone, is_weights_file
+from ..models.backbones import check_backbone, check_weights_file, is_weights_file
 from ..models.normalization import check_normalize
 from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
@@ -146,8 +145,8 @@ def check_params(estimator):
     check_cache(estimator.cache)
     autocast_dtype(estimator.precision, resolve_device(estimator.__dict__.get("device")))
     weights = estimator.weights
-    if weights is not None and is_weights_file(weights) and not os.path.isfile(weights):
-        raise FileNotFoundError(f"The 'weights' file {os.fspath(weights)!r} does not exist.")
+    if weights is not None and is_weights_file(weights):
+        check_weights_file(weights)
     check_normalize(estimator.normalize)
     if estimator.module is None:
         check_backbone(estimator.backbone, weights, estimator.get_params_for("module"))

@@ -14,6 +14,7 @@ torchvision weights name.
 import difflib
 import functools
 import os
+import pickle
 import urllib.error
 from dataclasses import dataclass
 
@@ -433,10 +434,7 @@ def check_backbone(name, weights, module_kwargs=None):
     check_backbone_name(name)
     if weights is not None:
         if is_weights_file(weights):
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(
-                    f"The 'weights' file {os.fspath(weights)!r} does not exist."
-                )
+            check_weights_file(weights)
         elif name in BACKBONES:
             raise ValueError(_no_pretrained_message(name, weights))
         elif timm_source.is_timm_name(name):
@@ -515,11 +513,23 @@ def resolve_weights(name, weights):
         ) from None
 
 
+def check_weights_file(path, what="'weights' file"):
+    """Raise unless ``path`` is a regular file (not a folder, a FIFO, a link loop).
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is there; the message names ``what`` and the path.
+    UnreadableFileError
+        Something is there that is not a readable regular file (a ValueError).
+    """
+    check_regular(path, what=what)
+
+
 def read_weights_file(path):
     """The backbone state dict stored in the file ``path``."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"weights file {path!r} does not exist.")
+    check_weights_file(path, what="weights file")
     return _backbone_state(read_state_dict(path))
 
 
@@ -552,21 +562,69 @@ def read_state_dict(path):
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except Exception as exc:  # safetensors' own error type: an empty or cut file
+            raise ValueError(
+                f"weights file {path!r} is not a safetensors file that safetensors can read "
+                f"({type(exc).__name__}: {_first_line(exc)})."
+            ) from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle at all, or a cut one
+            raise ValueError(
+                f"weights file {path!r} is not a state dict that torch.load(weights_only=True) "
+                f"can read ({_unpickling_detail(exc)})."
+            ) from exc
+        raise ValueError(
+            f"weights file {path!r} holds Python objects besides tensors, which "
+            "torch.load(weights_only=True) does not unpickle (unpickling runs code). If you "
+            "trust the file, load it yourself and save its state dict: "
+            "torch.save(model.state_dict(), path)."
+        ) from exc
     except Exception as exc:
         raise ValueError(
             f"weights file {path!r} is not a state dict that torch.load(weights_only=True) "
-            f"can read ({type(exc).__name__}: {exc})."
+            f"can read ({type(exc).__name__}: {_first_line(exc)})."
         ) from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    state = _unwrapped(state)
     if not isinstance(state, dict):
         raise ValueError(
             f"weights file {path!r} holds a {type(state).__name__}, not a state dict; save "
             "it with torch.save(model.state_dict(), path)."
         )
+    return state
+
+
+def _unpickling_detail(exc):
+    """What torch's weights-only unpickler found, without its advice to unpickle
+    with ``weights_only=False`` (which runs the file's code)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = text.split(marker, 1)[1].strip().splitlines()
+        return detail[0].strip() if detail else "an unreadable pickle"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+# Keys under which training checkpoints keep the model's state dict, in the order timm's
+# ``load_checkpoint`` reads them (its exponential moving average first).
+CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+
+
+def _unwrapped(state):
+    """The state dict inside a training checkpoint (``{"model": ..., "optimizer": ...}``),
+    or ``state`` itself."""
+    if isinstance(state, dict):
+        for key in CHECKPOINT_KEYS:
+            inner = state.get(key)
+            if (
+                isinstance(inner, dict)
+                and inner
+                and all(isinstance(value, torch.Tensor) for value in inner.values())
+            ):
+                return inner
     return state
 
 
