@@ -507,6 +507,51 @@ def test_custom_module_with_wrong_output_width(binary_data):
         make(module=TinyCNN(num_classes=5)).fit(X, y)
 
 
+class _TupleNet(torch.nn.Module):
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        features = x.mean(dim=(2, 3))
+        return self.fc(features), features
+
+
+class _Fixed8(torch.nn.Module):
+    """Takes 8 x 8 px images only (a flattening linear layer)."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 8 * 8, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_custom_module_that_returns_a_tuple_is_named_before_training(binary_data):
+    X, y = binary_data
+    with pytest.raises(ValueError, match=r"module gives a tuple, not a tensor.*logits only"):
+        make(module=_TupleNet).fit(X, y)
+
+
+def test_custom_module_that_fails_at_the_input_size_points_to_image_size(binary_data):
+    X, y = binary_data
+    with pytest.raises(
+        ValueError, match=r"2 images of 3 x 16 x 16 px \(RuntimeError: .*image_size"
+    ):
+        make(module=_Fixed8, image_size=16).fit(X, y)
+    assert make(module=_Fixed8, image_size=8).fit(X, y).predict_proba(X).shape == (len(X), 2)
+
+
+def test_a_vision_transformer_at_another_size_is_refused_before_training(binary_data):
+    X, y = binary_data
+    clf = make(module=None, backbone="vit_b_16", weights=None, image_size=32)
+    with pytest.raises(
+        ValueError, match=r"'vit_b_16' takes 224 x 224 px inputs only.*image_size=32"
+    ):
+        clf.fit(X, y)
+
+
 def test_mixed_label_types_are_refused(binary_data):
     X, y = binary_data
     mixed = [1 if label == "cat" else "dog" for label in y]

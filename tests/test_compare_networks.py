@@ -166,6 +166,26 @@ def test_module_that_cannot_be_imported_names_the_option(
     assert code == 1 and "--module 'nowhere.x:Net': cannot import it" in err
 
 
+def test_module_that_fails_to_import_names_the_option_and_the_error(
+    binary_folder, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken_net.py").write_text("class Net:\n    def forward(self):\n")
+    argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "broken_net:Net"]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert "--module 'broken_net:Net': importing it raised IndentationError" in err
+    assert "unexpected" not in err
+
+
+@pytest.mark.parametrize("text", ["nan,0,0,1,1,1", "0,0,0,1,inf,1"])
+def test_normalize_option_refuses_numbers_that_are_not_finite(text):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["fit", "d", "--out", "m", "--normalize", text])
+    assert info.value.code == 2
+
+
 def test_fit_command_carries_the_network_or_says_it_cannot():
     from conftest import TinyCNN
 

@@ -123,7 +123,10 @@ def test_normalize_overrides_the_networks_own(binary_data, normalize, mean, std)
     np.testing.assert_allclose(clf.module_.std.flatten().tolist(), std, rtol=1e-6)
 
 
-@pytest.mark.parametrize("normalize", ["imagenett", (1, 2), ((0, 0, 0), (1, 0, 1))])
+@pytest.mark.parametrize(
+    "normalize",
+    ["imagenett", (1, 2), ((0, 0, 0), (1, 0, 1)), ((float("nan"), 0, 0), (1, 1, 1))],
+)
 def test_bad_normalize_is_refused_before_training(binary_data, normalize):
     X, y = binary_data
     clf = ImageImbalanceClassifier(**{**FAST, "normalize": normalize})

@@ -10,6 +10,7 @@ estimator's defaults for a pretrained ResNet.
 
 import argparse
 import importlib
+import math
 import os
 import re
 import sys
@@ -48,6 +49,10 @@ def import_module_class(text):
             f"--module {text!r}: cannot import it ({type(exc).__name__}: {exc}); install the "
             "package or run from the folder that holds it."
         ) from None
+    except Exception as exc:  # the user's module ran and failed: a SyntaxError, its own error
+        raise ValueError(
+            f"--module {text!r}: importing it raised {type(exc).__name__}: {exc}"
+        ) from None
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise ValueError(f"--module {text!r} is not an nn.Module subclass.")
     return obj
@@ -71,10 +76,10 @@ def normalize_option(text):
         values = [float(part) for part in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 6 or min(values[3:]) <= 0:
+    if len(values) != 6 or not all(map(math.isfinite, values)) or min(values[3:]) <= 0:
         raise argparse.ArgumentTypeError(
             "expected auto, imagenet, inception, none or six numbers "
-            f"'mean1,mean2,mean3,std1,std2,std3' (std > 0), got {text!r}"
+            f"'mean1,mean2,mean3,std1,std2,std3' (finite, std > 0), got {text!r}"
         )
     return (tuple(values[:3]), tuple(values[3:]))
 

@@ -27,6 +27,7 @@ from ..imbalance.samplers import check_sampler
 from ..losses.registry import get_loss
 from ..models.backbones import check_backbone, check_weights_file, is_weights_file
 from ..models.normalization import check_normalize
+from ..models.preprocessing import check_input_size
 from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
@@ -150,6 +151,9 @@ def check_params(estimator):
     check_normalize(estimator.normalize)
     if estimator.module is None:
         check_backbone(estimator.backbone, weights, estimator.get_params_for("module"))
+        check_input_size(
+            estimator.backbone, estimator.image_size, estimator.get_params_for("module")
+        )
     elif isinstance(estimator.module, type):
         check_arguments(estimator.module, estimator.get_params_for("module"), "module")
     optimizer_kwargs = {"lr": estimator.lr, **estimator.get_params_for("optimizer")}
@@ -322,10 +326,22 @@ def check_module_output(module, image_size, classes):
     try:
         with torch.no_grad():
             logits = module(torch.zeros(2, 3, image_size, image_size, device=device))
+    except Exception as exc:  # the user's forward: any error, named with the input it got
+        lines = str(exc).strip().splitlines()
+        raise ValueError(
+            f"module failed on a batch of 2 images of 3 x {image_size} x {image_size} px "
+            f"({type(exc).__name__}: {lines[0] if lines else ''}). If it takes another input "
+            "size, set image_size (--image-size) to it."
+        ) from exc
     finally:
         module.train(was_training)
-    if getattr(logits, "shape", None) != (2, len(classes)):
-        shape = tuple(getattr(logits, "shape", ()))
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(
+            f"module gives a {type(logits).__name__}, not a tensor; its forward must return "
+            f"the logits only, a tensor of shape (n_images, {len(classes)})."
+        )
+    if logits.shape != (2, len(classes)):
+        shape = tuple(logits.shape)
         raise ValueError(
             f"module gives outputs of shape {shape} for 2 images; it must give "
             f"(n_images, {len(classes)}), one logit per class of classes_ {classes.tolist()}."

@@ -6,6 +6,7 @@ the network's own: torchvision weights' ``transforms()``, a timm model's
 of a torchvision architecture, your own ``module``). The other values override it.
 """
 
+import math
 from numbers import Real
 
 import torch
@@ -34,7 +35,7 @@ def check_normalize(normalize):
     if isinstance(normalize, str) or not _is_pair(normalize):
         raise ValueError(
             "The 'normalize' parameter must be 'auto', 'imagenet', 'inception', None or a "
-            f"(mean, std) pair of 3 numbers each (std > 0). Got {normalize!r} instead."
+            f"(mean, std) pair of 3 finite numbers each (std > 0). Got {normalize!r} instead."
         )
 
 
@@ -48,8 +49,10 @@ def _is_pair(value):
         mean, std = list(mean), list(std)
     except (TypeError, ValueError):
         return False
-    numbers = all(isinstance(v, Real) and not isinstance(v, bool) for v in (*mean, *std))
-    return len(mean) == len(std) == 3 and numbers and all(v > 0 for v in std)
+    values = (*mean, *std)
+    numbers = all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
+    finite = numbers and all(math.isfinite(v) for v in values)
+    return len(mean) == len(std) == 3 and finite and all(v > 0 for v in std)
 
 
 def resolve_normalize(normalize, mean, std):

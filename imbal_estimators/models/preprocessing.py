@@ -16,6 +16,7 @@ An int ``image_size`` wins over the network: a square resize to that size, as in
 every version before (and in every model saved by them).
 """
 
+import functools
 import math
 
 import torch
@@ -49,6 +50,59 @@ def network_geometry(backbone, weights, module=None, image_size="auto", module_k
         return square
     name = "DEFAULT" if is_weights_file(weights) else weights
     return _torchvision_geometry(resolve_weights(backbone, name))
+
+
+def check_input_size(backbone, image_size, module_kwargs=None):
+    """Raise where the network takes one input size only and ``image_size`` is another.
+
+    A vision transformer's position embedding is fixed: timm models whose
+    ``pretrained_cfg`` says ``fixed_input_size`` and torchvision's
+    ``VisionTransformer`` refuse other sizes only at their first forward pass.
+    Built on the meta device: nothing is downloaded or allocated.
+
+    Raises
+    ------
+    ValueError
+        Naming ``image_size``, the backbone and the size it takes.
+    """
+    if image_size == "auto" or not isinstance(backbone, str) or backbone in BACKBONES:
+        return
+    kwargs = module_kwargs or {}
+    side = _fixed_side(backbone, kwargs) if kwargs else _fixed_side_cached(backbone)
+    if side is not None and int(image_size) != side:
+        raise ValueError(
+            f"backbone {backbone!r} takes {side} x {side} px inputs only (its position "
+            f"embedding is fixed), so image_size={image_size!r} cannot be used; leave "
+            f"image_size='auto' (--image-size auto) or set {side}."
+        )
+
+
+def _fixed_side(backbone, module_kwargs):
+    """The one input side ``backbone`` takes, or None where it takes any."""
+    if timm_source.is_timm_name(backbone):
+        with torch.device("meta"):
+            model = timm_source.create(backbone, 2, **module_kwargs)
+        config = getattr(model, "pretrained_cfg", None) or {}
+        if getattr(model, "dynamic_img_size", False):  # timm's ViT(dynamic_img_size=True)
+            return None
+        if config.get("fixed_input_size") and "input_size" in config:
+            return int(config["input_size"][-1])
+        return None
+    import torchvision
+
+    builder = torchvision.models.get_model_builder(backbone)
+    if builder.__module__ != torchvision.models.vision_transformer.__name__:
+        return None  # built only where it may be a VisionTransformer
+    with torch.device("meta"):
+        model = builder(weights=None, **module_kwargs)
+    vit = isinstance(model, torchvision.models.VisionTransformer)
+    return int(model.image_size) if vit else None
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_side_cached(backbone):
+    """:func:`_fixed_side` without module arguments, once per name (a fit checks it)."""
+    return _fixed_side(backbone, {})
 
 
 def _torchvision_geometry(weights_enum):
