@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -289,6 +290,15 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "path,label,proba_cat,proba_dog,decision_rule"
     assert out[1].startswith(one_file + ",")
+
+
+def test_fit_says_what_it_kept_an_epoch_or_a_frozen_heads_penalty(binary_folder, tmp_path, capsys):
+    argv = ["fit", binary_folder, *SMALL_FIT, "--weights", "none"]
+    assert main([*argv, "--out", str(tmp_path / "epochs")]) == 0
+    assert re.search(r"kept epoch [12];", capsys.readouterr().err)
+    assert main([*argv, "--out", str(tmp_path / "frozen"), "--freeze-backbone"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"kept head penalty [0-9.e-]+ \(point \d+ of 11 of its path\);", err), err
 
 
 @needs_persistence

@@ -1010,14 +1010,25 @@ def cmd_fit(args):
     clf.fit(paths, labels)
     clf.save(args.out)
     members = getattr(clf, "members_", [clf])
-    epochs = ", ".join(str(m.best_epoch_) for m in members)
+    kept = ", ".join(_kept(m) for m in members)
     what = "the model" if len(members) == 1 else f"an ensemble of {len(members)} models"
     print(
-        f"Saved {what} (classes {clf.classes_.tolist()}, epoch {epochs} kept; decides by "
+        f"Saved {what} (classes {clf.classes_.tolist()}, kept {kept}; decides by "
         f"{clf.decision_rule()}) to {args.out}",
         file=sys.stderr,
     )
     return 0
+
+
+def _kept(clf):
+    """What ``clf`` kept: its epoch, or for a frozen head solved along the penalty path
+    (its epochs are penalties, not passes over the data) the penalty."""
+    epoch = clf.best_epoch_
+    try:
+        penalty = clf.history[epoch - 1, "head_penalty"]
+    except (KeyError, IndexError):
+        return f"epoch {epoch}"
+    return f"head penalty {penalty:.3g} (point {epoch} of {len(clf.history)} of its path)"
 
 
 def cmd_predict(args):
