@@ -210,3 +210,31 @@ def test_user_module_with_a_weights_file(tmp_path, binary_data, user_package):
     clf.fit(X, y)
     assert torch.equal(clf.module_.backbone.conv.weight, source.conv.weight)
     assert clf.module_.backbone.fc.out_features == 2
+
+
+def test_a_hub_name_offline_says_to_name_the_architecture_with_a_file(monkeypatch):
+    from imbal_estimators.models import timm_source
+
+    def unreachable(*args, **kwargs):
+        raise FileNotFoundError("We cannot find the requested files in the local cache.")
+
+    monkeypatch.setattr(timm, "create_model", unreachable)
+    with pytest.raises(ValueError, match="is defined by its configuration on the Hugging") as info:
+        timm_source.create("timm/hf-hub:org/net", 2)
+    assert "--backbone timm/ARCHITECTURE --weights PATH" in str(info.value)
+    assert "--backbone small_cnn --weights none" in str(info.value)
+    with pytest.raises(FileNotFoundError):  # another name: the caller's offline message
+        timm_source.create("timm/resnet18", 2, pretrained=True)
+
+
+def test_a_long_download_error_is_cut_at_a_word():
+    from imbal_estimators.app.network_options import offline_message
+
+    cause = OSError("Please check your connection and try again " * 10)
+    exc = WeightsDownloadError("cannot download", "timm/resnet18", "DEFAULT")
+    exc.__cause__ = cause
+    message = offline_message("imbal-estimators fit", exc)
+    reason = message.split("(no internet? ", 1)[1].split(")", 1)[0]
+    assert reason.endswith("…") and len(reason) <= 160
+    kept = reason[:-1]
+    assert str(cause).startswith(kept) and str(cause)[len(kept)] == " "  # a whole word

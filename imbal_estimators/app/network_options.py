@@ -16,6 +16,7 @@ import re
 import sys
 
 from ..models.normalization import NORMALIZATIONS
+from ..utils.text import first_line
 
 #: the small CNN's settings when the command line leaves them unset
 SMALL_CNN_DEFAULTS = {"image_size": 32, "lr": 3e-3, "max_epochs": 10}
@@ -143,8 +144,7 @@ def offline_message(command, exc):
     backbone = getattr(exc, "backbone", "the backbone")
     seconds = getattr(exc, "small_cnn_seconds", None)
     when = f" (about {format_duration(seconds)} for this folder)" if seconds else ""
-    reason = str(exc.__cause__ or exc).strip().splitlines()
-    reason = reason[0][:160] if reason else type(exc).__name__
+    reason = first_line(exc.__cause__ or exc, 160)
     return (
         f"{command}: error: the pretrained weights of --backbone {backbone} cannot be "
         f"downloaded (no internet? {reason}). Ways out: a weights file, --weights "

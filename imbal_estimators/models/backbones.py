@@ -23,6 +23,7 @@ import torchvision
 from torch import nn
 
 from ..io.reader import check_regular
+from ..utils.text import first_line
 from . import timm_source
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .small_cnn import SmallCNN
@@ -300,8 +301,7 @@ def _build_timm(name, weights, n_classes, **kwargs):
 
 
 def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""
+    return first_line(exc, 200)
 
 
 def _check_timm_weights(name, weights):

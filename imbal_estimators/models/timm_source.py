@@ -10,6 +10,8 @@ which timm resolves over the network). A model's own preprocessing comes from it
 
 import importlib
 
+from ..utils.text import first_line
+
 PREFIX = "timm/"
 INSTALL_HINT = 'pip install "imbal-estimators[timm]" (or pip install timm)'
 
@@ -55,11 +57,30 @@ def is_known(name):
 
 
 def create(name, n_classes, pretrained=False, **kwargs):
-    """``timm.create_model`` for the ``timm/`` name ``name`` with an ``n_classes`` head."""
+    """``timm.create_model`` for the ``timm/`` name ``name`` with an ``n_classes`` head.
+
+    Raises
+    ------
+    ValueError
+        A ``timm/hf-hub:`` name whose configuration cannot be fetched (offline): such
+        a network is defined on the Hub, so a weights file alone cannot stand in.
+    """
     timm = import_timm(name)
-    return timm.create_model(
-        model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
-    )
+    try:
+        return timm.create_model(
+            model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
+        )
+    except OSError as exc:  # huggingface_hub's errors for an unreachable Hub are OSErrors
+        if not model_name(name).startswith("hf-hub:"):
+            raise
+        raise ValueError(
+            f"backbone {name!r} is defined by its configuration on the Hugging Face Hub, "
+            f"which cannot be read ({type(exc).__name__}: {first_line(exc, 160)}). Offline, "
+            "name its timm architecture instead, with a weights file: "
+            "backbone='timm/ARCHITECTURE', weights='PATH' (--backbone timm/ARCHITECTURE "
+            "--weights PATH), or train a small network from scratch: --backbone small_cnn "
+            "--weights none --image-size 32."
+        ) from exc
 
 
 def data_config(model):
