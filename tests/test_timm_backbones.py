@@ -238,3 +238,11 @@ def test_a_long_download_error_is_cut_at_a_word():
     assert reason.endswith("…") and len(reason) <= 160
     kept = reason[:-1]
     assert str(cause).startswith(kept) and str(cause)[len(kept)] == " "  # a whole word
+
+
+def test_an_unknown_pretrained_tag_is_an_unknown_backbone_with_the_known_tags():
+    with pytest.raises(ValueError, match="Unknown backbone 'timm/test_resnet.no_such_tag'") as info:
+        check_backbone_name("timm/test_resnet.no_such_tag")
+    assert "'timm/test_resnet'" in str(info.value)
+    assert "'timm/test_resnet.r160_in1k'" in str(info.value)
+    check_backbone_name("timm/test_resnet.r160_in1k")  # a known tag passes

@@ -400,6 +400,9 @@ def _suggestions(name):
     own = difflib.get_close_matches(bare, [*classification_models(), *BACKBONES], n=3)
     timm_close = difflib.get_close_matches(timm_source.PREFIX + bare, timm_all, n=3)
     exact = [n for n in timm_all if n == timm_source.PREFIX + bare.split(".")[0]]
+    if exact and "." in bare:  # a known architecture with an unknown pretrained tag
+        tags = timm_source.pretrained_names(exact[0])
+        exact += difflib.get_close_matches(timm_source.PREFIX + bare, tags, n=2, cutoff=0)
     first, second = (timm_close, own) if text.startswith(timm_source.PREFIX) else (own, timm_close)
     close = list(dict.fromkeys([*exact, *first, *second]))[:4]
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""

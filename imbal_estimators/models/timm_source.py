@@ -53,7 +53,17 @@ def is_known(name):
     rest = model_name(name)
     if rest.startswith(("hf-hub:", "local-dir:")):
         return True
-    return bool(rest) and timm.is_model(rest)
+    if not rest or not timm.is_model(rest):
+        return False
+    architecture, _, tag = rest.partition(".")
+    return not tag or rest in timm.list_pretrained(architecture + ".*")
+
+
+def pretrained_names(name):
+    """The ``timm/`` names of the pretrained tags of ``name``'s architecture."""
+    timm = import_timm(name)
+    architecture = model_name(name).partition(".")[0]
+    return [PREFIX + n for n in timm.list_pretrained(architecture + ".*")]
 
 
 def create(name, n_classes, pretrained=False, **kwargs):
