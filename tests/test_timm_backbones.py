@@ -185,6 +185,51 @@ def test_user_module_that_is_not_importable_is_refused(tmp_path, binary_data, us
         load(tmp_path / "model")
 
 
+def test_user_module_not_importable_with_trusted_names_it_and_the_way_out(
+    tmp_path, binary_data, user_package
+):
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y)
+    clf.save(tmp_path / "model")
+    for name in ("userpkg.nets", "userpkg"):
+        sys.modules.pop(name, None)
+    sys.path.remove(next(p for p in sys.path if p.endswith(os.sep + "src")))
+    with pytest.raises(ImportError, match="userpkg.nets:Net, which cannot be imported") as info:
+        load(tmp_path / "model", trusted=True)
+    assert "run from the folder that holds it" in str(info.value)
+
+
+def test_user_module_changed_since_the_save_gives_the_first_mismatches(
+    tmp_path, binary_data, user_package
+):
+    from imbal_estimators.estimator.persistence import ModelFileError
+
+    X, y = binary_data
+    clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y)
+    clf.save(tmp_path / "model")
+    monkeypatch = pytest.MonkeyPatch()
+    original = user_package.Net.__init__
+
+    def renamed(self, num_classes=2, width=4):  # the same weights under another name
+        original(self, num_classes=num_classes, width=width)
+        self.first = self.conv
+        del self.conv
+
+    monkeypatch.setattr(user_package.Net, "__init__", renamed)
+    monkeypatch.setattr(
+        user_package.Net, "forward", lambda self, x: self.fc(self.first(x).mean(dim=(2, 3)))
+    )
+    try:
+        with pytest.raises(ModelFileError, match="does not fit the network") as info:
+            load(tmp_path / "model")
+    finally:
+        monkeypatch.undo()
+    message = str(info.value)
+    assert "missing" in message and "first.weight" in message
+    assert "class changed since the model was saved" in message
+    assert len(message) < 900 and "\n" not in message
+
+
 def test_other_references_in_the_network_record_stay_refused(tmp_path, binary_data, user_package):
     X, y = binary_data
     clf = ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y)

@@ -51,8 +51,10 @@ from ..io.references import (
     resolve_network_reference,
     resolve_reference,
 )
+from ..models.backbones import state_mismatches
 from ..models.normalization import normalization_origin, normalize_name
 from ..training.plan import ARRAY, saved_fields
+from ..utils.text import first_line
 from ..utils.types import StrPath
 from ..utils.warn import warn
 from .classifier import ImageImbalanceClassifier
@@ -440,9 +442,12 @@ def _restore_network(estimator, path, config, config_path):
     try:
         estimator.module_.load_state_dict(state)
     except RuntimeError as exc:
+        # the first few keys, not torch's hundreds (a network class changed since the save)
+        problems = state_mismatches(estimator.module_.state_dict(), state) or first_line(exc)
         raise ModelFileError(
             f"{os.path.join(path, WEIGHTS_FILE)!r} does not fit the network that "
-            f"{config_path!r} describes: {exc}"
+            f"{config_path!r} describes: {problems}. Was the network's class changed "
+            "since the model was saved?"
         ) from None
     check_preprocessing(config, estimator, config_path)
     estimator.module_.to(estimator.device)

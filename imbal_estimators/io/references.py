@@ -164,10 +164,23 @@ def _check_module_importable(text, module):
 
 
 def import_reference(module, qualname):
-    """The object ``qualname`` of ``module`` (imports the module)."""
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
+    """The object ``qualname`` of ``module`` (imports the module).
+
+    Raises
+    ------
+    ImportError
+        The module cannot be imported or has no such object; the message names both.
+    """
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(
+            f"The saved file names {module}:{qualname}, which cannot be imported here "
+            f"({type(exc).__name__}: {exc}): install its package, or run from the folder "
+            "that holds it (or add that folder to PYTHONPATH)."
+        ) from exc
     return obj
 
 
