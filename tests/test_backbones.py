@@ -143,7 +143,18 @@ def test_a_pickle_of_objects_is_refused_without_advice_to_unpickle_it(tmp_path):
     assert "torch.save(model.state_dict(), path)" in str(info.value)
 
 
-@pytest.mark.parametrize("key", ["model", "state_dict", "state_dict_ema", "model_ema"])
+def test_a_lightning_checkpoint_loses_its_wrapper_prefix(tmp_path):
+    source = torchvision.models.get_model(SMALL, weights=None)
+    path = tmp_path / "epoch=3.ckpt"
+    state = {f"model.{key}": value for key, value in source.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    model, _, _ = build_backbone(SMALL, str(path), 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+
+
+@pytest.mark.parametrize(
+    "key", ["model", "state_dict", "state_dict_ema", "model_ema", "model_state_dict"]
+)
 def test_a_training_checkpoint_is_read_from_its_state_dict_key(tmp_path, key):
     source = torchvision.models.get_model(SMALL, weights=None)
     path = tmp_path / "checkpoint.pth"

@@ -540,6 +540,7 @@ def load_state(model, state, path, n_classes, name, assign=False):
     """Load ``state`` (read from ``path``) into ``model`` and return it with an
     ``n_classes`` head: the file's own head if it has that size, else a new one.
     ``assign=True`` takes the tensors of ``state`` instead of copying them."""
+    state = _without_wrapper_prefix(state, model)
     head_shape = _head_weight_shape(state, model)
     if head_shape is not None and head_shape[0] == n_classes:
         with torch.device("cpu"):
@@ -552,6 +553,19 @@ def load_state(model, state, path, n_classes, name, assign=False):
     _load_strict(model, state, os.fspath(path), name, assign)
     with torch.device("cpu"):
         return replace_head(model, n_classes)
+
+
+def _without_wrapper_prefix(state, model):
+    """``state`` without the one prefix every key of it has, where the model has none of
+    its keys and has most of the stripped ones: a network saved inside a wrapper, such as
+    PyTorch Lightning's ``self.model`` (``model.conv1.weight``)."""
+    expected = model.state_dict()
+    if not state or any(key in expected for key in state) or not all("." in k for k in state):
+        return state
+    if len({key.split(".", 1)[0] for key in state}) != 1:
+        return state
+    stripped = {key.split(".", 1)[1]: value for key, value in state.items()}
+    return stripped if 2 * sum(key in expected for key in stripped) >= len(stripped) else state
 
 
 def read_state_dict(path):
@@ -612,8 +626,9 @@ def _unpickling_detail(exc):
 
 
 # Keys under which training checkpoints keep the model's state dict, in the order timm's
-# ``load_checkpoint`` reads them (its exponential moving average first).
-CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+# ``load_checkpoint`` reads them (its exponential moving average first), then the key of
+# PyTorch's tutorials.
+CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict")
 
 
 def _unwrapped(state):
