@@ -179,6 +179,13 @@ def test_module_that_fails_to_import_names_the_option_and_the_error(
     assert "unexpected" not in err
 
 
+def test_module_and_backbone_together_are_refused(binary_folder, tmp_path, capsys):
+    argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "pkg.nets:Net"]
+    assert main([*argv, "--backbone", "resnet18"]) == 1
+    err = capsys.readouterr().err
+    assert "--module 'pkg.nets:Net' and --backbone 'resnet18' both name the network" in err
+
+
 @pytest.mark.parametrize("text", ["nan,0,0,1,1,1", "0,0,0,1,inf,1"])
 def test_normalize_option_refuses_numbers_that_are_not_finite(text):
     with pytest.raises(SystemExit) as info:

@@ -103,6 +103,11 @@ def network_params(args, params):
     """Add ``module``, ``normalize`` and the small CNN's defaults to ``params``."""
     text = getattr(args, "module", None)
     if text is not None:
+        if getattr(args, "backbone", None) is not None:
+            raise ValueError(
+                f"--module {text!r} and --backbone {args.backbone!r} both name the network; "
+                "--module replaces --backbone, so give one of them."
+            )
         params["module"] = import_module_class(text)
     if getattr(args, "normalize", "auto") != "auto":
         params["normalize"] = args.normalize
