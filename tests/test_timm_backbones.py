@@ -264,6 +264,7 @@ def test_a_hub_name_offline_says_to_name_the_architecture_with_a_file(monkeypatc
         raise FileNotFoundError("We cannot find the requested files in the local cache.")
 
     monkeypatch.setattr(timm, "create_model", unreachable)
+    monkeypatch.setattr(timm_source, "hub_unreachable", lambda: None)  # DNS may resolve
     with pytest.raises(ValueError, match="is defined by its configuration on the Hugging") as info:
         timm_source.create("timm/hf-hub:org/net", 2)
     assert "--backbone timm/ARCHITECTURE --weights PATH" in str(info.value)
@@ -291,3 +292,25 @@ def test_an_unknown_pretrained_tag_is_an_unknown_backbone_with_the_known_tags():
     assert "'timm/test_resnet'" in str(info.value)
     assert "'timm/test_resnet.r160_in1k'" in str(info.value)
     check_backbone_name("timm/test_resnet.r160_in1k")  # a known tag passes
+
+
+def test_offline_timm_weights_fail_at_once_without_the_hubs_retries(monkeypatch):
+    import socket
+
+    from imbal_estimators.models import timm_source
+
+    for variable in timm_source._PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("timm.create_model must not be reached: it would retry")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(timm, "create_model", no_download)
+    with pytest.raises(WeightsDownloadError, match="huggingface.co does not resolve"):
+        build_backbone(TIMM, "DEFAULT", 2)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # a proxy resolves names
+    assert timm_source.hub_unreachable() is None

@@ -8,7 +8,12 @@ which timm resolves over the network). A model's own preprocessing comes from it
 ``pretrained_cfg`` (:func:`timm.data.resolve_data_config`).
 """
 
+import contextlib
 import importlib
+import logging
+import os
+import socket
+import urllib.parse
 
 from ..utils.text import first_line
 
@@ -77,9 +82,14 @@ def create(name, n_classes, pretrained=False, **kwargs):
     """
     timm = import_timm(name)
     try:
-        return timm.create_model(
-            model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
-        )
+        if pretrained or model_name(name).startswith("hf-hub:"):
+            unreachable = hub_unreachable()
+            if unreachable:  # huggingface_hub would retry for about a minute first
+                raise ConnectionError(f"the Hugging Face Hub cannot be reached: {unreachable}")
+        with _quiet_hub():
+            return timm.create_model(
+                model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
+            )
     except OSError as exc:  # huggingface_hub's errors for an unreachable Hub are OSErrors
         if not model_name(name).startswith("hf-hub:"):
             raise
@@ -105,3 +115,44 @@ def pretrained_origin(name):
     """A key for the pretrained weights of the ``timm/`` name ``name``."""
     timm = import_timm(name)
     return f"timm {timm.__version__} pretrained {model_name(name)}"
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+
+
+def hub_unreachable():
+    """Why the Hugging Face Hub cannot be reached, or None where it may be.
+
+    Offline, ``huggingface_hub`` retries each file five times with a growing wait
+    (about a minute, a log line each time) before it fails. Where no proxy is set
+    (a proxy resolves names itself) and the Hub's host name does not resolve, no
+    request can succeed, so the download fails at once.
+    """
+    if any(os.environ.get(variable) for variable in _PROXY_VARIABLES):
+        return None
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as exc:
+        return f"its host {host} does not resolve ({exc.strerror})"
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_hub():
+    """``huggingface_hub``'s retry warnings off: a failure becomes one message of ours."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
