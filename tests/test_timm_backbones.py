@@ -314,3 +314,22 @@ def test_offline_timm_weights_fail_at_once_without_the_hubs_retries(monkeypatch)
         build_backbone(TIMM, "DEFAULT", 2)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # a proxy resolves names
     assert timm_source.hub_unreachable() is None
+
+
+def test_the_cli_gives_its_own_trust_option_for_a_refused_network(
+    tmp_path, binary_data, binary_folder, monkeypatch, capsys
+):
+    from imbal_estimators.app.cli import main
+
+    (tmp_path / "_privnet.py").write_text(NET_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    private = __import__("_privnet")
+    try:
+        X, y = binary_data
+        ImageImbalanceClassifier(**{**FAST, "module": private.Net}).fit(X, y).save(tmp_path / "m")
+        assert main(["predict", str(tmp_path / "m"), binary_folder]) == 1
+        err = capsys.readouterr().err
+        assert "pass --trusted" in err and "trusted=True" not in err
+        assert main(["predict", str(tmp_path / "m"), binary_folder, "--trusted"]) == 0
+    finally:
+        sys.modules.pop("_privnet", None)

@@ -726,8 +726,13 @@ def _load_model(model_dir, trusted=False):
     load = getattr(imbal_estimators, "load", None)
     if load is None:
         raise CLIError("this version of imbal_estimators cannot load saved models yet.")
+    from ..io.references import UntrustedReferenceError
+
     search_working_directory()  # a --module network saved from this folder
-    return load(model_dir, trusted=trusted)
+    try:
+        return load(model_dir, trusted=trusted)
+    except UntrustedReferenceError as exc:  # its advice in the command line's words
+        raise CLIError(str(exc).replace("pass trusted=True", "pass --trusted")) from None
 
 
 # -- commands ----------------------------------------------------------------------------
