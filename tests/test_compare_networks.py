@@ -179,6 +179,12 @@ def test_module_that_fails_to_import_names_the_option_and_the_error(
     assert "unexpected" not in err
 
 
+def test_a_module_named_like_the_standard_library_says_so(binary_folder, tmp_path, capsys):
+    argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "json:Net"]
+    assert main(argv) == 1
+    assert "'json' is also a module of Python's standard library" in capsys.readouterr().err
+
+
 def test_module_and_backbone_together_are_refused(binary_folder, tmp_path, capsys):
     argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "pkg.nets:Net"]
     assert main([*argv, "--backbone", "resnet18"]) == 1

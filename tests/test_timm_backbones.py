@@ -333,3 +333,18 @@ def test_the_cli_gives_its_own_trust_option_for_a_refused_network(
         assert main(["predict", str(tmp_path / "m"), binary_folder, "--trusted"]) == 0
     finally:
         sys.modules.pop("_privnet", None)
+
+
+def test_a_timm_vit_takes_the_size_it_was_built_for(binary_data):
+    X, y = binary_data
+    fixed = {**FAST, "backbone": "timm/test_vit", "weights": None}
+    fixed["module__dynamic_img_size"] = False  # timm's test ViT takes any size by default
+    at_32 = {**fixed, "module__img_size": 32}
+    with pytest.raises(ValueError, match="takes 32 x 32 px inputs only.*image_size=16"):
+        ImageImbalanceClassifier(**{**at_32, "image_size": 16}).fit(X, y)
+    clf = ImageImbalanceClassifier(**{**at_32, "image_size": "auto"}).fit(X, y)
+    assert clf.predict_proba(X).shape == (len(X), 2)  # "auto": the 32 px it was built for
+    with pytest.raises(ValueError, match="'timm/test_vit' takes 160 x 160 px inputs only"):
+        ImageImbalanceClassifier(**fixed).fit(X, y)
+    dynamic = {**FAST, "backbone": "timm/test_vit", "weights": None}
+    assert ImageImbalanceClassifier(**dynamic).fit(X, y).predict_proba(X).shape == (len(X), 2)

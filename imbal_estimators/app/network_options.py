@@ -46,9 +46,16 @@ def import_module_class(text):
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
+        top = module_name.split(".")[0]
+        if top in sys.stdlib_module_names:  # the working directory comes after it
+            hint = (
+                f"{top!r} is also a module of Python's standard library, which is found "
+                "first; rename your file or package."
+            )
+        else:
+            hint = "install the package or run from the folder that holds it."
         raise ValueError(
-            f"--module {text!r}: cannot import it ({type(exc).__name__}: {exc}); install the "
-            "package or run from the folder that holds it."
+            f"--module {text!r}: cannot import it ({type(exc).__name__}: {exc}); {hint}"
         ) from None
     except Exception as exc:  # the user's module ran and failed: a SyntaxError, its own error
         raise ValueError(

@@ -82,12 +82,7 @@ def _fixed_side(backbone, module_kwargs):
     if timm_source.is_timm_name(backbone):
         with torch.device("meta"):
             model = timm_source.create(backbone, 2, **module_kwargs)
-        config = getattr(model, "pretrained_cfg", None) or {}
-        if getattr(model, "dynamic_img_size", False):  # timm's ViT(dynamic_img_size=True)
-            return None
-        if config.get("fixed_input_size") and "input_size" in config:
-            return int(config["input_size"][-1])
-        return None
+        return _timm_fixed_side(model)
     import torchvision
 
     builder = torchvision.models.get_model_builder(backbone)
@@ -97,6 +92,20 @@ def _fixed_side(backbone, module_kwargs):
         model = builder(weights=None, **module_kwargs)
     vit = isinstance(model, torchvision.models.VisionTransformer)
     return int(model.image_size) if vit else None
+
+
+def _timm_fixed_side(model):
+    """The one input side a built timm model takes (None: any): the size its patch
+    embedding was built for (``img_size=`` may differ from ``pretrained_cfg``)."""
+    if getattr(model, "dynamic_img_size", False):  # timm's ViT(dynamic_img_size=True)
+        return None
+    config = getattr(model, "pretrained_cfg", None) or {}
+    if not config.get("fixed_input_size"):
+        return None
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if built is not None:
+        return int(built[-1] if isinstance(built, (tuple, list)) else built)
+    return int(config["input_size"][-1]) if "input_size" in config else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,7 +129,7 @@ def _timm_geometry(backbone, module_kwargs):
     with torch.device("meta"):
         model = timm_source.create(backbone, 2, **module_kwargs)
     config = timm_source.data_config(model)
-    crop = int(config["input_size"][-1])
+    crop = _timm_fixed_side(model) or int(config["input_size"][-1])
     crop_pct = float(config.get("crop_pct") or 0.875)
     interpolation = config.get("interpolation") or "bilinear"
     if interpolation not in INTERPOLATIONS:
