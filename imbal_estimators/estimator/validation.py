@@ -32,6 +32,7 @@ from ..training.device import resolve_device
 from ..training.learning import check_loss_learns
 from ..training.precision import autocast_dtype
 from ..utils.param_validation import Constraint, validate_parameter_constraints
+from ..utils.text import first_line
 from .loss_params import check_loss_params, loss_options
 
 # scikit-learn's (and other libraries') spellings of what this estimator calls otherwise
@@ -327,11 +328,10 @@ def check_module_output(module, image_size, classes):
         with torch.no_grad():
             logits = module(torch.zeros(2, 3, image_size, image_size, device=device))
     except Exception as exc:  # the user's forward: any error, named with the input it got
-        lines = str(exc).strip().splitlines()
         raise ValueError(
             f"module failed on a batch of 2 images of 3 x {image_size} x {image_size} px "
-            f"({type(exc).__name__}: {lines[0] if lines else ''}). If it takes another input "
-            "size, set image_size (--image-size) to it."
+            f"({type(exc).__name__}: {first_line(exc)}). If it takes another input size, "
+            "set image_size (--image-size) to it."
         ) from exc
     finally:
         module.train(was_training)
