@@ -284,7 +284,7 @@ def test_an_unknown_pretrained_tag_is_an_unknown_backbone_with_the_known_tags():
     check_backbone_name("timm/test_resnet.r160_in1k")  # a known tag passes
 
 
-def test_offline_timm_weights_fail_at_once_without_the_hubs_retries(monkeypatch):
+def test_offline_timm_weights_come_from_the_cache_only_without_the_hubs_retries(monkeypatch):
     import socket
 
     from imbal_estimators.models import timm_source
@@ -295,13 +295,18 @@ def test_offline_timm_weights_fail_at_once_without_the_hubs_retries(monkeypatch)
     def no_dns(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    def no_download(*args, **kwargs):
-        raise AssertionError("timm.create_model must not be reached: it would retry")
+    from huggingface_hub import constants
+
+    def cache_only(*args, **kwargs):  # huggingface_hub in offline mode: its cache, no retries
+        assert constants.HF_HUB_OFFLINE, "the Hub would be asked, and retried for a minute"
+        raise FileNotFoundError("cannot find the requested files in the local cache")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    monkeypatch.setattr(timm, "create_model", no_download)
+    monkeypatch.setattr(timm, "create_model", cache_only)
+    was_offline = constants.HF_HUB_OFFLINE
     with pytest.raises(WeightsDownloadError, match="huggingface.co does not resolve"):
         build_backbone(TIMM, "DEFAULT", 2)
+    assert constants.HF_HUB_OFFLINE == was_offline  # restored
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # a proxy resolves names
     assert timm_source.hub_unreachable() is None
 
@@ -338,3 +343,41 @@ def test_a_timm_vit_takes_the_size_it_was_built_for(binary_data):
         ImageImbalanceClassifier(**fixed).fit(X, y)
     dynamic = {**FAST, "backbone": "timm/test_vit", "weights": None}
     assert ImageImbalanceClassifier(**dynamic).fit(X, y).predict_proba(X).shape == (len(X), 2)
+
+
+def test_offline_timm_weights_in_the_hubs_cache_still_load(tmp_path, monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    from imbal_estimators.models import timm_source
+
+    for variable in timm_source._PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", _no_dns)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    # timm's reader of the Hub's files, which conftest's no_downloads blocks: here nothing
+    # can leave the machine (no name resolves, and the offline mode reads the cache only)
+    import timm.models._builder
+    import timm.models._hub
+
+    monkeypatch.setattr(
+        timm.models._builder, "load_state_dict_from_hf", timm.models._hub.load_state_dict_from_hf
+    )
+    source = timm.create_model("test_resnet", pretrained=False)
+    repo = tmp_path / "models--timm--test_resnet.r160_in1k"  # huggingface_hub's cache layout
+    commit = "0" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    tensors = {key: value.contiguous() for key, value in source.state_dict().items()}
+    save_file(tensors, str(repo / "snapshots" / commit / "model.safetensors"))
+    model, _, _ = build_backbone(TIMM, "DEFAULT", 2)
+    assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
+
+
+def _no_dns(*args, **kwargs):
+    import socket
+
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

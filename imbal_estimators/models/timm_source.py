@@ -81,12 +81,9 @@ def create(name, n_classes, pretrained=False, **kwargs):
         a network is defined on the Hub, so a weights file alone cannot stand in.
     """
     timm = import_timm(name)
+    fetches = pretrained or model_name(name).startswith("hf-hub:")
     try:
-        if pretrained or model_name(name).startswith("hf-hub:"):
-            unreachable = hub_unreachable()
-            if unreachable:  # huggingface_hub would retry for about a minute first
-                raise ConnectionError(f"the Hugging Face Hub cannot be reached: {unreachable}")
-        with _quiet_hub():
+        with _quiet_hub(), _cache_only_when_unreachable(fetches):
             return timm.create_model(
                 model_name(name), pretrained=pretrained, num_classes=n_classes, **kwargs
             )
@@ -144,6 +141,30 @@ def hub_unreachable():
     except OSError:
         return None
     return None
+
+
+@contextlib.contextmanager
+def _cache_only_when_unreachable(fetches):
+    """Where the Hub cannot be reached (:func:`hub_unreachable`), ``huggingface_hub``'s
+    offline mode inside the block: files already in its cache load, others fail at once
+    (a ConnectionError that says why) instead of after a minute of retries."""
+    unreachable = hub_unreachable() if fetches else None
+    if unreachable is None:
+        yield
+        return
+    from huggingface_hub import constants
+
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    except OSError as exc:
+        raise ConnectionError(
+            f"the Hugging Face Hub cannot be reached ({unreachable}) and the files are not "
+            "in its local cache"
+        ) from exc
+    finally:
+        constants.HF_HUB_OFFLINE = offline
 
 
 @contextlib.contextmanager
