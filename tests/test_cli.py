@@ -292,6 +292,14 @@ def test_fit_then_predict_round_trip(saved_model, binary_folder, tmp_path, capsy
     assert out[1].startswith(one_file + ",")
 
 
+def test_a_diverging_fit_is_a_user_error_with_its_advice(binary_folder, tmp_path, capsys):
+    argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), *SMALL_FIT, "--lr", "1e30"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "error: Training diverged" in err and "Lower lr" in err
+    assert "unexpected" not in err
+
+
 def test_fit_says_what_it_kept_an_epoch_or_a_frozen_heads_penalty(binary_folder, tmp_path, capsys):
     argv = ["fit", binary_folder, *SMALL_FIT, "--weights", "none"]
     assert main([*argv, "--out", str(tmp_path / "epochs")]) == 0

@@ -1245,6 +1245,7 @@ def main(argv=None):
         if args.traceback:
             raise
         from ..data.images import ImageFileError
+        from ..training.divergence import TrainingDivergedError
 
         if isinstance(exc, WeightsDownloadError):
             print(offline_message(f"{PROG} {args.command}", exc), file=sys.stderr)
@@ -1252,7 +1253,9 @@ def main(argv=None):
             print(f"{PROG} {args.command}: error: {str(exc).strip()}", file=sys.stderr)
             if args.command in ("fit", "compare", "tune"):
                 print("(on the command line: --on-bad-image skip or warn)", file=sys.stderr)
-        elif isinstance(exc, CLIError | OSError | ValueError | TypeError | ImportError):
+        elif isinstance(exc, CLIError | OSError | ValueError | TypeError | ImportError) or (
+            isinstance(exc, TrainingDivergedError)  # its message is the advice (lr, ...)
+        ):
             print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         else:
             print(
