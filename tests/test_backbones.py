@@ -143,6 +143,16 @@ def test_a_pickle_of_objects_is_refused_without_advice_to_unpickle_it(tmp_path):
     assert "torch.save(model.state_dict(), path)" in str(info.value)
 
 
+def test_a_state_dict_with_values_that_are_not_tensors_is_refused_naming_them(tmp_path):
+    state = dict(torchvision.models.get_model(SMALL, weights=None).state_dict())
+    state["conv1.0.weight"] = [1.0, 2.0]
+    state["epoch"] = 3
+    path = tmp_path / "odd.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"2 of its entries are not tensors \('conv1.0.weight'"):
+        build_backbone(SMALL, str(path), 2)
+
+
 def test_a_lightning_checkpoint_loses_its_wrapper_prefix(tmp_path):
     source = torchvision.models.get_model(SMALL, weights=None)
     path = tmp_path / "epoch=3.ckpt"

@@ -611,6 +611,18 @@ def read_state_dict(path):
             f"weights file {path!r} holds a {type(state).__name__}, not a state dict; save "
             "it with torch.save(model.state_dict(), path)."
         )
+    others = [  # a module's get_extra_state() may save anything under "..._extra_state"
+        key
+        for key, value in state.items()
+        if not isinstance(value, torch.Tensor) and not str(key).endswith("_extra_state")
+    ]
+    if others:
+        shown = ", ".join(repr(key) for key in others[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        raise ValueError(
+            f"weights file {path!r} is not a state dict: {len(others)} of its entries are "
+            f"not tensors ({shown}{more}); save it with torch.save(model.state_dict(), path)."
+        )
     return state
 
 
