@@ -528,6 +528,39 @@ class _Fixed8(torch.nn.Module):
         return self.fc(x.flatten(1))
 
 
+class _Detached(_TupleNet):
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3))).detach()
+
+
+class _NaN(_TupleNet):
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3))) * float("nan")
+
+
+class _Standardizes(_TupleNet):
+    """Standardizes each image: nan on a constant image, fine on real ones."""
+
+    def forward(self, x):
+        x = (x - x.mean()) / x.std()
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize(
+    "module, message",
+    [(_Detached, "do not depend on its trainable weights"), (_NaN, "non-finite logits")],
+)
+def test_custom_module_that_cannot_train_is_named_before_training(binary_data, module, message):
+    X, y = binary_data
+    with pytest.raises(ValueError, match=message):
+        make(module=module).fit(X, y)
+
+
+def test_custom_module_that_standardizes_each_image_is_accepted(binary_data):
+    X, y = binary_data
+    assert make(module=_Standardizes).fit(X, y).predict_proba(X).shape == (len(X), 2)
+
+
 def test_custom_module_that_returns_a_tuple_is_named_before_training(binary_data):
     X, y = binary_data
     with pytest.raises(ValueError, match=r"module gives a tuple, not a tensor.*logits only"):

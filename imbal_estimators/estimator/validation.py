@@ -324,9 +324,12 @@ def check_module_output(module, image_size, classes):
     was_training = module.training
     module.eval()
     device = next(module.parameters(), torch.zeros(0)).device
+    trainable = any(p.requires_grad for p in module.parameters())
+    # random pixels, not zeros: a network that standardizes each image divides by its spread
+    images = torch.rand(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad():
-            logits = module(torch.zeros(2, 3, image_size, image_size, device=device))
+        with torch.set_grad_enabled(trainable):
+            logits = module(images.to(device))
     except Exception as exc:  # the user's forward: any error, named with the input it got
         raise ValueError(
             f"module failed on a batch of 2 images of 3 x {image_size} x {image_size} px "
@@ -346,3 +349,12 @@ def check_module_output(module, image_size, classes):
             f"module gives outputs of shape {shape} for 2 images; it must give "
             f"(n_images, {len(classes)}), one logit per class of classes_ {classes.tolist()}."
         )
+    if not logits.is_floating_point():
+        raise ValueError(f"module gives {logits.dtype} outputs; logits must be floating point.")
+    if trainable and not logits.requires_grad:
+        raise ValueError(
+            "module's outputs do not depend on its trainable weights (a forward under "
+            "torch.no_grad(), or .detach()): training could not change them."
+        )
+    if not torch.isfinite(logits.detach()).all():
+        raise ValueError("module gives non-finite logits (nan or inf) for 2 random images.")
