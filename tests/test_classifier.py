@@ -700,3 +700,41 @@ def test_backbones_with_auxiliary_heads_train(binary_data, backbone):
     clf = ImageImbalanceClassifier(**{**FAST, "backbone": backbone, "image_size": 32})
     clf.fit(X[::2], y[::2])
     assert clf.predict_proba(X[:2]).shape == (2, 2)
+
+
+class _WrapsModule(torch.nn.Module):
+    """Keys "module.0.weight", ...: the prefix nn.DataParallel adds."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+        self.out = torch.nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.out(self.module(x))
+
+
+class _BackboneAndHead(torch.nn.Module):
+    """Keys "backbone.*" and "head.*": the prefix of this package's own saved model."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+        self.head = torch.nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+@pytest.mark.parametrize("network", [_WrapsModule, _BackboneAndHead])
+def test_a_user_modules_own_prefixed_keys_load_from_its_weights_file(
+    binary_data, tmp_path, network
+):
+    X, y = binary_data
+    source = network(num_classes=2)
+    torch.save(source.state_dict(), tmp_path / "net.pt")
+    clf = make(module=network, weights=str(tmp_path / "net.pt"), lr=0.0, max_epochs=1)
+    clf.fit(X, y)
+    loaded = clf.module_.backbone.state_dict()
+    body = {k: v for k, v in source.state_dict().items() if k.startswith(("module.", "backbone."))}
+    assert body and all(torch.equal(loaded[key], value) for key, value in body.items())

@@ -348,7 +348,7 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         backbone = self.initialized_instance(self.module, kwargs)
         if self.weights is not None and is_weights_file(self.weights):
             name = getattr(self.module, "__name__", type(self.module).__name__)
-            state = read_weights_file(self.weights)
+            state = read_weights_file(self.weights, model=backbone)
             backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
         check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
         return backbone, IMAGENET_MEAN, IMAGENET_STD

@@ -529,11 +529,22 @@ def check_weights_file(path, what="'weights' file"):
     check_regular(path, what=what)
 
 
-def read_weights_file(path):
-    """The backbone state dict stored in the file ``path``."""
+def read_weights_file(path, model=None):
+    """The backbone state dict stored in the file ``path``.
+
+    Saved from this package's model or from ``nn.DataParallel``, its keys lose the
+    ``backbone.`` or ``module.`` prefix. Given ``model`` (a user's network, whose own
+    keys may start so), the file's keys as they are win where they fit it as well.
+    """
     path = os.fspath(path)
     check_weights_file(path, what="weights file")
-    return _backbone_state(read_state_dict(path))
+    raw = read_state_dict(path)
+    stripped = _backbone_state(raw)
+    if model is None or stripped is raw:
+        return stripped
+    expected = model.state_dict()
+    fits = [sum(key in expected for key in state) for state in (raw, stripped)]
+    return raw if fits[0] >= fits[1] else stripped
 
 
 def load_state(model, state, path, n_classes, name, assign=False):
