@@ -381,3 +381,13 @@ def _no_dns(*args, **kwargs):
     import socket
 
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_a_fixed_size_timm_network_without_patch_embedding_takes_its_img_size():
+    from imbal_estimators.models.preprocessing import check_input_size, network_geometry
+
+    kwargs = {"img_size": 64}  # timm's test MaxViT: fixed_input_size, no patch_embed
+    check_input_size("timm/test_maxvit", 64, kwargs)  # the size it was built for
+    with pytest.raises(ValueError, match="takes 64 x 64 px inputs only.*image_size=32"):
+        check_input_size("timm/test_maxvit", 32, kwargs)
+    assert network_geometry("timm/test_maxvit", None, module_kwargs=kwargs).crop == 64

@@ -71,8 +71,8 @@ def check_input_size(backbone, image_size, module_kwargs=None):
     side = _fixed_side(backbone, kwargs) if kwargs else _fixed_side_cached(backbone)
     if side is not None and int(image_size) != side:
         raise ValueError(
-            f"backbone {backbone!r} takes {side} x {side} px inputs only (its position "
-            f"embedding is fixed), so image_size={image_size!r} cannot be used; leave "
+            f"backbone {backbone!r} takes {side} x {side} px inputs only (its layers are "
+            f"built for that size), so image_size={image_size!r} cannot be used; leave "
             f"image_size='auto' (--image-size auto) or set {side}."
         )
 
@@ -82,7 +82,7 @@ def _fixed_side(backbone, module_kwargs):
     if timm_source.is_timm_name(backbone):
         with torch.device("meta"):
             model = timm_source.create(backbone, 2, **module_kwargs)
-        return _timm_fixed_side(model)
+        return _timm_fixed_side(model, module_kwargs)
     import torchvision
 
     builder = torchvision.models.get_model_builder(backbone)
@@ -94,15 +94,17 @@ def _fixed_side(backbone, module_kwargs):
     return int(model.image_size) if vit else None
 
 
-def _timm_fixed_side(model):
-    """The one input side a built timm model takes (None: any): the size its patch
-    embedding was built for (``img_size=`` may differ from ``pretrained_cfg``)."""
+def _timm_fixed_side(model, module_kwargs=None):
+    """The one input side a built timm model takes (None: any): the size it was built
+    for (``img_size=`` may differ from ``pretrained_cfg``, which timm leaves as it is)."""
     if getattr(model, "dynamic_img_size", False):  # timm's ViT(dynamic_img_size=True)
         return None
     config = getattr(model, "pretrained_cfg", None) or {}
     if not config.get("fixed_input_size"):
         return None
     built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if built is None:
+        built = (module_kwargs or {}).get("img_size")
     if built is not None:
         return int(built[-1] if isinstance(built, (tuple, list)) else built)
     return int(config["input_size"][-1]) if "input_size" in config else None
@@ -129,7 +131,7 @@ def _timm_geometry(backbone, module_kwargs):
     with torch.device("meta"):
         model = timm_source.create(backbone, 2, **module_kwargs)
     config = timm_source.data_config(model)
-    crop = _timm_fixed_side(model) or int(config["input_size"][-1])
+    crop = _timm_fixed_side(model, module_kwargs) or int(config["input_size"][-1])
     crop_pct = float(config.get("crop_pct") or 0.875)
     interpolation = config.get("interpolation") or "bilinear"
     if interpolation not in INTERPOLATIONS:
