@@ -576,6 +576,22 @@ def test_custom_module_that_fails_at_the_input_size_points_to_image_size(binary_
     assert make(module=_Fixed8, image_size=8).fit(X, y).predict_proba(X).shape == (len(X), 2)
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"backbone": "maxvit_t", "image_size": 32}, "'maxvit_t' cannot take 32 x 32 px"),
+        (
+            {"backbone": "vit_b_16", "module__image_size": 32, "image_size": "auto"},
+            "'vit_b_16' cannot take 224 x 224 px.*image_size='auto' gave",
+        ),
+    ],
+)
+def test_a_network_that_cannot_take_the_size_is_named_before_training(binary_data, params, message):
+    X, y = binary_data
+    with pytest.raises(ValueError, match=message):
+        make(module=None, weights=None, **params).fit(X, y)
+
+
 def test_a_vision_transformer_at_another_size_is_refused_before_training(binary_data):
     X, y = binary_data
     clf = make(module=None, backbone="vit_b_16", weights=None, image_size=32)

@@ -65,6 +65,7 @@ from .settings import fit_settings
 from .validation import (
     check_module_output,
     fit_context,
+    forward_checked,
 )
 
 #: the parameters of the signature that skorch's ``NeuralNet`` takes and stores itself
@@ -316,7 +317,14 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
         kwargs = self.get_params_for("module")
         if self.module is None:
             n_classes = self._n_classes_for_init()
-            build = partial(build_backbone, self.backbone, self.weights, n_classes, **kwargs)
+            build = partial(
+                forward_checked,
+                partial(build_backbone, self.backbone, self.weights, n_classes, **kwargs),
+                self.backbone,
+                kwargs,
+                estimator_geometry(self).crop,
+                auto=self.image_size == "auto",
+            )
         else:
             build = self._build_module
         if not self.freeze_backbone:

@@ -310,6 +310,52 @@ def check_loss(estimator, n_classes):
         ) from exc
 
 
+# (backbone, module arguments, image size) whose forward pass ran once in this process
+_FORWARD_CHECKED: set = set()
+
+
+def forward_checked(build, backbone, module_kwargs, image_size, auto=False):
+    """``build()`` (a ``(network, mean, std)`` builder), its network run once on one
+    image of ``image_size`` first, so that a size it cannot take is named before training.
+
+    Once per backbone, module arguments and size in a process (a search builds the same
+    network for every fit). ``auto``: the size came from ``image_size="auto"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the backbone, the size and ``image_size``.
+    """
+    built = build()
+    key = (backbone, repr(sorted(module_kwargs.items())), image_size)
+    if key in _FORWARD_CHECKED:
+        return built
+    network = built[0]
+    was_training = network.training
+    network.eval()
+    device = next(network.parameters(), torch.zeros(0)).device
+    try:
+        # its own generator: the global one seeds the fit, and this runs once a process
+        image = torch.rand(1, 3, image_size, image_size, generator=torch.Generator())
+        with torch.no_grad():
+            network(image.to(device))
+    except Exception as exc:  # the network's own check of its input, in its own words
+        way_out = (
+            "image_size='auto' gave the size of its pretrained recipe: set image_size "
+            "(--image-size) to one it takes"
+            if auto
+            else "set image_size (--image-size) to a size it takes, or leave it 'auto'"
+        )
+        raise ValueError(
+            f"backbone {backbone!r} cannot take {image_size} x {image_size} px images "
+            f"({type(exc).__name__}: {first_line(exc)}); {way_out}."
+        ) from exc
+    finally:
+        network.train(was_training)
+    _FORWARD_CHECKED.add(key)
+    return built
+
+
 def check_module_output(module, image_size, classes):
     """A user's module must give one logit per class; find out before training.
 
