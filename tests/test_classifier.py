@@ -754,3 +754,16 @@ def test_a_user_modules_own_prefixed_keys_load_from_its_weights_file(
     loaded = clf.module_.backbone.state_dict()
     body = {k: v for k, v in source.state_dict().items() if k.startswith(("module.", "backbone."))}
     assert body and all(torch.equal(loaded[key], value) for key, value in body.items())
+
+
+def test_a_weights_name_with_a_user_module_is_refused_naming_weights(binary_data):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="With module=, the 'weights' parameter must be None"):
+        make(weights="IMAGENET1K_V1").fit(X, y)
+
+
+def test_a_network_saved_from_a_script_says_where_it_must_live():
+    from imbal_estimators.io.references import import_reference
+
+    with pytest.raises(ImportError, match="a class of the script that saved the model"):
+        import_reference("__main__", "NoSuchNetwork")

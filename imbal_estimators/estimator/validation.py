@@ -155,6 +155,12 @@ def check_params(estimator):
         check_input_size(
             estimator.backbone, estimator.image_size, estimator.get_params_for("module")
         )
+    elif weights not in (None, "DEFAULT") and not is_weights_file(weights):
+        raise ValueError(
+            f"With module=, the 'weights' parameter must be None or the path of a weights "
+            f"file for your network (a torchvision weights name belongs to a backbone=); got "
+            f"{weights!r}."
+        )
     elif isinstance(estimator.module, type):
         check_arguments(estimator.module, estimator.get_params_for("module"), "module")
     optimizer_kwargs = {"lr": estimator.lr, **estimator.get_params_for("optimizer")}

@@ -176,6 +176,12 @@ def import_reference(module, qualname):
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
+        if module == "__main__":  # defined in the script that saved the model
+            raise ImportError(
+                f"The saved file names {module}:{qualname}, a class of the script that saved "
+                f"the model, which only that script defines: move {qualname} into a module "
+                "of its own, import it from there, and fit and save again."
+            ) from exc
         raise ImportError(
             f"The saved file names {module}:{qualname}, which cannot be imported here "
             f"({type(exc).__name__}: {exc}): install its package, or run from the folder "
