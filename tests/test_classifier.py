@@ -556,6 +556,27 @@ def test_custom_module_that_cannot_train_is_named_before_training(binary_data, m
         make(module=module).fit(X, y)
 
 
+class _BodyWithoutGrad(torch.nn.Module):
+    """A frozen body by hand: its features under no_grad, its linear head trainable."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.body = torch.nn.Conv2d(3, 3, 1)
+        self.fc = torch.nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        with torch.no_grad():
+            return self.fc(self.body(x).mean(dim=(2, 3)))
+
+
+def test_a_module_without_grad_trains_its_head_with_a_frozen_backbone(binary_data):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="do not depend on its trainable weights"):
+        make(module=_BodyWithoutGrad).fit(X, y)
+    clf = make(module=_BodyWithoutGrad, freeze_backbone=True).fit(X, y)
+    assert clf.predict_proba(X).shape == (len(X), 2)
+
+
 def test_custom_module_that_standardizes_each_image_is_accepted(binary_data):
     X, y = binary_data
     assert make(module=_Standardizes).fit(X, y).predict_proba(X).shape == (len(X), 2)

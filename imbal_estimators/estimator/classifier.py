@@ -358,7 +358,12 @@ class ImageImbalanceClassifier(HeadTrainingMixin, NeuralNetClassifier):
             name = getattr(self.module, "__name__", type(self.module).__name__)
             state = read_weights_file(self.weights, model=backbone)
             backbone = load_state(backbone, state, self.weights, self.n_classes_, f"module={name}")
-        check_module_output(backbone, estimator_geometry(self).crop, self.classes_)
+        check_module_output(
+            backbone,
+            estimator_geometry(self).crop,
+            self.classes_,
+            trains_body=not self.freeze_backbone,
+        )
         return backbone, IMAGENET_MEAN, IMAGENET_STD
 
     def initialize_criterion(self):

@@ -362,7 +362,7 @@ def forward_checked(build, backbone, module_kwargs, image_size, auto=False):
     return built
 
 
-def check_module_output(module, image_size, classes):
+def check_module_output(module, image_size, classes, trains_body=True):
     """A user's module must give one logit per class; find out before training.
 
     Parameters
@@ -376,7 +376,8 @@ def check_module_output(module, image_size, classes):
     was_training = module.training
     module.eval()
     device = next(module.parameters(), torch.zeros(0)).device
-    trainable = any(p.requires_grad for p in module.parameters())
+    # a frozen body's head trains on cached features: its forward may run without grad
+    trainable = trains_body and any(p.requires_grad for p in module.parameters())
     # random pixels, not zeros: a network that standardizes each image divides by its spread
     images = torch.rand(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     try:
