@@ -189,6 +189,23 @@ def test_user_module_that_is_not_importable_is_refused(tmp_path, binary_data, us
     assert "run from the folder that holds it" in str(info.value)
 
 
+def test_user_module_that_fails_at_import_when_loading_is_named(
+    tmp_path, binary_data, user_package
+):
+    X, y = binary_data
+    ImageImbalanceClassifier(**{**FAST, "module": user_package.Net}).fit(X, y).save(
+        tmp_path / "model"
+    )
+    for name in ("userpkg.nets", "userpkg"):
+        sys.modules.pop(name, None)
+    nets = next(p for p in sys.path if p.endswith(os.sep + "src"))
+    with open(os.path.join(nets, "userpkg", "nets.py"), "a") as file:
+        file.write("\nraise RuntimeError('import boom')\n")
+    for trusted in (False, True):
+        with pytest.raises(ImportError, match="importing 'userpkg.nets' raised RuntimeError"):
+            load(tmp_path / "model", trusted=trusted)
+
+
 def test_user_module_changed_since_the_save_gives_the_first_mismatches(
     tmp_path, binary_data, user_package
 ):

@@ -175,7 +175,12 @@ def import_reference(module, qualname):
         obj = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # importing runs the module: a SyntaxError, its own error
+        if not isinstance(exc, (ImportError, AttributeError)):
+            raise ImportError(
+                f"The saved file names {module}:{qualname}; importing {module!r} raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if module == "__main__":  # defined in the script that saved the model
             raise ImportError(
                 f"The saved file names {module}:{qualname}, a class of the script that saved "
