@@ -354,7 +354,10 @@ def _model_from_state(name, state, path, n_classes, **kwargs):
     with torch.device("meta"):
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     # assigned tensors keep their dtype: half-precision files become float32 as a copy would
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    state = {
+        k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in state.items()
+    }
     model = load_state(model, state, path, n_classes, name, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         model = torchvision.models.get_model(name, weights=None, **kwargs)
@@ -622,17 +625,14 @@ def read_state_dict(path):
             f"weights file {path!r} holds a {type(state).__name__}, not a state dict; save "
             "it with torch.save(model.state_dict(), path)."
         )
-    others = [  # a module's get_extra_state() may save anything under "..._extra_state"
-        key
-        for key, value in state.items()
-        if not isinstance(value, torch.Tensor) and not str(key).endswith("_extra_state")
-    ]
+    others = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if others:
         shown = ", ".join(repr(key) for key in others[:3])
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
         raise ValueError(
-            f"weights file {path!r} is not a state dict: {len(others)} of its entries are "
-            f"not tensors ({shown}{more}); save it with torch.save(model.state_dict(), path)."
+            f"weights file {path!r} is not a state dict of tensors: {len(others)} of its "
+            f"entries are not tensors ({shown}{more}; a module's get_extra_state() is not "
+            "supported); save it with torch.save(model.state_dict(), path)."
         )
     return state
 
@@ -696,6 +696,11 @@ def _load_strict(model, state, path, name, assign=False):
         ) from exc
 
 
+def _shape(value):
+    """A tensor's shape; None for a module's extra state (any object)."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
 def state_mismatches(expected, state, shown=3):
     """A short description of how ``state`` differs from ``expected`` (a model's state
     dict): the first ``shown`` missing keys, unexpected keys and shape mismatches, with
@@ -703,9 +708,9 @@ def state_mismatches(expected, state, shown=3):
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [
-        f"{k} {tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} in the model"
+        f"{k} {_shape(state[k])} in the file, {_shape(expected[k])} in the model"
         for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+        if k in state and _shape(state[k]) != _shape(expected[k])
     ]
     parts = []
     for what, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
