@@ -306,8 +306,7 @@ def test_offline_timm_weights_come_from_the_cache_only_without_the_hubs_retries(
 
     from imbal_estimators.models import timm_source
 
-    for variable in timm_source._PROXY_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    _no_proxies(monkeypatch)
 
     def no_dns(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -324,8 +323,8 @@ def test_offline_timm_weights_come_from_the_cache_only_without_the_hubs_retries(
     with pytest.raises(WeightsDownloadError, match="huggingface.co does not resolve"):
         build_backbone(TIMM, "DEFAULT", 2)
     assert constants.HF_HUB_OFFLINE == was_offline  # restored
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # a proxy resolves names
-    assert timm_source.hub_unreachable() is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # asked first, if any
+    assert "the proxy proxy.invalid:3128 does not resolve" in timm_source.hub_unreachable()
 
 
 def test_the_cli_gives_its_own_trust_option_for_a_refused_network(
@@ -368,10 +367,7 @@ def test_offline_timm_weights_in_the_hubs_cache_still_load(tmp_path, monkeypatch
     from huggingface_hub import constants
     from safetensors.torch import save_file
 
-    from imbal_estimators.models import timm_source
-
-    for variable in timm_source._PROXY_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    _no_proxies(monkeypatch)
     monkeypatch.setattr(socket, "getaddrinfo", _no_dns)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     # timm's reader of the Hub's files, which conftest's no_downloads blocks: here nothing
@@ -408,3 +404,27 @@ def test_a_fixed_size_timm_network_without_patch_embedding_takes_its_img_size():
     with pytest.raises(ValueError, match="takes 64 x 64 px inputs only.*image_size=32"):
         check_input_size("timm/test_maxvit", 32, kwargs)
     assert network_geometry("timm/test_maxvit", None, module_kwargs=kwargs).crop == 64
+
+
+def _no_proxies(monkeypatch):
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+
+
+def test_a_hub_endpoint_that_refuses_is_found_at_once(monkeypatch):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from imbal_estimators.models import timm_source
+
+    _no_proxies(monkeypatch)
+    with socket.socket() as listener:  # a port of this machine that nothing listens on
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.perf_counter()
+    assert "its host 127.0.0.1 does not answer" in timm_source.hub_unreachable()
+    assert time.perf_counter() - start < 5

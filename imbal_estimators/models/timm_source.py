@@ -11,9 +11,9 @@ which timm resolves over the network). A model's own preprocessing comes from it
 import contextlib
 import importlib
 import logging
-import os
 import socket
 import urllib.parse
+import urllib.request
 
 from ..utils.text import first_line
 
@@ -114,33 +114,47 @@ def pretrained_origin(name):
     return f"timm {timm.__version__} pretrained {model_name(name)}"
 
 
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
-
-
-def hub_unreachable():
+def hub_unreachable(timeout=3.0):
     """Why the Hugging Face Hub cannot be reached, or None where it may be.
 
     Offline, ``huggingface_hub`` retries each file five times with a growing wait
-    (about a minute, a log line each time) before it fails. Where no proxy is set
-    (a proxy resolves names itself) and the Hub's host name does not resolve, no
-    request can succeed, so the download fails at once.
+    (about a minute, a log line each time) before it fails. One connection to the
+    Hub's host, or to the proxy the environment names for it, with a short timeout,
+    tells first: a name that does not resolve, a refused or silent port.
     """
-    if any(os.environ.get(variable) for variable in _PROXY_VARIABLES):
-        return None
     try:
         from huggingface_hub import constants
     except ImportError:
         return None
-    host = urllib.parse.urlparse(constants.ENDPOINT).hostname
-    if not host:
+    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
+    if not endpoint.hostname:
+        return None
+    target, what = _first_hop(endpoint)
+    if target is None:
         return None
     try:
-        socket.getaddrinfo(host, 443)
+        with socket.create_connection(target, timeout=timeout):
+            return None
     except socket.gaierror as exc:
-        return f"its host {host} does not resolve ({exc.strerror})"
-    except OSError:
-        return None
-    return None
+        return f"{what} does not resolve ({exc.strerror})"
+    except OSError as exc:  # refused, unreachable, or no answer within the timeout
+        return f"{what} does not answer ({exc.strerror or type(exc).__name__})"
+
+
+def _first_hop(endpoint):
+    """``((host, port), words)`` of the first connection a request to ``endpoint`` makes:
+    the proxy the environment names for its scheme (unless ``NO_PROXY`` spares the host),
+    else the host itself; ``(None, None)`` for a proxy kind not judged here (SOCKS)."""
+    host = endpoint.hostname
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(endpoint.scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return (host, port), f"its host {host}"
+    parsed = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None, None
+    proxy_port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return (parsed.hostname, proxy_port), f"the proxy {parsed.hostname}:{proxy_port}"
 
 
 @contextlib.contextmanager
