@@ -185,6 +185,17 @@ def test_a_module_named_like_the_standard_library_says_so(binary_folder, tmp_pat
     assert "'json' is also a module of Python's standard library" in capsys.readouterr().err
 
 
+def test_a_module_file_shadowed_by_an_installed_package_says_so(
+    binary_folder, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "numpy.py").write_text("class Net:\n    pass\n")  # numpy's own comes first
+    argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "numpy:Net"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "another 'numpy' comes first on the import path" in err and "rename" in err
+
+
 def test_module_and_backbone_together_are_refused(binary_folder, tmp_path, capsys):
     argv = ["fit", binary_folder, "--out", str(tmp_path / "m"), "--module", "pkg.nets:Net"]
     assert main([*argv, "--backbone", "resnet18"]) == 1

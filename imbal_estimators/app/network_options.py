@@ -10,6 +10,7 @@ estimator's defaults for a pretrained ResNet.
 
 import argparse
 import importlib
+import importlib.util
 import math
 import os
 import re
@@ -46,14 +47,9 @@ def import_module_class(text):
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        top = module_name.split(".")[0]
-        if top in sys.stdlib_module_names:  # the working directory comes after it
-            hint = (
-                f"{top!r} is also a module of Python's standard library, which is found "
-                "first; rename your file or package."
-            )
-        else:
-            hint = "install the package or run from the folder that holds it."
+        hint = _shadowed(module_name.split(".")[0]) or (
+            "install the package or run from the folder that holds it."
+        )
         raise ValueError(
             f"--module {text!r}: cannot import it ({type(exc).__name__}: {exc}); {hint}"
         ) from None
@@ -64,6 +60,31 @@ def import_module_class(text):
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise ValueError(f"--module {text!r} is not an nn.Module subclass.")
     return obj
+
+
+def _shadowed(top):
+    """Why ``top`` in the working directory is not the module imported (another one of
+    that name comes first on ``sys.path``, the standard library's above all), or None."""
+    here = os.getcwd()
+    local = os.path.exists(os.path.join(here, top + ".py")) or os.path.isdir(
+        os.path.join(here, top)
+    )
+    if top in sys.stdlib_module_names:
+        return (
+            f"{top!r} is also a module of Python's standard library, which is found "
+            "first; rename your file or package."
+        )
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None) or ""
+    if local and origin and not os.path.abspath(origin).startswith(here + os.sep):
+        return (
+            f"another {top!r} comes first on the import path ({origin}), before the one in "
+            "this folder; rename your file or package."
+        )
+    return None
 
 
 def search_working_directory():
