@@ -250,3 +250,16 @@ def test_unknown_weights_lists_each_name_once():
     with pytest.raises(ValueError) as info:
         resolve_weights("resnet34", "IMAGENET1K_V9")
     assert str(info.value).count("'DEFAULT'") == 1
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_auxiliary_heads_of_another_class_count_or_behind_a_prefix_are_dropped(tmp_path, wrapped):
+    source = torchvision.models.googlenet(aux_logits=True, init_weights=False, num_classes=2)
+    state = source.state_dict()
+    if wrapped:  # PyTorch Lightning's self.model
+        state = {f"model.{key}": value for key, value in state.items()}
+    torch.save({"state_dict": state} if wrapped else state, tmp_path / "googlenet.pt")
+    model, _, _ = build_backbone("googlenet", str(tmp_path / "googlenet.pt"), 2)
+    assert torch.equal(model.conv1.conv.weight, source.conv1.conv.weight)
+    assert torch.equal(model.fc.weight, source.fc.weight)  # the file's own 2-class head
+    assert model.aux1 is None and model.aux2 is None

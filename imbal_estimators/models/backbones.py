@@ -240,7 +240,9 @@ def build_backbone(name, weights, n_classes, **kwargs):
     if weights is None or is_weights_file(weights):
         state = None if weights is None else read_weights_file(weights)
         if name in _AUX_LOGIT_MODELS:
-            kwargs.setdefault("aux_logits", state is not None and _has_aux_heads(state))
+            if state is not None:  # dropped after loading anyway; they may have any class
+                state = _without_aux_heads(state)  # count or sit under a wrapper's prefix
+            kwargs.setdefault("aux_logits", False)
             kwargs.setdefault("init_weights", True)
         if state is None:
             model = torchvision.models.get_model(name, weights=None, **kwargs)
@@ -365,8 +367,11 @@ def _model_from_state(name, state, path, n_classes, **kwargs):
     return model
 
 
-def _has_aux_heads(state):
-    return any(key.startswith(("aux1.", "aux2.", "AuxLogits.")) for key in state)
+def _without_aux_heads(state):
+    """``state`` without GoogLeNet's and Inception v3's auxiliary heads (``aux1.``,
+    ``aux2.``, ``AuxLogits.``, also behind one wrapper prefix such as Lightning's)."""
+    heads = {"aux1", "aux2", "AuxLogits"}
+    return {key: value for key, value in state.items() if not heads & set(key.split(".")[:2])}
 
 
 def _drop_aux_heads(model):
