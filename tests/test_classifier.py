@@ -788,3 +788,31 @@ def test_a_network_saved_from_a_script_says_where_it_must_live():
 
     with pytest.raises(ImportError, match="a class of the script that saved the model"):
         import_reference("__main__", "NoSuchNetwork")
+
+
+class _ExtraState(_TupleNet):
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+    def get_extra_state(self):
+        return {"note": "not a tensor"}
+
+    def set_extra_state(self, state):
+        self.note = state
+
+
+class _ChildWithExtraState(torch.nn.Module):
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.inner = _ExtraState(num_classes)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("module", [_ExtraState, _ChildWithExtraState])
+@pytest.mark.parametrize("freeze_backbone", [False, True])
+def test_a_module_with_extra_state_is_refused_before_training(binary_data, module, freeze_backbone):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="keeps state that is not a tensor.*get_extra_state"):
+        make(module=module, freeze_backbone=freeze_backbone).fit(X, y)

@@ -373,6 +373,12 @@ def check_module_output(module, image_size, classes, trains_body=True):
     classes : ndarray
         ``classes_``.
     """
+    extra = [k for k, v in module.state_dict().items() if not isinstance(v, torch.Tensor)]
+    if extra:  # get_extra_state(): safetensors and the feature cache hold tensors only
+        raise ValueError(
+            f"module keeps state that is not a tensor ({extra[0]!r}, from get_extra_state()); "
+            "the package saves and caches tensors only: keep that state in buffers instead."
+        )
     was_training = module.training
     module.eval()
     device = next(module.parameters(), torch.zeros(0)).device
