@@ -428,3 +428,26 @@ def test_a_hub_endpoint_that_refuses_is_found_at_once(monkeypatch):
     start = time.perf_counter()
     assert "its host 127.0.0.1 does not answer" in timm_source.hub_unreachable()
     assert time.perf_counter() - start < 5
+
+
+def test_a_proxy_that_never_answers_or_an_endpoint_without_scheme_is_found_at_once(
+    monkeypatch,
+):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from imbal_estimators.models import timm_source
+
+    _no_proxies(monkeypatch)
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        start = time.perf_counter()
+        reason = timm_source.hub_unreachable(timeout=1.0)
+        assert "the proxy 127.0.0.1" in reason and "does not answer" in reason
+        assert time.perf_counter() - start < 4
+    monkeypatch.setattr(constants, "ENDPOINT", "hf-mirror.com")
+    assert "is not an http:// or https:// address" in timm_source.hub_unreachable()

@@ -9,9 +9,11 @@ which timm resolves over the network). A model's own preprocessing comes from it
 """
 
 import contextlib
+import http.client
 import importlib
 import logging
 import socket
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -118,27 +120,33 @@ def hub_unreachable(timeout=3.0):
     """Why the Hugging Face Hub cannot be reached, or None where it may be.
 
     Offline, ``huggingface_hub`` retries each file five times with a growing wait
-    (about a minute, a log line each time) before it fails. One connection to the
-    Hub's host, or to the proxy the environment names for it, with a short timeout,
-    tells first: a name that does not resolve, a refused or silent port.
+    (about a minute, a log line each time) before it fails, and a proxy that never
+    answers holds it longer. One ``HEAD`` request to the Hub (through the proxy the
+    environment names, as huggingface_hub's own requests go) with a short timeout
+    tells first: any answer, even an error status, means reachable.
     """
     try:
         from huggingface_hub import constants
     except ImportError:
         return None
     endpoint = urllib.parse.urlparse(constants.ENDPOINT)
-    if not endpoint.hostname:
-        return None
+    if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+        return f"HF_ENDPOINT {constants.ENDPOINT!r} is not an http:// or https:// address"
     target, what = _first_hop(endpoint)
     if target is None:
         return None
+    request = urllib.request.Request(constants.ENDPOINT, method="HEAD")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler())  # today's environment
     try:
-        with socket.create_connection(target, timeout=timeout):
-            return None
-    except socket.gaierror as exc:
-        return f"{what} does not resolve ({exc.strerror})"
-    except OSError as exc:  # refused, unreachable, or no answer within the timeout
-        return f"{what} does not answer ({exc.strerror or type(exc).__name__})"
+        opener.open(request, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # an answer
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, socket.gaierror):
+            return f"{what} does not resolve ({reason.strerror})"
+        return f"{what} does not answer ({first_line(reason, 80) or type(reason).__name__})"
+    return None
 
 
 def _first_hop(endpoint):
