@@ -65,10 +65,6 @@ def import_module_class(text):
 def _shadowed(top):
     """Why ``top`` in the working directory is not the module imported (another one of
     that name comes first on ``sys.path``, the standard library's above all), or None."""
-    here = os.getcwd()
-    local = os.path.exists(os.path.join(here, top + ".py")) or os.path.isdir(
-        os.path.join(here, top)
-    )
     if top in sys.stdlib_module_names:
         return (
             f"{top!r} is also a module of Python's standard library, which is found "
@@ -79,6 +75,10 @@ def _shadowed(top):
     except (ImportError, ValueError):
         return None
     origin = getattr(spec, "origin", None) or ""
+    here = os.getcwd()
+    local = os.path.exists(os.path.join(here, top + ".py")) or os.path.isdir(
+        os.path.join(here, top)
+    )
     if local and origin and not os.path.abspath(origin).startswith(here + os.sep):
         return (
             f"another {top!r} comes first on the import path ({origin}), before the one in "

@@ -175,12 +175,7 @@ def import_reference(module, qualname):
         obj = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:  # importing runs the module: a SyntaxError, its own error
-        if not isinstance(exc, (ImportError, AttributeError)):
-            raise ImportError(
-                f"The saved file names {module}:{qualname}; importing {module!r} raised "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    except (ImportError, AttributeError) as exc:
         if module == "__main__":  # defined in the script that saved the model
             raise ImportError(
                 f"The saved file names {module}:{qualname}, a class of the script that saved "
@@ -191,6 +186,11 @@ def import_reference(module, qualname):
             f"The saved file names {module}:{qualname}, which cannot be imported here "
             f"({type(exc).__name__}: {exc}): install its package, or run from the folder "
             "that holds it (or add that folder to PYTHONPATH)."
+        ) from exc
+    except Exception as exc:  # importing runs the module: a SyntaxError, its own error
+        raise ImportError(
+            f"The saved file names {module}:{qualname}; importing {module!r} raised "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     return obj
 

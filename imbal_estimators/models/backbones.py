@@ -290,7 +290,7 @@ def _build_timm(name, weights, n_classes, **kwargs):
         except (urllib.error.URLError, OSError, RuntimeError) as exc:
             raise WeightsDownloadError(
                 f"Could not load timm's pretrained weights for backbone {name!r} "
-                f"({type(exc).__name__}: {_first_line(exc)}). Without internet access, pass "
+                f"({type(exc).__name__}: {first_line(exc)}). Without internet access, pass "
                 f"weights=None for random initialization, or weights='path/to/weights.pth': "
                 f"a state dict saved with torch.save(timm.create_model("
                 f"{timm_source.model_name(name)!r}, pretrained=True).state_dict(), path) on a "
@@ -300,10 +300,6 @@ def _build_timm(name, weights, n_classes, **kwargs):
             ) from exc
     config = timm_source.data_config(model)
     return model, tuple(config["mean"]), tuple(config["std"])
-
-
-def _first_line(exc):
-    return first_line(exc, 200)
 
 
 def _check_timm_weights(name, weights):
@@ -603,7 +599,7 @@ def read_state_dict(path):
         except Exception as exc:  # safetensors' own error type: an empty or cut file
             raise ValueError(
                 f"weights file {path!r} is not a safetensors file that safetensors can read "
-                f"({type(exc).__name__}: {_first_line(exc)})."
+                f"({type(exc).__name__}: {first_line(exc)})."
             ) from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -622,7 +618,7 @@ def read_state_dict(path):
     except Exception as exc:
         raise ValueError(
             f"weights file {path!r} is not a state dict that torch.load(weights_only=True) "
-            f"can read ({type(exc).__name__}: {_first_line(exc)})."
+            f"can read ({type(exc).__name__}: {first_line(exc)})."
         ) from exc
     state = _unwrapped(state)
     if not isinstance(state, dict):
@@ -650,7 +646,7 @@ def _unpickling_detail(exc):
     if marker in text:
         detail = text.split(marker, 1)[1].strip().splitlines()
         return detail[0].strip() if detail else "an unreadable pickle"
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 # Keys under which training checkpoints keep the model's state dict, in the order timm's
@@ -697,7 +693,7 @@ def _load_strict(model, state, path, name, assign=False):
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         raise ValueError(
-            f"weights file {path!r} does not fit backbone {name!r}: {_first_line(exc)}"
+            f"weights file {path!r} does not fit backbone {name!r}: {first_line(exc)}"
         ) from exc
 
 

@@ -132,8 +132,8 @@ def hub_unreachable(timeout=3.0):
     endpoint = urllib.parse.urlparse(constants.ENDPOINT)
     if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
         return f"HF_ENDPOINT {constants.ENDPOINT!r} is not an http:// or https:// address"
-    target, what = _first_hop(endpoint)
-    if target is None:
+    what = _first_hop(endpoint)
+    if what is None:
         return None
     request = urllib.request.Request(constants.ENDPOINT, method="HEAD")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler())  # today's environment
@@ -150,19 +150,18 @@ def hub_unreachable(timeout=3.0):
 
 
 def _first_hop(endpoint):
-    """``((host, port), words)`` of the first connection a request to ``endpoint`` makes:
-    the proxy the environment names for its scheme (unless ``NO_PROXY`` spares the host),
-    else the host itself; ``(None, None)`` for a proxy kind not judged here (SOCKS)."""
+    """How messages name the first hop of a request to ``endpoint``: the proxy the
+    environment names for its scheme (unless ``NO_PROXY`` spares the host), else the
+    host itself; None for a proxy kind urllib cannot judge (SOCKS)."""
     host = endpoint.hostname
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     proxy = urllib.request.getproxies().get(endpoint.scheme)
     if not proxy or urllib.request.proxy_bypass(host):
-        return (host, port), f"its host {host}"
+        return f"its host {host}"
     parsed = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return None, None
-    proxy_port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return (parsed.hostname, proxy_port), f"the proxy {parsed.hostname}:{proxy_port}"
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"the proxy {parsed.hostname}:{port}"
 
 
 @contextlib.contextmanager
